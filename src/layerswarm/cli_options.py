@@ -1,0 +1,66 @@
+"""Click options generated from config dataclasses, so help text lives in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import click
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(inner type, optional?) for ``X | None``."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return inner[0], True
+    return tp, False
+
+
+def dataclass_options(
+    cls: type, include: Iterable[str], prefix: str = "", rename: dict[str, str] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> Callable:
+    """A decorator adding one ``--option`` per dataclass field in ``include``.
+
+    The option's value arrives as keyword ``{prefix}{field}``; use :func:`pop_config` to
+    build the dataclass back from the keywords.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    rename = rename or {}
+    defaults = defaults or {}
+
+    def decorate(func: Callable) -> Callable:
+        for name in reversed(list(include)):
+            f = fields[name]
+            flag = "--" + rename.get(name, name).replace("_", "-")
+            dest = f"{prefix}{name}"
+            tp, optional = _base_type(hints[name])
+            default = defaults.get(name, f.default if f.default is not dataclasses.MISSING else None)
+            help_text = f.metadata.get("help", "")
+            if tp is bool:
+                negative = "--no-" + flag[2:]
+                option = click.option(f"{flag}/{negative}", dest, default=default, show_default=True, help=help_text)
+            else:
+                option = click.option(
+                    flag, dest, type=tp, default=default, show_default=default is not None, help=help_text,
+                )
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def pop_config(cls: type, kwargs: dict[str, Any], prefix: str = "", **overrides: Any) -> Any:
+    """Build ``cls`` from the keywords a :func:`dataclass_options` decorator produced."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if key in kwargs:
+            values[f.name] = kwargs.pop(key)
+    values.update(overrides)
+    return cls(**values)

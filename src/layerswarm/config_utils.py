@@ -1,0 +1,33 @@
+"""Config dataclasses round-trip to JSON (as peft's configs do) and carry help text."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def help_field(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with a default and help text (shown by the CLI and the docs)."""
+    if "default_factory" in kwargs:
+        return dataclasses.field(metadata={"help": help}, **kwargs)
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+class JsonConfig:
+    """Mixin for dataclasses: ``to_dict`` / ``from_dict`` with unknown keys rejected."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**data)
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]

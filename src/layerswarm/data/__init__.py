@@ -1,0 +1,40 @@
+"""Target datasets: load them as uint8 image tensors split into train / val / test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from layerswarm.data.config import BUILTIN_DATASETS, PAPER_DATASETS, DataConfig
+from layerswarm.data.imageset import DatasetSplits, ImageSet, SearchSplits
+from layerswarm.errors import LayerswarmError
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "PAPER_DATASETS",
+    "DataConfig",
+    "DatasetSplits",
+    "ImageSet",
+    "SearchSplits",
+    "load_dataset",
+]
+
+_FASHION_ALIASES = frozenset({"fashion-mnist", "fashion_mnist", "fashionmnist"})
+
+
+def load_dataset(cfg: DataConfig) -> DatasetSplits:
+    """Load ``cfg.data``: ``digits``, ``fashion-mnist``, ``NAME:ROOT`` for a paper dataset,
+    or a path to an ImageFolder tree."""
+    # imported here so that `import layerswarm.data` stays light (no PIL/sklearn/scipy)
+    from layerswarm.data import builtin, imagefolder, paper
+
+    data = cfg.data.strip()
+    key = data.lower()
+    if key == "digits":
+        return builtin.load_digits_splits(cfg)
+    if key in _FASHION_ALIASES:
+        return builtin.load_fashion_mnist_splits(cfg)
+    if paper.parse_paper_spec(data, cfg.data_root) is not None:
+        return paper.load_paper_splits(cfg)
+    if not Path(data).expanduser().exists():
+        raise LayerswarmError(imagefolder.missing_data_message(data))
+    return imagefolder.load_imagefolder_splits(cfg)

@@ -1,0 +1,120 @@
+"""What data to load and how to split it: one dataclass, validated on creation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from layerswarm.errors import LayerswarmError
+
+# Names accepted by ``DataConfig.data`` besides a folder path.
+BUILTIN_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist")
+# Paper datasets read from a local copy: ``NAME:ROOT`` (or ``NAME`` with ``data_root``).
+PAPER_DATASETS: tuple[str, ...] = ("caltech256-30", "caltech256-60", "mit-indoor", "stanford-dogs")
+BAD_IMAGE_POLICIES: tuple[str, ...] = ("skip", "error")
+
+
+@dataclass
+class DataConfig:
+    """Dataset choice and split settings; every field maps to a CLI option."""
+
+    data: str = field(
+        default="digits",
+        metadata={
+            "help": "dataset: 'digits', 'fashion-mnist', a paper dataset as NAME:ROOT "
+            "(caltech256-30, caltech256-60, mit-indoor, stanford-dogs) or a path to an "
+            "ImageFolder tree (class subfolders of images, optionally under train/ val/ test/)"
+        },
+    )
+    data_root: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder holding the dataset files when --data is a name "
+            "(fashion-mnist default: /usr/share/datasets/fashion-mnist)"
+        },
+    )
+    image_size: int = field(
+        default=32, metadata={"help": "images are resized (and center-cropped) to SIZE x SIZE"}
+    )
+    train_per_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "few-shot: keep K training images per class, taken after validation "
+            "is held out (default: all remaining)"
+        },
+    )
+    val_per_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "validation images per class held out of the training images "
+            "(default: use --val-fraction)"
+        },
+    )
+    val_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": "fraction of each class's training images held out for validation "
+            "when --val-per-class is not given"
+        },
+    )
+    test_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": "fraction of each class held out for testing, only for datasets "
+            "without a test split (digits, a single-folder ImageFolder)"
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "seed of every data split"})
+    on_bad_image: str = field(
+        default="skip",
+        metadata={"help": "unreadable image files: 'skip' them with one warning, or 'error'"},
+    )
+    max_test: int | None = field(
+        default=None,
+        metadata={"help": "cap on test images (stratified sample) for quick runs"},
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`LayerswarmError` for a value no loader could use."""
+        if not isinstance(self.data, str) or not self.data.strip():
+            raise LayerswarmError(
+                "data is empty: pass --data 'digits', 'fashion-mnist', NAME:ROOT or a folder path"
+            )
+        if self.image_size < 1:
+            raise LayerswarmError(
+                f"image_size={self.image_size} is not positive: pass --image-size N with N >= 1"
+            )
+        for name in ("train_per_class", "val_per_class", "max_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                flag = "--" + name.replace("_", "-")
+                raise LayerswarmError(
+                    f"{name}={value} must be at least 1: pass {flag} N with N >= 1, or leave it unset"
+                )
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                flag = "--" + name.replace("_", "-")
+                raise LayerswarmError(
+                    f"{name}={value} is outside (0, 1): pass {flag} F with 0 < F < 1, e.g. 0.2"
+                )
+        if self.on_bad_image not in BAD_IMAGE_POLICIES:
+            raise LayerswarmError(
+                f"on_bad_image={self.on_bad_image!r} is not known: pass --on-bad-image skip or --on-bad-image error"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise LayerswarmError(
+                f"unknown data setting(s) {', '.join(unknown)}: use only {', '.join(sorted(known))}"
+            )
+        return cls(**d)

@@ -1,0 +1,70 @@
+"""In-memory image sets: images decoded once and held as uint8 tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ImageSet:
+    """Images ``uint8 [N, C, H, W]`` (C is 1 or 3) and labels ``int64 [N]``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 [N,C,H,W], got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError("labels must be [N] and match images")
+        self.labels = self.labels.long()
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, index: torch.Tensor) -> ImageSet:
+        return ImageSet(self.images[index], self.labels[index])
+
+    def to(self, device: torch.device | str) -> ImageSet:
+        return ImageSet(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class SearchSplits:
+    """What a search may see: training and validation data, never the test split."""
+
+    train: ImageSet
+    val: ImageSet
+    classes: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclass
+class DatasetSplits:
+    """Train / validation / test splits of one target dataset."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    classes: list[str]
+    name: str = "dataset"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def for_search(self) -> SearchSplits:
+        """The view handed to a search: the test split is structurally absent."""
+        return SearchSplits(self.train, self.val, self.classes)
+
+    def summary(self) -> str:
+        shape = "x".join(str(s) for s in self.train.images.shape[1:])
+        return (
+            f"{self.name}: {self.num_classes} classes, train {len(self.train)}, "
+            f"val {len(self.val)}, test {len(self.test)}, images {shape}"
+        )

@@ -1,0 +1,183 @@
+"""A whole run: load data, search a mask on train/val, fine-tune it, test it once.
+
+Files in the output folder (each written atomically, so a run can be resumed):
+``config.json``, ``evaluations.jsonl`` (one line per fitness evaluation),
+``search_state.json`` (searcher state after every evaluation), ``best_mask.json`` and
+``final/`` (``model.safetensors``, ``metrics.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .bundle import ModelBundle, ModelConfig, build_bundle
+from .config_utils import JsonConfig, help_field
+from .data import DataConfig, DatasetSplits, load_dataset
+from .errors import LayerswarmError
+from .executors import Executor, LocalExecutor
+from .finetune import run_finetune
+from .fitness import Evaluation, MaskFitness
+from .io import append_jsonl, atomic_write_json, read_json, read_jsonl
+from .searchers import Searcher, Trial, create_searcher
+from .strategies import create_strategy
+from .training import TrainConfig
+from .units import save_mask
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+EVALUATIONS_FILE = "evaluations.jsonl"
+STATE_FILE = "search_state.json"
+BEST_MASK_FILE = "best_mask.json"
+
+
+@dataclass
+class SearchConfig(JsonConfig):
+    searcher: str = help_field("pso", "searcher name (pso, random, ...)")
+    options: dict = help_field(None, "searcher options, e.g. PSO particles/generations/c1/c2", default_factory=dict)
+    retries: int = help_field(1, "retries of an evaluation that raises before it counts as failed")
+    backend: str = help_field("local", "where evaluations run: local or ray")
+
+
+def _paper_final() -> TrainConfig:
+    return TrainConfig(epochs=110)
+
+
+@dataclass
+class RunConfig(JsonConfig):
+    """The full resolved configuration of a run, written to ``config.json``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    fitness: TrainConfig = field(default_factory=TrainConfig)  # maxEpoch = 5 short fine-tunes
+    final: TrainConfig = field(default_factory=_paper_final)  # the 110-epoch final fine-tune
+    search: SearchConfig = field(default_factory=SearchConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model.to_dict(), "data": self.data.to_dict(), "fitness": self.fitness.to_dict(),
+            "final": self.final.to_dict(), "search": self.search.to_dict(), "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        return cls(
+            model=ModelConfig.from_dict(d["model"]), data=DataConfig.from_dict(d["data"]),
+            fitness=TrainConfig.from_dict(d["fitness"]), final=TrainConfig.from_dict(d["final"]),
+            search=SearchConfig.from_dict(d["search"]), seed=d.get("seed", 0),
+        )
+
+
+def _record(trial: Trial, ev: Evaluation) -> dict:
+    finite = ev.fitness != float("-inf")
+    return {
+        "number": trial.number,
+        "generation": trial.generation,
+        "particle": trial.index,
+        "position": trial.position,
+        "mask": list(trial.mask),
+        "fitness": ev.fitness if finite else None,
+        "seconds": round(ev.seconds, 3),
+        "epochs_trained": ev.epochs_trained,
+        "val_curve": [e["val_accuracy"] for e in ev.epochs],
+        "error": ev.error,
+    }
+
+
+def search_masks(
+    searcher: Searcher,
+    executor: Executor,
+    out_dir: str | Path,
+    on_evaluation: Callable[[dict], None] | None = None,
+) -> tuple[list[int], float]:
+    """Drive ask/tell to the end, logging each evaluation and saving state after each one.
+
+    Resumable: evaluations already in ``evaluations.jsonl`` are told again, not re-run.
+    """
+    out = Path(out_dir)
+    done = {r["number"]: r for r in read_jsonl(out / EVALUATIONS_FILE)}
+    while not searcher.is_done():
+        pending = searcher.pending() if hasattr(searcher, "pending") else []
+        trials = pending or searcher.ask()
+        atomic_write_json(out / STATE_FILE, searcher.state_dict())
+        todo = []
+        for trial in trials:
+            if trial.number in done:  # finished before an interruption: reuse its result
+                fitness = done[trial.number]["fitness"]
+                searcher.tell(trial.number, float("-inf") if fitness is None else fitness)
+            else:
+                todo.append(trial)
+        for trial, ev in executor.run(todo):
+            record = _record(trial, ev)
+            append_jsonl(out / EVALUATIONS_FILE, record)
+            done[trial.number] = record
+            searcher.tell(trial.number, ev.fitness)
+            atomic_write_json(out / STATE_FILE, searcher.state_dict())
+            if ev.error:
+                log.error("evaluation %d (generation %d, particle %d) failed: %s",
+                          trial.number, trial.generation, trial.index, ev.error)
+            if on_evaluation is not None:
+                on_evaluation(record)
+    atomic_write_json(out / STATE_FILE, searcher.state_dict())
+    return searcher.best()
+
+
+def _check_resume(out: Path, cfg: RunConfig) -> None:
+    saved = read_json(out / CONFIG_FILE)
+    if saved != cfg.to_dict():
+        raise LayerswarmError(
+            f"'{out}' holds a run with a different configuration: use a new --out folder, or --resume {out} alone"
+        )
+
+
+def make_executor(cfg: RunConfig, bundle: ModelBundle, data: DatasetSplits) -> Executor:
+    evaluator = MaskFitness(bundle, data.for_search(), cfg.fitness)
+    if cfg.search.backend == "local":
+        return LocalExecutor(evaluator, retries=cfg.search.retries)
+    raise LayerswarmError(f"unknown backend '{cfg.search.backend}': use local")
+
+
+def run_search(
+    cfg: RunConfig,
+    out_dir: str | Path,
+    data: DatasetSplits | None = None,
+    resume: bool = False,
+    on_evaluation: Callable[[dict], None] | None = None,
+    on_final_epoch: Callable[[dict], None] | None = None,
+) -> dict:
+    """Search a mask with ``cfg.search`` on train/val, then fine-tune it and test it once."""
+    out = Path(out_dir)
+    if resume:
+        if not (out / CONFIG_FILE).is_file():
+            raise LayerswarmError(f"nothing to resume in '{out}': no {CONFIG_FILE} (start with layerswarm search --out {out})")
+        _check_resume(out, cfg)
+    elif (out / CONFIG_FILE).exists():
+        raise LayerswarmError(f"'{out}' already holds a run: pass --resume {out} to continue it, or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / CONFIG_FILE, cfg.to_dict())
+
+    data = data if data is not None else load_dataset(cfg.data)
+    bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
+    searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed)
+    if resume and (out / STATE_FILE).is_file():
+        searcher.load_state_dict(read_json(out / STATE_FILE))
+    executor = make_executor(cfg, bundle, data)
+    try:
+        mask, fitness = search_masks(searcher, executor, out, on_evaluation)
+    finally:
+        executor.close()
+    save_mask(out / BEST_MASK_FILE, mask, bundle.units, fitness=fitness, searcher=cfg.search.searcher,
+              history=searcher.history())
+
+    final_metrics_path = out / "final" / "metrics.json"
+    if resume and final_metrics_path.is_file():
+        final = read_json(final_metrics_path)
+    else:
+        strategy = create_strategy("mask", {"mask": mask})
+        final = run_finetune(bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed, on_epoch=on_final_epoch)
+    return {"mask": mask, "fitness": fitness, "units": [u.name for u in bundle.units],
+            "test_accuracy": final["test_accuracy"], "out_dir": str(out)}

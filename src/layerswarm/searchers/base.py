@@ -1,0 +1,249 @@
+"""The searcher interface: ask for candidate masks, tell their fitness (as in optuna)."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+from layerswarm.errors import LayerswarmError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Trial:
+    """One candidate handed out by :meth:`Searcher.ask`.
+
+    ``number`` is unique within a search and increases in ask order; ``generation`` and
+    ``index`` place it in a batch (a PSO generation and particle). ``position`` is the
+    searcher's continuous encoding when it has one (PSO: x in [0,1]^L), else ``None``.
+    """
+
+    number: int
+    generation: int
+    index: int
+    mask: list[int]
+    position: list[float] | None = None
+    budget_epochs: int | None = None  # fidelity asked for; None means the search default
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "generation": self.generation,
+            "index": self.index,
+            "mask": list(self.mask),
+            "position": None if self.position is None else list(self.position),
+            "budget_epochs": self.budget_epochs,
+            "info": dict(self.info),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trial:
+        return cls(**d)
+
+
+class Searcher(ABC):
+    """Ask/tell search over binary freeze masks of length ``num_units``.
+
+    Protocol: ``ask()`` returns the next batch of trials (possibly one); every trial of
+    a batch must be told with ``tell(trial.number, fitness)`` (higher is better; use
+    ``float('-inf')`` for a failed evaluation) before the next ``ask()``. ``is_done()``
+    says when the budget is spent. ``state_dict()`` is JSON-serialisable and
+    ``load_state_dict()`` restores the searcher exactly, random-number state included,
+    so that a resumed search asks the same trials as an uninterrupted one.
+    """
+
+    name: str = "base"
+
+    def __init__(self, num_units: int, seed: int = 0) -> None:
+        if num_units < 1:
+            raise ValueError("num_units must be >= 1")
+        self.num_units = num_units
+        self.seed = seed
+
+    @abstractmethod
+    def ask(self) -> list[Trial]:
+        """The next batch of trials to evaluate."""
+
+    @abstractmethod
+    def tell(self, number: int, fitness: float) -> None:
+        """Report the fitness of trial ``number`` (asked and not yet told)."""
+
+    @abstractmethod
+    def is_done(self) -> bool:
+        """True when no further ``ask()`` is allowed."""
+
+    @abstractmethod
+    def best(self) -> tuple[list[int], float]:
+        """The best mask told so far and its fitness."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state, random-number state included."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state returned by :meth:`state_dict`."""
+
+    def history(self) -> list[dict[str, Any]]:
+        """Per-generation summaries (e.g. best and mean fitness); optional."""
+        return []
+
+
+# --- Helpers shared by the built-in searchers (additions; the API above is unchanged) ---
+
+
+def encode_float(x: float) -> float | str:
+    """A float as strict JSON: finite values unchanged, others as "-inf", "inf" or "nan".
+
+    ``json.dumps`` would write ``-Infinity``, which is not JSON and which other readers
+    (jq, JavaScript) reject; a failed evaluation's ``-inf`` must survive a checkpoint.
+    """
+    x = float(x)
+    if math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def decode_float(x: float | str | None) -> float:
+    """Inverse of :func:`encode_float` (``None`` also reads as ``-inf``)."""
+    if x is None:
+        return float("-inf")
+    return float(x)  # float("-inf"), float("inf") and float("nan") parse the strings
+
+
+def check_fitness(fitness: float) -> float:
+    """``fitness`` as a float; NaN is refused because it compares false with everything."""
+    value = float(fitness)
+    if math.isnan(value):
+        raise ValueError("fitness is NaN; report a failed evaluation as float('-inf')")
+    return value
+
+
+class BatchSearcher(Searcher):
+    """Bookkeeping for searchers that hand out whole batches (a PSO generation).
+
+    Subclasses implement :meth:`_new_batch` (the trials of the next batch, given the first
+    trial number) and :meth:`_finish_batch` (act on a batch once every trial is told).
+    This class enforces the protocol: no ``ask()`` while a batch is outstanding or after
+    the budget, no unknown or repeated ``tell()``; and it keeps the outstanding batch so
+    that :meth:`pending` can re-hand it after :meth:`load_state_dict`.
+    """
+
+    def __init__(self, num_units: int, seed: int = 0) -> None:
+        super().__init__(num_units, seed)
+        self._next_number = 0
+        self._batch: list[Trial] = []  # the outstanding batch, in ask order
+        self._told: dict[int, float] = {}  # fitness of its trials told so far
+
+    @abstractmethod
+    def _new_batch(self, first_number: int) -> list[Trial]:
+        """The next batch; numbers ``first_number, first_number + 1, ...``."""
+
+    @abstractmethod
+    def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
+        """Act on a fully told batch; ``fitnesses`` follow ``trials`` (ask order)."""
+
+    def ask(self) -> list[Trial]:
+        if self._batch:
+            missing = [t.number for t in self.pending()]
+            raise RuntimeError(
+                f"{self.name} searcher: tell the fitness of trials {missing} before asking "
+                "again (pending() returns them)"
+            )
+        if self.is_done():
+            raise RuntimeError(f"{self.name} searcher: the budget is spent (is_done() is True)")
+        batch = self._new_batch(self._next_number)
+        self._next_number += len(batch)
+        self._batch = batch
+        self._told = {}
+        return [Trial.from_dict(t.to_dict()) for t in batch]  # copies: callers may mutate
+
+    def tell(self, number: int, fitness: float) -> None:
+        value = check_fitness(fitness)
+        if number not in {t.number for t in self._batch}:
+            raise ValueError(f"{self.name} searcher: trial {number} was not asked in this batch")
+        if number in self._told:
+            raise ValueError(f"{self.name} searcher: trial {number} was already told")
+        self._told[number] = value
+        if len(self._told) == len(self._batch):
+            trials, told = self._batch, self._told
+            self._batch, self._told = [], {}
+            self._finish_batch(trials, [told[t.number] for t in trials])
+
+    def pending(self) -> list[Trial]:
+        """Trials asked and not yet told, in ask order (re-hand these after a resume)."""
+        return [Trial.from_dict(t.to_dict()) for t in self._batch if t.number not in self._told]
+
+    def _batch_state(self) -> dict[str, Any]:
+        return {
+            "next_number": self._next_number,
+            "batch": [t.to_dict() for t in self._batch],
+            "told": [[n, encode_float(f)] for n, f in self._told.items()],
+        }
+
+    def _load_batch_state(self, state: dict[str, Any]) -> None:
+        self._next_number = int(state["next_number"])
+        self._batch = [Trial.from_dict(d) for d in state["batch"]]
+        self._told = {int(n): decode_float(f) for n, f in state["told"]}
+
+    def _check_state(self, state: dict[str, Any]) -> None:
+        """Refuse a state written by another searcher or for another number of units."""
+        if state.get("searcher") != self.name:
+            raise LayerswarmError(
+                f"cannot resume: the saved state is from searcher {state.get('searcher')!r}, "
+                f"not {self.name!r}; resume with the same searcher or start a new search"
+            )
+        if int(state.get("num_units", -1)) != self.num_units:
+            raise LayerswarmError(
+                f"cannot resume: the saved state has {state.get('num_units')} units but this "
+                f"model has {self.num_units}; resume with the same model and unit grouping"
+            )
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build the config dataclass ``cls`` from ``data``, refusing unknown keys by name."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise LayerswarmError(
+            f"unknown {cls.__name__} option(s) {', '.join(unknown)}; "
+            f"known options: {', '.join(sorted(known))}"
+        )
+    return cls(**data)
+
+
+_SUMMARY_FLOATS = ("best_fitness", "mean_fitness", "max_fitness")
+
+
+def batch_summary(
+    generation: int, fitnesses: list[float], best_so_far: float, inertia: float | None = None
+) -> dict[str, Any]:
+    """One history row for a told batch.
+
+    ``mean_fitness`` is over the finite fitnesses (-inf if none) so that one failed
+    evaluation does not hide the batch's mean; ``failed`` counts the non-finite ones.
+    """
+    finite = [f for f in fitnesses if math.isfinite(f)]
+    row: dict[str, Any] = {
+        "generation": generation,
+        "best_fitness": float(best_so_far),
+        "mean_fitness": math.fsum(finite) / len(finite) if finite else -math.inf,
+        "max_fitness": float(max(fitnesses)),
+        "failed": len(fitnesses) - len(finite),
+    }
+    if inertia is not None:
+        row["inertia"] = float(inertia)
+    return row
+
+
+def encode_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row with non-finite floats encoded as by :func:`encode_float`."""
+    return {k: encode_float(v) if k in _SUMMARY_FLOATS else v for k, v in row.items()}
+
+
+def decode_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: decode_float(v) if k in _SUMMARY_FLOATS else v for k, v in row.items()}

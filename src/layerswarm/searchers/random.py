@@ -1,0 +1,136 @@
+"""The paper's random-mask baseline as a searcher: each unit fine-tuned if U(0, 1) >= 0.5.
+
+``trials=1`` is exactly the paper's baseline (one random mask, then the final fine-tune);
+larger budgets make it random search, the natural control for PSO at the same cost.
+Draw order: at each ``ask()``, one vector of L uniforms per trial, in trial order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from layerswarm.errors import LayerswarmError
+from layerswarm.searchers.base import (
+    BatchSearcher,
+    Trial,
+    batch_summary,
+    config_from_dict,
+    decode_float,
+    decode_summary,
+    encode_float,
+    encode_summary,
+)
+
+__all__ = ["RandomConfig", "RandomSearcher"]
+
+
+@dataclass
+class RandomConfig:
+    """Budget of the random search; the defaults match PSO's default n * G = 120."""
+
+    trials: int = field(
+        default=120, metadata={"help": "masks to evaluate (1: the paper's random-mask baseline)"}
+    )
+    batch_size: int = field(
+        default=10, metadata={"help": "masks handed out per ask() (the last batch may be smaller)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.trials < 1 or self.batch_size < 1:
+            raise LayerswarmError("invalid random config: trials and batch_size must be >= 1")
+
+    @property
+    def budget(self) -> int:
+        return self.trials
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RandomConfig:
+        return config_from_dict(cls, data)
+
+
+class RandomSearcher(BatchSearcher):
+    """Independent random masks; the best told one wins (strict ``>``: ties keep the first)."""
+
+    name = "random"
+    config_class = RandomConfig
+
+    def __init__(self, num_units: int, config: RandomConfig | None = None, seed: int = 0) -> None:
+        super().__init__(num_units, seed)
+        self.config = config if config is not None else RandomConfig()
+        self._rng = np.random.Generator(np.random.PCG64(seed))
+        self._batches = 0  # batches fully told
+        self._told_count = 0
+        self._best_mask: list[int] | None = None
+        self._best_fit = -math.inf
+        self._history: list[dict[str, Any]] = []
+
+    def _new_batch(self, first_number: int) -> list[Trial]:
+        size = min(self.config.batch_size, self.config.trials - first_number)
+        draws = self._rng.random((size, self.num_units))
+        return [
+            Trial(
+                number=first_number + i,
+                generation=self._batches,
+                index=i,
+                mask=[int(b) for b in draws[i] >= 0.5],
+            )
+            for i in range(size)
+        ]
+
+    def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
+        for trial, phi in zip(trials, fitnesses, strict=True):
+            # The first told mask is the best even when it failed, so best() is always defined.
+            if self._best_mask is None or phi > self._best_fit:
+                self._best_mask, self._best_fit = list(trial.mask), phi
+        self._history.append(batch_summary(self._batches, fitnesses, self._best_fit))
+        self._told_count += len(trials)
+        self._batches += 1
+
+    def is_done(self) -> bool:
+        return self._told_count >= self.config.trials
+
+    def best(self) -> tuple[list[int], float]:
+        """Best told mask and its fitness; raises before the first batch is told."""
+        if self._best_mask is None:
+            raise RuntimeError("random searcher: no batch has been told yet, so no best mask")
+        return list(self._best_mask), float(self._best_fit)
+
+    def history(self) -> list[dict[str, Any]]:
+        return [dict(h) for h in self._history]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "searcher": self.name,
+            "version": 1,
+            "num_units": self.num_units,
+            "seed": self.seed,
+            "config": self.config.to_dict(),
+            "rng": self._rng.bit_generator.state,
+            "batches": self._batches,
+            "told_count": self._told_count,
+            "best_mask": self._best_mask,
+            "best_fitness": encode_float(self._best_fit),
+            "history": [encode_summary(h) for h in self._history],
+            **self._batch_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore exactly, config included (the saved config wins over the constructor's)."""
+        self._check_state(state)
+        self.seed = state["seed"]
+        self.config = RandomConfig.from_dict(state["config"])
+        self._rng = np.random.Generator(np.random.PCG64())
+        self._rng.bit_generator.state = state["rng"]
+        self._batches = int(state["batches"])
+        self._told_count = int(state["told_count"])
+        self._best_mask = None if state["best_mask"] is None else list(state["best_mask"])
+        self._best_fit = decode_float(state["best_fitness"])
+        self._history = [decode_summary(h) for h in state["history"]]
+        self._load_batch_state(state)

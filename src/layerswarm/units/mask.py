@@ -1,0 +1,81 @@
+"""Freeze masks: validation, files, and applying a mask to a model.
+
+Freezing is real: a frozen unit's parameters get ``requires_grad=False`` (so they are left
+out of the optimizer: no weight decay, no momentum) and its modules run in eval mode
+(BatchNorm running statistics unchanged, no dropout or drop-path noise).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import LayerswarmError
+from ..io import atomic_write_json
+from .units import Unit
+
+
+def validate_mask(mask: Sequence, num_units: int, source: str = "mask") -> list[int]:
+    """Return ``mask`` as a list of 0/1 ints or raise a one-line error."""
+    values = list(mask)
+    if len(values) != num_units:
+        raise LayerswarmError(
+            f"{source} has {len(values)} entries but the model has {num_units} units: "
+            "list them with 'layerswarm layers --model M' and give one 0/1 per unit"
+        )
+    bad = [v for v in values if v not in (0, 1) or isinstance(v, float) and not float(v).is_integer()]
+    if bad:
+        raise LayerswarmError(f"{source} holds {bad[0]!r}: every entry must be 0 (frozen) or 1 (fine-tuned)")
+    return [int(v) for v in values]
+
+
+def load_mask(path: str | Path, units: list[Unit]) -> list[int]:
+    """Read ``{"mask": [...]}`` (e.g. best_mask.json) or a bare JSON list, or a 0/1 string."""
+    path = Path(path)
+    if not path.is_file():
+        raise LayerswarmError(f"mask file '{path}' does not exist: pass a best_mask.json written by 'layerswarm search'")
+    text = path.read_text().strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = [int(c) if c in "01" else c for c in text.replace(",", "").replace(" ", "")]
+    if isinstance(data, dict):
+        if "mask" not in data:
+            raise LayerswarmError(f"mask file '{path}' has no 'mask' key: expected {{\"mask\": [0/1 per unit]}}")
+        data = data["mask"]
+    if not isinstance(data, list):
+        raise LayerswarmError(f"mask file '{path}' holds no list: expected {{\"mask\": [0/1 per unit]}}")
+    return validate_mask(data, len(units), source=f"mask file '{path}'")
+
+
+def save_mask(path: str | Path, mask: list[int], units: list[Unit], **extra) -> None:
+    atomic_write_json(path, {"mask": list(mask), "units": [u.name for u in units], **extra})
+
+
+def frozen_modules(units: list[Unit], mask: Sequence[int]) -> list[str]:
+    return [m for u, bit in zip(units, mask, strict=True) if not bit for m in u.modules]
+
+
+def apply_mask(model: nn.Module, units: list[Unit], mask: Sequence[int]) -> list[str]:
+    """Set ``requires_grad`` per unit (head and unmasked params stay trainable).
+
+    Returns the module paths to keep in eval mode during training (see :func:`train_mode`).
+    """
+    mask = validate_mask(mask, len(units))
+    params = dict(model.named_parameters())
+    for p in params.values():
+        p.requires_grad_(True)
+    for unit, bit in zip(units, mask, strict=True):
+        for name in unit.params:
+            params[name].requires_grad_(bool(bit))
+    return frozen_modules(units, mask)
+
+
+def train_mode(model: nn.Module, frozen: list[str]) -> None:
+    """``model.train()``, but frozen units stay in eval mode (running stats kept)."""
+    model.train()
+    for path in frozen:
+        model.get_submodule(path).eval()
