@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make demo` (install + the main job) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3.11
+BIN := $(VENV)/bin
+# The CPU/CUDA torch build that pip takes from this machine's disk (plain `torch` would download GBs).
+TORCH := torch==2.14.1 torchvision==0.29.1
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: install data demo test test-fast lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[all]"
+	touch $@
+
+install: $(BIN)/.installed
+
+# Fashion-MNIST from Debian's package (needs root); the slow tests skip without it.
+data:
+	@[ -d $(FASHION_MNIST) ] || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; } \
+	  || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped"
+
+# The main job on the embedded default: EfficientNet-Lite0 (offline ImageNet weights) on digits,
+# a swarm scaled to finish in about ten minutes on 2 CPU cores.
+demo: install
+	$(BIN)/layerswarm search --model efficientnet_lite0 --data digits --image-size 32 \
+	  --train-per-class 50 --val-per-class 20 --particles 5 --generations 4 --fitness-epochs 2 \
+	  --final-epochs 15 --step-size 10 --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+test: install data
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

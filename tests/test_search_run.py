@@ -1,0 +1,91 @@
+"""A whole search run: outputs, the search never touching the test split, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import torch
+
+from layerswarm.bundle import ModelConfig
+from layerswarm.cli import main
+from layerswarm.data import DataConfig
+from layerswarm.data.imageset import ImageSet
+from layerswarm.io import read_jsonl
+from layerswarm.search import RunConfig, SearchConfig, run_search
+from layerswarm.training import TrainConfig
+
+
+def tiny_config(**search_options) -> RunConfig:
+    options = {"particles": 3, "generations": 2, **search_options}
+    return RunConfig(
+        model=ModelConfig(name="test_efficientnet", weights="none"),
+        data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4),
+        fitness=TrainConfig(epochs=1, batch_size=16),
+        final=TrainConfig(epochs=2, batch_size=16),
+        search=SearchConfig(searcher="pso", options=options),
+    )
+
+
+def test_search_writes_every_output(tmp_path, digits16):
+    cfg = tiny_config()
+    result = run_search(cfg, tmp_path / "run", data=digits16)
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text()) == cfg.to_dict()
+    evals = read_jsonl(run / "evaluations.jsonl")
+    assert len(evals) == 3 * 2
+    assert [(e["generation"], e["particle"]) for e in evals] == [(g, p) for g in range(2) for p in range(3)]
+    for e in evals:
+        assert e["mask"] == [int(x > 0.5) for x in e["position"]]
+        assert 0.0 <= e["fitness"] <= 1.0 and e["seconds"] > 0
+    best = json.loads((run / "best_mask.json").read_text())
+    top = max(evals, key=lambda e: e["fitness"])
+    assert best["fitness"] == top["fitness"] and best["mask"] == result["mask"]
+    assert len(best["units"]) == len(best["mask"])
+    metrics = json.loads((run / "final" / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 2 and "test_accuracy" in metrics["epochs"][-1]
+    assert metrics["test_accuracy"] == result["test_accuracy"] and metrics["mask"] == best["mask"]
+    assert (run / "final" / "model.safetensors").stat().st_size > 0
+
+
+def test_the_search_never_reads_the_test_split(tmp_path, digits16):
+    """Poison the test split (random labels, noise images): the search must not change."""
+    g = torch.Generator().manual_seed(0)
+    poisoned = dataclasses.replace(
+        digits16,
+        test=ImageSet(
+            torch.randint(0, 256, digits16.test.images.shape, dtype=torch.uint8, generator=g),
+            torch.randint(0, 10, (len(digits16.test),), generator=g),
+        ),
+    )
+    a = run_search(tiny_config(), tmp_path / "a", data=digits16)
+    b = run_search(tiny_config(), tmp_path / "b", data=poisoned)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(read_jsonl(tmp_path / "a" / "evaluations.jsonl")) == strip(read_jsonl(tmp_path / "b" / "evaluations.jsonl"))
+    assert a["mask"] == b["mask"] and a["fitness"] == b["fitness"]
+    assert a["test_accuracy"] != b["test_accuracy"]  # only the final evaluation sees it
+
+
+def test_search_command_end_to_end(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main([
+        "search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
+        "--train-per-class", "8", "--val-per-class", "4", "--particles", "2", "--generations", "2",
+        "--fitness-epochs", "1", "--final-epochs", "1", "--batch-size", "16", "--out", str(out), "--quiet",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    best = json.loads((out / "best_mask.json").read_text())
+    assert "".join(map(str, best["mask"])) in printed and "final test accuracy" in printed
+    assert len(read_jsonl(out / "evaluations.jsonl")) == 4
+
+
+def test_finetune_command_with_a_mask_file(tmp_path, capsys):
+    mask = tmp_path / "m.json"
+    mask.write_text(json.dumps({"mask": [0, 0, 0, 1, 1, 1]}))
+    code = main(["finetune", "--model", "test_efficientnet", "--weights", "none", "--data", "digits",
+                 "--image-size", "16", "--train-per-class", "8", "--val-per-class", "4", "--mask", str(mask),
+                 "--epochs", "1", "--out", str(tmp_path / "ft"), "--quiet"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "ft" / "final" / "metrics.json").read_text())
+    assert metrics["mask"] == [0, 0, 0, 1, 1, 1] and metrics["strategy"] == "mask"
