@@ -34,10 +34,11 @@ def test_search_writes_every_output(tmp_path, digits16):
     assert json.loads((run / "config.json").read_text()) == cfg.to_dict()
     evals = read_jsonl(run / "evaluations.jsonl")
     assert len(evals) == 3 * 2
-    assert [(e["generation"], e["particle"]) for e in evals] == [(g, p) for g in range(2) for p in range(3)]
+    # Within a generation, evaluations are logged as they finish (memo hits first, Ray in any order).
+    assert sorted((e["generation"], e["particle"]) for e in evals) == [(g, p) for g in range(2) for p in range(3)]
     for e in evals:
         assert e["mask"] == [int(x > 0.5) for x in e["position"]]
-        assert 0.0 <= e["fitness"] <= 1.0 and e["seconds"] > 0
+        assert 0.0 <= e["fitness"] <= 1.0 and e["seconds"] >= 0  # a memoised repeat costs 0 s
     best = json.loads((run / "best_mask.json").read_text())
     top = max(evals, key=lambda e: e["fitness"])
     assert best["fitness"] == top["fitness"] and best["mask"] == result["mask"]

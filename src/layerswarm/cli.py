@@ -15,13 +15,16 @@ from .data import DataConfig
 from .errors import LayerswarmError
 from .io import read_json
 from .search import CONFIG_FILE, RunConfig, SearchConfig
+from .speed import SpeedConfig
 from .training import TrainConfig
 
 DATA_FIELDS = ["data", "data_root", "image_size", "train_per_class", "val_per_class", "val_fraction",
                "test_fraction", "max_test", "on_bad_image"]
 TRAIN_FIELDS = ["lr", "momentum", "weight_decay", "batch_size", "optimizer", "schedule", "step_size",
-                "gamma", "augment", "keep_best", "device", "amp", "channels_last"]
+                "gamma", "augment", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last"]
 MODEL_FIELDS = ["name", "weights", "granularity"]
+SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs", "halving_keep", "early_stop",
+                "train_fraction", "val_fraction"]
 
 
 def model_options(func):
@@ -34,6 +37,11 @@ def data_options(func):
 
 def train_options(func):
     return dataclass_options(TrainConfig, TRAIN_FIELDS, prefix="train_")(func)
+
+
+def speed_options(func):
+    return dataclass_options(SpeedConfig, SPEED_FIELDS, prefix="speed_", rename={
+        "prefix_cache": "cache", "train_fraction": "fitness_train_fraction", "val_fraction": "fitness_val_fraction"})(func)
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -49,9 +57,11 @@ def app() -> None:
 @model_options
 @data_options
 @train_options
-@click.option("--searcher", default="pso", show_default=True, help="searcher: pso or random")
-@click.option("--particles", type=int, default=10, show_default=True, help="PSO swarm size n")
+@speed_options
+@click.option("--searcher", default="pso", show_default=True, help="searcher: pso, random, tpe, ga, greedy or exhaustive (docs/searchers.md)")
+@click.option("--particles", type=int, default=10, show_default=True, help="PSO swarm size n (other searchers: masks per batch)")
 @click.option("--generations", type=int, default=12, show_default=True, help="PSO generations G")
+@click.option("--budget", type=int, default=None, help="fitness evaluations of the search, any searcher (default: particles x generations)")
 @click.option("--c1", type=float, default=1.5, show_default=True, help="PSO cognitive factor")
 @click.option("--c2", type=float, default=1.5, show_default=True, help="PSO social factor")
 @click.option("--inertia-start", type=float, default=1.4, show_default=True, help="inertia weight at the first generation")
@@ -60,15 +70,21 @@ def app() -> None:
 @click.option("--fitness-epochs", type=int, default=5, show_default=True, help="maxEpoch: epochs of each fitness fine-tune")
 @click.option("--final-epochs", type=int, default=110, show_default=True, help="epochs of the final fine-tune")
 @click.option("--retries", type=int, default=1, show_default=True, help="retries of a failing evaluation")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="run evaluations here, one at a time, or in parallel on Ray")
+@click.option("--address", default=None, help="Ray cluster to join (auto, ray://HOST:10001); default: start Ray on this machine")
+@click.option("--cpus-per-trial", type=int, default=1, show_default=True, help="CPU cores (torch threads) per evaluation, both backends")
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True, help="GPUs per Ray evaluation (0.5: two share a GPU); needs --device cuda")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the search, the head and the training")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="output folder (default runs/search-<model>-<data>)")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None, help="continue the run in this folder")
-@click.option("--quiet", is_flag=True, help="only warnings and the result")
+@click.option("--quiet", is_flag=True, help="only warnings and the result: no progress bars or log lines")
+@click.option("--tensorboard", is_flag=True, help="write TensorBoard logs to OUT/tensorboard")
 def search(**kw) -> None:
     """Search a freeze/fine-tune mask with PSO on train/val, fine-tune it, test it."""
     from .search import run_search
 
-    _setup_logging(kw.pop("quiet"))
+    quiet, tensorboard = kw.pop("quiet"), kw.pop("tensorboard")
+    _setup_logging(quiet)
     resume_dir = kw.pop("resume_dir")
     if resume_dir:
         if not (Path(resume_dir) / CONFIG_FILE).is_file():
@@ -77,8 +93,17 @@ def search(**kw) -> None:
     else:
         cfg, out_dir = _search_config(kw)
     click.echo(f"layerswarm search: {cfg.model.name} on {cfg.data.data} -> {out_dir}", err=True)
-    result = run_search(cfg, out_dir, resume=bool(resume_dir), on_evaluation=_print_evaluation,
-                        on_final_epoch=_print_epoch)
+    from .progress import search_listeners
+
+    listeners, result = search_listeners(cfg, out_dir, quiet=quiet, tensorboard=tensorboard), None
+    try:
+        result = run_search(cfg, out_dir, resume=bool(resume_dir), on_evaluation=listeners.on_evaluation,
+                            on_final_epoch=listeners.on_final_epoch, on_fitness_epoch=listeners.on_fitness_epoch)
+    except KeyboardInterrupt:  # state is saved after every evaluation: nothing finished is lost
+        click.echo(f"\ninterrupted: progress is saved in {out_dir}; continue with: layerswarm search --resume {out_dir}", err=True)
+        raise
+    finally:
+        listeners.close(result)
     mask = "".join(map(str, result["mask"]))
     click.echo(f"best mask ({sum(result['mask'])}/{len(result['mask'])} units fine-tuned): {mask}")
     click.echo(f"search fitness (val accuracy): {result['fitness']:.4f}")
@@ -93,15 +118,21 @@ def _search_config(kw: dict) -> tuple[RunConfig, str]:
     train = pop_config(TrainConfig, kw, prefix="train_", seed=seed)
     options = {k: kw.pop(k) for k in ("c1", "c2", "inertia_start", "inertia_end", "velocity_max")}
     options.update(particles=kw.pop("particles"), generations=kw.pop("generations"))
-    searcher = kw.pop("searcher")
-    if searcher != "pso":
-        options = {"trials": options["particles"] * options["generations"], "batch_size": options["particles"]}
+    searcher, budget = kw.pop("searcher"), kw.pop("budget")
+    if searcher != "pso" or budget is not None:  # every searcher's config from one budget
+        from .searchers import config_for_budget
+
+        sized = config_for_budget(searcher, budget or options["particles"] * options["generations"], options["particles"])
+        options = {**options, **sized} if searcher == "pso" else sized
     cfg = RunConfig(
         model=model, data=data,
         fitness=train.replace(epochs=kw.pop("fitness_epochs")),
         final=train.replace(epochs=kw.pop("final_epochs")),
-        search=SearchConfig(searcher=searcher, options=options, retries=kw.pop("retries")),
+        search=SearchConfig(searcher=searcher, options=options, retries=kw.pop("retries"), backend=kw.pop("backend"),
+                            address=kw.pop("address"), cpus_per_trial=kw.pop("cpus_per_trial"),
+                            gpus_per_trial=kw.pop("gpus_per_trial")),
         seed=seed,
+        speed=pop_config(SpeedConfig, kw, prefix="speed_"),
     )
     out_dir = kw.pop("out_dir") or f"runs/search-{model.name.replace(':', '_')}-{Path(data.data).name}"
     return cfg, out_dir
@@ -196,6 +227,124 @@ def models(pattern: str) -> None:
     ]
     for n in names:
         click.echo(n)
+
+
+@app.command()
+@model_options
+@dataclass_options(DataConfig, [f for f in DATA_FIELDS if f != "data"], prefix="data_")
+@dataclass_options(TrainConfig, [f for f in TRAIN_FIELDS if f != "test_every"], prefix="train_")
+@click.option("--data", "datasets", multiple=True, required=True,
+              help="a dataset (as for search); repeat --data for several columns")
+@click.option("--strategies", default=None, help="comma-separated (default scratch,linear,full,l2sp,child-d,random-mask,pso)")
+@click.option("--option", "options", multiple=True, help="strategy option STRATEGY.KEY=VALUE, e.g. pso.particles=4 (repeatable)")
+@click.option("--repeats", type=int, default=3, show_default=True, help="runs per strategy and dataset (seeds seed..seed+R-1)")
+@click.option("--epochs", type=int, default=110, show_default=True, help="epochs of every fine-tune")
+@click.option("--test-every", type=int, default=5, show_default=True, help="test every N epochs (5: the early-accuracy column)")
+@click.option("--seed", type=int, default=0, show_default=True, help="base seed (the data split uses it too)")
+@click.option("--resplit", is_flag=True, help="a new data split per repeat instead of one fixed split")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder; rerun to resume")
+@click.option("--quiet", is_flag=True, help="only the table")
+def compare(**kw) -> None:
+    """Run strategies on identical splits, schedules and seeds; write results.md and results.csv."""
+    from .compare import compare_from_cli
+
+    _setup_logging(kw["quiet"])
+    click.echo(compare_from_cli(kw), nl=False)
+
+
+@app.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def strategies(as_json: bool) -> None:
+    """List the fine-tuning strategies and their options."""
+    from .strategies.describe import describe_strategies, format_strategies
+
+    click.echo(json.dumps(describe_strategies(), indent=2) if as_json else format_strategies())
+
+
+@app.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None, help="HTML file (default DIR/report.html)")
+def report(run_dir: str, out_file: str | None) -> None:
+    """Write report.html (figures embedded, also as DIR/figures/*.png) for a search or comparison."""
+    from .report import write_report
+
+    click.echo(f"report: {write_report(run_dir, out_file)}")
+
+
+@app.command()
+@click.argument("run_dir", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", type=int, default=5, show_default=True, help="classes to show per image")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def predict(run_dir: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
+    """Classify IMAGES with the final model of RUN_DIR (a search or finetune --out folder)."""
+    from .predict import format_predictions
+    from .predict import predict as run_predict
+
+    results = run_predict(run_dir, images, top_k=top_k, device=device)
+    click.echo(json.dumps([r.to_dict() for r in results], indent=2) if as_json else format_predictions(results))
+
+
+@app.command()
+@model_options
+@data_options
+@train_options
+@click.option("--table", "table_path", type=click.Path(dir_okay=False), required=True, help="fitness table (JSONL): every mask's real fitness")
+@click.option("--build-table", is_flag=True, help="first evaluate the masks missing from --table (real training; resumable)")
+@click.option("--searchers", default="pso,random,tpe,ga,greedy,exhaustive", show_default=True, help="comma-separated searchers to race; NAME:key=value/key=value adds options, e.g. greedy:start=random")
+@click.option("--budget", type=int, default=120, show_default=True, help="fitness evaluations per run (PSO's n x G)")
+@click.option("--ask-batch", type=int, default=10, show_default=True, help="masks per ask where a searcher batches (PSO's n)")
+@click.option("--seeds", type=int, default=20, show_default=True, help="runs per searcher, seeds 0..N-1")
+@click.option("--frozen-units", default="", help="comma-separated units pinned frozen, not searched (race a sub-space)")
+@click.option("--fitness-epochs", type=int, default=1, show_default=True, help="epochs of one fitness evaluation (the table's)")
+@click.option("--final-seeds", type=int, default=0, show_default=True, help="fine-tune and test the best masks of seeds 0..N-1")
+@click.option("--final-epochs", type=int, default=5, show_default=True, help="epochs of those final fine-tunes")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the head, the data splits and the training")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder: summary.json, runs.json, race.png")
+def race(**kw) -> None:
+    """Race the searchers at one budget on a table of real fitness values (docs/searchers.md)."""
+    from .race import RaceConfig, race_command
+
+    _setup_logging(False)
+    seed = kw.pop("seed")
+    model = pop_config(ModelConfig, kw, prefix="model_")
+    data = pop_config(DataConfig, kw, prefix="data_", seed=seed)
+    train = pop_config(TrainConfig, kw, prefix="train_", seed=seed)
+    run_cfg = RunConfig(model=model, data=data, fitness=train.replace(epochs=kw["fitness_epochs"]),
+                        final=train.replace(epochs=kw["final_epochs"]), seed=seed)
+    cfg = RaceConfig(searchers=[n.strip() for n in kw["searchers"].split(",") if n.strip()], budget=kw["budget"],
+                     fitness_epochs=kw["fitness_epochs"], batch_size=kw["ask_batch"], seeds=kw["seeds"],
+                     frozen_units=[int(u) for u in kw["frozen_units"].split(",") if u.strip()])
+    text = race_command(run_cfg, cfg, kw["table_path"], kw["out_dir"], build=kw["build_table"],
+                        final_seeds=kw["final_seeds"], echo=lambda line: click.echo(line, err=True))
+    click.echo(text)
+    click.echo(f"results in {kw['out_dir']} (race.png, summary.json, runs.json)")
+
+
+@app.command()
+@click.option("--quick", "preset", flag_value="quick", default=True, help="small swarm, minutes on a CPU (default)")
+@click.option("--full", "preset", flag_value="full", help="the paper's swarm: n=10, G=12, maxEpoch=5, 110 final epochs (GPU)")
+@click.option("--seeds", default="0,1,2", show_default=True, help="comma-separated seeds: reference and approximate run for each, exact for the first")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the results to this JSON file")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps")
+@click.option("--threads", type=int, default=None, help="torch CPU threads for every run (default: torch's)")
+@click.option("--data-root", default=None, help="folder of the Fashion-MNIST idx files")
+@click.option("--no-throughput", is_flag=True, help="skip the trainer-vs-bare-loop throughput measurement")
+def bench(preset: str, seeds: str, json_path: str | None, device: str, threads: int | None, data_root: str | None,
+          no_throughput: bool) -> None:
+    """Benchmark: plain Algorithm 1 vs layerswarm exact vs approximate (EfficientNet-Lite0, Fashion-MNIST)."""
+    from .bench import format_table, run_bench
+
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError as err:
+        raise LayerswarmError(f"--seeds '{seeds}' is not a list of integers: pass e.g. --seeds 0,1,2") from err
+    if not seed_list:
+        raise LayerswarmError("--seeds is empty: pass at least one seed, e.g. --seeds 0")
+    result = run_bench(preset, seed_list, device=device, json_path=json_path, data_root=data_root, threads=threads,
+                       throughput=not no_throughput, log=lambda line: click.echo(line, err=True))
+    click.echo(format_table(result))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ Files in the output folder (each written atomically, so a run can be resumed):
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +18,12 @@ from .bundle import ModelBundle, ModelConfig, build_bundle
 from .config_utils import JsonConfig, help_field
 from .data import DataConfig, DatasetSplits, load_dataset
 from .errors import LayerswarmError
-from .executors import Executor, LocalExecutor
+from .executors import Executor, FitnessSpec, create_executor
 from .finetune import run_finetune
-from .fitness import Evaluation, MaskFitness
-from .io import append_jsonl, atomic_write_json, read_json, read_jsonl
+from .fitness import Evaluation
+from .io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from .searchers import Searcher, Trial, create_searcher
+from .speed import SpeedConfig, wrap_executor
 from .strategies import create_strategy
 from .training import TrainConfig
 from .units import save_mask
@@ -40,6 +42,9 @@ class SearchConfig(JsonConfig):
     options: dict = help_field(None, "searcher options, e.g. PSO particles/generations/c1/c2", default_factory=dict)
     retries: int = help_field(1, "retries of an evaluation that raises before it counts as failed")
     backend: str = help_field("local", "where evaluations run: local or ray")
+    address: str | None = help_field(None, "Ray cluster address (auto, ray://HOST:10001); default: start Ray here")
+    cpus_per_trial: int = help_field(1, "CPU cores per evaluation, also its torch thread count (both backends, so that their results agree)")
+    gpus_per_trial: float = help_field(0.0, "GPUs per evaluation under Ray (0.5: two evaluations share a GPU)")
 
 
 def _paper_final() -> TrainConfig:
@@ -56,11 +61,13 @@ class RunConfig(JsonConfig):
     final: TrainConfig = field(default_factory=_paper_final)  # the 110-epoch final fine-tune
     search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 0
+    speed: SpeedConfig = field(default_factory=SpeedConfig)  # exact speed-ups on, approximate off
 
     def to_dict(self) -> dict:
         return {
             "model": self.model.to_dict(), "data": self.data.to_dict(), "fitness": self.fitness.to_dict(),
             "final": self.final.to_dict(), "search": self.search.to_dict(), "seed": self.seed,
+            "speed": self.speed.to_dict(),
         }
 
     @classmethod
@@ -69,6 +76,7 @@ class RunConfig(JsonConfig):
             model=ModelConfig.from_dict(d["model"]), data=DataConfig.from_dict(d["data"]),
             fitness=TrainConfig.from_dict(d["fitness"]), final=TrainConfig.from_dict(d["final"]),
             search=SearchConfig.from_dict(d["search"]), seed=d.get("seed", 0),
+            speed=SpeedConfig.from_dict(d.get("speed", {})),
         )
 
 
@@ -99,7 +107,9 @@ def search_masks(
     Resumable: evaluations already in ``evaluations.jsonl`` are told again, not re-run.
     """
     out = Path(out_dir)
-    done = {r["number"]: r for r in read_jsonl(out / EVALUATIONS_FILE)}
+    records = read_jsonl(out / EVALUATIONS_FILE)
+    _drop_torn_tail(out / EVALUATIONS_FILE, records)
+    done = {r["number"]: r for r in records}
     while not searcher.is_done():
         pending = searcher.pending() if hasattr(searcher, "pending") else []
         trials = pending or searcher.ask()
@@ -126,6 +136,14 @@ def search_masks(
     return searcher.best()
 
 
+def _drop_torn_tail(path: Path, records: list[dict]) -> None:
+    """A kill while appending can leave half a line; the next append would glue onto it and
+    hide every later line from :func:`read_jsonl`. Rewrite the file with the whole lines."""
+    whole = "".join(json.dumps(r) + "\n" for r in records)
+    if path.is_file() and path.read_text(encoding="utf-8") != whole:
+        atomic_write_text(path, whole)
+
+
 def _check_resume(out: Path, cfg: RunConfig) -> None:
     saved = read_json(out / CONFIG_FILE)
     if saved != cfg.to_dict():
@@ -134,11 +152,12 @@ def _check_resume(out: Path, cfg: RunConfig) -> None:
         )
 
 
-def make_executor(cfg: RunConfig, bundle: ModelBundle, data: DatasetSplits) -> Executor:
-    evaluator = MaskFitness(bundle, data.for_search(), cfg.fitness)
-    if cfg.search.backend == "local":
-        return LocalExecutor(evaluator, retries=cfg.search.retries)
-    raise LayerswarmError(f"unknown backend '{cfg.search.backend}': use local")
+def make_executor(cfg: RunConfig, bundle: ModelBundle, data: DatasetSplits, on_epoch=None) -> Executor:
+    spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed)  # workers rebuild the same bundle
+    s = cfg.search
+    executor = create_executor(s.backend, spec, data.for_search(), bundle=bundle, on_epoch=on_epoch, retries=s.retries,
+                               cpus_per_trial=s.cpus_per_trial, gpus_per_trial=s.gpus_per_trial, address=s.address)
+    return wrap_executor(executor, cfg.speed, cfg.fitness)  # memoisation, successive halving
 
 
 def run_search(
@@ -148,6 +167,8 @@ def run_search(
     resume: bool = False,
     on_evaluation: Callable[[dict], None] | None = None,
     on_final_epoch: Callable[[dict], None] | None = None,
+    on_fitness_epoch: Callable[[dict], None] | None = None,
+    report: bool = True,
 ) -> dict:
     """Search a mask with ``cfg.search`` on train/val, then fine-tune it and test it once."""
     out = Path(out_dir)
@@ -165,7 +186,7 @@ def run_search(
     searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed)
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))
-    executor = make_executor(cfg, bundle, data)
+    executor = make_executor(cfg, bundle, data, on_fitness_epoch)
     try:
         mask, fitness = search_masks(searcher, executor, out, on_evaluation)
     finally:
@@ -179,5 +200,8 @@ def run_search(
     else:
         strategy = create_strategy("mask", {"mask": mask})
         final = run_finetune(bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed, on_epoch=on_final_epoch)
+    if report:  # report.html + figures/; a failure is logged, never loses the finished run
+        from .report import try_write_report
+        try_write_report(out)
     return {"mask": mask, "fitness": fitness, "units": [u.name for u in bundle.units],
             "test_accuracy": final["test_accuracy"], "out_dir": str(out)}

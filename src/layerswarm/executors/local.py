@@ -7,23 +7,31 @@ from collections.abc import Callable, Iterator
 
 from ..fitness import Evaluation
 from ..searchers.base import Trial
-from .base import Executor
+from .base import Executor, describe_error, torch_threads
 
 log = logging.getLogger(__name__)
 
 
 class LocalExecutor(Executor):
-    """Sequential evaluation with retries; an evaluation that keeps failing scores -inf."""
+    """Sequential evaluation with retries; an evaluation that keeps failing scores -inf.
+
+    ``threads``: torch CPU threads during each evaluation (None leaves torch's setting).
+    """
 
     name = "local"
 
-    def __init__(self, evaluate: Callable[[list[int], int | None], Evaluation], retries: int = 1) -> None:
+    def __init__(
+        self, evaluate: Callable[[list[int], int | None], Evaluation], retries: int = 1, threads: int | None = None
+    ) -> None:
         self.evaluate = evaluate
         self.retries = retries
+        self.threads = threads
 
     def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Evaluation]]:
         for trial in trials:
-            yield trial, evaluate_with_retries(self.evaluate, trial, self.retries)
+            with torch_threads(self.threads):
+                evaluation = evaluate_with_retries(self.evaluate, trial, self.retries)
+            yield trial, evaluation
 
 
 def evaluate_with_retries(evaluate, trial: Trial, retries: int) -> Evaluation:
@@ -35,6 +43,6 @@ def evaluate_with_retries(evaluate, trial: Trial, retries: int) -> Evaluation:
         except KeyboardInterrupt:
             raise
         except Exception as err:  # noqa: BLE001 - any failure of one evaluation must not end the search
-            error = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            error = describe_error(err)
             log.warning("evaluation %d failed (attempt %d/%d): %s", trial.number, attempt + 1, retries + 1, error)
     return Evaluation(fitness=float("-inf"), error=error)

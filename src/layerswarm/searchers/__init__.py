@@ -13,23 +13,43 @@ from typing import Any
 
 from layerswarm.errors import LayerswarmError
 from layerswarm.searchers.base import BatchSearcher, Searcher, Trial
+from layerswarm.searchers.exhaustive import ExhaustiveConfig, ExhaustiveSearcher
+from layerswarm.searchers.ga import GAConfig, GASearcher
+from layerswarm.searchers.greedy import GreedyConfig, GreedySearcher
 from layerswarm.searchers.pso import PSOConfig, PSOSearcher
 from layerswarm.searchers.random import RandomConfig, RandomSearcher
+from layerswarm.searchers.tpe import TPEConfig, TPESearcher
 
 __all__ = [
     "SEARCHERS",
     "BatchSearcher",
+    "ExhaustiveConfig",
+    "ExhaustiveSearcher",
+    "GAConfig",
+    "GASearcher",
+    "GreedyConfig",
+    "GreedySearcher",
     "PSOConfig",
     "PSOSearcher",
     "RandomConfig",
     "RandomSearcher",
     "Searcher",
+    "TPEConfig",
+    "TPESearcher",
     "Trial",
+    "config_for_budget",
     "create_searcher",
     "register_searcher",
 ]
 
-SEARCHERS: dict[str, type[Searcher]] = {"pso": PSOSearcher, "random": RandomSearcher}
+SEARCHERS: dict[str, type[Searcher]] = {
+    "pso": PSOSearcher,
+    "random": RandomSearcher,
+    "tpe": TPESearcher,
+    "ga": GASearcher,
+    "greedy": GreedySearcher,
+    "exhaustive": ExhaustiveSearcher,
+}
 
 
 def register_searcher(name: str) -> Callable[[type[Searcher]], type[Searcher]]:
@@ -78,3 +98,30 @@ def create_searcher(
             f"not a {type(config).__name__}"
         )
     return cls(num_units, config=config, seed=seed)  # type: ignore[call-arg]
+
+
+def config_for_budget(name: str, evaluations: int, batch_size: int | None = None) -> dict[str, Any]:
+    """Options of searcher ``name`` for a budget of ``evaluations`` fitness evaluations.
+
+    ``batch_size`` (masks per ask, e.g. PSO's swarm size) is used where the searcher batches.
+    PSO spends its budget as ``particles x generations`` (generations rounded up); a config
+    class with ``from_budget(evaluations, batch_size)`` decides for itself; exhaustive search
+    always spends 2^L.
+    """
+    if evaluations < 1:
+        raise LayerswarmError(f"budget={evaluations} must be at least 1 fitness evaluation")
+    cls = SEARCHERS.get(name)
+    if cls is None:
+        raise LayerswarmError(
+            f"unknown searcher {name!r}; known searchers: {', '.join(sorted(SEARCHERS))}"
+        )
+    if cls is PSOSearcher:
+        particles = min(batch_size or 10, evaluations)
+        return {"particles": particles, "generations": -(-evaluations // particles)}
+    if cls is RandomSearcher:
+        return {"trials": evaluations, "batch_size": batch_size or 10}
+    config_class = getattr(cls, "config_class", None)
+    from_budget = getattr(config_class, "from_budget", None)
+    if from_budget is None:
+        return {}
+    return from_budget(evaluations, batch_size).to_dict()

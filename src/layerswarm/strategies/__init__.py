@@ -1,6 +1,16 @@
 """Fine-tuning strategies, one module each, behind one registry."""
 
-from . import simple  # noqa: F401  (registers full, linear, mask)
+from . import (  # noqa: F401  (each module registers its strategies)
+    blocks,
+    child_tuning,
+    discriminative,
+    gradual,
+    l2sp,
+    pso,
+    random_mask,
+    scratch,
+    simple,
+)
 from .base import Strategy, StrategyConfig, StrategyContext, TrainPlan
 from .registry import STRATEGIES, create_strategy, register_strategy
 

@@ -3,7 +3,6 @@ groups and learning rates, and any hooks into the loop (penalties, gradient mask
 
 from __future__ import annotations
 
-from abc import ABC
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -44,7 +43,7 @@ class StrategyContext:
     out_dir: str | None = None
 
 
-class Strategy(ABC):
+class Strategy:
     """Base class. Subclasses set ``name``, ``Config`` and override :meth:`plan`."""
 
     name: ClassVar[str] = "base"

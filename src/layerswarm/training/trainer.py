@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -83,20 +83,74 @@ def trainable_param_groups(model: nn.Module) -> list[dict]:
     return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, data: ImageSet, transform: BatchTransform, batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``model`` on ``data`` (eval mode; restores the previous mode)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = 0
+class ImageBatches:
+    """Where :func:`fit` gets its batches: uint8 images held in memory, shuffled, augmented and
+    normalised on the device (no per-epoch decode, no DataLoader workers).
+
+    One seeded generator draws the epoch order and then each batch's crops and flips, so with
+    the same seed every run sees the same sequence of batches. The frozen-prefix activation
+    cache (``layerswarm.speed.prefix_cache``) relies on exactly that.
+    """
+
+    def __init__(self, train: ImageSet, val: ImageSet, transform: BatchTransform, cfg: TrainConfig,
+                 device: torch.device) -> None:
+        self.train, self.val, self.transform, self.cfg = train.to(device), val, transform, cfg
+        self.device = device
+        self.generator = torch.Generator(device=device.type if device.type != "mps" else "cpu").manual_seed(cfg.seed)
+        self.memory_format = memory_format(cfg, device)
+
+    def train_epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(inputs, labels)`` of one shuffled, augmented epoch."""
+        n, bs = len(self.train), self.cfg.batch_size
+        order = torch.randperm(n, generator=self.generator, device=self.device)
+        for i in range(0, n, bs):
+            idx = order[i : i + bs]
+            if len(idx) < 2 and n >= 2:
+                continue  # a batch of one breaks BatchNorm in training mode
+            x = self.transform(self.train.images[idx], train=True, generator=self.generator)
+            yield x.contiguous(memory_format=self.memory_format), self.train.labels[idx]
+
+    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return eval_batches(self.val, self.transform, self.cfg.eval_batch_size, self.device, self.memory_format)
+
+
+def memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format:
+    return torch.channels_last if cfg.channels_last and device.type in ("cuda", "cpu") else torch.contiguous_format
+
+
+def eval_batches(data: ImageSet, transform: BatchTransform, batch_size: int, device: torch.device,
+                 fmt: torch.memory_format = torch.contiguous_format) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(inputs, labels)`` of ``data`` in order, without augmentation."""
     for start in range(0, len(data), batch_size):
         images = data.images[start : start + batch_size].to(device, non_blocking=True)
         labels = data.labels[start : start + batch_size].to(device, non_blocking=True)
-        logits = model(transform(images, train=False))
-        correct += (logits.argmax(1) == labels).sum().item()
+        yield transform(images, train=False).contiguous(memory_format=fmt), labels
+
+
+def accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Top-1 accuracy over ``batches`` in eval mode (restores the previous mode).
+
+    ``inference_mode`` runs the same kernels as ``no_grad`` (identical results) with less
+    autograd bookkeeping: about 1.3x faster evaluation on a CPU here.
+    """
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    with torch.inference_mode():
+        for x, y in batches:
+            correct += (model(x).argmax(1) == y).sum().item()
+            total += len(y)
     model.train(was_training)
-    return correct / max(len(data), 1)
+    return correct / max(total, 1)
+
+
+def evaluate(model: nn.Module, data: ImageSet, transform: BatchTransform, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model`` on ``data`` (eval mode; restores the previous mode)."""
+    weight = next((p for p in model.parameters() if p.ndim == 4), None)
+    channels_last = weight is not None and not weight.is_contiguous() and weight.is_contiguous(
+        memory_format=torch.channels_last)  # feed the memory format the model was trained in
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return accuracy(model, eval_batches(data, transform, batch_size, next(model.parameters()).device, fmt))
 
 
 def fit(
@@ -110,63 +164,58 @@ def fit(
     test: ImageSet | None = None,
     hooks: TrainHooks | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    inputs: ImageBatches | None = None,
+    stop: Callable[[dict], bool] | None = None,
 ) -> History:
     """Train ``model`` in place for ``cfg.epochs`` epochs and return per-epoch metrics.
 
     Only parameters with ``requires_grad`` are optimised (``param_groups`` may set per-group
-    learning rates); modules in ``frozen`` stay in eval mode. ``test`` is evaluated only
-    when given, which the search never does.
+    learning rates); modules in ``frozen`` stay in eval mode, and autograd never runs a
+    backward pass through a frozen prefix (nothing before the first trainable parameter
+    requires grad). ``test`` is evaluated only when given, which the search never does.
+    ``inputs`` replaces the default :class:`ImageBatches` (the frozen-prefix cache feeds
+    cached activations to a model whose prefix it removed); ``stop(record)`` returning True
+    ends training after that epoch (early stopping of a fitness evaluation).
     """
     frozen = list(frozen or [])
     hooks = hooks or TrainHooks()
     device = next(model.parameters()).device
-    groups = param_groups if param_groups is not None else trainable_param_groups(model)
-    optimizer = make_optimizer(groups, cfg)
+    optimizer = make_optimizer(param_groups if param_groups is not None else trainable_param_groups(model), cfg)
     scheduler = make_scheduler(optimizer, cfg)
-    generator = torch.Generator(device=device.type if device.type != "mps" else "cpu").manual_seed(cfg.seed)
+    inputs = inputs or ImageBatches(train, val, transform, cfg, device)
     torch.manual_seed(cfg.seed)  # dropout / drop-path draws
-    train = train.to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
-    memory_format = torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.contiguous_format
-    if memory_format is torch.channels_last:
-        model.to(memory_format=memory_format)
+    model.to(memory_format=memory_format(cfg, device))
 
     history = History()
     best_acc, best_state = -math.inf, None
     start = time.perf_counter()
-    n = len(train)
     for epoch in range(cfg.epochs):
         hooks.on_epoch_start(epoch, model, optimizer)
         train_mode(model, frozen + hooks.frozen_modules())
-        order = torch.randperm(n, generator=generator, device=device)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for i in range(0, n, cfg.batch_size):
-            idx = order[i : i + cfg.batch_size]
-            if len(idx) < 2 and n >= 2:
-                continue  # a batch of one breaks BatchNorm in training mode
-            x = transform(train.images[idx], train=True, generator=generator).contiguous(memory_format=memory_format)
-            y = train.labels[idx]
+        # Sums stay on the device: no host sync per batch (it would stall a GPU pipeline).
+        loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+        for x, y in inputs.train_epoch():
             with autocast:
                 logits = model(x)
                 loss = F.cross_entropy(logits.float(), y)
             penalty = hooks.penalty(model)
-            total = loss if penalty is None else loss + penalty
-            if not torch.isfinite(total):
-                raise NonFiniteLossError(f"non-finite loss {total.item()} at epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            (loss if penalty is None else loss + penalty).backward()
             hooks.after_backward(model)
             optimizer.step()
-            loss_sum += loss.item() * len(idx)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(idx)
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+        if not math.isfinite(loss_sum.item()):
+            raise NonFiniteLossError(f"non-finite loss {loss_sum.item()} at epoch {epoch + 1}")
         scheduler.step()
         record = {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / max(seen, 1),
-            "train_accuracy": correct / max(seen, 1),
-            "val_accuracy": evaluate(model, val, transform, cfg.eval_batch_size),
+            "train_loss": loss_sum.item() / max(seen, 1),
+            "train_accuracy": correct.item() / max(seen, 1),
+            "val_accuracy": accuracy(model, inputs.val_batches()),
         }
         if test is not None and ((epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs):
             record["test_accuracy"] = evaluate(model, test, transform, cfg.eval_batch_size)
@@ -177,6 +226,8 @@ def fit(
             best_acc, best_state = record["val_accuracy"], copy.deepcopy(model.state_dict())
         if on_epoch is not None:
             on_epoch(record)
+        if stop is not None and stop(record):
+            break
     if cfg.keep_best and best_state is not None:
         model.load_state_dict(best_state)
     history.seconds = time.perf_counter() - start

@@ -1,0 +1,40 @@
+"""What a worker needs to rebuild the fitness function exactly as the driver builds it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..bundle import ModelBundle, ModelConfig, build_bundle
+from ..data.imageset import SearchSplits
+from ..fitness import Evaluation, MaskFitness
+from ..training import TrainConfig
+
+# evaluate(mask, epochs) -> Evaluation; epochs None means the search default
+EvaluateFn = Callable[[list[int], "int | None"], Evaluation]
+# factory(data) -> evaluate: picklable, so that Ray workers can build their own evaluator
+EvaluatorFactory = Callable[[SearchSplits], EvaluateFn]
+
+
+@dataclass(frozen=True)
+class FitnessSpec:
+    """A picklable recipe for :class:`MaskFitness`: same seed, same model init, same config.
+
+    Called in a Ray worker it builds the bundle there (the pretrained weights and the seeded
+    head come out bit-identical), so that workers and the local backend agree exactly.
+    """
+
+    model: ModelConfig
+    fitness: TrainConfig
+    num_classes: int
+    seed: int = 0
+    speed: object = None  # layerswarm.speed.SpeedConfig: prefix cache, subset fitness, early stopping
+
+    def __call__(self, data: SearchSplits, bundle: ModelBundle | None = None,
+                 on_epoch: Callable[[dict], None] | None = None) -> MaskFitness:
+        """The evaluator; ``bundle`` reuses a model already built here (the local backend)."""
+        if bundle is None:
+            bundle = build_bundle(self.model, self.num_classes, self.fitness, seed=self.seed)
+        from ..speed import build_fitness  # here: layerswarm.speed imports the executors
+
+        return build_fitness(bundle, data, self.fitness, self.speed, on_epoch=on_epoch)

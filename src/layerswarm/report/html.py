@@ -1,0 +1,197 @@
+"""``report.html``: one self-contained page (figures embedded as base64 PNG, inline CSS).
+
+The same figures are written next to it as ``figures/*.png`` for slides and papers.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..io import atomic_write_bytes, atomic_write_text
+from .figures import FigureSpec, build_figures, to_png
+from .loader import ReportData, RunRecord, load_report_data
+
+REPORT_FILE = "report.html"
+FIGURES_DIR = "figures"
+
+CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1.5em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+.meta { color: #666; font-size: .9em; }
+.wide { overflow-x: auto; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .3em .7em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.search td { background: #fdf0f0; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #444; font-size: .92em; max-width: 60em; }
+code.mask { font-size: 1.05em; letter-spacing: .08em; word-break: break-all; }
+.cards { display: flex; flex-wrap: wrap; gap: 1em; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: .6em 1em; min-width: 16em; }
+.card b { font-size: 1.3em; }
+details { margin: .5em 0; } summary { cursor: pointer; font-weight: 600; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def table_html(rows: list[dict[str, Any]], highlight: set[str] = frozenset()) -> str:
+    """A plain HTML table; rows whose 'strategy' (or 'method') is in ``highlight`` are tinted."""
+    if not rows:
+        return "<p>(empty)</p>"
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = []
+    for r in rows:
+        name = str(r.get("strategy", r.get("method", "")))
+        cls = ' class="search"' if name in highlight else ""
+        cells = "".join(
+            f'<td class="num">{_e(_fmt(r.get(c)))}</td>' if _is_number(_fmt(r.get(c))) else f"<td>{_e(_fmt(r.get(c)))}</td>"
+            for c in columns
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):  # e.g. compare's datasets
+            for i, x in enumerate(v):
+                out.update(_flatten(x, f"{key}[{i}]."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, list | dict) or v is None else v
+    return out
+
+
+def config_html(config: dict) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _flatten(config).items())
+    return f"<table>{rows}</table>"
+
+
+def _summary_cards(run: RunRecord) -> str:
+    cfg = run.config or {}
+    mask = run.mask or []
+    fitness = (run.best_mask or {}).get("fitness")
+    cards = [
+        ("model", (cfg.get("model") or {}).get("name", "")),
+        ("dataset", run.dataset),
+        ("fine-tuned units", f"{sum(mask)} / {len(mask)}" if mask else ""),
+        ("search fitness (val)", _fmt(float(fitness)) if fitness is not None else ""),
+        ("final test accuracy", _fmt(run.test_accuracy)),
+        ("evaluations", str(len(run.evaluations))),
+        ("time", f"{run.seconds / 60:.1f} min" if run.seconds else ""),
+    ]
+    items = "".join(f'<div class="card">{_e(k)}<br><b>{_e(v)}</b></div>' for k, v in cards if v)
+    mask_line = f'<p>Best mask (1 = fine-tuned): <code class="mask">{"".join(map(str, mask))}</code></p>' if mask else ""
+    return f'<div class="cards">{items}</div>{mask_line}'
+
+
+def _units_table(run: RunRecord) -> str:
+    mask = run.mask or []
+    rows = [{"index": i, "unit": u, "searched mask": ("fine-tuned" if mask[i] else "frozen") if i < len(mask) else ""}
+            for i, u in enumerate(run.units)]
+    return table_html(rows)
+
+
+def render_html(data: ReportData, figures: list[FigureSpec], pngs: dict[str, bytes]) -> str:
+    """The page as a string: figures inline, nothing fetched from anywhere."""
+    title = f"layerswarm report: {data.root.resolve().name}"
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f"<p class='meta'>{_e(data.root.resolve())} &middot; {len(data.runs)} run(s) &middot; "
+        f"generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
+    ]
+    searches = data.search_runs
+    for run in searches[:1] if len(searches) == 1 else []:
+        parts.append(_summary_cards(run))
+    if data.compare_config:
+        c = data.compare_config
+        parts.append(
+            f"<p>Comparison of <b>{_e(', '.join(c.get('strategies', [])))}</b> with "
+            f"<b>{_e((c.get('model') or {}).get('name', ''))}</b> on <b>{_e(', '.join(data.datasets))}</b>, "
+            f"{_e(c.get('repeats', ''))} repeat(s) of {_e((c.get('train') or {}).get('epochs', ''))} epochs.</p>")
+
+    parts.append("<h2>Figures</h2>")
+    if not figures:
+        parts.append("<p>No figure yet: the run has no finished evaluation.</p>")
+    for spec in figures:
+        b64 = base64.b64encode(pngs[spec.key]).decode("ascii")
+        parts.append(
+            f"<figure id='{spec.key}'><h3>{_e(spec.title)}</h3>"
+            f"<img alt='{_e(spec.title)}' src='data:image/png;base64,{b64}'>"
+            f"<figcaption>{_e(spec.caption)} <a href='{FIGURES_DIR}/{spec.key}.png'>PNG</a></figcaption></figure>"
+        )
+
+    highlight = {r.strategy for r in searches}
+    parts.append("<h2 id='comparison'>5. Comparison</h2>")
+    if data.compare_table is not None:
+        parts.append(f"<p>From <code>{_e(data.compare_source)}</code> written by <code>layerswarm compare</code>.</p>")
+        parts.append(table_html(data.compare_table, highlight))
+    summary = data.summary_table()
+    if summary:
+        label = "Per strategy, from the runs' own metrics" if data.compare_table is not None else \
+            "Test accuracy per strategy (mean over runs; std over repeats; accuracy after 5 epochs where reached)"
+        parts.append(f"<p>{_e(label)}:</p>")
+        parts.append(table_html(summary, highlight))
+    elif data.compare_table is None:
+        parts.append("<p>No finished fine-tune yet.</p>")
+
+    parts.append("<h2 id='configuration'>Configuration</h2>")
+    if data.compare_config:
+        parts.append("<h3>Comparison</h3>" + config_html(data.compare_config))
+    for run in searches[:1]:
+        if run.config:
+            parts.append(f"<h3>Search run <code>{_e(run.name)}</code></h3>" + config_html(run.config))
+        if run.units:
+            parts.append("<details><summary>Units and the searched mask</summary>" + _units_table(run) + "</details>")
+    for run in searches[1:]:
+        if run.config:
+            parts.append(f"<details><summary>Search run {_e(run.name)}</summary>{config_html(run.config)}</details>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` (and ``figures/*.png``) for a run or comparison folder."""
+    data = load_report_data(run_dir)
+    out_path = Path(out) if out is not None else Path(run_dir) / REPORT_FILE
+    figures = build_figures(data)
+    pngs = {}
+    for spec in figures:
+        pngs[spec.key] = to_png(spec.figure)
+        atomic_write_bytes(out_path.parent / FIGURES_DIR / f"{spec.key}.png", pngs[spec.key])
+    atomic_write_text(out_path, render_html(data, figures, pngs))
+    return out_path

@@ -1,0 +1,108 @@
+"""Every one of the 2^L masks, for L <= 12: the ground truth the other searchers are judged by.
+
+The order is a seeded shuffle (``order="shuffled"``, the default), so that a search cut short
+is random search without replacement; ``order="binary"`` counts in binary (unit 0 the most
+significant bit) and ignores the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from layerswarm.errors import LayerswarmError
+from layerswarm.searchers.base import Trial, batch_summary, config_from_dict
+from layerswarm.searchers.replay import ReplaySearcher
+
+__all__ = ["MAX_UNITS", "ExhaustiveConfig", "ExhaustiveSearcher"]
+
+MAX_UNITS = 12  # 4096 masks; beyond that an exhaustive search is not a sensible request
+ORDERS = ("shuffled", "binary")
+
+
+@dataclass
+class ExhaustiveConfig:
+    """Batching and order of the enumeration; the budget is always all 2^L masks."""
+
+    batch_size: int = field(default=16, metadata={"help": "masks handed out per ask()"})
+    order: str = field(
+        default="shuffled", metadata={"help": "'shuffled' (seeded) or 'binary' (counting order)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise LayerswarmError("invalid exhaustive config: batch_size must be >= 1")
+        if self.order not in ORDERS:
+            raise LayerswarmError(f"invalid exhaustive config: order must be one of {', '.join(ORDERS)}")
+
+    @classmethod
+    def from_budget(cls, evaluations: int, batch_size: int | None = None) -> ExhaustiveConfig:
+        """The budget is 2^L by definition; only the batch size is taken."""
+        return cls() if batch_size is None else cls(batch_size=batch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExhaustiveConfig:
+        return config_from_dict(cls, data)
+
+
+def mask_of(index: int, num_units: int) -> list[int]:
+    """The ``index``-th mask in binary counting order (unit 0 the most significant bit)."""
+    return [(index >> (num_units - 1 - j)) & 1 for j in range(num_units)]
+
+
+class ExhaustiveSearcher(ReplaySearcher):
+    """All 2^L masks once each; the best told one wins (strict ``>``: ties keep the first)."""
+
+    name = "exhaustive"
+    config_class = ExhaustiveConfig
+
+    def __init__(self, num_units: int, config: ExhaustiveConfig | None = None, seed: int = 0) -> None:
+        if num_units > MAX_UNITS:
+            raise LayerswarmError(
+                f"exhaustive search needs at most {MAX_UNITS} units (2^{MAX_UNITS} masks), this model "
+                f"has {num_units}; use --granularity stage or another searcher"
+            )
+        super().__init__(num_units, config if config is not None else ExhaustiveConfig(), seed)
+
+    def _reset(self) -> None:
+        total = 2**self.num_units
+        if self.config.order == "shuffled":
+            self._order = np.random.default_rng(self.seed).permutation(total).tolist()
+        else:
+            self._order = list(range(total))
+        self._done = 0
+        self._best_mask: list[int] | None = None
+        self._best_fit = -math.inf
+        self._history: list[dict[str, Any]] = []
+
+    def _new_batch(self, first_number: int) -> list[Trial]:
+        indices = self._order[first_number : first_number + self.config.batch_size]
+        return [
+            Trial(number=first_number + i, generation=len(self._history), index=i,
+                  mask=mask_of(k, self.num_units), info={"index": int(k)})
+            for i, k in enumerate(indices)
+        ]
+
+    def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
+        for trial, phi in zip(trials, fitnesses, strict=True):
+            if self._best_mask is None or phi > self._best_fit:
+                self._best_mask, self._best_fit = list(trial.mask), phi
+        self._history.append(batch_summary(len(self._history), fitnesses, self._best_fit))
+        self._done += len(trials)
+
+    def is_done(self) -> bool:
+        return self._done >= len(self._order)
+
+    def best(self) -> tuple[list[int], float]:
+        if self._best_mask is None:
+            raise RuntimeError("exhaustive searcher: no batch has been told yet, so no best mask")
+        return list(self._best_mask), float(self._best_fit)
+
+    def history(self) -> list[dict[str, Any]]:
+        return [dict(h) for h in self._history]

@@ -1,0 +1,189 @@
+"""A genetic search over unit genes with an evolved freezing threshold.
+
+Genome: L unit genes g_j in [0, 1] plus a threshold gene tau in [threshold_min,
+threshold_max]; unit j is fine-tuned when g_j > tau. Evolving tau (as evolutionary
+fine-tuning work does) lets one mutation move many units across the line at once.
+
+Generational GA: tournament selection, uniform crossover, Gaussian mutation clipped to the
+gene ranges, and ``elite`` best individuals carried over unchanged. Masks are what cost, so
+a mask already evaluated is never asked again: its individual gets the archived fitness.
+Random draws happen in a fixed order (see :meth:`GASearcher._breed`), so a seed fixes the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from layerswarm.errors import LayerswarmError
+from layerswarm.searchers.base import Trial, batch_summary, config_from_dict
+from layerswarm.searchers.replay import ReplaySearcher, mask_bits
+
+__all__ = ["GAConfig", "GASearcher"]
+
+_MAX_IDLE_GENERATIONS = 5  # generations bred without one new mask before an immigrant comes in
+
+
+@dataclass
+class GAConfig:
+    """Budget and operators of the genetic search."""
+
+    trials: int = field(default=120, metadata={"help": "masks to evaluate (the budget)"})
+    population: int = field(default=10, metadata={"help": "individuals per generation"})
+    elite: int = field(default=2, metadata={"help": "best individuals carried over unchanged"})
+    tournament: int = field(default=3, metadata={"help": "tournament size of parent selection"})
+    crossover: float = field(default=0.9, metadata={"help": "probability of uniform crossover"})
+    mutation_rate: float = field(default=0.15, metadata={"help": "per-gene mutation probability"})
+    mutation_sigma: float = field(default=0.3, metadata={"help": "std of the Gaussian mutation"})
+    threshold_min: float = field(default=0.2, metadata={"help": "lowest freezing threshold"})
+    threshold_max: float = field(default=0.8, metadata={"help": "highest freezing threshold"})
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.trials < 1:
+            problems.append("trials must be >= 1")
+        if self.population < 2:
+            problems.append("population must be >= 2")
+        if not 0 <= self.elite < self.population:
+            problems.append("elite must be in [0, population)")
+        if self.tournament < 1:
+            problems.append("tournament must be >= 1")
+        if not (0 <= self.crossover <= 1 and 0 <= self.mutation_rate <= 1):
+            problems.append("crossover and mutation_rate must be in [0, 1]")
+        if self.mutation_sigma < 0:
+            problems.append("mutation_sigma must be >= 0")
+        if not 0 <= self.threshold_min <= self.threshold_max < 1:
+            problems.append("need 0 <= threshold_min <= threshold_max < 1")
+        if problems:
+            raise LayerswarmError(f"invalid GA config: {'; '.join(problems)}")
+
+    @classmethod
+    def from_budget(cls, evaluations: int, batch_size: int | None = None) -> GAConfig:
+        population = max(2, batch_size or 10)
+        return cls(trials=evaluations, population=population, elite=min(2, population - 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GAConfig:
+        return config_from_dict(cls, data)
+
+
+class GASearcher(ReplaySearcher):
+    """One ``ask()`` is the not-yet-evaluated masks of one generation."""
+
+    name = "ga"
+    config_class = GAConfig
+
+    def __init__(self, num_units: int, config: GAConfig | None = None, seed: int = 0) -> None:
+        super().__init__(num_units, config if config is not None else GAConfig(), seed)
+
+    def _reset(self) -> None:
+        self._rng = np.random.Generator(np.random.PCG64(self.seed))
+        self._pop = self._random_genomes(self.config.population)
+        self._pop_fit = np.full(self.config.population, np.nan)  # nan: not evaluated yet
+        self._archive: dict[str, float] = {}
+        self._generation = 0
+        self._told_count = 0
+        self._best_mask: list[int] | None = None
+        self._best_fit = -math.inf
+        self._history: list[dict[str, Any]] = []
+
+    # --- genomes ---
+
+    def _random_genomes(self, n: int) -> np.ndarray:
+        cfg = self.config
+        genes = self._rng.random((n, self.num_units + 1))
+        genes[:, -1] = cfg.threshold_min + (cfg.threshold_max - cfg.threshold_min) * genes[:, -1]
+        return genes
+
+    def _mask(self, genome: np.ndarray) -> list[int]:
+        return [int(b) for b in genome[:-1] > genome[-1]]
+
+    def _lookup(self) -> np.ndarray:
+        return np.array([self._archive.get(mask_bits(self._mask(g)), np.nan) for g in self._pop])
+
+    def _select(self, fit: np.ndarray) -> int:
+        contenders = self._rng.integers(0, len(fit), self.config.tournament)
+        return int(contenders[np.argmax(fit[contenders])])  # ties: the first drawn
+
+    def _breed(self) -> None:
+        """Next generation. Draws per child: 2 tournaments, crossover coin and gene choice,
+        mutation coins, mutation noise, in that order."""
+        cfg = self.config
+        fit = np.where(np.isnan(self._pop_fit), -np.inf, self._pop_fit)
+        order = np.argsort(-fit, kind="stable")
+        children = [self._pop[i].copy() for i in order[: cfg.elite]]
+        lo = np.zeros(self.num_units + 1)
+        hi = np.ones(self.num_units + 1)
+        lo[-1], hi[-1] = cfg.threshold_min, cfg.threshold_max
+        while len(children) < cfg.population:
+            a, b = self._pop[self._select(fit)], self._pop[self._select(fit)]
+            cross = self._rng.random() < cfg.crossover
+            pick = self._rng.random(self.num_units + 1) < 0.5
+            child = np.where(pick, a, b) if cross else a.copy()
+            mutate = self._rng.random(self.num_units + 1) < cfg.mutation_rate
+            noise = self._rng.normal(0.0, cfg.mutation_sigma, self.num_units + 1)
+            children.append(np.clip(np.where(mutate, child + noise, child), lo, hi))
+        self._pop = np.array(children)
+        self._pop_fit = self._lookup()
+
+    # --- ask/tell ---
+
+    def _new_batch(self, first_number: int) -> list[Trial]:
+        remaining = self.config.trials - self._told_count
+        for _ in range(_MAX_IDLE_GENERATIONS):
+            if not np.isnan(self._pop_fit).any():
+                self._breed()
+                self._generation += 1
+            trials = self._unknown(first_number, remaining)
+            if trials:
+                return trials
+        # The population converged on known masks: random immigrants replace the worst.
+        for _ in range(10 * 2 ** min(self.num_units, 16)):
+            genome = self._random_genomes(1)[0]
+            if mask_bits(self._mask(genome)) not in self._archive:
+                break
+        fit = np.where(np.isnan(self._pop_fit), -np.inf, self._pop_fit)
+        worst = int(np.argmin(fit))
+        self._pop[worst], self._pop_fit[worst] = genome, np.nan
+        return [self._trial(first_number, worst)]
+
+    def _unknown(self, first_number: int, remaining: int) -> list[Trial]:
+        trials: list[Trial] = []
+        seen: set[str] = set()
+        for i, genome in enumerate(self._pop):
+            key = mask_bits(self._mask(genome))
+            if np.isnan(self._pop_fit[i]) and key not in seen and len(trials) < remaining:
+                seen.add(key)
+                trials.append(self._trial(first_number + len(trials), i))
+        return trials
+
+    def _trial(self, number: int, i: int) -> Trial:
+        genome = self._pop[i]
+        return Trial(number=number, generation=self._generation, index=i, mask=self._mask(genome),
+                     position=[float(g) for g in genome[:-1]], info={"threshold": float(genome[-1])})
+
+    def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
+        for trial, phi in zip(trials, fitnesses, strict=True):
+            self._archive[mask_bits(trial.mask)] = phi
+            if self._best_mask is None or phi > self._best_fit:
+                self._best_mask, self._best_fit = list(trial.mask), phi
+        self._pop_fit = self._lookup()
+        self._history.append(batch_summary(self._generation, fitnesses, self._best_fit))
+        self._told_count += len(trials)
+
+    def is_done(self) -> bool:
+        return self._told_count >= self.config.trials or len(self._archive) >= 2**self.num_units
+
+    def best(self) -> tuple[list[int], float]:
+        if self._best_mask is None:
+            raise RuntimeError("ga searcher: no batch has been told yet, so no best mask")
+        return list(self._best_mask), float(self._best_fit)
+
+    def history(self) -> list[dict[str, Any]]:
+        return [dict(h) for h in self._history]

@@ -1,0 +1,152 @@
+"""Greedy search, the surgical fine-tuning idea: change one unit (or block) at a time,
+keep what helps.
+
+Start from ``start`` (all frozen, the linear probe, by default). Each round asks every
+mask one flip away from the current one (a unit switched between frozen and fine-tuned),
+and moves to the best of them if it beats the current fitness. At a local optimum, with
+budget left, it restarts from the best mask with ``kick`` random flips (iterated local
+search). Masks already evaluated are never asked again. With ``--granularity block`` or
+``stage`` a unit is a block or a stage, so "one unit" is "one block".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from layerswarm.errors import LayerswarmError
+from layerswarm.searchers.base import Trial, batch_summary, config_from_dict
+from layerswarm.searchers.replay import ReplaySearcher, mask_bits
+
+__all__ = ["GreedyConfig", "GreedySearcher"]
+
+STARTS = ("frozen", "full", "random")
+
+
+@dataclass
+class GreedyConfig:
+    """Budget, start and restarts of the greedy search."""
+
+    trials: int = field(default=120, metadata={"help": "masks to evaluate (the budget)"})
+    start: str = field(
+        default="frozen",
+        metadata={"help": "first mask: 'frozen' (linear probe), 'full' (fine-tune all) or 'random'"},
+    )
+    kick: int = field(default=2, metadata={"help": "random flips of a restart from the best mask"})
+
+    def __post_init__(self) -> None:
+        if self.trials < 1 or self.kick < 1:
+            raise LayerswarmError("invalid greedy config: trials and kick must be >= 1")
+        if self.start not in STARTS:
+            raise LayerswarmError(f"invalid greedy config: start must be one of {', '.join(STARTS)}")
+
+    @classmethod
+    def from_budget(cls, evaluations: int, batch_size: int | None = None) -> GreedyConfig:
+        return cls(trials=evaluations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GreedyConfig:
+        return config_from_dict(cls, data)
+
+
+class GreedySearcher(ReplaySearcher):
+    """One ``ask()`` is the start mask, a round of single flips, or a restart."""
+
+    name = "greedy"
+    config_class = GreedyConfig
+
+    def __init__(self, num_units: int, config: GreedyConfig | None = None, seed: int = 0) -> None:
+        super().__init__(num_units, config if config is not None else GreedyConfig(), seed)
+
+    def _reset(self) -> None:
+        self._rng = np.random.Generator(np.random.PCG64(self.seed))
+        L = self.num_units
+        if self.config.start == "random":
+            first = [int(b) for b in self._rng.random(L) >= 0.5]
+        else:
+            first = [int(self.config.start == "full")] * L
+        self._current: list[int] | None = None  # the mask the rounds flip from
+        self._current_fit = -math.inf
+        self._first = first
+        self._archive: dict[str, float] = {}
+        self._round = 0
+        self._told_count = 0
+        self._best_mask: list[int] | None = None
+        self._best_fit = -math.inf
+        self._history: list[dict[str, Any]] = []
+
+    def _known(self, mask: list[int]) -> bool:
+        return mask_bits(mask) in self._archive
+
+    def _neighbours(self, mask: list[int]) -> list[list[int]]:
+        return [mask[:j] + [1 - mask[j]] + mask[j + 1 :] for j in range(self.num_units)]
+
+    def _new_batch(self, first_number: int) -> list[Trial]:
+        remaining = self.config.trials - self._told_count
+        if self._current is None:
+            return self._trials(first_number, [self._first], "start")
+        for _ in range(1000):
+            fresh = [m for m in self._neighbours(self._current) if not self._known(m)]
+            if fresh:
+                return self._trials(first_number, fresh[:remaining], "flips")
+            # Every neighbour is known: move to the best if it helps, else restart.
+            top = max(self._neighbours(self._current), key=lambda m: self._archive[mask_bits(m)])
+            if self._archive[mask_bits(top)] > self._current_fit:
+                self._current, self._current_fit = top, self._archive[mask_bits(top)]
+                continue
+            kicked = self._kick()
+            if not self._known(kicked):
+                return self._trials(first_number, [kicked], "restart")
+            self._current, self._current_fit = kicked, self._archive[mask_bits(kicked)]
+        # Restarts keep landing on known masks: take any unknown mask (is_done rules out none).
+        while True:
+            mask = [int(b) for b in self._rng.random(self.num_units) >= 0.5]
+            if not self._known(mask):
+                return self._trials(first_number, [mask], "restart")
+
+    def _kick(self) -> list[int]:
+        assert self._best_mask is not None
+        mask = list(self._best_mask)
+        for j in self._rng.choice(self.num_units, min(self.config.kick, self.num_units), replace=False):
+            mask[int(j)] = 1 - mask[int(j)]
+        return mask
+
+    def _trials(self, first_number: int, masks: list[list[int]], kind: str) -> list[Trial]:
+        return [
+            Trial(number=first_number + i, generation=self._round, index=i, mask=list(m),
+                  info={"step": kind})
+            for i, m in enumerate(masks)
+        ]
+
+    def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
+        for trial, phi in zip(trials, fitnesses, strict=True):
+            self._archive[mask_bits(trial.mask)] = phi
+            if self._best_mask is None or phi > self._best_fit:
+                self._best_mask, self._best_fit = list(trial.mask), phi
+        step = trials[0].info["step"]
+        top = int(np.argmax(fitnesses))  # first of the best in ask order
+        if step == "flips":
+            if fitnesses[top] > self._current_fit:  # keep what helps
+                self._current, self._current_fit = list(trials[top].mask), fitnesses[top]
+        else:  # the start or a restart: flip from here next
+            self._current, self._current_fit = list(trials[0].mask), fitnesses[0]
+        self._history.append(batch_summary(self._round, fitnesses, self._best_fit))
+        self._round += 1
+        self._told_count += len(trials)
+
+    def is_done(self) -> bool:
+        return self._told_count >= self.config.trials or len(self._archive) >= 2**self.num_units
+
+    def best(self) -> tuple[list[int], float]:
+        if self._best_mask is None:
+            raise RuntimeError("greedy searcher: no batch has been told yet, so no best mask")
+        return list(self._best_mask), float(self._best_fit)
+
+    def history(self) -> list[dict[str, Any]]:
+        return [dict(h) for h in self._history]

@@ -1,0 +1,148 @@
+"""Tree-structured Parzen estimator search through optuna's ask/tell interface.
+
+One categorical parameter ``u{j}`` in {0, 1} per unit; optuna maximises the fitness. The
+sampler is seeded, and :class:`ReplaySearcher` resumes by rebuilding the study from the seed
+and replaying the told fitnesses, so a resumed search continues exactly (optuna's sampler
+random state is not serialisable through its public API).
+
+A mask already evaluated is not handed out again: optuna is told the archived fitness at
+once and asked for another (up to ``max_repeats`` times; then the repeat is handed out,
+so that a converged study still makes progress).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from layerswarm.errors import LayerswarmError
+from layerswarm.searchers.base import Trial, batch_summary, config_from_dict
+from layerswarm.searchers.replay import ReplaySearcher, mask_bits
+
+__all__ = ["TPEConfig", "TPESearcher"]
+
+
+@dataclass
+class TPEConfig:
+    """Budget and sampler options (optuna's TPESampler)."""
+
+    trials: int = field(default=120, metadata={"help": "masks to evaluate (the budget)"})
+    batch_size: int = field(
+        default=1, metadata={"help": "masks per ask(); > 1 uses optuna's constant liar"}
+    )
+    n_startup_trials: int = field(
+        default=10, metadata={"help": "random masks before TPE starts modelling"}
+    )
+    multivariate: bool = field(
+        default=True, metadata={"help": "model the units jointly (optuna multivariate TPE)"}
+    )
+    max_repeats: int = field(
+        default=100, metadata={"help": "known masks re-sampled in a row before one is re-asked"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.trials < 1 or self.batch_size < 1 or self.max_repeats < 1:
+            raise LayerswarmError("invalid tpe config: trials, batch_size and max_repeats must be >= 1")
+        if self.n_startup_trials < 0:
+            raise LayerswarmError("invalid tpe config: n_startup_trials must be >= 0")
+
+    @classmethod
+    def from_budget(cls, evaluations: int, batch_size: int | None = None) -> TPEConfig:
+        return cls(trials=evaluations)  # sequential: TPE learns most from one mask at a time
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TPEConfig:
+        return config_from_dict(cls, data)
+
+
+class TPESearcher(ReplaySearcher):
+    """Optuna's TPESampler over one {0, 1} parameter per unit."""
+
+    name = "tpe"
+    config_class = TPEConfig
+
+    def __init__(self, num_units: int, config: TPEConfig | None = None, seed: int = 0) -> None:
+        super().__init__(num_units, config if config is not None else TPEConfig(), seed)
+
+    def _reset(self) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        cfg = self.config
+        with warnings.catch_warnings():  # multivariate and constant_liar are "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=self.seed, n_startup_trials=cfg.n_startup_trials,
+                multivariate=cfg.multivariate, constant_liar=cfg.batch_size > 1,
+            )
+        self._study = optuna.create_study(direction="maximize", sampler=sampler)
+        self._distributions = {
+            f"u{j}": optuna.distributions.CategoricalDistribution([0, 1]) for j in range(self.num_units)
+        }
+        self._open: dict[int, Any] = {}  # our trial number -> optuna trial awaiting tell
+        self._archive: dict[str, float] = {}
+        self._told_count = 0
+        self._best_mask: list[int] | None = None
+        self._best_fit = -math.inf
+        self._history: list[dict[str, Any]] = []
+
+    def _sample(self) -> tuple[Any, list[int]]:
+        trial = self._study.ask(self._distributions)
+        return trial, [int(trial.params[f"u{j}"]) for j in range(self.num_units)]
+
+    def _new_batch(self, first_number: int) -> list[Trial]:
+        size = min(self.config.batch_size, self.config.trials - self._told_count)
+        batch: list[Trial] = []
+        asked: set[str] = set()
+        while len(batch) < size:
+            for attempt in range(self.config.max_repeats + 1):
+                trial, mask = self._sample()
+                key = mask_bits(mask)
+                if attempt == self.config.max_repeats or (key not in self._archive and key not in asked):
+                    break
+                if key in self._archive:
+                    self._study.tell(trial, _finite(self._archive[key]))
+                else:  # a repeat inside this batch: its fitness is not known yet
+                    self._study.tell(trial, state=_pruned())
+            number = first_number + len(batch)
+            self._open[number] = trial
+            asked.add(key)
+            batch.append(Trial(number=number, generation=len(self._history), index=len(batch),
+                               mask=mask, info={"optuna_trial": trial.number}))
+        return batch
+
+    def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
+        for trial, phi in zip(trials, fitnesses, strict=True):
+            self._study.tell(self._open.pop(trial.number), _finite(phi))
+            self._archive[mask_bits(trial.mask)] = phi
+            if self._best_mask is None or phi > self._best_fit:
+                self._best_mask, self._best_fit = list(trial.mask), phi
+        self._history.append(batch_summary(len(self._history), fitnesses, self._best_fit))
+        self._told_count += len(trials)
+
+    def is_done(self) -> bool:
+        return self._told_count >= self.config.trials or len(self._archive) >= 2**self.num_units
+
+    def best(self) -> tuple[list[int], float]:
+        if self._best_mask is None:
+            raise RuntimeError("tpe searcher: no batch has been told yet, so no best mask")
+        return list(self._best_mask), float(self._best_fit)
+
+    def history(self) -> list[dict[str, Any]]:
+        return [dict(h) for h in self._history]
+
+
+def _finite(fitness: float) -> float:
+    """Optuna refuses -inf: a failed evaluation is told as a very low finite value."""
+    return fitness if math.isfinite(fitness) else -1e12
+
+
+def _pruned() -> Any:
+    import optuna
+
+    return optuna.trial.TrialState.PRUNED

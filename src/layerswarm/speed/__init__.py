@@ -1,0 +1,45 @@
+"""Search speed-ups: memoisation, the frozen-prefix activation cache (exact), and
+multi-fidelity, early stopping and subset fitness (approximate). See docs/performance.md."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..bundle import ModelBundle
+from ..data.imageset import SearchSplits
+from ..executors.base import Executor
+from ..fitness import Evaluation, MaskFitness
+from ..training import TrainConfig
+from .config import FIDELITIES, SpeedConfig
+from .fidelity import EarlyStopping, HalvingExecutor, subset_splits
+from .memo import MemoExecutor
+from .prefix_cache import PrefixCache
+
+__all__ = [
+    "FIDELITIES", "EarlyStopping", "HalvingExecutor", "MemoExecutor", "PrefixCache", "SpeedConfig",
+    "build_fitness", "wrap_executor",
+]
+
+
+def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, speed: SpeedConfig | None = None,
+                  on_epoch: Callable[[dict], None] | None = None) -> Callable[..., Evaluation]:
+    """The fitness function ``evaluate(mask, epochs)`` with the evaluator-side speed-ups of
+    ``speed`` (prefix cache, subset fitness, early stopping); ``None``: plain MaskFitness."""
+    if speed is None:
+        return MaskFitness(bundle, data, cfg, on_epoch=on_epoch)
+    data = subset_splits(data, speed.train_fraction, speed.val_fraction, cfg.seed)
+    cache = PrefixCache(data, bundle.transform, speed.cache_mb) if speed.prefix_cache and speed.cache_mb else None
+    evaluate = MaskFitness(bundle, data, cfg, on_epoch=on_epoch, cache=cache)
+    return EarlyStopping(evaluate, speed.early_stop, cfg.epochs) if speed.early_stop is not None else evaluate
+
+
+def wrap_executor(executor: Executor, speed: SpeedConfig | None, fitness: TrainConfig) -> Executor:
+    """``executor`` with the batch-level speed-ups of ``speed``: memoisation, then halving."""
+    if speed is None:
+        return executor
+    if speed.memo:
+        executor = MemoExecutor(executor, fitness.epochs, truncatable=fitness.schedule in ("step", "constant")
+                                and fitness.epochs <= fitness.step_size)
+    if speed.fidelity == "halving":
+        executor = HalvingExecutor(executor, speed.halving_epochs, speed.halving_keep)
+    return executor

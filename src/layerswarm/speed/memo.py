@@ -1,0 +1,76 @@
+"""Fitness memoisation: a (mask, epochs) already evaluated is not trained again.
+
+Exact: an evaluation starts from the same pretrained weights with the same seed every time,
+so training the same mask again gives the same fitness, bit for bit (tests/test_speed.py).
+It wraps any executor (local or Ray), so duplicates are caught across workers too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from ..executors.base import Executor
+from ..fitness import Evaluation
+from ..searchers.base import Trial
+
+Key = tuple[tuple[int, ...], int]
+
+
+class MemoExecutor(Executor):
+    """Serve repeated trials from the first evaluation of their (mask, epochs).
+
+    ``truncatable``: the learning-rate schedule does not depend on the number of epochs
+    (step or constant), so the first ``e`` epochs of a longer evaluation *are* an
+    ``e``-epoch evaluation and a shorter request is answered from its validation curve.
+    Failed evaluations are not remembered: a repeat tries again.
+    """
+
+    name = "memo"
+
+    def __init__(self, inner: Executor, default_epochs: int, truncatable: bool = False) -> None:
+        self.inner, self.default_epochs, self.truncatable = inner, default_epochs, truncatable
+        self.results: dict[Key, Evaluation] = {}
+        self.hits = 0
+
+    def _key(self, trial: Trial) -> Key:
+        return tuple(trial.mask), trial.budget_epochs or self.default_epochs
+
+    def lookup(self, key: Key) -> Evaluation | None:
+        ev = self.results.get(key)
+        if ev is None and self.truncatable:
+            mask, epochs = key
+            ev = next((self._truncate(e, epochs) for (m, n), e in self.results.items()
+                       if m == mask and n > epochs and len(e.epochs) == n), None)
+        if ev is None:
+            return None
+        self.hits += 1
+        return dataclasses.replace(ev, seconds=0.0, epochs_trained=0, info={**ev.info, "memo": True})
+
+    @staticmethod
+    def _truncate(ev: Evaluation, epochs: int) -> Evaluation:
+        curve = ev.epochs[:epochs]
+        return Evaluation(fitness=curve[-1]["val_accuracy"], epochs=curve, seconds=0.0, epochs_trained=0)
+
+    def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Evaluation]]:
+        todo, duplicates = [], {}
+        for trial in trials:
+            key = self._key(trial)
+            hit = None if key in duplicates else self.lookup(key)
+            if hit is not None:
+                yield trial, hit
+            elif key in duplicates:
+                duplicates[key].append(trial)  # same mask twice in one batch: train it once
+            else:
+                duplicates[key] = []
+                todo.append(trial)
+        for trial, ev in self.inner.run(todo):
+            key = self._key(trial)
+            if ev.error is None:
+                self.results[key] = ev
+            yield trial, ev
+            for dup in duplicates.pop(key, []):
+                yield dup, (self.lookup(key) if ev.error is None else ev)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,0 +1,141 @@
+"""Child-Tuning (Xu et al. 2021): update only a child network of the pretrained weights.
+
+``child-f``: each step a fresh Bernoulli(p_F) mask on the gradients, scaled by 1/p_F.
+``child-d``: a fixed child network, the top p_D fraction of pretrained parameters by Fisher
+information (mean squared gradient over the training split), the other gradients zeroed.
+The new head is always trained in full (it has no pretrained weights to protect).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config_utils import help_field
+from ..data.imageset import ImageSet
+from ..errors import LayerswarmError
+from ..training import BatchTransform, TrainHooks
+from .base import Strategy, StrategyConfig, StrategyContext, TrainPlan
+from .groups import pretrained_named_params, set_trainable
+from .registry import register_strategy
+
+
+def _check_fraction(name: str, value: float, option: str) -> None:
+    if not 0 < value <= 1:
+        raise LayerswarmError(f"{name}: {value} must be in (0, 1]: e.g. --option {option}=0.3")
+
+
+class BernoulliGradMask(TrainHooks):
+    """Child-Tuning-F: multiply each gradient by Bernoulli(p)/p, drawn fresh every step."""
+
+    def __init__(self, params: list[nn.Parameter], p: float, generator: torch.Generator) -> None:
+        self.params, self.p, self.generator = params, p, generator
+
+    def after_backward(self, model: nn.Module) -> None:
+        for prm in self.params:
+            if prm.grad is None:
+                continue
+            keep = torch.rand(prm.grad.shape, generator=self.generator, device=prm.grad.device) < self.p
+            prm.grad.mul_(keep.to(prm.grad.dtype) / self.p)
+
+
+class FixedGradMask(TrainHooks):
+    """Child-Tuning-D: zero the gradients outside a fixed 0/1 mask per parameter."""
+
+    def __init__(self, params: list[nn.Parameter], masks: list[torch.Tensor]) -> None:
+        self.params, self.masks = params, masks
+
+    def after_backward(self, model: nn.Module) -> None:
+        for prm, m in zip(self.params, self.masks, strict=True):
+            if prm.grad is not None:
+                prm.grad.mul_(m)
+
+
+@dataclass
+class ChildFConfig(StrategyConfig):
+    p_f: float = help_field(0.3, "probability that a gradient entry is kept at each step")
+
+
+@register_strategy
+class ChildTuningF(Strategy):
+    """Child-Tuning-F: each step, a random Bernoulli(p_F) subset of pretrained weights is updated."""
+
+    name = "child-f"
+    Config = ChildFConfig
+
+    def plan(self, ctx: StrategyContext) -> TrainPlan:
+        _check_fraction("child-f p_f", self.config.p_f, "child-f.p_f")
+        model = ctx.bundle.model
+        set_trainable(model)
+        params = [p for _, p in pretrained_named_params(model, ctx.bundle)]
+        device = ctx.bundle.device
+        gen = torch.Generator(device=device.type if device.type != "mps" else "cpu").manual_seed(ctx.seed + 7919)
+        return TrainPlan(frozen=[], hooks=BernoulliGradMask(params, self.config.p_f, gen),
+                         param_groups=[{"params": list(model.parameters())}], mask=[1] * len(ctx.bundle.units))
+
+
+def fisher_information(
+    model: nn.Module, named: list[tuple[str, nn.Parameter]], data: ImageSet, transform: BatchTransform,
+    batch_size: int, max_images: int | None = None,
+) -> list[torch.Tensor]:
+    """Mean squared (batch) gradient of the loss per parameter entry, over ``data``.
+
+    The model runs in eval mode so that BatchNorm statistics and dropout leave the starting
+    weights exactly as they were.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sums = [torch.zeros_like(p) for _, p in named]
+    n = len(data) if max_images is None else min(len(data), max_images)
+    batches = 0
+    for start in range(0, n, batch_size):
+        x = transform(data.images[start : min(start + batch_size, n)].to(device), train=False)
+        y = data.labels[start : min(start + batch_size, n)].to(device)
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        for s, (_, p) in zip(sums, named, strict=True):
+            if p.grad is not None:
+                s.add_(p.grad.detach() ** 2)
+        batches += 1
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return [s / max(batches, 1) for s in sums]
+
+
+def top_fraction_masks(scores: list[torch.Tensor], fraction: float) -> list[torch.Tensor]:
+    """0/1 masks keeping the top ``fraction`` of all entries (one global threshold)."""
+    flat = torch.cat([s.flatten() for s in scores])
+    k = max(1, int(round(fraction * flat.numel())))
+    threshold = torch.topk(flat, k, sorted=True).values[-1]
+    return [(s >= threshold).to(s.dtype) for s in scores]
+
+
+@dataclass
+class ChildDConfig(StrategyConfig):
+    p_d: float = help_field(0.3, "fraction of pretrained weights in the child network (top Fisher information)")
+    fisher_images: int | None = help_field(None, "cap on training images used to estimate the Fisher information")
+
+
+@register_strategy
+class ChildTuningD(Strategy):
+    """Child-Tuning-D: only the top-p_D pretrained weights by Fisher information are updated."""
+
+    name = "child-d"
+    Config = ChildDConfig
+
+    def plan(self, ctx: StrategyContext) -> TrainPlan:
+        _check_fraction("child-d p_d", self.config.p_d, "child-d.p_d")
+        model = ctx.bundle.model
+        set_trainable(model)
+        named = pretrained_named_params(model, ctx.bundle)
+        fisher = fisher_information(model, named, ctx.data.train, ctx.bundle.transform,
+                                    ctx.train_cfg.batch_size, self.config.fisher_images)
+        masks = top_fraction_masks(fisher, self.config.p_d)
+        kept = sum(int(m.sum().item()) for m in masks) / max(sum(m.numel() for m in masks), 1)
+        hooks = FixedGradMask([p for _, p in named], masks)
+        return TrainPlan(frozen=[], hooks=hooks, param_groups=[{"params": list(model.parameters())}],
+                         mask=[1] * len(ctx.bundle.units), info={"child_fraction": kept})
