@@ -190,6 +190,22 @@ class BatchSearcher(Searcher):
         self._batch = [Trial.from_dict(d) for d in state["batch"]]
         self._told = {int(n): decode_float(f) for n, f in state["told"]}
 
+    def _header_state(self) -> dict[str, Any]:
+        """What every saved state starts with: who wrote it, for what, with which config."""
+        return {
+            "searcher": self.name,
+            "version": 1,
+            "num_units": self.num_units,
+            "seed": self.seed,
+            "config": self.config.to_dict(),  # type: ignore[attr-defined]
+        }
+
+    def _load_header_state(self, state: dict[str, Any]) -> None:
+        """Check and restore the header; the saved config wins over the constructor's."""
+        self._check_state(state)
+        self.seed = state["seed"]
+        self.config = type(self.config).from_dict(state["config"])  # type: ignore[attr-defined]
+
     def _check_state(self, state: dict[str, Any]) -> None:
         """Refuse a state written by another searcher or for another number of units."""
         if state.get("searcher") != self.name:

@@ -249,11 +249,7 @@ class PSOSearcher(BatchSearcher):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "searcher": self.name,
-            "version": 1,
-            "num_units": self.num_units,
-            "seed": self.seed,
-            "config": self.config.to_dict(),
+            **self._header_state(),
             "rng": self._rng.bit_generator.state,
             "generation": self._generation,
             "x": self._x.tolist(),
@@ -268,9 +264,7 @@ class PSOSearcher(BatchSearcher):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore exactly, config included (the saved config wins over the constructor's)."""
-        self._check_state(state)
-        self.seed = state["seed"]
-        self.config = PSOConfig.from_dict(state["config"])
+        self._load_header_state(state)
         self._rng = np.random.Generator(np.random.PCG64())
         self._rng.bit_generator.state = state["rng"]
         self._generation = int(state["generation"])

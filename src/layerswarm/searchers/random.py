@@ -107,11 +107,7 @@ class RandomSearcher(BatchSearcher):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "searcher": self.name,
-            "version": 1,
-            "num_units": self.num_units,
-            "seed": self.seed,
-            "config": self.config.to_dict(),
+            **self._header_state(),
             "rng": self._rng.bit_generator.state,
             "batches": self._batches,
             "told_count": self._told_count,
@@ -123,9 +119,7 @@ class RandomSearcher(BatchSearcher):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore exactly, config included (the saved config wins over the constructor's)."""
-        self._check_state(state)
-        self.seed = state["seed"]
-        self.config = RandomConfig.from_dict(state["config"])
+        self._load_header_state(state)
         self._rng = np.random.Generator(np.random.PCG64())
         self._rng.bit_generator.state = state["rng"]
         self._batches = int(state["batches"])

@@ -48,11 +48,7 @@ class ReplaySearcher(BatchSearcher):
     def state_dict(self) -> dict[str, Any]:
         told = self._fitness
         return {
-            "searcher": self.name,
-            "version": 1,
-            "num_units": self.num_units,
-            "seed": self.seed,
-            "config": self.config.to_dict(),
+            **self._header_state(),
             "batches": [
                 [[t.number, mask_bits(t.mask), encode_float(told[t.number]) if t.number in told else None]
                  for t in batch]
@@ -62,9 +58,7 @@ class ReplaySearcher(BatchSearcher):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Rebuild from the seed and replay the record; the saved config wins."""
-        self._check_state(state)
-        self.seed = state["seed"]
-        self.config = type(self.config).from_dict(state["config"])
+        self._load_header_state(state)
         BatchSearcher.__init__(self, self.num_units, self.seed)
         self._record, self._fitness = [], {}
         self._reset()
