@@ -299,7 +299,7 @@ def format_table(result: dict) -> str:
         c = result["exact_check"]
         lines.append(f"\nexact vs reference: same masks {c['same_masks']}, max |fitness difference| {c['max_fitness_difference']:.2e}")
     if "approximate_test_gap_points" in result:
-        lines.append(f"approximate: mean test accuracy {result['approximate_test_gap_points']:+.2f} points below the reference "
+        lines.append(f"approximate minus reference, mean test accuracy: {-result['approximate_test_gap_points']:+.2f} points "
                      f"(seeds {result['seeds']})")
     if "throughput" in result:
         t = result["throughput"]

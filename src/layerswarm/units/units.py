@@ -97,7 +97,7 @@ def _module_ownership(model: nn.Module, units: list[Unit]) -> None:
     owners: dict[str, set[int]] = {}
     for path, module in model.named_modules():
         owners[path] = {unit_of.get(f"{path}.{n}" if path else n, -1) for n, _ in module.named_parameters()}
-    for path, module in model.named_modules():
+    for path in owners:
         ids = owners[path]
         if len(ids) != 1 or -1 in ids or not path:
             continue
