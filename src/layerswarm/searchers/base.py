@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from layerswarm.errors import LayerswarmError
@@ -218,6 +218,17 @@ class BatchSearcher(Searcher):
                 f"cannot resume: the saved state has {state.get('num_units')} units but this "
                 f"model has {self.num_units}; resume with the same model and unit grouping"
             )
+
+
+class SearcherConfig:
+    """Base of searcher config dataclasses: a JSON round trip that refuses unknown keys."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        return config_from_dict(cls, data)
 
 
 def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:

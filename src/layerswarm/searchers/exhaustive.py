@@ -8,13 +8,13 @@ significant bit) and ignores the seed.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from layerswarm.errors import LayerswarmError
-from layerswarm.searchers.base import Trial, batch_summary, config_from_dict
+from layerswarm.searchers.base import SearcherConfig, Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher
 
 __all__ = ["MAX_UNITS", "ExhaustiveConfig", "ExhaustiveSearcher"]
@@ -24,7 +24,7 @@ ORDERS = ("shuffled", "binary")
 
 
 @dataclass
-class ExhaustiveConfig:
+class ExhaustiveConfig(SearcherConfig):
     """Batching and order of the enumeration; the budget is always all 2^L masks."""
 
     batch_size: int = field(default=16, metadata={"help": "masks handed out per ask()"})
@@ -42,13 +42,6 @@ class ExhaustiveConfig:
     def from_budget(cls, evaluations: int, batch_size: int | None = None) -> ExhaustiveConfig:
         """The budget is 2^L by definition; only the batch size is taken."""
         return cls() if batch_size is None else cls(batch_size=batch_size)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ExhaustiveConfig:
-        return config_from_dict(cls, data)
 
 
 def mask_of(index: int, num_units: int) -> list[int]:

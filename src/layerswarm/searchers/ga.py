@@ -13,13 +13,13 @@ Random draws happen in a fixed order (see :meth:`GASearcher._breed`), so a seed 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from layerswarm.errors import LayerswarmError
-from layerswarm.searchers.base import Trial, batch_summary, config_from_dict
+from layerswarm.searchers.base import SearcherConfig, Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher, mask_bits
 
 __all__ = ["GAConfig", "GASearcher"]
@@ -28,7 +28,7 @@ _MAX_IDLE_GENERATIONS = 5  # generations bred without one new mask before an imm
 
 
 @dataclass
-class GAConfig:
+class GAConfig(SearcherConfig):
     """Budget and operators of the genetic search."""
 
     trials: int = field(default=120, metadata={"help": "masks to evaluate (the budget)"})
@@ -64,13 +64,6 @@ class GAConfig:
     def from_budget(cls, evaluations: int, batch_size: int | None = None) -> GAConfig:
         population = max(2, batch_size or 10)
         return cls(trials=evaluations, population=population, elite=min(2, population - 1))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GAConfig:
-        return config_from_dict(cls, data)
 
 
 class GASearcher(ReplaySearcher):

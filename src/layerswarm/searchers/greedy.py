@@ -12,13 +12,13 @@ search). Masks already evaluated are never asked again. With ``--granularity blo
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from layerswarm.errors import LayerswarmError
-from layerswarm.searchers.base import Trial, batch_summary, config_from_dict
+from layerswarm.searchers.base import SearcherConfig, Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher, mask_bits
 
 __all__ = ["GreedyConfig", "GreedySearcher"]
@@ -27,7 +27,7 @@ STARTS = ("frozen", "full", "random")
 
 
 @dataclass
-class GreedyConfig:
+class GreedyConfig(SearcherConfig):
     """Budget, start and restarts of the greedy search."""
 
     trials: int = field(default=120, metadata={"help": "masks to evaluate (the budget)"})
@@ -46,13 +46,6 @@ class GreedyConfig:
     @classmethod
     def from_budget(cls, evaluations: int, batch_size: int | None = None) -> GreedyConfig:
         return cls(trials=evaluations)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GreedyConfig:
-        return config_from_dict(cls, data)
 
 
 class GreedySearcher(ReplaySearcher):

@@ -24,7 +24,7 @@ Choices where the paper is open, kept fixed so that runs are reproducible:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,9 +32,9 @@ import numpy as np
 from layerswarm.errors import LayerswarmError
 from layerswarm.searchers.base import (
     BatchSearcher,
+    SearcherConfig,
     Trial,
     batch_summary,
-    config_from_dict,
     decode_float,
     decode_summary,
     encode_float,
@@ -56,7 +56,7 @@ WALL_VELOCITIES = ("zero", "keep")
 
 
 @dataclass
-class PSOConfig:
+class PSOConfig(SearcherConfig):
     """Hyper-parameters of the swarm; the defaults are the paper's."""
 
     particles: int = field(default=10, metadata={"help": "swarm size n (paper: 10)"})
@@ -110,13 +110,6 @@ class PSOConfig:
     def budget(self) -> int:
         """Number of fitness evaluations, n * G."""
         return self.particles * self.generations
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PSOConfig:
-        return config_from_dict(cls, data)
 
 
 # --- The maths, as pure functions so that they can be checked on hand-computed numbers ---

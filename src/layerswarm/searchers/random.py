@@ -8,7 +8,7 @@ Draw order: at each ``ask()``, one vector of L uniforms per trial, in trial orde
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,9 +16,9 @@ import numpy as np
 from layerswarm.errors import LayerswarmError
 from layerswarm.searchers.base import (
     BatchSearcher,
+    SearcherConfig,
     Trial,
     batch_summary,
-    config_from_dict,
     decode_float,
     decode_summary,
     encode_float,
@@ -29,7 +29,7 @@ __all__ = ["RandomConfig", "RandomSearcher"]
 
 
 @dataclass
-class RandomConfig:
+class RandomConfig(SearcherConfig):
     """Budget of the random search; the defaults match PSO's default n * G = 120."""
 
     trials: int = field(
@@ -46,13 +46,6 @@ class RandomConfig:
     @property
     def budget(self) -> int:
         return self.trials
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RandomConfig:
-        return config_from_dict(cls, data)
 
 
 class RandomSearcher(BatchSearcher):

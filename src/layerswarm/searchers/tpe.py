@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from layerswarm.errors import LayerswarmError
-from layerswarm.searchers.base import Trial, batch_summary, config_from_dict
+from layerswarm.searchers.base import SearcherConfig, Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher, mask_bits
 
 __all__ = ["TPEConfig", "TPESearcher"]
 
 
 @dataclass
-class TPEConfig:
+class TPEConfig(SearcherConfig):
     """Budget and sampler options (optuna's TPESampler)."""
 
     trials: int = field(default=120, metadata={"help": "masks to evaluate (the budget)"})
@@ -51,13 +51,6 @@ class TPEConfig:
     @classmethod
     def from_budget(cls, evaluations: int, batch_size: int | None = None) -> TPEConfig:
         return cls(trials=evaluations)  # sequential: TPE learns most from one mask at a time
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TPEConfig:
-        return config_from_dict(cls, data)
 
 
 class TPESearcher(ReplaySearcher):
