@@ -339,6 +339,12 @@ def test_fitness_table_trains_each_mask_once_and_resumes(tmp_path) -> None:
     assert header["units"] == table.units and set(entries) == {mask_key(m) for m in masks}
     with pytest.raises(LayerswarmError, match="another configuration"):
         FitnessTable(cfg.__class__(model=cfg.model, data=cfg.data, fitness=cfg.fitness.replace(epochs=2)), path)
+    # Settings that do not change a fitness (searcher, final fine-tune) reuse the table.
+    from layerswarm.search import SearchConfig
+
+    other_search = cfg.__class__(model=cfg.model, data=cfg.data, fitness=cfg.fitness,
+                                 final=cfg.final.replace(epochs=3), search=SearchConfig(searcher="ga"))
+    assert set(load_table(FitnessTable(other_search, path).path)[1]) == {mask_key(m) for m in masks}
 
 
 def test_race_entries_carry_options() -> None:

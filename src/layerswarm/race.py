@@ -114,8 +114,19 @@ class MemoFitness:
 # --- the real-fitness table ---
 
 
+# What a fitness value depends on; search, speed and final settings do not change it.
+_FITNESS_KEYS = ("model", "data", "fitness", "seed")
+
+
 def _table_header(run_cfg: Any, units: list[str]) -> dict[str, Any]:
-    return {"kind": "header", "config": run_cfg.to_dict(), "units": units}
+    config = run_cfg.to_dict()
+    return {"kind": "header", "config": {k: config[k] for k in _FITNESS_KEYS}, "units": units}
+
+
+def _fitness_part(header: dict[str, Any]) -> dict[str, Any]:
+    """A stored header reduced to what fitness depends on (older files stored the whole config)."""
+    config = header.get("config", {})
+    return {**header, "config": {k: config.get(k) for k in _FITNESS_KEYS}}
 
 
 class FitnessTable:
@@ -138,7 +149,7 @@ class FitnessTable:
         bundle = build_bundle(run_cfg.model, data.num_classes, run_cfg.fitness, seed=run_cfg.seed)
         self.units = [u.name for u in bundle.units]
         header = _table_header(run_cfg, self.units)
-        if rows and rows[0] != header:
+        if rows and _fitness_part(rows[0]) != header:
             raise LayerswarmError(
                 f"'{self.path}' holds a fitness table for another configuration; "
                 "pass another --table path or delete that file"
