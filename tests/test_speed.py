@@ -213,3 +213,32 @@ def test_wrappers_compose_in_order(digits16):
     bundle = build_bundle(ModelConfig(name="test_resnet", weights="none"), 10, CFG)
     assert isinstance(build_fitness(bundle, digits16.for_search(), CFG, SpeedConfig(early_stop=0.1)), EarlyStopping)
     assert build_fitness(bundle, digits16.for_search(), CFG, SpeedConfig(prefix_cache=False)).cache is None
+
+
+def test_memo_is_seeded_from_a_resumed_runs_evaluations():
+    """After --resume, a mask finished before the interruption is not trained again."""
+    from layerswarm.executors.base import Executor
+    from layerswarm.fitness import Evaluation
+    from layerswarm.searchers.base import Trial
+    from layerswarm.speed.memo import MemoExecutor
+
+    class Counting(Executor):
+        def __init__(self):
+            self.calls = []
+
+        def run(self, trials):
+            for t in trials:
+                self.calls.append(t.mask)
+                yield t, Evaluation(fitness=0.5, epochs=[{"val_accuracy": 0.4}, {"val_accuracy": 0.5}])
+
+    inner = Counting()
+    memo = MemoExecutor(inner, default_epochs=2)
+    memo.remember([
+        {"mask": [1, 0], "fitness": 0.7, "val_curve": [0.6, 0.7], "error": None},
+        {"mask": [0, 1], "fitness": None, "val_curve": [], "error": "NaN loss"},  # failed: retried
+        {"mask": [1, 1], "fitness": 0.3, "val_curve": [0.3], "error": None},  # stopped early: retried
+    ])
+    trials = [Trial(i, 0, i, m) for i, m in enumerate([[1, 0], [0, 1], [1, 1]])]
+    results = {t.number: ev for t, ev in memo.run(trials)}
+    assert results[0].fitness == 0.7 and results[0].epochs_trained == 0
+    assert inner.calls == [[0, 1], [1, 1]]

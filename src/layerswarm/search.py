@@ -110,6 +110,7 @@ def search_masks(
     records = read_jsonl(out / EVALUATIONS_FILE)
     _drop_torn_tail(out / EVALUATIONS_FILE, records)
     done = {r["number"]: r for r in records}
+    _seed_memo(executor, records)
     while not searcher.is_done():
         pending = searcher.pending() if hasattr(searcher, "pending") else []
         trials = pending or searcher.ask()
@@ -142,6 +143,15 @@ def _drop_torn_tail(path: Path, records: list[dict]) -> None:
     whole = "".join(json.dumps(r) + "\n" for r in records)
     if path.is_file() and path.read_text(encoding="utf-8") != whole:
         atomic_write_text(path, whole)
+
+
+def _seed_memo(executor: Executor, records: list[dict]) -> None:
+    """Hand a resumed run's finished evaluations to the fitness memo, wherever it is wrapped."""
+    while executor is not None:
+        if hasattr(executor, "remember"):
+            executor.remember(records)
+            return
+        executor = getattr(executor, "inner", None)
 
 
 def _check_resume(out: Path, cfg: RunConfig) -> None:

@@ -8,7 +8,7 @@ It wraps any executor (local or Ray), so duplicates are caught across workers to
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..executors.base import Executor
 from ..fitness import Evaluation
@@ -32,6 +32,22 @@ class MemoExecutor(Executor):
         self.inner, self.default_epochs, self.truncatable = inner, default_epochs, truncatable
         self.results: dict[Key, Evaluation] = {}
         self.hits = 0
+
+    def remember(self, records: Iterable[dict]) -> None:
+        """Seed with the finished evaluations of an interrupted run (``evaluations.jsonl``
+        lines), so that a resumed search trains no mask the uninterrupted one would not.
+
+        Only complete, successful evaluations at the default budget are taken (their
+        validation curve has ``default_epochs`` points ending at the fitness).
+        """
+        for r in records:
+            curve = r.get("val_curve") or []
+            if r.get("error") or r.get("fitness") is None or len(curve) != self.default_epochs:
+                continue
+            if curve[-1] != r["fitness"]:
+                continue
+            key = (tuple(r["mask"]), self.default_epochs)
+            self.results.setdefault(key, Evaluation(fitness=r["fitness"], epochs=[{"val_accuracy": v} for v in curve]))
 
     def _key(self, trial: Trial) -> Key:
         return tuple(trial.mask), trial.budget_epochs or self.default_epochs
