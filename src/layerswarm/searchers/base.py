@@ -138,6 +138,9 @@ class BatchSearcher(Searcher):
         self._next_number = 0
         self._batch: list[Trial] = []  # the outstanding batch, in ask order
         self._told: dict[int, float] = {}  # fitness of its trials told so far
+        self._best_mask: list[int] | None = None  # the default best()/history() read these
+        self._best_fit = -math.inf
+        self._history: list[dict[str, Any]] = []
 
     @abstractmethod
     def _new_batch(self, first_number: int) -> list[Trial]:
@@ -173,6 +176,19 @@ class BatchSearcher(Searcher):
             trials, told = self._batch, self._told
             self._batch, self._told = [], {}
             self._finish_batch(trials, [told[t.number] for t in trials])
+
+    def _note_best(self, mask: list[int], fitness: float) -> None:
+        """Keep the best told mask; strict ``>`` so ties (and a failed first one) keep the first."""
+        if self._best_mask is None or fitness > self._best_fit:
+            self._best_mask, self._best_fit = list(mask), fitness
+
+    def best(self) -> tuple[list[int], float]:
+        if self._best_mask is None:
+            raise RuntimeError(f"{self.name} searcher: no batch has been told yet, so no best mask")
+        return list(self._best_mask), float(self._best_fit)
+
+    def history(self) -> list[dict[str, Any]]:
+        return [dict(h) for h in self._history]
 
     def pending(self) -> list[Trial]:
         """Trials asked and not yet told, in ask order (re-hand these after a resume)."""

@@ -84,18 +84,9 @@ class ExhaustiveSearcher(ReplaySearcher):
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):
-            if self._best_mask is None or phi > self._best_fit:
-                self._best_mask, self._best_fit = list(trial.mask), phi
+            self._note_best(trial.mask, phi)
         self._history.append(batch_summary(len(self._history), fitnesses, self._best_fit))
         self._done += len(trials)
 
     def is_done(self) -> bool:
         return self._done >= len(self._order)
-
-    def best(self) -> tuple[list[int], float]:
-        if self._best_mask is None:
-            raise RuntimeError("exhaustive searcher: no batch has been told yet, so no best mask")
-        return list(self._best_mask), float(self._best_fit)
-
-    def history(self) -> list[dict[str, Any]]:
-        return [dict(h) for h in self._history]

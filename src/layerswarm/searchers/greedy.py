@@ -120,8 +120,7 @@ class GreedySearcher(ReplaySearcher):
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):
             self._archive[mask_bits(trial.mask)] = phi
-            if self._best_mask is None or phi > self._best_fit:
-                self._best_mask, self._best_fit = list(trial.mask), phi
+            self._note_best(trial.mask, phi)
         step = trials[0].info["step"]
         top = int(np.argmax(fitnesses))  # first of the best in ask order
         if step == "flips":
@@ -135,11 +134,3 @@ class GreedySearcher(ReplaySearcher):
 
     def is_done(self) -> bool:
         return self._told_count >= self.config.trials or len(self._archive) >= 2**self.num_units
-
-    def best(self) -> tuple[list[int], float]:
-        if self._best_mask is None:
-            raise RuntimeError("greedy searcher: no batch has been told yet, so no best mask")
-        return list(self._best_mask), float(self._best_fit)
-
-    def history(self) -> list[dict[str, Any]]:
-        return [dict(h) for h in self._history]

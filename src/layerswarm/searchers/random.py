@@ -80,23 +80,13 @@ class RandomSearcher(BatchSearcher):
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):
             # The first told mask is the best even when it failed, so best() is always defined.
-            if self._best_mask is None or phi > self._best_fit:
-                self._best_mask, self._best_fit = list(trial.mask), phi
+            self._note_best(trial.mask, phi)
         self._history.append(batch_summary(self._batches, fitnesses, self._best_fit))
         self._told_count += len(trials)
         self._batches += 1
 
     def is_done(self) -> bool:
         return self._told_count >= self.config.trials
-
-    def best(self) -> tuple[list[int], float]:
-        """Best told mask and its fitness; raises before the first batch is told."""
-        if self._best_mask is None:
-            raise RuntimeError("random searcher: no batch has been told yet, so no best mask")
-        return list(self._best_mask), float(self._best_fit)
-
-    def history(self) -> list[dict[str, Any]]:
-        return [dict(h) for h in self._history]
 
     def state_dict(self) -> dict[str, Any]:
         return {

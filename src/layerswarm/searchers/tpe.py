@@ -113,21 +113,12 @@ class TPESearcher(ReplaySearcher):
         for trial, phi in zip(trials, fitnesses, strict=True):
             self._study.tell(self._open.pop(trial.number), _finite(phi))
             self._archive[mask_bits(trial.mask)] = phi
-            if self._best_mask is None or phi > self._best_fit:
-                self._best_mask, self._best_fit = list(trial.mask), phi
+            self._note_best(trial.mask, phi)
         self._history.append(batch_summary(len(self._history), fitnesses, self._best_fit))
         self._told_count += len(trials)
 
     def is_done(self) -> bool:
         return self._told_count >= self.config.trials or len(self._archive) >= 2**self.num_units
-
-    def best(self) -> tuple[list[int], float]:
-        if self._best_mask is None:
-            raise RuntimeError("tpe searcher: no batch has been told yet, so no best mask")
-        return list(self._best_mask), float(self._best_fit)
-
-    def history(self) -> list[dict[str, Any]]:
-        return [dict(h) for h in self._history]
 
 
 def _finite(fitness: float) -> float:
