@@ -242,3 +242,28 @@ def test_memo_is_seeded_from_a_resumed_runs_evaluations():
     results = {t.number: ev for t, ev in memo.run(trials)}
     assert results[0].fitness == 0.7 and results[0].epochs_trained == 0
     assert inner.calls == [[0, 1], [1, 1]]
+
+
+def test_validating_only_after_the_last_epoch_changes_nothing_but_the_curve(digits16, monkeypatch):
+    """The exact default validates a fitness evaluation once; its fitness and training are the
+    same as with a validation after every epoch, and early stopping turns the curve back on."""
+    import layerswarm.training.trainer as trainer
+
+    calls = []
+    real = trainer.accuracy
+    monkeypatch.setattr(trainer, "accuracy", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = CFG.replace(epochs=3)
+    bundle = build_bundle(ModelConfig(name="test_resnet", weights="none"), 10, cfg)
+    data, mask = digits16.for_search(), [0, 1, 0, 1, 1]
+    once = build_fitness(bundle, data, cfg, SpeedConfig())(mask)
+    assert len(calls) == 1
+    every = build_fitness(bundle, data, cfg, SpeedConfig(val_curve=True))(mask)
+    assert len(calls) == 1 + 3
+    assert once.fitness == every.fitness and [e["val_accuracy"] for e in once.epochs][:2] == [None, None]
+    drop = ("val_accuracy", "seconds")
+    assert [{k: v for k, v in e.items() if k not in drop} for e in once.epochs] == \
+        [{k: v for k, v in e.items() if k not in drop} for e in every.epochs]
+    assert SpeedConfig(early_stop=0.1).validates_every_epoch and SpeedConfig(fidelity="halving").validates_every_epoch
+    memo = MemoExecutor(FakeExecutor(), 3, truncatable=True)
+    memo.results[((1, 0), 3)] = Evaluation(fitness=0.5, epochs=[{"val_accuracy": None}] * 2 + [{"val_accuracy": 0.5}])
+    assert memo.lookup(((1, 0), 2)) is None  # no curve point to answer a shorter budget from

@@ -324,6 +324,8 @@ def race(**kw) -> None:
 
 @app.command()
 @click.option("--quick", "preset", flag_value="quick", default=True, help="small swarm, minutes on a CPU (default)")
+@click.option("--swarm", "preset", flag_value="swarm",
+              help="the paper's swarm n=10, G=12 with maxEpoch=2: where memo and prefix cache pay (about 1.5 h per seed on 1 CPU core)")
 @click.option("--full", "preset", flag_value="full", help="the paper's swarm: n=10, G=12, maxEpoch=5, 110 final epochs (GPU)")
 @click.option("--seeds", default="0,1,2", show_default=True, help="comma-separated seeds: reference and approximate run for each, exact for the first")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the results to this JSON file")

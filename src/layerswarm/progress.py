@@ -82,11 +82,15 @@ def format_evaluation(record: dict, best: float, generations: int | None = None,
             f"{record.get('seconds', 0.0):.1f}s")
 
 
+def _num(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
 def format_final_epoch(record: dict, epochs: int | None = None) -> str:
     test = f"  test {record['test_accuracy']:.4f}" if record.get("test_accuracy") is not None else ""
     of = f"/{epochs}" if epochs else ""
     return (f"final epoch {record['epoch']:>3}{of}  loss {record['train_loss']:.4f}  "
-            f"val {record['val_accuracy']:.4f}{test}  lr {record.get('lr', float('nan')):.2g}")
+            f"val {_num(record.get('val_accuracy')):.4f}{test}  lr {record.get('lr', float('nan')):.2g}")
 
 
 class SearchProgress(RunListener):
@@ -132,7 +136,7 @@ class SearchProgress(RunListener):
 
     def on_fitness_epoch(self, record: dict) -> None:
         self.epoch.update(1)
-        self.epoch.set_postfix(val=f"{record.get('val_accuracy', float('nan')):.3f}", refresh=False)
+        self.epoch.set_postfix(val=f"{_num(record.get('val_accuracy')):.3f}", refresh=False)
 
     def on_evaluation(self, record: dict) -> None:
         if record.get("fitness") is not None:

@@ -91,7 +91,7 @@ def _record(trial: Trial, ev: Evaluation) -> dict:
         "fitness": ev.fitness if finite else None,
         "seconds": round(ev.seconds, 3),
         "epochs_trained": ev.epochs_trained,
-        "val_curve": [e["val_accuracy"] for e in ev.epochs],
+        "val_curve": [e.get("val_accuracy") for e in ev.epochs],  # None: not validated
         "error": ev.error,
     }
 

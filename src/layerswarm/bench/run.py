@@ -55,6 +55,10 @@ APPROXIMATE = SpeedConfig(fidelity="halving", halving_epochs=1, halving_keep=0.2
 PRESETS = {
     "quick": BenchPreset(particles=4, generations=3, fitness_epochs=2, final_epochs=2, throughput_epochs=1,
                          approximate=APPROXIMATE),
+    # the paper's swarm shape, so that memoisation and the prefix cache meet a converging swarm,
+    # with maxEpoch=2 so that it fits on a CPU
+    "swarm": BenchPreset(particles=10, generations=12, fitness_epochs=2, final_epochs=2, throughput_epochs=1,
+                         approximate=APPROXIMATE),
     "full": BenchPreset(particles=10, generations=12, fitness_epochs=5, final_epochs=110, throughput_epochs=3,
                         approximate=APPROXIMATE),
 }

@@ -28,6 +28,8 @@ def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, spe
     if speed is None:
         return MaskFitness(bundle, data, cfg, on_epoch=on_epoch)
     data = subset_splits(data, speed.train_fraction, speed.val_fraction, cfg.seed)
+    if not speed.validates_every_epoch:
+        cfg = cfg.replace(val_every=cfg.epochs)  # exact: validation does not change training
     cache = PrefixCache(data, bundle.transform, speed.cache_mb) if speed.prefix_cache and speed.cache_mb else None
     evaluate = MaskFitness(bundle, data, cfg, on_epoch=on_epoch, cache=cache)
     return EarlyStopping(evaluate, speed.early_stop, cfg.epochs) if speed.early_stop is not None else evaluate

@@ -12,13 +12,16 @@ FIDELITIES = ("full", "halving")
 
 @dataclass
 class SpeedConfig(JsonConfig):
-    """How fitness evaluations are computed. ``memo`` and ``prefix_cache`` give the same
+    """How fitness evaluations are computed. ``memo``, ``prefix_cache`` and ``val_curve=False`` give the same
     masks and fitnesses as plain training (tested, and measured by ``layerswarm bench``);
     every other field trades accuracy of the fitness for time and is off by default."""
 
     memo: bool = help_field(True, "exact: never train a mask twice; a repeated (mask, epochs) reuses its fitness")
     prefix_cache: bool = help_field(True, "exact: compute the frozen prefix's activations once and reuse them")
     cache_mb: int = help_field(2048, "memory for cached prefix activations (MB, on the training device)")
+    val_curve: bool = help_field(False, "validate after every epoch of a fitness evaluation (curves in reports and "
+                                 "TensorBoard); off: only after the last, which is all the fitness needs. "
+                                 "Early stopping and halving turn it on")
     fidelity: str = help_field("full", "approximate: 'halving' trains every particle halving_epochs first, "
                                "only the best halving_keep fraction gets the full epochs")
     halving_epochs: int = help_field(1, "epochs of the first (low-fidelity) rung of successive halving")
@@ -47,6 +50,11 @@ class SpeedConfig(JsonConfig):
         return (self.fidelity != "full" or self.early_stop is not None
                 or self.train_fraction < 1.0 or self.val_fraction < 1.0)
 
+    @property
+    def validates_every_epoch(self) -> bool:
+        """Early stopping reads each epoch's accuracy; halving's memo answers 1 epoch from a curve."""
+        return self.val_curve or self.early_stop is not None or self.fidelity != "full"
+
     @classmethod
     def exact(cls) -> SpeedConfig:
         return cls()
@@ -54,4 +62,4 @@ class SpeedConfig(JsonConfig):
     @classmethod
     def off(cls) -> SpeedConfig:
         """No speed-up at all: plain training for every evaluation."""
-        return cls(memo=False, prefix_cache=False)
+        return cls(memo=False, prefix_cache=False, val_curve=True)

@@ -57,7 +57,8 @@ class MemoExecutor(Executor):
         if ev is None and self.truncatable:
             mask, epochs = key
             ev = next((self._truncate(e, epochs) for (m, n), e in self.results.items()
-                       if m == mask and n > epochs and len(e.epochs) == n), None)
+                       if m == mask and n > epochs and len(e.epochs) == n
+                       and e.epochs[epochs - 1].get("val_accuracy") is not None), None)
         if ev is None:
             return None
         self.hits += 1

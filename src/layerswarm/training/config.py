@@ -24,6 +24,7 @@ class TrainConfig(JsonConfig):
     augment: str = help_field("crop-flip", "train augmentation: crop-flip, crop or none")
     crop_padding: float = help_field(0.125, "random-crop padding as a fraction of the image size")
     keep_best: bool = help_field(False, "restore the weights of the epoch with the best validation accuracy")
+    val_every: int = help_field(1, "validate every N epochs; the last epoch is always validated")
     eval_batch_size: int = help_field(256, "batch size for evaluation")
     test_every: int = help_field(1, "evaluate the test split every N epochs (final fine-tunes only)")
     seed: int = help_field(0, "seed for shuffling, augmentation and dropout")

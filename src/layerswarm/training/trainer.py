@@ -187,6 +187,9 @@ def fit(
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     model.to(memory_format=memory_format(cfg, device))
 
+    def validate(epoch: int) -> bool:  # early stopping (``stop``) and keep_best read every epoch
+        return (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs or stop is not None or cfg.keep_best
+
     history = History()
     best_acc, best_state = -math.inf, None
     start = time.perf_counter()
@@ -215,7 +218,8 @@ def fit(
             "lr": optimizer.param_groups[0]["lr"],
             "train_loss": loss_sum.item() / max(seen, 1),
             "train_accuracy": correct.item() / max(seen, 1),
-            "val_accuracy": accuracy(model, inputs.val_batches()),
+            # None between validations: a search's fitness needs only the last epoch's
+            "val_accuracy": accuracy(model, inputs.val_batches()) if validate(epoch) else None,
         }
         if test is not None and ((epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs):
             record["test_accuracy"] = evaluate(model, test, transform, cfg.eval_batch_size)
