@@ -276,3 +276,43 @@ def test_strategies_command_lists_every_strategy_and_its_options(capsys):
     listed = json.loads(capsys.readouterr().out)
     assert {s["name"] for s in listed} == set(STRATEGIES)
     assert next(s for s in listed if s["name"] == "scratch")["weights"] == "none"
+
+
+def test_linear_probe_on_an_intermediate_unit_trains_only_its_head_and_reloads(digits16, tmp_path):
+    from layerswarm.predict import Predictor
+
+    bundle = _bundle(digits16)
+    cfg = CFG.replace(epochs=3, lr=0.2)
+    later = bundle.model.get_submodule(bundle.units[3].modules[0])
+    calls = []
+    handle = later.register_forward_hook(lambda *_: calls.append(1))
+    before = {k: v.clone() for k, v in bundle.reset().state_dict().items()}
+    metrics = run_finetune(bundle, digits16, create_strategy("linear", {"unit": 2}), cfg, out_dir=tmp_path, seed=0)
+    handle.remove()
+    assert metrics["features_from"] == bundle.units[2].name and metrics["mask"] == [0] * len(bundle.units)
+    assert calls == []  # the units after the tapped one never run
+    after = bundle.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # backbone and its BatchNorm statistics untouched
+    losses = [e["train_loss"] for e in metrics["epochs"]]
+    assert losses[-1] < losses[0]  # the new head learns
+    assert not any(m._forward_hooks for m in bundle.model.modules())  # no hook left on the shared model
+
+    # the saved probe predicts exactly what the trained one computed
+    predictor = Predictor(tmp_path)
+    images = digits16.test.images[:8]
+    from layerswarm.models.probe import IntermediateProbe
+
+    assert isinstance(predictor.model, IntermediateProbe) and predictor.model.tap == bundle.units[2].modules[-1]
+    state = {k: v for k, v in predictor.model.state_dict().items()}
+    probe = IntermediateProbe.rebuild(bundle.model, predictor.meta["probe"], digits16.num_classes)
+    probe.head.load_state_dict({k[len("head."):]: v for k, v in state.items() if k.startswith("head.")})
+    with torch.no_grad():
+        expected = torch.softmax(probe.eval()(bundle.transform(images, train=False)), dim=1)
+    assert torch.equal(predictor.probabilities(images), expected)
+
+
+def test_linear_probe_unit_out_of_range_is_a_one_line_error(digits16):
+    bundle = _bundle(digits16)
+    with pytest.raises(LayerswarmError, match=r"linear.unit=9 is not a unit .*6 units.*0\.\.5") as err:
+        _plan(create_strategy("linear", {"unit": 9}), bundle, digits16)
+    assert "\n" not in str(err.value)

@@ -13,6 +13,7 @@ from torch import nn
 from .bundle import ModelBundle
 from .data.imageset import DatasetSplits
 from .io import atomic_write_json
+from .models.probe import IntermediateProbe
 from .strategies import Strategy, StrategyContext
 from .training import TrainConfig, evaluate, fit
 
@@ -36,6 +37,7 @@ def run_finetune(
     model = bundle.reset()
     ctx = StrategyContext(bundle, data.for_search(), cfg, seed=seed, out_dir=str(out_dir) if out_dir else None)
     plan = strategy.plan(ctx)
+    model = plan.model if plan.model is not None else model
     start = time.perf_counter()
     history = fit(
         model, data.train, data.val, cfg, bundle.transform, frozen=plan.frozen,
@@ -76,6 +78,8 @@ def save_model(
         "mask": mask,
         "image_size": image_size,
     }
+    if isinstance(model, IntermediateProbe):
+        meta["probe"] = model.describe()
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

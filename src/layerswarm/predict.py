@@ -18,6 +18,7 @@ from .data.imagefolder import _decode_one
 from .errors import LayerswarmError
 from .finetune import load_model_metadata, load_saved_state
 from .models import create_model
+from .models.probe import IntermediateProbe
 from .training import BatchTransform, resolve_device
 
 MODEL_FILE = "model.safetensors"
@@ -63,6 +64,8 @@ class Predictor:
         info = meta["model"]
         # 'none': the saved state replaces every weight, so nothing is downloaded or loaded twice
         model, _ = create_model(info["name"], num_classes=len(self.classes), weights="none")
+        if "probe" in meta:  # a linear probe on an intermediate unit
+            model = IntermediateProbe.rebuild(model, meta["probe"], len(self.classes))
         model.load_state_dict(load_saved_state(self.path))
         self.model = model.to(self.device).eval()
         self.transform = BatchTransform(info["mean"], info["std"], augment="none")

@@ -29,6 +29,7 @@ class TrainPlan:
     param_groups: list[dict] | None = None
     hooks: TrainHooks | None = None
     mask: list[int] | None = None  # the unit mask, when the strategy has one (for reports)
+    model: nn.Module | None = None  # replaces the bundle's model (a probe wrapping it); None: train the bundle's
     info: dict[str, Any] = field(default_factory=dict)
 
 

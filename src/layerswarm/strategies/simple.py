@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config_utils import help_field
+from ..errors import LayerswarmError
+from ..models.probe import build_probe
+from ..training.trainer import trainable_param_groups
 from ..units import load_mask, validate_mask
 from .base import Strategy, StrategyConfig, StrategyContext, TrainPlan
 from .registry import register_strategy
@@ -17,14 +20,36 @@ class FullFineTuning(Strategy):
     name = "full"
 
 
+@dataclass
+class LinearConfig(StrategyConfig):
+    unit: int | None = help_field(None, "take the features from the output of this unit (0-based; negative counts "
+                                  "from the end, see 'layerswarm layers') instead of the final pooled features")
+
+
 @register_strategy
 class LinearProbe(Strategy):
-    """Feature extraction: the backbone frozen, only the new head trained."""
+    """Feature extraction: the backbone frozen, only a new head trained; by default the
+    model's own new classifier on its final features, with ``unit`` a new linear head on the
+    pooled output of that unit (the layers after it never run)."""
 
     name = "linear"
+    Config = LinearConfig
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
-        return self.plan_mask(ctx.bundle.model, ctx, [0] * len(ctx.bundle.units))
+        model, units = ctx.bundle.model, ctx.bundle.units
+        plan = self.plan_mask(model, ctx, [0] * len(units))
+        k = self.config.unit
+        if k is None:
+            return plan
+        if not -len(units) <= k < len(units):
+            raise LayerswarmError(f"linear.unit={k} is not a unit of this model ({len(units)} units): "
+                                  f"pass 0..{len(units) - 1} or a negative index (see 'layerswarm layers')")
+        unit = units[k]
+        model.requires_grad_(False)  # the model's own head is never reached: nothing of it trains
+        example = ctx.bundle.transform(ctx.data.val.images[:2].to(ctx.bundle.device), train=False)
+        probe = build_probe(model, unit.modules[-1], ctx.data.num_classes, example, seed=ctx.seed)
+        return TrainPlan(frozen=["backbone"], param_groups=trainable_param_groups(probe), mask=plan.mask,
+                         model=probe, info={"features_from": unit.name})
 
 
 @dataclass
@@ -47,7 +72,5 @@ class GivenMask(Strategy):
         elif self.config.mask_file is not None:
             mask = load_mask(self.config.mask_file, units)
         else:
-            from ..errors import LayerswarmError
-
             raise LayerswarmError("strategy 'mask' needs a mask: pass --mask FILE")
         return self.plan_mask(ctx.bundle.model, ctx, mask)
