@@ -72,7 +72,7 @@ def app() -> None:
 @click.option("--retries", type=int, default=1, show_default=True, help="retries of a failing evaluation")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="run evaluations here, one at a time, or in parallel on Ray")
 @click.option("--address", default=None, help="Ray cluster to join (auto, ray://HOST:10001); default: start Ray on this machine")
-@click.option("--cpus-per-trial", type=int, default=1, show_default=True, help="CPU cores (torch threads) per evaluation, both backends")
+@click.option("--cpus-per-trial", type=int, default=None, help="CPU cores (torch threads) per evaluation; default all cores locally, 1 per Ray task")
 @click.option("--gpus-per-trial", type=float, default=0.0, show_default=True, help="GPUs per Ray evaluation (0.5: two share a GPU); needs --device cuda")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the search, the head and the training")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="output folder (default runs/search-<model>-<data>)")

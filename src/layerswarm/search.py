@@ -43,7 +43,9 @@ class SearchConfig(JsonConfig):
     retries: int = help_field(1, "retries of an evaluation that raises before it counts as failed")
     backend: str = help_field("local", "where evaluations run: local or ray")
     address: str | None = help_field(None, "Ray cluster address (auto, ray://HOST:10001); default: start Ray here")
-    cpus_per_trial: int = help_field(1, "CPU cores per evaluation, also its torch thread count (both backends, so that their results agree)")
+    cpus_per_trial: int | None = help_field(None, "CPU cores per evaluation, also its torch thread count; default: torch's "
+                                            "own (all cores) locally, 1 per Ray task. CPU results depend on the thread "
+                                            "count: give both backends the same number to get equal results")
     gpus_per_trial: float = help_field(0.0, "GPUs per evaluation under Ray (0.5: two evaluations share a GPU)")
 
 
@@ -166,7 +168,8 @@ def make_executor(cfg: RunConfig, bundle: ModelBundle, data: DatasetSplits, on_e
     spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed)  # workers rebuild the same bundle
     s = cfg.search
     executor = create_executor(s.backend, spec, data.for_search(), bundle=bundle, on_epoch=on_epoch, retries=s.retries,
-                               cpus_per_trial=s.cpus_per_trial, gpus_per_trial=s.gpus_per_trial, address=s.address)
+                               cpus_per_trial=s.cpus_per_trial if s.cpus_per_trial or s.backend == "local" else 1,
+                               gpus_per_trial=s.gpus_per_trial, address=s.address)
     return wrap_executor(executor, cfg.speed, cfg.fitness)  # memoisation, successive halving
 
 
