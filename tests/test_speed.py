@@ -267,3 +267,25 @@ def test_validating_only_after_the_last_epoch_changes_nothing_but_the_curve(digi
     memo = MemoExecutor(FakeExecutor(), 3, truncatable=True)
     memo.results[((1, 0), 3)] = Evaluation(fitness=0.5, epochs=[{"val_accuracy": None}] * 2 + [{"val_accuracy": 0.5}])
     assert memo.lookup(((1, 0), 2)) is None  # no curve point to answer a shorter budget from
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_and_keeps_frozen_units_frozen(digits16):
+    """``--compile`` trains the same model (up to kernel rounding), through the same loop."""
+    cfg = CFG.replace(epochs=1, augment="none")
+    mask = [0, 0, 1, 1, 1]
+    results = []
+    for compiled in (False, True):
+        bundle = build_bundle(ModelConfig(name="test_resnet", weights="none"), 10, cfg)
+        model = bundle.reset()
+        frozen = apply_mask(model, bundle.units, mask)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        history = fit(model, digits16.train, digits16.val, cfg.replace(compile=compiled), bundle.transform, frozen=frozen)
+        after = model.state_dict()
+        prefix = [k for u in bundle.units[:2] for k in u.params]
+        assert all(torch.equal(before[k], after[k]) for k in prefix)
+        results.append((history.epochs[-1], after))
+    (eager, w_eager), (comp, w_comp) = results
+    assert comp["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-3)
+    assert abs(comp["val_accuracy"] - eager["val_accuracy"]) <= 0.05
+    assert max((w_eager[k].float() - w_comp[k].float()).abs().max().item() for k in w_eager) < 1e-3

@@ -21,10 +21,10 @@ from .training import TrainConfig
 DATA_FIELDS = ["data", "data_root", "image_size", "train_per_class", "val_per_class", "val_fraction",
                "test_fraction", "max_test", "on_bad_image"]
 TRAIN_FIELDS = ["lr", "momentum", "weight_decay", "batch_size", "optimizer", "schedule", "step_size",
-                "gamma", "augment", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last"]
+                "gamma", "augment", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last", "compile"]
 MODEL_FIELDS = ["name", "weights", "granularity"]
 SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs", "halving_keep", "early_stop",
-                "train_fraction", "val_fraction"]
+                "train_fraction", "val_fraction", "val_curve"]
 
 
 def model_options(func):

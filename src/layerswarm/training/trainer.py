@@ -186,6 +186,8 @@ def fit(
     torch.manual_seed(cfg.seed)  # dropout / drop-path draws
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     model.to(memory_format=memory_format(cfg, device))
+    # compiled forward; it shares the parameters, so ``model`` is what gets trained and saved
+    forward = torch.compile(model) if cfg.compile else model
 
     def validate(epoch: int) -> bool:  # early stopping (``stop``) and keep_best read every epoch
         return (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs or stop is not None or cfg.keep_best
@@ -200,7 +202,7 @@ def fit(
         loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
         for x, y in inputs.train_epoch():
             with autocast:
-                logits = model(x)
+                logits = forward(x)
                 loss = F.cross_entropy(logits.float(), y)
             penalty = hooks.penalty(model)
             optimizer.zero_grad(set_to_none=True)
@@ -219,7 +221,7 @@ def fit(
             "train_loss": loss_sum.item() / max(seen, 1),
             "train_accuracy": correct.item() / max(seen, 1),
             # None between validations: a search's fitness needs only the last epoch's
-            "val_accuracy": accuracy(model, inputs.val_batches()) if validate(epoch) else None,
+            "val_accuracy": accuracy(forward, inputs.val_batches()) if validate(epoch) else None,
         }
         if test is not None and ((epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs):
             record["test_accuracy"] = evaluate(model, test, transform, cfg.eval_batch_size)
