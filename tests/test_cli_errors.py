@@ -101,3 +101,16 @@ def test_search_refuses_to_overwrite_a_run(capsys, tmp_path):
     (tmp_path / "run" / "config.json").write_text("{}")
     msg = run_error(capsys, ["search", "--model", "test_efficientnet", "--out", str(tmp_path / "run")])
     assert "--resume" in msg
+
+
+def test_finetune_strategy_options(capsys, tmp_path):
+    msg = run_error(capsys, ["finetune", *TINY, "--data", "digits", "--strategy", "last-k", "--option", "q=3",
+                             "--out", str(tmp_path / "o")])
+    assert "unknown" in msg and "'q'" in msg and "use k" in msg
+    msg = run_error(capsys, ["finetune", *TINY, "--data", "digits", "--strategy", "linear", "--option", "unit",
+                             "--out", str(tmp_path / "o")])
+    assert "KEY=VALUE" in msg
+    assert main(["finetune", *TINY, "--data", "digits", "--strategy", "last-k", "--option", "k=2", "--quiet",
+                 "--out", str(tmp_path / "ok")]) == 0
+    metrics = json.loads((tmp_path / "ok" / "final" / "metrics.json").read_text())
+    assert metrics["strategy_config"] == {"k": 2} and sum(metrics["mask"]) == 2

@@ -161,6 +161,7 @@ def _print_epoch(record: dict) -> None:
 @train_options
 @click.option("--strategy", default=None, help="full, linear, ... (see 'layerswarm strategies'); default full, or mask with --mask")
 @click.option("--mask", "mask_file", type=click.Path(dir_okay=False), default=None, help="a best_mask.json to fine-tune with")
+@click.option("--option", "options", multiple=True, help="a strategy option KEY=VALUE, e.g. --option k=4 (see 'layerswarm strategies')")
 @click.option("--epochs", type=int, default=110, show_default=True, help="epochs of the fine-tune")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder (final/ goes inside)")
@@ -168,6 +169,7 @@ def _print_epoch(record: dict) -> None:
 def finetune(**kw) -> None:
     """Fine-tune once with a mask or a strategy and test the result."""
     from .bundle import build_bundle
+    from .compare import parse_strategy_options
     from .data import load_dataset
     from .finetune import run_finetune
     from .strategies import create_strategy
@@ -176,7 +178,9 @@ def finetune(**kw) -> None:
     seed, mask_file, name = kw.pop("seed"), kw.pop("mask_file"), kw.pop("strategy")
     if mask_file and name not in (None, "mask"):
         raise LayerswarmError("--mask and --strategy exclude each other: pass one")
-    strategy = create_strategy("mask", {"mask_file": mask_file}) if mask_file else create_strategy(name or "full")
+    name = "mask" if mask_file else (name or "full")
+    options = parse_strategy_options(name, kw.pop("options"))
+    strategy = create_strategy(name, {**options, "mask_file": mask_file} if mask_file else options)
     model_cfg = pop_config(ModelConfig, kw, prefix="model_")
     if strategy.weights is not None:
         model_cfg = model_cfg.replace(weights=strategy.weights)

@@ -328,11 +328,27 @@ def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, dict]:
         name, dot, option = key.strip().rpartition(".")
         if not sep or not dot or not name or not option:
             raise LayerswarmError(f"--option '{pair}' is not STRATEGY.KEY=VALUE: e.g. --option pso.particles=4")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        options.setdefault(name, {})[option] = parsed
+        options.setdefault(name, {})[option] = parse_value(value)
+    return options
+
+
+def parse_value(text: str):
+    """JSON when it parses (numbers, true/false, null, lists), else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_strategy_options(name: str, pairs: list[str] | tuple[str, ...]) -> dict:
+    """``finetune --option k=4`` (or ``last-k.k=4``) -> ``{"k": 4}`` for strategy ``name``."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().removeprefix(f"{name}.")
+        if not sep or not key or "." in key:
+            raise LayerswarmError(f"--option '{pair}' is not KEY=VALUE for strategy '{name}': e.g. --option k=4")
+        options[key] = parse_value(value)
     return options
 
 

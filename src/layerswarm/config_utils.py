@@ -5,7 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
+from .errors import LayerswarmError
+
 T = TypeVar("T")
+
+
+class UnknownKeyError(LayerswarmError, ValueError):
+    """A config given a key it does not have (a misspelt option): one line naming the valid ones."""
 
 
 def help_field(default: Any, help: str, **kwargs: Any) -> Any:
@@ -26,7 +32,7 @@ class JsonConfig:
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = set(data) - names
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+            raise UnknownKeyError(f"unknown {cls.__name__} keys {sorted(unknown)}: use {', '.join(sorted(names)) or 'none'}")
         return cls(**data)
 
     def replace(self: T, **changes: Any) -> T:
