@@ -106,7 +106,7 @@ def test_search_refuses_to_overwrite_a_run(capsys, tmp_path):
 def test_finetune_strategy_options(capsys, tmp_path):
     msg = run_error(capsys, ["finetune", *TINY, "--data", "digits", "--strategy", "last-k", "--option", "q=3",
                              "--out", str(tmp_path / "o")])
-    assert "unknown" in msg and "'q'" in msg and "use k" in msg
+    assert "has no option 'q'" in msg and "its options are k" in msg
     msg = run_error(capsys, ["finetune", *TINY, "--data", "digits", "--strategy", "linear", "--option", "unit",
                              "--out", str(tmp_path / "o")])
     assert "KEY=VALUE" in msg

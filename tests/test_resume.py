@@ -161,3 +161,46 @@ def test_ctrl_c_then_a_torn_line_then_resume(tmp_path):
     records = read_jsonl(out / EVALUATIONS_FILE)
     assert [_strip(r) for r in records] == [_strip(r) for r in read_jsonl(straight / EVALUATIONS_FILE)]
     assert len((out / EVALUATIONS_FILE).read_text().splitlines()) == 12  # the torn line is gone
+
+
+def _drop_new_keys(config: dict) -> dict:
+    """A config as an older layerswarm wrote it: without the settings added since."""
+    old = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    for part in ("fitness", "final", "train"):
+        if part in old:
+            old[part].pop("val_every", None)
+            old[part].pop("compile", None)
+    if "speed" in old:
+        old["speed"].pop("val_curve", None)
+    return old
+
+
+def test_runs_saved_before_new_settings_still_resume_compare_and_race(tmp_path):
+    """Settings added later take their defaults when an older run, comparison or fitness table
+    is read back; a real difference is still refused."""
+    import json
+
+    from layerswarm.compare import CompareConfig, _normalised, plan_runs
+    from layerswarm.data import DataConfig
+    from layerswarm.errors import LayerswarmError
+    from layerswarm.io import atomic_write_json
+    from layerswarm.race import _fitness_part, _table_header
+    from layerswarm.search import CONFIG_FILE, RunConfig, _check_resume
+
+    cfg = RunConfig()
+    atomic_write_json(tmp_path / CONFIG_FILE, _drop_new_keys(cfg.to_dict()))
+    _check_resume(tmp_path, cfg)
+    with pytest.raises(LayerswarmError, match="different configuration"):
+        _check_resume(tmp_path, cfg.replace(seed=1))
+
+    header = _table_header(cfg, ["a", "b"])
+    old_header = json.loads(json.dumps(header))
+    old_header["config"] = _drop_new_keys(old_header["config"])
+    assert _fitness_part(old_header) == _fitness_part(header)
+
+    compare = CompareConfig(data=[DataConfig(data="digits")], strategies=["linear", "full"])
+    for spec in plan_runs(compare, tmp_path / "cmp")[:2]:
+        run_cfg = spec.config(compare)
+        old = _drop_new_keys(run_cfg)
+        old["options"] = {}  # linear had no options before linear.unit
+        assert _normalised(old) == run_cfg

@@ -316,3 +316,20 @@ def test_linear_probe_unit_out_of_range_is_a_one_line_error(digits16):
     with pytest.raises(LayerswarmError, match=r"linear.unit=9 is not a unit .*6 units.*0\.\.5") as err:
         _plan(create_strategy("linear", {"unit": 9}), bundle, digits16)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad", ["abc", 2.5, True])
+def test_linear_probe_unit_must_be_an_integer(bad):
+    with pytest.raises(LayerswarmError, match="not a unit index"):
+        create_strategy("linear", {"unit": bad})
+
+
+def test_probe_pools_channels_last_outputs_over_positions():
+    from layerswarm.models.probe import pool
+
+    x = torch.randn(2, 3, 4, 5)
+    assert torch.equal(pool(x), x.mean(dim=(2, 3))) and pool(x, channels_last=True).shape == (2, 5)
+    tokens = torch.randn(2, 7, 6)
+    assert torch.equal(pool(tokens), tokens.mean(dim=1))
+    with pytest.raises(LayerswarmError, match="pick another unit"):
+        pool((x, x))

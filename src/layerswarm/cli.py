@@ -148,11 +148,9 @@ def _print_evaluation(record: dict) -> None:
 
 
 def _print_epoch(record: dict) -> None:
-    test = f"  test {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""
-    click.echo(
-        f"final epoch {record['epoch']:>3}  loss {record['train_loss']:.4f}  val {record['val_accuracy']:.4f}{test}",
-        err=True,
-    )
+    from .progress import format_final_epoch
+
+    click.echo(format_final_epoch(record), err=True)
 
 
 @app.command()
@@ -169,10 +167,9 @@ def _print_epoch(record: dict) -> None:
 def finetune(**kw) -> None:
     """Fine-tune once with a mask or a strategy and test the result."""
     from .bundle import build_bundle
-    from .compare import parse_strategy_options
+    from .compare import make_strategy, parse_strategy_options
     from .data import load_dataset
     from .finetune import run_finetune
-    from .strategies import create_strategy
 
     _setup_logging(kw.pop("quiet"))
     seed, mask_file, name = kw.pop("seed"), kw.pop("mask_file"), kw.pop("strategy")
@@ -180,7 +177,7 @@ def finetune(**kw) -> None:
         raise LayerswarmError("--mask and --strategy exclude each other: pass one")
     name = "mask" if mask_file else (name or "full")
     options = parse_strategy_options(name, kw.pop("options"))
-    strategy = create_strategy(name, {**options, "mask_file": mask_file} if mask_file else options)
+    strategy = make_strategy(name, {**options, "mask_file": mask_file} if mask_file else options)
     model_cfg = pop_config(ModelConfig, kw, prefix="model_")
     if strategy.weights is not None:
         model_cfg = model_cfg.replace(weights=strategy.weights)

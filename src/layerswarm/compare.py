@@ -92,8 +92,16 @@ class CompareConfig(JsonConfig):
 
 
 def make_strategy(name: str, options: dict | None):
+    """The strategy ``name`` with ``options``, or one line naming the bad option and the valid ones."""
+    if name in STRATEGIES and options:
+        known = [f.name for f in dataclasses.fields(STRATEGIES[name].Config)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise LayerswarmError(f"strategy '{name}' has no option '{unknown[0]}': its options are {', '.join(known) or 'none'}")
     try:
         return create_strategy(name, options or None)
+    except LayerswarmError:
+        raise  # already one line naming the valid options
     except (TypeError, ValueError) as err:
         cls = STRATEGIES[name]
         known = ", ".join(f.name for f in cls.Config.__dataclass_fields__.values()) or "none"
@@ -152,11 +160,23 @@ def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
     return runs
 
 
+def _normalised(run_cfg: dict) -> dict:
+    """A saved run config through the dataclasses: settings added since take their defaults."""
+    out = dict(run_cfg)
+    try:
+        for key, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
+            out[key] = cls.from_dict(out[key]).to_dict()
+        out["options"] = STRATEGIES[out["strategy"]].Config.from_dict(out["options"]).to_dict()
+    except (KeyError, TypeError, ValueError):
+        return run_cfg  # not comparable: the caller refuses it
+    return out
+
+
 def run_one(spec: RunSpec, cfg: CompareConfig, data: DatasetSplits) -> dict:
     """Train one run (or read back its finished result)."""
     run_cfg = spec.config(cfg)
     saved = spec.path / RUN_FILE
-    if saved.is_file() and read_json(saved) != run_cfg:
+    if saved.is_file() and _normalised(read_json(saved)) != run_cfg:
         raise LayerswarmError(
             f"'{spec.path}' holds a run with a different configuration: use a new --out folder, or the original settings"
         )

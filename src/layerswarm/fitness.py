@@ -41,7 +41,8 @@ class MaskFitness:
                  on_epoch: Callable[[dict], None] | None = None, cache: PrefixCache | None = None) -> None:
         self.bundle = bundle
         self.data = data
-        self.cfg = cfg
+        # eager: compiling would recompile for every mask (guards on requires_grad) and never pay off
+        self.cfg = cfg.replace(compile=False)
         self.on_epoch = on_epoch  # progress bars / TensorBoard; called after every epoch
         self.cache = cache
 

@@ -125,7 +125,15 @@ def _table_header(run_cfg: Any, units: list[str]) -> dict[str, Any]:
 
 def _fitness_part(header: dict[str, Any]) -> dict[str, Any]:
     """A stored header reduced to what fitness depends on (older files stored the whole config)."""
-    config = header.get("config", {})
+    from .bundle import ModelConfig
+    from .data import DataConfig
+    from .training import TrainConfig
+
+    config = dict(header.get("config", {}))
+    # through the dataclasses: settings added since the table was built take their defaults
+    for key, cls in (("model", ModelConfig), ("data", DataConfig), ("fitness", TrainConfig)):
+        if isinstance(config.get(key), dict):
+            config[key] = cls.from_dict(config[key]).to_dict()
     return {**header, "config": {k: config.get(k) for k in _FITNESS_KEYS}}
 
 
@@ -149,7 +157,7 @@ class FitnessTable:
         bundle = build_bundle(run_cfg.model, data.num_classes, run_cfg.fitness, seed=run_cfg.seed)
         self.units = [u.name for u in bundle.units]
         header = _table_header(run_cfg, self.units)
-        if rows and _fitness_part(rows[0]) != header:
+        if rows and _fitness_part(rows[0]) != _fitness_part(header):
             raise LayerswarmError(
                 f"'{self.path}' holds a fitness table for another configuration; "
                 "pass another --table path or delete that file"

@@ -157,7 +157,10 @@ def _seed_memo(executor: Executor, records: list[dict]) -> None:
 
 
 def _check_resume(out: Path, cfg: RunConfig) -> None:
-    saved = read_json(out / CONFIG_FILE)
+    try:  # through the dataclasses: settings added since the run was saved take their defaults
+        saved = RunConfig.from_dict(read_json(out / CONFIG_FILE)).to_dict()
+    except (KeyError, TypeError, ValueError) as err:
+        raise LayerswarmError(f"'{out}/{CONFIG_FILE}' is not a layerswarm run configuration ({err}): use a new --out folder") from err
     if saved != cfg.to_dict():
         raise LayerswarmError(
             f"'{out}' holds a run with a different configuration: use a new --out folder, or --resume {out} alone"
@@ -168,7 +171,7 @@ def make_executor(cfg: RunConfig, bundle: ModelBundle, data: DatasetSplits, on_e
     spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed)  # workers rebuild the same bundle
     s = cfg.search
     executor = create_executor(s.backend, spec, data.for_search(), bundle=bundle, on_epoch=on_epoch, retries=s.retries,
-                               cpus_per_trial=s.cpus_per_trial if s.cpus_per_trial or s.backend == "local" else 1,
+                               cpus_per_trial=s.cpus_per_trial,
                                gpus_per_trial=s.gpus_per_trial, address=s.address)
     return wrap_executor(executor, cfg.speed, cfg.fitness)  # memoisation, successive halving
 

@@ -34,7 +34,7 @@ def register_executor(name: str) -> Callable[[ExecutorBuilder], ExecutorBuilder]
 
 @register_executor("local")
 def _local(factory: EvaluatorFactory, data: SearchSplits, bundle: ModelBundle | None = None,
-           on_epoch: EpochCallback | None = None, *, retries: int = 1, cpus_per_trial: int | None = 1,
+           on_epoch: EpochCallback | None = None, *, retries: int = 1, cpus_per_trial: int | None = None,
            **_: object) -> Executor:
     # Reuse the driver's model when the factory can take it: no second copy in memory.
     evaluate = factory(data, bundle, on_epoch) if isinstance(factory, FitnessSpec) else factory(data)
@@ -43,7 +43,7 @@ def _local(factory: EvaluatorFactory, data: SearchSplits, bundle: ModelBundle | 
 
 @register_executor("ray")
 def _ray(factory: EvaluatorFactory, data: SearchSplits, bundle: ModelBundle | None = None,
-         on_epoch: EpochCallback | None = None, *, retries: int = 1, cpus_per_trial: int = 1, gpus_per_trial: float = 0.0,
+         on_epoch: EpochCallback | None = None, *, retries: int = 1, cpus_per_trial: int | None = None, gpus_per_trial: float = 0.0,
          address: str | None = None, **_: object) -> Executor:
     from .ray import RayExecutor  # Ray is an optional extra: import it only when asked for
 
@@ -54,7 +54,7 @@ def _ray(factory: EvaluatorFactory, data: SearchSplits, bundle: ModelBundle | No
         raise LayerswarmError(f"--device {factory.fitness.device} under Ray needs GPUs per evaluation: "
                               "pass --gpus-per-trial 1 (or 0.5 to share a GPU), or --device cpu")
 
-    return RayExecutor(factory, data, retries=retries, cpus_per_trial=cpus_per_trial,
+    return RayExecutor(factory, data, retries=retries, cpus_per_trial=1 if cpus_per_trial is None else cpus_per_trial,
                        gpus_per_trial=gpus_per_trial, address=address)
 
 

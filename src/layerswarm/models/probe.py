@@ -1,15 +1,20 @@
 """A linear probe on an intermediate layer: features from module ``tap`` of a backbone, pooled,
 fed to a new linear classifier. The layers after ``tap`` never run.
 
-Wrapping, not cutting: the backbone keeps its structure and its parameter names (saved
-weights stay loadable by name), and it works for any model whose ``tap`` output is a tensor:
-``[B, C, H, W]`` feature maps (mean over H, W) or ``[B, N, C]`` tokens (mean over N).
+Wrapping, not cutting: the backbone keeps its structure (its weights sit under ``backbone.``
+in the probe's state), and it works for any model whose ``tap`` output is a tensor:
+``[B, C, H, W]`` feature maps (mean over H, W; ``[B, H, W, C]`` for models that declare
+``output_fmt = "NHWC"``, as timm's Swin does) or ``[B, N, C]`` tokens (mean over N).
+The forward leaves the backbone through an exception raised by a hook, so it runs eagerly:
+``fit`` does not ``torch.compile`` a probe (``compile_safe = False``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ..errors import LayerswarmError
 
 
 class _Tapped(Exception):
@@ -22,6 +27,7 @@ class _Tapped(Exception):
 
 def tap_features(backbone: nn.Module, tap: str, x: torch.Tensor) -> torch.Tensor:
     """The output of ``backbone.get_submodule(tap)`` for input ``x``, pooled to ``[B, C]``."""
+    channels_last = getattr(backbone, "output_fmt", "NCHW") == "NHWC"
 
     def grab(_module, _inputs, output):
         raise _Tapped(output)
@@ -31,23 +37,27 @@ def tap_features(backbone: nn.Module, tap: str, x: torch.Tensor) -> torch.Tensor
     try:
         backbone(x)
     except _Tapped as tapped:
-        return pool(tapped.features)
+        return pool(tapped.features, channels_last)
     finally:
         handle.remove()
     raise RuntimeError(f"module '{tap}' did not run in the forward pass")
 
 
-def pool(features: torch.Tensor) -> torch.Tensor:
+def pool(features: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """Global average over positions: ``[B, C, H, W]`` (or ``[B, H, W, C]``), ``[B, N, C]`` -> ``[B, C]``."""
     if not isinstance(features, torch.Tensor) or features.dim() not in (2, 3, 4):
         kind = type(features).__name__ if not isinstance(features, torch.Tensor) else f"a {features.dim()}-d tensor"
-        raise ValueError(f"a probe needs [B, C], [B, N, C] or [B, C, H, W] features, got {kind}")
+        raise LayerswarmError(f"a linear probe needs [B, C], [B, N, C] or [B, C, H, W] features, the tapped unit "
+                              f"gives {kind}: pick another unit")
     if features.dim() == 4:
-        return features.mean(dim=(2, 3))
+        return features.mean(dim=(1, 2) if channels_last else (2, 3))
     return features.mean(dim=1) if features.dim() == 3 else features
 
 
 class IntermediateProbe(nn.Module):
     """``head(pool(backbone[..tap](x)))``: the backbone's layers up to ``tap``, a new head."""
+
+    compile_safe = False  # exception-based early exit: see the module docstring
 
     def __init__(self, backbone: nn.Module, tap: str, in_features: int, num_classes: int) -> None:
         super().__init__()

@@ -25,6 +25,10 @@ class LinearConfig(StrategyConfig):
     unit: int | None = help_field(None, "take the features from the output of this unit (0-based; negative counts "
                                   "from the end, see 'layerswarm layers') instead of the final pooled features")
 
+    def __post_init__(self) -> None:
+        if self.unit is not None and (isinstance(self.unit, bool) or not isinstance(self.unit, int)):
+            raise LayerswarmError(f"linear.unit={self.unit!r} is not a unit index: pass an integer, e.g. unit=11")
+
 
 @register_strategy
 class LinearProbe(Strategy):
@@ -45,6 +49,9 @@ class LinearProbe(Strategy):
             raise LayerswarmError(f"linear.unit={k} is not a unit of this model ({len(units)} units): "
                                   f"pass 0..{len(units) - 1} or a negative index (see 'layerswarm layers')")
         unit = units[k]
+        if not unit.modules:
+            raise LayerswarmError(f"unit {k} ({unit.name}) holds loose parameters, no module whose output a probe "
+                                  "could read: pick another unit")
         model.requires_grad_(False)  # the model's own head is never reached: nothing of it trains
         example = ctx.bundle.transform(ctx.data.val.images[:2].to(ctx.bundle.device), train=False)
         probe = build_probe(model, unit.modules[-1], ctx.data.num_classes, example, seed=ctx.seed)

@@ -30,6 +30,6 @@ class TrainConfig(JsonConfig):
     seed: int = help_field(0, "seed for shuffling, augmentation and dropout")
     device: str = help_field("cpu", "cpu, cuda, cuda:N or mps")
     amp: bool = help_field(False, "bfloat16 autocast on CUDA")
-    compile: bool = help_field(False, "torch.compile the model for training and evaluation (pays off on long "
-                               "fine-tunes; a search recompiles for each mask)")
+    compile: bool = help_field(False, "torch.compile the model for training and validation of final fine-tunes "
+                               "(fitness evaluations stay eager: each mask would recompile)")
     channels_last: bool = help_field(False, "channels_last memory format (CUDA, and CPU where it helps convolutions)")

@@ -187,7 +187,7 @@ def fit(
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     model.to(memory_format=memory_format(cfg, device))
     # compiled forward; it shares the parameters, so ``model`` is what gets trained and saved
-    forward = torch.compile(model) if cfg.compile else model
+    forward = torch.compile(model) if cfg.compile and getattr(model, "compile_safe", True) else model
 
     def validate(epoch: int) -> bool:  # early stopping (``stop``) and keep_best read every epoch
         return (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs or stop is not None or cfg.keep_best
