@@ -333,3 +333,14 @@ def test_probe_pools_channels_last_outputs_over_positions():
     assert torch.equal(pool(tokens), tokens.mean(dim=1))
     with pytest.raises(LayerswarmError, match="pick another unit"):
         pool((x, x))
+
+
+def test_linear_probe_ignores_compile_and_trains_the_same(digits16):
+    """The probe's forward leaves the backbone through an exception: fit keeps it eager."""
+    runs = []
+    for compiled in (False, True):
+        bundle = _bundle(digits16)
+        cfg = CFG.replace(epochs=2, compile=compiled)
+        runs.append(run_finetune(bundle, digits16, create_strategy("linear", {"unit": 3}), cfg, seed=0)["epochs"])
+    strip = [[{k: v for k, v in e.items() if k != "seconds"} for e in r] for r in runs]
+    assert strip[0] == strip[1]
