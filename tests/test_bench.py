@@ -38,3 +38,12 @@ def test_reference_and_exact_agree_and_json_has_every_field(digits16, tmp_path):
 def test_bench_refuses_bad_seeds(capsys):
     assert main(["bench", "--seeds", "a,b"]) == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_bench_without_the_exact_run(digits16):
+    preset = BenchPreset(particles=2, generations=1, fitness_epochs=1, final_epochs=1, throughput_epochs=1, lr=0.1,
+                         approximate=SpeedConfig(train_fraction=0.5))
+    result = run_bench(preset=preset, seeds=(3,), model=ModelConfig(name="test_resnet", weights="none"),
+                       data=digits16, log=lambda _: None, throughput=False, exact=False)
+    assert "exact" not in result and set(result["ratios"]) == {"approximate"}
+    assert set(result["reference"]["seeds"]) == {"3"} and "| exact |" not in format_table(result)
