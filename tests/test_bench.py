@@ -44,6 +44,10 @@ def test_bench_without_the_exact_run(digits16):
     preset = BenchPreset(particles=2, generations=1, fitness_epochs=1, final_epochs=1, throughput_epochs=1, lr=0.1,
                          approximate=SpeedConfig(train_fraction=0.5))
     result = run_bench(preset=preset, seeds=(3,), model=ModelConfig(name="test_resnet", weights="none"),
-                       data=digits16, log=lambda _: None, throughput=False, exact=False)
-    assert "exact" not in result and set(result["ratios"]) == {"approximate"}
+                       data=digits16, log=lambda _: None, throughput=False, exact=False, ablation=True)
+    assert "exact" not in result
+    assert set(result["ratios"]) == {"approximate", "approximate:halving", "approximate:early-stop", "approximate:subset"}
+    assert set(result["ablation_test_gap_points"]) == set(result["ratios"]) - {"approximate"}
+    assert result["approximate:subset"]["epochs_trained"] == 2  # its own switches: 2 particles x 1 epoch
+    assert "approximate:halving minus reference" in format_table(result)
     assert set(result["reference"]["seeds"]) == {"3"} and "| exact |" not in format_table(result)

@@ -62,6 +62,12 @@ PRESETS = {
     "full": BenchPreset(particles=10, generations=12, fitness_epochs=5, final_epochs=110, throughput_epochs=3,
                         approximate=APPROXIMATE),
 }
+# --ablation: each approximate speed-up alone (on top of the exact ones), to see what each costs
+ABLATION = {
+    "approximate:halving": SpeedConfig(fidelity="halving", halving_epochs=1, halving_keep=0.25),
+    "approximate:early-stop": SpeedConfig(early_stop=0.05),
+    "approximate:subset": SpeedConfig(train_fraction=0.3, val_fraction=0.5),
+}
 MODEL = ModelConfig(name="efficientnet_lite0", weights="pretrained", granularity="block")
 
 
@@ -117,8 +123,10 @@ def run_reference(data: DatasetSplits, preset: BenchPreset, seed: int, device: s
 
 
 def run_layerswarm(data: DatasetSplits, preset: BenchPreset, seed: int, device: str, speed: SpeedConfig,
-                   threads: int, model: ModelConfig = MODEL) -> dict:
-    cfg = RunConfig(model=model, fitness=_fitness_cfg(preset, seed, device, channels_last=speed.approximate),
+                   threads: int, model: ModelConfig = MODEL, channels_last: bool | None = None) -> dict:
+    """``channels_last`` (default: on for approximate runs) changes float rounding, so never for exact ones."""
+    channels_last = speed.approximate if channels_last is None else channels_last
+    cfg = RunConfig(model=model, fitness=_fitness_cfg(preset, seed, device, channels_last=channels_last),
                     search=SearchConfig(options={"particles": preset.particles, "generations": preset.generations},
                                         cpus_per_trial=threads),
                     seed=seed, speed=speed)
@@ -208,8 +216,10 @@ def _timed(run: Callable[[], dict], device: torch.device) -> dict:
 def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), device: str = "cpu",
               json_path: str | Path | None = None, data_root: str | None = None, log: Log = print,
               throughput: bool = True, preset: BenchPreset | None = None, model: ModelConfig = MODEL,
-              data: DatasetSplits | None = None, threads: int | None = None, exact: bool = True) -> dict:
+              data: DatasetSplits | None = None, threads: int | None = None, exact: bool = True,
+              ablation: bool = False) -> dict:
     """Reference and approximate for every seed, exact for the first seed; see module doc.
+    ``ablation`` adds each approximate speed-up alone (``ABLATION``) for every seed.
     ``preset``, ``model`` and ``data`` override the standard benchmark (tests use tiny ones)."""
     preset, dev = preset or PRESETS[preset_name], resolve_device(device)
     if threads is not None:
@@ -232,6 +242,9 @@ def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), de
         "exact": lambda s: run_layerswarm(data, preset, s, device, SpeedConfig.exact(), threads, model),
         "approximate": lambda s: run_layerswarm(data, preset, s, device, preset.approximate, threads, model),
     }
+    for name, speed in (ABLATION.items() if ablation else ()):
+        variants[name] = lambda s, speed=speed: run_layerswarm(data, preset, s, device, speed, threads, model,
+                                                               channels_last=False)  # each switch alone
     runs: dict[str, dict[int, dict]] = {k: {} for k in variants}
     for seed in seeds:
         for name, make in variants.items():
@@ -245,7 +258,8 @@ def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), de
                 f"mask {''.join(map(str, r['best_mask']))}")
     result = summarise(runs, seeds[0])
     result.update(preset=preset_name, preset_config={k: v for k, v in vars(preset).items() if k != "approximate"},
-                  approximate_config=preset.approximate.to_dict(), seeds=list(seeds), device=str(dev), threads=threads,
+                  approximate_config=preset.approximate.to_dict(),
+                  ablation_configs={k: v.to_dict() for k, v in ABLATION.items()} if ablation else None, seeds=list(seeds), device=str(dev), threads=threads,
                   torch=torch.__version__)
     if throughput:
         result["throughput"] = measure_throughput(data, preset.throughput_epochs, device, model=model)
@@ -271,9 +285,9 @@ def summarise(runs: dict[str, dict[int, dict]], first: int) -> dict:
         main["mean_wall_seconds"] = _mean([r["wall_seconds"] for r in by_seed.values()])
         out[name] = main
     ref = out["reference"]
-    out["ratios"] = {k: out[k]["wall_seconds"] / ref["wall_seconds"] for k in ("exact", "approximate") if k in out}
-    out["ratios_mean_over_seeds"] = {k: out[k]["mean_wall_seconds"] / ref["mean_wall_seconds"]
-                                     for k in ("exact", "approximate") if k in out}
+    others = [k for k in runs if k != "reference" and k in out]
+    out["ratios"] = {k: out[k]["wall_seconds"] / ref["wall_seconds"] for k in others}
+    out["ratios_mean_over_seeds"] = {k: out[k]["mean_wall_seconds"] / ref["mean_wall_seconds"] for k in others}
     if "exact" in out:
         e = out["exact"]
         out["exact_check"] = {
@@ -283,6 +297,9 @@ def summarise(runs: dict[str, dict[int, dict]], first: int) -> dict:
         }
     if "approximate" in out:
         out["approximate_test_gap_points"] = 100 * (ref["mean_test_accuracy"] - out["approximate"]["mean_test_accuracy"])
+    gaps = {k: 100 * (ref["mean_test_accuracy"] - out[k]["mean_test_accuracy"]) for k in others if k.startswith("approximate:")}
+    if gaps:
+        out["ablation_test_gap_points"] = gaps
     return out
 
 
@@ -290,7 +307,8 @@ def format_table(result: dict) -> str:
     """The Markdown table printed by ``layerswarm bench`` and pasted into docs/performance.md."""
     rows = ["| run | wall s | ratio | CPU s | evaluations | epochs trained | images/s | peak MB | best fitness | test acc (seed 0) | mean test acc |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name in ("reference", "exact", "approximate"):
+    names = ["reference", "exact", "approximate"] + sorted(k for k in result if k.startswith("approximate:"))
+    for name in names:
         r = result.get(name)
         if r is None:
             continue
@@ -305,6 +323,9 @@ def format_table(result: dict) -> str:
     if "approximate_test_gap_points" in result:
         lines.append(f"approximate minus reference, mean test accuracy: {-result['approximate_test_gap_points']:+.2f} points "
                      f"(seeds {result['seeds']})")
+    for name, gap in (result.get("ablation_test_gap_points") or {}).items():
+        lines.append(f"{name} minus reference, mean test accuracy: {-gap:+.2f} points, wall ratio "
+                     f"{result['ratios_mean_over_seeds'][name]:.3f} (mean over seeds)")
     if "throughput" in result:
         t = result["throughput"]
         lines.append(f"throughput (full fine-tune): trainer {t['trainer']:.1f} img/s, bare loop {t['bare_loop']:.1f} img/s, "
