@@ -357,3 +357,25 @@ def test_race_entries_carry_options() -> None:
     assert run.trace[0][1] == table["11111"]
     with pytest.raises(LayerswarmError, match="key=value"):
         parse_entry("greedy:random")
+
+
+def test_live_race_trains_masks_as_met_and_resumes_from_its_table(tmp_path, capsys) -> None:
+    import json
+
+    from layerswarm.cli import main
+
+    args = ["race", "--live", "--model", "test_resnet", "--weights", "none", "--granularity", "stage",
+            "--data", "digits", "--image-size", "16", "--train-per-class", "4", "--val-per-class", "3",
+            "--batch-size", "16", "--augment", "none", "--searchers", "random,greedy", "--budget", "4", "--seeds", "2",
+            "--out", str(tmp_path / "race")]
+    assert main(args) == 0
+    trained = [json.loads(line) for line in (tmp_path / "race" / "fitness.jsonl").read_text().splitlines()[1:]]
+    err = capsys.readouterr().err
+    assert err.count("trained ") == len(trained) > 4  # every mask trained once, shared by all runs
+    summary = json.loads((tmp_path / "race" / "summary.json").read_text())
+    assert set(summary["searchers"]) == {"random", "greedy"} and summary["table"]["masks"] == len(trained)
+    assert all(r["mean_spent"] <= 4 for r in summary["searchers"].values())
+    assert main(args) == 0  # again: every mask is read from the table, none trained
+    assert "trained " not in capsys.readouterr().err
+    assert main(["race", "--out", str(tmp_path / "x")]) == 2
+    assert "--table FILE" in capsys.readouterr().err

@@ -291,7 +291,9 @@ def predict(run_dir: str, images: tuple[str, ...], top_k: int, device: str, as_j
 @model_options
 @data_options
 @train_options
-@click.option("--table", "table_path", type=click.Path(dir_okay=False), required=True, help="fitness table (JSONL): every mask's real fitness")
+@click.option("--table", "table_path", type=click.Path(dir_okay=False), default=None,
+              help="fitness table (JSONL): every mask's real fitness (with --live: the masks trained so far, default OUT/fitness.jsonl)")
+@click.option("--live", is_flag=True, help="train each mask when a searcher first meets it (no complete table needed; resumable)")
 @click.option("--build-table", is_flag=True, help="first evaluate the masks missing from --table (real training; resumable)")
 @click.option("--searchers", default="pso,random,tpe,ga,greedy,exhaustive", show_default=True, help="comma-separated searchers to race; NAME:key=value/key=value adds options, e.g. greedy:start=random")
 @click.option("--budget", type=int, default=120, show_default=True, help="fitness evaluations per run (PSO's n x G)")
@@ -317,8 +319,10 @@ def race(**kw) -> None:
     cfg = RaceConfig(searchers=[n.strip() for n in kw["searchers"].split(",") if n.strip()], budget=kw["budget"],
                      fitness_epochs=kw["fitness_epochs"], batch_size=kw["ask_batch"], seeds=kw["seeds"],
                      frozen_units=[int(u) for u in kw["frozen_units"].split(",") if u.strip()])
+    if kw["table_path"] is None and not kw["live"]:
+        raise LayerswarmError("race needs --table FILE (a fitness table), or --live to train masks as they are met")
     text = race_command(run_cfg, cfg, kw["table_path"], kw["out_dir"], build=kw["build_table"],
-                        final_seeds=kw["final_seeds"], echo=lambda line: click.echo(line, err=True))
+                        final_seeds=kw["final_seeds"], echo=lambda line: click.echo(line, err=True), live=kw["live"])
     click.echo(text)
     click.echo(f"results in {kw['out_dir']} (race.png, summary.json, runs.json)")
 

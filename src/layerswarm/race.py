@@ -502,15 +502,17 @@ def race_real(
     out_dir: str | Path,
     on_run: Callable[[RaceRun], None] | None = None,
     on_entry: Callable[[dict], None] | None = None,
+    table_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """The race on the real fitness (:class:`MaskFitness`, one short fine-tune per new mask).
 
-    Trained masks are shared across searchers and seeds through ``out_dir/fitness.jsonl``
-    (a mask is trained the first time any run meets it), yet each run is charged for every
-    new mask it asks, as it would be alone. Expensive: see docs/searchers.md.
+    Trained masks are shared across searchers and seeds through ``table_path`` (default
+    ``out_dir/fitness.jsonl``; a mask is trained the first time any run meets it), yet each
+    run is charged for every new mask it asks, as it would be alone. Interrupted, it resumes
+    from that file: the runs replay the masks already trained. Expensive: see docs/searchers.md.
     """
     out = Path(out_dir)
-    table = FitnessTable(run_cfg, out / "fitness.jsonl")
+    table = FitnessTable(run_cfg, table_path or out / "fitness.jsonl")
     table.on_entry = on_entry
     num_units = len(table.units)
     free = num_units - len(set(cfg.frozen_units))
@@ -521,6 +523,7 @@ def race_real(
     runs = run_race(cfg, free, fitness, on_run)
     summary = summarise(runs, cfg)
     summary["race"] = cfg.to_dict()
+    summary["table"] = {"path": str(table.path), "units": table.units, "masks": len(table.table)}
     atomic_write_json(out / "runs.json", [r.to_dict() for r in runs])
     atomic_write_json(out / "summary.json", summary)
     plot_race(summary, out / "race.png", title=f"real fitness, budget {cfg.budget} evaluations")
@@ -560,10 +563,11 @@ def add_final_tests(summary: dict[str, Any], runs: list[RaceRun], run_cfg: Any, 
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The race as a Markdown table (what docs/searchers.md shows)."""
-    budget = summary["budget_epochs"]
+    budget, ref = summary["budget_epochs"], summary["race"]["reference"]
+    target = (f"{ref}'s mean best {summary['target']:.4f}" if summary["target"] is not None
+              else f"none ({ref} did not race)")
     lines = [
-        f"budget {budget} fitness-epochs; target = {summary['race']['reference']}'s mean best "
-        f"{summary['target']:.4f}" + (f"; global optimum {summary['optimum']:.4f}" if summary.get("optimum") else ""),
+        f"budget {budget} fitness-epochs; target = {target}" + (f"; global optimum {summary['optimum']:.4f}" if summary.get("optimum") else ""),
         "",
         "| searcher | mean best (± std) | best at budget/4 | epochs to reach target (mean curve) "
         "| runs reaching paired target by budget/4 | found optimum | epochs paid | final test acc |",
@@ -589,9 +593,16 @@ def race_command(
     build: bool = False,
     final_seeds: int = 0,
     echo: Callable[[str], None] = log.info,
+    live: bool = False,
 ) -> str:
-    """``layerswarm race``: optionally finish the table, race on it, optionally fine-tune and
-    test the best masks; writes ``out_dir`` and returns the summary as Markdown."""
+    """``layerswarm race``: optionally finish the table, race on it (``live``: train masks as
+    the searchers meet them, into the table), optionally fine-tune and test the best masks;
+    writes ``out_dir`` and returns the summary as Markdown."""
+    runs: list[RaceRun] = []
+    if live:
+        summary = race_real(run_cfg, cfg, out_dir, on_run=runs.append, table_path=table_path,
+                            on_entry=lambda r: echo(f"trained {r['mask']}: fitness {r['fitness']:.4f} ({r['seconds']:.1f}s)"))
+        return _with_finals(summary, runs, run_cfg, final_seeds, out_dir, echo)
     if build:
         build_table(run_cfg, table_path,
                     on_entry=lambda r: echo(f"table: {r['mask']} fitness {r['fitness']:.4f} ({r['seconds']:.1f}s)"))
@@ -600,8 +611,12 @@ def race_command(
         raise LayerswarmError(
             f"the table '{table_path}' is for model {header['config']['model']}; pass the same --model and --granularity"
         )
-    runs: list[RaceRun] = []
     summary = race_table(table_path, cfg, out_dir, on_run=runs.append)
+    return _with_finals(summary, runs, run_cfg, final_seeds, out_dir, echo)
+
+
+def _with_finals(summary: dict[str, Any], runs: list[RaceRun], run_cfg: Any, final_seeds: int,
+                 out_dir: str | Path, echo: Callable[[str], None]) -> str:
     if final_seeds:
         add_final_tests(summary, runs, run_cfg, final_seeds, Path(out_dir) / "final_tests.jsonl",
                         on_result=lambda r: echo(f"final {r['mask']}: test accuracy {r['test_accuracy']:.4f}"))
