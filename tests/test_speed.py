@@ -263,7 +263,7 @@ def test_validating_only_after_the_last_epoch_changes_nothing_but_the_curve(digi
     drop = ("val_accuracy", "seconds")
     assert [{k: v for k, v in e.items() if k not in drop} for e in once.epochs] == \
         [{k: v for k, v in e.items() if k not in drop} for e in every.epochs]
-    assert SpeedConfig(early_stop=0.1).validates_every_epoch and SpeedConfig(fidelity="halving").validates_every_epoch
+    assert SpeedConfig(early_stop=0.1).validates_every_epoch and not SpeedConfig(fidelity="halving").validates_every_epoch
     memo = MemoExecutor(FakeExecutor(), 3, truncatable=True)
     memo.results[((1, 0), 3)] = Evaluation(fitness=0.5, epochs=[{"val_accuracy": None}] * 2 + [{"val_accuracy": 0.5}])
     assert memo.lookup(((1, 0), 2)) is None  # no curve point to answer a shorter budget from
@@ -289,3 +289,22 @@ def test_compiled_training_matches_eager_and_keeps_frozen_units_frozen(digits16)
     assert comp["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-3)
     assert abs(comp["val_accuracy"] - eager["val_accuracy"]) <= 0.05
     assert max((w_eager[k].float() - w_comp[k].float()).abs().max().item() for k in w_eager) < 1e-3
+
+
+def test_halving_on_real_fitness_validates_once_and_a_repeated_generation_trains_nothing(digits16):
+    """Halving needs no per-epoch curve: each promoted mask's rung-1 fitness is remembered
+    under its own budget, so a generation asked again is served whole by the memo."""
+    from layerswarm.executors import LocalExecutor
+
+    speed = SpeedConfig(fidelity="halving", halving_epochs=1, halving_keep=0.5)
+    bundle = build_bundle(ModelConfig(name="test_resnet", weights="none"), 10, CFG)
+    evaluate = build_fitness(bundle, digits16.for_search(), CFG, speed)
+    ex = wrap_executor(LocalExecutor(evaluate), speed, CFG)
+    masks = [[0, 1, 0, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1], [0, 0, 1, 1, 1]]
+    first = {t.number: ev for t, ev in ex.run(_trials(masks))}
+    promoted = [ev for ev in first.values() if len(ev.epochs) == CFG.epochs]
+    assert len(promoted) == 2 and all(ev.epochs[0]["val_accuracy"] is None for ev in promoted)
+    assert sum(ev.epochs_trained for ev in first.values()) == 4 * 1 + 2 * CFG.epochs
+    again = {t.number - 10: ev for t, ev in ex.run(_trials(masks, start=10))}
+    assert sum(ev.epochs_trained for ev in again.values()) == 0
+    assert {n: ev.fitness for n, ev in again.items()} == {n: ev.fitness for n, ev in first.items()}

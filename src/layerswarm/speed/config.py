@@ -21,7 +21,7 @@ class SpeedConfig(JsonConfig):
     cache_mb: int = help_field(2048, "memory for cached prefix activations (MB, on the training device)")
     val_curve: bool = help_field(False, "validate after every epoch of a fitness evaluation (curves in reports and "
                                  "TensorBoard); off: only after the last, which is all the fitness needs. "
-                                 "Early stopping and halving turn it on")
+                                 "Early stopping turns it on")
     fidelity: str = help_field("full", "approximate: 'halving' trains every particle halving_epochs first, "
                                "only the best halving_keep fraction gets the full epochs")
     halving_epochs: int = help_field(1, "epochs of the first (low-fidelity) rung of successive halving")
@@ -52,8 +52,9 @@ class SpeedConfig(JsonConfig):
 
     @property
     def validates_every_epoch(self) -> bool:
-        """Early stopping reads each epoch's accuracy; halving's memo answers 1 epoch from a curve."""
-        return self.val_curve or self.early_stop is not None or self.fidelity != "full"
+        """Early stopping reads each epoch's accuracy. Halving does not need the curve: every
+        promoted mask's low-rung fitness is already remembered under its own budget."""
+        return self.val_curve or self.early_stop is not None
 
     @classmethod
     def exact(cls) -> SpeedConfig:
