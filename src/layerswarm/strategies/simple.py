@@ -32,9 +32,11 @@ class LinearConfig(StrategyConfig):
 
 @register_strategy
 class LinearProbe(Strategy):
-    """Feature extraction: the backbone frozen, only a new head trained; by default the
-    model's own new classifier on its final features, with ``unit`` a new linear head on the
-    pooled output of that unit (the layers after it never run)."""
+    """Feature extraction: the backbone frozen, only a new head trained (option unit: probe an intermediate unit).
+
+    By default the model's own new classifier on its final features; with ``unit`` a new
+    linear head on the pooled output of that unit (the layers after it never run).
+    """
 
     name = "linear"
     Config = LinearConfig
