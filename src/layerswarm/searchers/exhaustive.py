@@ -61,7 +61,7 @@ class ExhaustiveSearcher(ReplaySearcher):
                 f"exhaustive search needs at most {MAX_UNITS} units (2^{MAX_UNITS} masks), this model "
                 f"has {num_units}; use --granularity stage or another searcher"
             )
-        super().__init__(num_units, config if config is not None else ExhaustiveConfig(), seed)
+        super().__init__(num_units, config, seed)
 
     def _reset(self) -> None:
         total = 2**self.num_units

@@ -72,9 +72,6 @@ class GASearcher(ReplaySearcher):
     name = "ga"
     config_class = GAConfig
 
-    def __init__(self, num_units: int, config: GAConfig | None = None, seed: int = 0) -> None:
-        super().__init__(num_units, config if config is not None else GAConfig(), seed)
-
     def _reset(self) -> None:
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
         self._pop = self._random_genomes(self.config.population)

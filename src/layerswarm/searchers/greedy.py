@@ -54,9 +54,6 @@ class GreedySearcher(ReplaySearcher):
     name = "greedy"
     config_class = GreedyConfig
 
-    def __init__(self, num_units: int, config: GreedyConfig | None = None, seed: int = 0) -> None:
-        super().__init__(num_units, config if config is not None else GreedyConfig(), seed)
-
     def _reset(self) -> None:
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
         L = self.num_units

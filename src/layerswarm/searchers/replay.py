@@ -25,9 +25,11 @@ def mask_bits(mask: list[int]) -> str:
 class ReplaySearcher(BatchSearcher):
     """A :class:`BatchSearcher` whose state is its ask/tell record (see the module doc)."""
 
-    def __init__(self, num_units: int, config: Any, seed: int = 0) -> None:
+    config_class: type  # the searcher's config dataclass; ``config=None`` means its defaults
+
+    def __init__(self, num_units: int, config: Any = None, seed: int = 0) -> None:
         super().__init__(num_units, seed)
-        self.config = config
+        self.config = config if config is not None else self.config_class()
         self._record: list[list[Trial]] = []  # every asked batch, in ask order
         self._fitness: dict[int, float] = {}  # every told fitness, by trial number
         self._reset()

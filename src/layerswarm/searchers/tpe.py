@@ -59,9 +59,6 @@ class TPESearcher(ReplaySearcher):
     name = "tpe"
     config_class = TPEConfig
 
-    def __init__(self, num_units: int, config: TPEConfig | None = None, seed: int = 0) -> None:
-        super().__init__(num_units, config if config is not None else TPEConfig(), seed)
-
     def _reset(self) -> None:
         import optuna
 
