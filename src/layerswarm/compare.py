@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bundle import ModelConfig, build_bundle
-from .config_utils import JsonConfig, help_field
+from .config_utils import JsonConfig, help_field, with_defaults
 from .data import DataConfig, DatasetSplits, load_dataset
 from .errors import LayerswarmError
 from .finetune import run_finetune
@@ -162,14 +162,11 @@ def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
 
 def _normalised(run_cfg: dict) -> dict:
     """A saved run config through the dataclasses: settings added since take their defaults."""
-    out = dict(run_cfg)
     try:
-        for key, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
-            out[key] = cls.from_dict(out[key]).to_dict()
-        out["options"] = STRATEGIES[out["strategy"]].Config.from_dict(out["options"]).to_dict()
+        options = STRATEGIES[run_cfg["strategy"]].Config
+        return with_defaults(run_cfg, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "options": options})
     except (KeyError, TypeError, ValueError):
         return run_cfg  # not comparable: the caller refuses it
-    return out
 
 
 def run_one(spec: RunSpec, cfg: CompareConfig, data: DatasetSplits) -> dict:

@@ -21,6 +21,16 @@ def help_field(default: Any, help: str, **kwargs: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
 
 
+def with_defaults(config: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with each part ``key`` (a saved dict) read through ``parts[key]``, a JsonConfig
+    class: settings added since it was saved take their defaults, so old files still compare equal."""
+    out = dict(config)
+    for key, cls in parts.items():
+        if isinstance(out.get(key), dict):
+            out[key] = cls.from_dict(out[key]).to_dict()
+    return out
+
+
 class JsonConfig:
     """Mixin for dataclasses: ``to_dict`` / ``from_dict`` with unknown keys rejected."""
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .config_utils import JsonConfig, help_field
+from .config_utils import JsonConfig, help_field, with_defaults
 from .errors import LayerswarmError
 from .io import append_jsonl, atomic_write_json, read_jsonl
 
@@ -129,11 +129,7 @@ def _fitness_part(header: dict[str, Any]) -> dict[str, Any]:
     from .data import DataConfig
     from .training import TrainConfig
 
-    config = dict(header.get("config", {}))
-    # through the dataclasses: settings added since the table was built take their defaults
-    for key, cls in (("model", ModelConfig), ("data", DataConfig), ("fitness", TrainConfig)):
-        if isinstance(config.get(key), dict):
-            config[key] = cls.from_dict(config[key]).to_dict()
+    config = with_defaults(header.get("config", {}), {"model": ModelConfig, "data": DataConfig, "fitness": TrainConfig})
     return {**header, "config": {k: config.get(k) for k in _FITNESS_KEYS}}
 
 
