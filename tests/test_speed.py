@@ -303,8 +303,68 @@ def test_halving_on_real_fitness_validates_once_and_a_repeated_generation_trains
     masks = [[0, 1, 0, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1], [0, 0, 1, 1, 1]]
     first = {t.number: ev for t, ev in ex.run(_trials(masks))}
     promoted = [ev for ev in first.values() if len(ev.epochs) == CFG.epochs]
-    assert len(promoted) == 2 and all(ev.epochs[0]["val_accuracy"] is None for ev in promoted)
-    assert sum(ev.epochs_trained for ev in first.values()) == 4 * 1 + 2 * CFG.epochs
+    assert len(promoted) == 2 and all(ev.info["continued_from"] == 1 for ev in promoted)
+    # every mask one epoch, the promoted two continue from there: one more epoch each
+    assert sum(ev.epochs_trained for ev in first.values()) == 4 * 1 + 2 * 1
     again = {t.number - 10: ev for t, ev in ex.run(_trials(masks, start=10))}
     assert sum(ev.epochs_trained for ev in again.values()) == 0
     assert {n: ev.fitness for n, ev in again.items()} == {n: ev.fitness for n, ev in first.items()}
+
+
+@pytest.mark.parametrize("name,cache", [("test_resnet", False), ("test_efficientnet", True)])
+def test_a_promoted_mask_continues_its_paused_run_bit_for_bit(name, cache, digits16):
+    """Rung 1 then the rest equals the uninterrupted run: curve and every weight."""
+    bundle = build_bundle(ModelConfig(name=name, weights="none"), 10, CFG)
+    data = digits16.for_search()
+    mask = [0, 1] + [1] * (len(bundle.units) - 2)
+
+    def fitness(pause_mb):
+        return MaskFitness(bundle, data, CFG, cache=PrefixCache(data, bundle.transform) if cache else None,
+                           pause_mb=pause_mb)
+
+    straight = fitness(0)(mask)
+    weights = {k: v.clone() for k, v in bundle.model.state_dict().items()}
+    evaluate = fitness(1024)
+    low = evaluate(mask, 1)
+    assert list(evaluate.paused) == [tuple(mask)] and low.epochs_trained == 1
+    other = evaluate([1] * len(mask))  # another mask trains in between, on the same model
+    assert other.fitness is not None
+    continued = evaluate(mask)
+    assert continued.info["continued_from"] == 1 and continued.epochs_trained == 1 and not evaluate.paused
+    assert _strip([continued.epochs]) == _strip([straight.epochs])
+    after = bundle.model.state_dict()
+    assert all(torch.equal(after[k], weights[k]) for k in weights)
+    # without the paused state the same request trains from the pretrained weights: same result
+    assert _strip([fitness(1024)(mask).epochs]) == _strip([straight.epochs])
+
+
+def test_fit_continues_a_paused_run_with_dropout_momentum_and_batch_order(digits16):
+    from layerswarm.training.augment import BatchTransform
+    from layerswarm.training.trainer import TrainState
+
+    def model():
+        torch.manual_seed(3)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 32), torch.nn.ReLU(),
+                                   torch.nn.Dropout(0.5), torch.nn.Linear(32, 10))
+
+    transform = BatchTransform((0.5,) * 3, (0.5,) * 3, "crop-flip")
+    cfg = CFG.replace(epochs=3)
+    whole = model()
+    fit(whole, digits16.train, digits16.val, cfg, transform)
+    paused, state = model(), TrainState()
+    fit(paused, digits16.train, digits16.val, cfg.replace(epochs=1), transform, state=state)
+    torch.manual_seed(99)  # whatever ran in between must not matter
+    assert state.epoch == 1
+    fit(paused, digits16.train, digits16.val, cfg, transform, state=state.to("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), paused.state_dict().values(), strict=True))
+
+
+def test_pause_memory_is_bounded(digits16):
+    bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), 10, CFG)
+    evaluate = MaskFitness(bundle, digits16.for_search(), CFG, pause_mb=1)  # room for about two
+    masks = [[0, 0, 0, 0, 1, 1], [0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1]]
+    for m in masks:
+        evaluate(m, 1)
+    held = sum(sum(t.nbytes for t in w.values()) + s.nbytes for w, s in evaluate.paused.values())
+    assert 0 < held <= 2**20 and len(evaluate.paused) < 3 and tuple(masks[-1]) in evaluate.paused
+    assert not MaskFitness(bundle, digits16.for_search(), CFG.replace(schedule="cosine"), pause_mb=64).pause_bytes

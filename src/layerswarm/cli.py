@@ -23,7 +23,7 @@ DATA_FIELDS = ["data", "data_root", "image_size", "train_per_class", "val_per_cl
 TRAIN_FIELDS = ["lr", "momentum", "weight_decay", "batch_size", "optimizer", "schedule", "step_size",
                 "gamma", "augment", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last", "compile"]
 MODEL_FIELDS = ["name", "weights", "granularity"]
-SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs", "halving_keep", "early_stop",
+SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs", "halving_keep", "pause_mb", "early_stop",
                 "train_fraction", "val_fraction", "val_curve"]
 
 

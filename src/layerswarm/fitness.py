@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from .bundle import ModelBundle
 from .data.imageset import SearchSplits
 from .training import TrainConfig, fit
+from .training.trainer import TrainState
 from .units import apply_mask
 
 if TYPE_CHECKING:
@@ -35,16 +37,25 @@ class MaskFitness:
     Holds only :class:`SearchSplits`: the test split cannot reach the search. ``cache`` (a
     :class:`~layerswarm.speed.prefix_cache.PrefixCache`) trains on cached activations of the
     frozen prefix instead of recomputing it: same fitness, less time.
+
+    Paused runs (``pause_mb`` > 0, a length-independent lr schedule): an evaluation asked for
+    fewer epochs than ``cfg.epochs`` (a low rung of successive halving) keeps its end state in
+    host memory; asked for the same mask with more epochs later, it continues from there
+    instead of from the pretrained weights. The result is the one a run from scratch gives.
     """
 
     def __init__(self, bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig,
-                 on_epoch: Callable[[dict], None] | None = None, cache: PrefixCache | None = None) -> None:
+                 on_epoch: Callable[[dict], None] | None = None, cache: PrefixCache | None = None,
+                 pause_mb: int = 0) -> None:
         self.bundle = bundle
         self.data = data
         # eager: compiling would recompile for every mask (guards on requires_grad) and never pay off
         self.cfg = cfg.replace(compile=False)
         self.on_epoch = on_epoch  # progress bars / TensorBoard; called after every epoch
         self.cache = cache
+        self.pause_bytes = pause_mb * 2**20 if self.cfg.truncatable else 0
+        # mask -> (weights, training state) of a paused low-budget run; least recently used first
+        self.paused: OrderedDict[tuple[int, ...], tuple[dict, TrainState]] = OrderedDict()
 
     def __call__(self, mask: list[int], epochs: int | None = None,
                  stop: Callable[[dict], bool] | None = None) -> Evaluation:
@@ -52,14 +63,46 @@ class MaskFitness:
         cfg = self.cfg if epochs is None else self.cfg.replace(epochs=epochs)
         model = self.bundle.reset()
         frozen = apply_mask(model, self.bundle.units, mask)
+        state = self._resume(model, tuple(mask), cfg.epochs)
+        done = state.epoch
         feed = self.cache.inputs(model, frozen, cfg) if self.cache is not None else nullcontext((None, frozen))
         with feed as (inputs, frozen):
             history = fit(model, self.data.train, self.data.val, cfg, self.bundle.transform, frozen=frozen,
-                          on_epoch=self.on_epoch, inputs=inputs, stop=stop)
+                          on_epoch=self.on_epoch, inputs=inputs, stop=stop, state=state)
+        info = {"early_stopped": True} if len(history.epochs) < cfg.epochs else {}
+        if done:
+            info["continued_from"] = done
+        elif len(history.epochs) == cfg.epochs < self.cfg.epochs:
+            self._pause(model, tuple(mask), state)
         return Evaluation(
             fitness=history.final_val_accuracy,
             epochs=history.epochs,
             seconds=time.perf_counter() - start,
-            epochs_trained=len(history.epochs),
-            info={"early_stopped": True} if len(history.epochs) < cfg.epochs else {},
+            epochs_trained=len(history.epochs) - done,
+            info=info,
         )
+
+    def _resume(self, model, mask: tuple[int, ...], epochs: int) -> TrainState:
+        """The paused state of ``mask`` (weights loaded into ``model``) if it has fewer than
+        ``epochs`` epochs, else a fresh one."""
+        paused = self.paused.get(mask)
+        if paused is None or paused[1].epoch >= epochs:
+            return TrainState()
+        weights, state = self.paused.pop(mask)  # continuing moves it on: it is not paused there any more
+        model.load_state_dict(weights, strict=False)  # the rest is pretrained, as reset() left it
+        return state.to(self.bundle.device)
+
+    def _pause(self, model, mask: tuple[int, ...], state: TrainState) -> None:
+        if not self.pause_bytes:
+            return
+        # only what training can change: trainable parameters and the buffers of modules in training mode
+        changed = {f"{name}.{k}" if name else k for name, m in model.named_modules() if m.training
+                   for k, _ in m.named_buffers(recurse=False)}
+        changed |= {n for n, p in model.named_parameters() if p.requires_grad}
+        weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in changed}
+        entry = (weights, state.to("cpu"))
+        size = sum(t.nbytes for t in weights.values()) + entry[1].nbytes
+        while self.paused and sum(sum(t.nbytes for t in w.values()) + s.nbytes for w, s in self.paused.values()) + size > self.pause_bytes:
+            self.paused.popitem(last=False)
+        if size <= self.pause_bytes:
+            self.paused[mask] = entry

@@ -31,7 +31,8 @@ def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, spe
     if not speed.validates_every_epoch:
         cfg = cfg.replace(val_every=cfg.epochs)  # exact: validation does not change training
     cache = PrefixCache(data, bundle.transform, speed.cache_mb) if speed.prefix_cache and speed.cache_mb else None
-    evaluate = MaskFitness(bundle, data, cfg, on_epoch=on_epoch, cache=cache)
+    pause_mb = speed.pause_mb if speed.fidelity == "halving" else 0
+    evaluate = MaskFitness(bundle, data, cfg, on_epoch=on_epoch, cache=cache, pause_mb=pause_mb)
     return EarlyStopping(evaluate, speed.early_stop, cfg.epochs) if speed.early_stop is not None else evaluate
 
 
@@ -40,8 +41,7 @@ def wrap_executor(executor: Executor, speed: SpeedConfig | None, fitness: TrainC
     if speed is None:
         return executor
     if speed.memo:
-        executor = MemoExecutor(executor, fitness.epochs, truncatable=fitness.schedule in ("step", "constant")
-                                and fitness.epochs <= fitness.step_size)
+        executor = MemoExecutor(executor, fitness.epochs, truncatable=fitness.truncatable)
     if speed.fidelity == "halving":
         executor = HalvingExecutor(executor, speed.halving_epochs, speed.halving_keep)
     return executor

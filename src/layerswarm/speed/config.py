@@ -26,6 +26,9 @@ class SpeedConfig(JsonConfig):
                                "only the best halving_keep fraction gets the full epochs")
     halving_epochs: int = help_field(1, "epochs of the first (low-fidelity) rung of successive halving")
     halving_keep: float = help_field(0.34, "fraction of a generation promoted to the full epochs")
+    pause_mb: int = help_field(1024, "halving: host memory (MB) for the low-rung runs that promoted masks "
+                               "continue from (exact under a step or constant lr schedule); 0: promoted "
+                               "masks train from the pretrained weights again")
     early_stop: float | None = help_field(None, "approximate: stop an evaluation whose validation accuracy after "
                                           "an epoch is this far below the best fitness so far (e.g. 0.05)")
     train_fraction: float = help_field(1.0, "approximate: fitness trains on this stratified fraction of the train split")
@@ -41,8 +44,9 @@ class SpeedConfig(JsonConfig):
                 raise LayerswarmError(f"{name}={getattr(self, name)} is outside (0, 1]: pass a fraction such as 0.5")
         if self.early_stop is not None and self.early_stop < 0:
             raise LayerswarmError(f"early_stop={self.early_stop} is negative: pass a margin such as 0.05")
-        if self.cache_mb < 0:
-            raise LayerswarmError(f"cache_mb={self.cache_mb} is negative: pass 0 to disable, or a size in MB")
+        for name in ("cache_mb", "pause_mb"):
+            if getattr(self, name) < 0:
+                raise LayerswarmError(f"{name}={getattr(self, name)} is negative: pass 0 to disable, or a size in MB")
 
     @property
     def approximate(self) -> bool:

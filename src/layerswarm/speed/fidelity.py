@@ -1,9 +1,11 @@
 """Approximate speed-ups: cheaper fitness estimates that may change the search's result.
 
 * :class:`HalvingExecutor`, successive halving inside a generation: every particle is
-  trained ``low`` epochs, only the best ``keep`` fraction is trained the full ``maxEpoch``
-  (from scratch, so its fitness is the exact full one); the others are told their
-  low-fidelity fitness, which is usually lower, so they rarely become a personal or swarm best.
+  trained ``low`` epochs, only the best ``keep`` fraction is trained on to the full
+  ``maxEpoch`` (continued from its paused low-rung run when the evaluator kept it,
+  ``SpeedConfig.pause_mb``, else from the pretrained weights: either way its fitness is the
+  exact full one); the others are told their low-fidelity fitness, which is usually lower,
+  so they rarely become a personal or swarm best.
 * :class:`EarlyStopping`: an evaluation whose validation accuracy after an epoch lies
   more than ``margin`` below the best full fitness seen so far is stopped there and scores
   that accuracy (per process: under Ray each worker knows only its own best).

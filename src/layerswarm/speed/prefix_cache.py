@@ -150,6 +150,12 @@ class CachedBatches:
     def val_batches(self) -> Iterator[Batch]:
         yield from self.level.val
 
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+
 
 class PrefixCache:
     """Cached prefix activations of one fitness setting (data, transform, seed, batch size)."""

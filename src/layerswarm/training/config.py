@@ -33,3 +33,9 @@ class TrainConfig(JsonConfig):
     compile: bool = help_field(False, "torch.compile the model for training and validation of final fine-tunes "
                                "(fitness evaluations stay eager: each mask would recompile)")
     channels_last: bool = help_field(False, "channels_last memory format (CUDA, and CPU where it helps convolutions)")
+
+    @property
+    def truncatable(self) -> bool:
+        """The first e epochs of this run are exactly an e-epoch run, and an e-epoch run can be
+        continued into this one: the lr schedule does not depend on the run's length (cosine does)."""
+        return self.schedule in ("step", "constant")

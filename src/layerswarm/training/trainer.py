@@ -40,6 +40,51 @@ class History:
         return {"epochs": self.epochs, "seconds": self.seconds, "images_seen": self.images_seen}
 
 
+@dataclass
+class TrainState:
+    """Where a paused :func:`fit` stands, beyond the model's weights (the caller keeps those):
+    continuing from it trains exactly as the uninterrupted run would have (tests/test_speed.py)."""
+
+    epoch: int = 0  # epochs done
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    inputs: dict | None = None  # the batch source's position: epoch and generator
+    rng: list[torch.Tensor] = field(default_factory=list)  # torch's CPU (and CUDA) generators: dropout
+    history: list[dict] = field(default_factory=list)
+
+    def to(self, device: str | torch.device) -> TrainState:
+        """A copy with every tensor on ``device`` (paused states wait in host memory)."""
+        move = lambda obj: _map_tensors(obj, lambda t: t.detach().to(device, copy=True))  # noqa: E731
+        return TrainState(self.epoch, move(self.optimizer), move(self.scheduler), move(self.inputs),
+                          [r.clone() for r in self.rng], copy.deepcopy(self.history))
+
+    @property
+    def nbytes(self) -> int:
+        total = [0]
+        _map_tensors([self.optimizer, self.inputs], lambda t: total.__setitem__(0, total[0] + t.nbytes))
+        return total[0]
+
+
+def _map_tensors(obj, fn):
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return obj
+
+
+def _rng_states(device: torch.device) -> list[torch.Tensor]:
+    return [torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if device.type == "cuda" else [])
+
+
+def _set_rng_states(states: list[torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(states[0])
+    if device.type == "cuda" and len(states) > 1:
+        torch.cuda.set_rng_state(states[1], device)
+
+
 def resolve_device(name: str) -> torch.device:
     """``torch.device`` for ``name``, or a one-line error if it is not available here."""
     try:
@@ -98,10 +143,26 @@ class ImageBatches:
         self.device = device
         self.generator = torch.Generator(device=device.type if device.type != "mps" else "cpu").manual_seed(cfg.seed)
         self.memory_format = memory_format(cfg, device)
+        self.epoch = 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue at ``state``'s epoch; without a generator state (a cached run paused it),
+        replay the draws of the epochs before it."""
+        if "generator" in state:
+            self.generator.set_state(state["generator"])
+            self.epoch = state["epoch"]
+        else:
+            while self.epoch < state["epoch"]:
+                for _ in self.train_epoch():
+                    pass
 
     def train_epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(inputs, labels)`` of one shuffled, augmented epoch."""
         n, bs = len(self.train), self.cfg.batch_size
+        self.epoch += 1
         order = torch.randperm(n, generator=self.generator, device=self.device)
         for i in range(0, n, bs):
             idx = order[i : i + bs]
@@ -166,6 +227,7 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     inputs: ImageBatches | None = None,
     stop: Callable[[dict], bool] | None = None,
+    state: TrainState | None = None,
 ) -> History:
     """Train ``model`` in place for ``cfg.epochs`` epochs and return per-epoch metrics.
 
@@ -175,7 +237,9 @@ def fit(
     requires grad). ``test`` is evaluated only when given, which the search never does.
     ``inputs`` replaces the default :class:`ImageBatches` (the frozen-prefix cache feeds
     cached activations to a model whose prefix it removed); ``stop(record)`` returning True
-    ends training after that epoch (early stopping of a fitness evaluation).
+    ends training after that epoch (early stopping of a fitness evaluation). ``state``: continue
+    a paused run of this model, mask and config from it (its weights already loaded into
+    ``model``), and leave it where this run ends, so that the caller can pause again.
     """
     frozen = list(frozen or [])
     hooks = hooks or TrainHooks()
@@ -184,6 +248,13 @@ def fit(
     scheduler = make_scheduler(optimizer, cfg)
     inputs = inputs or ImageBatches(train, val, transform, cfg, device)
     torch.manual_seed(cfg.seed)  # dropout / drop-path draws
+    history = History()
+    if state is not None and state.epoch:
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        inputs.load_state_dict(state.inputs)
+        _set_rng_states(state.rng, device)
+        history.epochs = copy.deepcopy(state.history)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     model.to(memory_format=memory_format(cfg, device))
     # compiled forward; it shares the parameters, so ``model`` is what gets trained and saved
@@ -192,10 +263,9 @@ def fit(
     def validate(epoch: int) -> bool:  # early stopping (``stop``) and keep_best read every epoch
         return (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs or stop is not None or cfg.keep_best
 
-    history = History()
     best_acc, best_state = -math.inf, None
     start = time.perf_counter()
-    for epoch in range(cfg.epochs):
+    for epoch in range(len(history.epochs), cfg.epochs):
         hooks.on_epoch_start(epoch, model, optimizer)
         train_mode(model, frozen + hooks.frozen_modules())
         # Sums stay on the device: no host sync per batch (it would stall a GPU pipeline).
@@ -236,5 +306,9 @@ def fit(
             break
     if cfg.keep_best and best_state is not None:
         model.load_state_dict(best_state)
+    if state is not None:
+        state.epoch, state.history = len(history.epochs), history.epochs
+        state.optimizer, state.scheduler = optimizer.state_dict(), scheduler.state_dict()
+        state.inputs, state.rng = inputs.state_dict(), _rng_states(device)
     history.seconds = time.perf_counter() - start
     return history
