@@ -128,3 +128,24 @@ def test_ray_refuses_a_gpu_device_without_gpus_per_trial(data):
     spec = FitnessSpec(cfg.model, cfg.fitness.replace(device="cuda"), data.num_classes)
     with pytest.raises(LayerswarmError, match="--gpus-per-trial"):
         create_executor("ray", spec, data.for_search())
+
+
+def test_bench_exact_on_ray_equals_the_plain_reference(local_ray, data):
+    """Particles evaluated in parallel Ray tasks (1 thread each) give the reference's masks and
+    fitnesses, bit for bit, when the reference runs on 1 thread too."""
+    import torch
+
+    from layerswarm.bench import BenchPreset, run_bench
+    from layerswarm.speed import SpeedConfig
+
+    preset = BenchPreset(particles=2, generations=2, fitness_epochs=1, final_epochs=1, throughput_epochs=1, lr=0.1,
+                         approximate=SpeedConfig(train_fraction=0.5))
+    threads = torch.get_num_threads()
+    try:
+        result = run_bench(preset=preset, seeds=(0,), model=ModelConfig(name="test_resnet", weights="none"), data=data,
+                           log=lambda _: None, throughput=False, threads=1, backend="ray")
+    finally:
+        torch.set_num_threads(threads)
+    assert result["backend"] == "ray"
+    assert result["exact_check"] == {"same_masks": True, "max_fitness_difference": 0.0}
+    assert len(set(result["reference"]["fitnesses"])) > 1

@@ -340,6 +340,9 @@ def race(**kw) -> None:
 @click.option("--no-throughput", is_flag=True, help="skip the trainer-vs-bare-loop throughput measurement")
 @click.option("--no-exact", is_flag=True, help="skip the exact run (more seeds of reference and approximate only)")
 @click.option("--ablation", is_flag=True, help="also run each approximate speed-up alone, every seed: what each costs in test accuracy")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="where layerswarm's runs evaluate particles: ray runs a generation's evaluations in parallel "
+                   "(--threads each) on a local Ray of all cores; the reference stays one process on --threads")
 def bench(preset: str, seeds: str, json_path: str | None, device: str, threads: int | None, data_root: str | None,
           no_throughput: bool, no_exact: bool, ablation: bool) -> None:
     """Benchmark: plain Algorithm 1 vs layerswarm exact vs approximate (EfficientNet-Lite0, Fashion-MNIST)."""
@@ -352,7 +355,7 @@ def bench(preset: str, seeds: str, json_path: str | None, device: str, threads: 
     if not seed_list:
         raise LayerswarmError("--seeds is empty: pass at least one seed, e.g. --seeds 0")
     result = run_bench(preset, seed_list, device=device, json_path=json_path, data_root=data_root, threads=threads,
-                       throughput=not no_throughput, exact=not no_exact, ablation=ablation, log=lambda line: click.echo(line, err=True))
+                       backend=backend, throughput=not no_throughput, exact=not no_exact, ablation=ablation, log=lambda line: click.echo(line, err=True))
     click.echo(format_table(result))
 
 

@@ -124,12 +124,16 @@ def run_reference(data: DatasetSplits, preset: BenchPreset, seed: int, device: s
 
 
 def run_layerswarm(data: DatasetSplits, preset: BenchPreset, seed: int, device: str, speed: SpeedConfig,
-                   threads: int, model: ModelConfig = MODEL, channels_last: bool | None = None) -> dict:
-    """``channels_last`` (default: on for approximate runs) changes float rounding, so never for exact ones."""
+                   threads: int, model: ModelConfig = MODEL, channels_last: bool | None = None,
+                   backend: str = "local") -> dict:
+    """``channels_last`` (default: on for approximate runs) changes float rounding, so never for exact ones.
+    ``backend="ray"``: a generation's evaluations run in parallel as Ray tasks of ``threads`` CPUs
+    (one GPU each on CUDA); with the same thread count each gives the local fitness, bit for bit."""
     channels_last = speed.approximate if channels_last is None else channels_last
+    gpus = 1.0 if backend == "ray" and resolve_device(device).type == "cuda" else 0.0
     cfg = RunConfig(model=model, fitness=_fitness_cfg(preset, seed, device, channels_last=channels_last),
                     search=SearchConfig(options={"particles": preset.particles, "generations": preset.generations},
-                                        cpus_per_trial=threads),
+                                        backend=backend, cpus_per_trial=threads, gpus_per_trial=gpus),
                     seed=seed, speed=speed)
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=seed)
     searcher = create_searcher("pso", len(bundle.units), cfg.search.options, seed=seed)
@@ -218,7 +222,7 @@ def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), de
               json_path: str | Path | None = None, data_root: str | None = None, log: Log = print,
               throughput: bool = True, preset: BenchPreset | None = None, model: ModelConfig = MODEL,
               data: DatasetSplits | None = None, threads: int | None = None, exact: bool = True,
-              ablation: bool = False) -> dict:
+              ablation: bool = False, backend: str = "local") -> dict:
     """Reference and approximate for every seed, exact for the first seed; see module doc.
     ``ablation`` adds each approximate speed-up alone (``ABLATION``) for every seed.
     ``preset``, ``model`` and ``data`` override the standard benchmark (tests use tiny ones)."""
@@ -228,7 +232,8 @@ def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), de
     threads = torch.get_num_threads()  # one count for every variant: CPU results depend on it
     data = data if data is not None else bench_data(data_root)
     log(f"bench {preset_name}: {data.summary()}; PSO n={preset.particles} G={preset.generations} "
-        f"maxEpoch={preset.fitness_epochs}, final {preset.final_epochs} epochs, seeds {list(seeds)}, {threads} threads")
+        f"maxEpoch={preset.fitness_epochs}, final {preset.final_epochs} epochs, seeds {list(seeds)}, {threads} threads"
+        f"{', layerswarm on Ray' if backend == 'ray' else ''}")
     finals: dict[tuple, dict] = {}
 
     def final(mask: list[int], seed: int) -> dict:
@@ -240,12 +245,13 @@ def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), de
 
     variants = {
         "reference": lambda s: run_reference(data, preset, s, device, model),
-        "exact": lambda s: run_layerswarm(data, preset, s, device, SpeedConfig.exact(), threads, model),
-        "approximate": lambda s: run_layerswarm(data, preset, s, device, preset.approximate, threads, model),
+        "exact": lambda s: run_layerswarm(data, preset, s, device, SpeedConfig.exact(), threads, model, backend=backend),
+        "approximate": lambda s: run_layerswarm(data, preset, s, device, preset.approximate, threads, model,
+                                                backend=backend),
     }
     for name, speed in (ABLATION.items() if ablation else ()):
         variants[name] = lambda s, speed=speed: run_layerswarm(data, preset, s, device, speed, threads, model,
-                                                               channels_last=False)  # each switch alone
+                                                               channels_last=False, backend=backend)  # each switch alone
     runs: dict[str, dict[int, dict]] = {k: {} for k in variants}
     for seed in seeds:
         for name, make in variants.items():
@@ -260,7 +266,7 @@ def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), de
     result = summarise(runs, seeds[0])
     result.update(preset=preset_name, preset_config={k: v for k, v in vars(preset).items() if k != "approximate"},
                   approximate_config=preset.approximate.to_dict(),
-                  ablation_configs={k: v.to_dict() for k, v in ABLATION.items()} if ablation else None, seeds=list(seeds), device=str(dev), threads=threads,
+                  ablation_configs={k: v.to_dict() for k, v in ABLATION.items()} if ablation else None, seeds=list(seeds), device=str(dev), threads=threads, backend=backend,
                   torch=torch.__version__)
     if throughput:
         result["throughput"] = measure_throughput(data, preset.throughput_epochs, device, model=model)
