@@ -344,7 +344,7 @@ def race(**kw) -> None:
               help="where layerswarm's runs evaluate particles: ray runs a generation's evaluations in parallel "
                    "(--threads each) on a local Ray of all cores; the reference stays one process on --threads")
 def bench(preset: str, seeds: str, json_path: str | None, device: str, threads: int | None, data_root: str | None,
-          no_throughput: bool, no_exact: bool, ablation: bool) -> None:
+          no_throughput: bool, no_exact: bool, ablation: bool, backend: str) -> None:
     """Benchmark: plain Algorithm 1 vs layerswarm exact vs approximate (EfficientNet-Lite0, Fashion-MNIST)."""
     from .bench import format_table, run_bench
 
