@@ -368,3 +368,15 @@ def test_pause_memory_is_bounded(digits16):
     held = sum(sum(t.nbytes for t in w.values()) + s.nbytes for w, s in evaluate.paused.values())
     assert 0 < held <= 2**20 and len(evaluate.paused) < 3 and tuple(masks[-1]) in evaluate.paused
     assert not MaskFitness(bundle, digits16.for_search(), CFG.replace(schedule="cosine"), pause_mb=64).pause_bytes
+
+
+def test_three_rungs_continue_one_after_another(digits16):
+    cfg = CFG.replace(epochs=3)
+    bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), 10, cfg)
+    mask = [0, 0, 1, 1, 1, 1]
+    straight = MaskFitness(bundle, digits16.for_search(), cfg)(mask)
+    evaluate = MaskFitness(bundle, digits16.for_search(), cfg, pause_mb=64)
+    rungs = [evaluate(mask, 1), evaluate(mask, 2), evaluate(mask)]
+    assert [r.epochs_trained for r in rungs] == [1, 1, 1]
+    assert [r.info.get("continued_from") for r in rungs] == [None, 1, 2]
+    assert _strip([rungs[-1].epochs]) == _strip([straight.epochs]) and not evaluate.paused

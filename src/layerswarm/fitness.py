@@ -72,7 +72,7 @@ class MaskFitness:
         info = {"early_stopped": True} if len(history.epochs) < cfg.epochs else {}
         if done:
             info["continued_from"] = done
-        elif len(history.epochs) == cfg.epochs < self.cfg.epochs:
+        if len(history.epochs) == cfg.epochs < self.cfg.epochs:  # a low rung: a later one may continue it
             self._pause(model, tuple(mask), state)
         return Evaluation(
             fitness=history.final_val_accuracy,
@@ -101,8 +101,11 @@ class MaskFitness:
         changed |= {n for n, p in model.named_parameters() if p.requires_grad}
         weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in changed}
         entry = (weights, state.to("cpu"))
-        size = sum(t.nbytes for t in weights.values()) + entry[1].nbytes
-        while self.paused and sum(sum(t.nbytes for t in w.values()) + s.nbytes for w, s in self.paused.values()) + size > self.pause_bytes:
-            self.paused.popitem(last=False)
-        if size <= self.pause_bytes:
+
+        def nbytes(e: tuple[dict, TrainState]) -> int:
+            return sum(t.nbytes for t in e[0].values()) + e[1].nbytes
+
+        while self.paused and sum(map(nbytes, self.paused.values())) + nbytes(entry) > self.pause_bytes:
+            self.paused.popitem(last=False)  # least recently paused first
+        if nbytes(entry) <= self.pause_bytes:
             self.paused[mask] = entry
