@@ -90,7 +90,7 @@ class MaskFitness:
             return TrainState()
         weights, state = self.paused.pop(mask)  # continuing moves it on: it is not paused there any more
         model.load_state_dict(weights, strict=False)  # the rest is pretrained, as reset() left it
-        return state.to(self.bundle.device)
+        return state  # fit loads the optimizer state onto the model's device
 
     def _pause(self, model, mask: tuple[int, ...], state: TrainState) -> None:
         if not self.pause_bytes:

@@ -43,26 +43,32 @@ class History:
 @dataclass
 class TrainState:
     """Where a paused :func:`fit` stands, beyond the model's weights (the caller keeps those):
-    continuing from it trains exactly as the uninterrupted run would have (tests/test_speed.py)."""
+    continuing from it trains exactly as the uninterrupted run would have (tests/test_speed.py).
+    Tensors may sit on any device: ``fit`` loads them onto the model's."""
 
-    epoch: int = 0  # epochs done
     optimizer: dict | None = None
     scheduler: dict | None = None
     inputs: dict | None = None  # the batch source's position: epoch and generator
     rng: list[torch.Tensor] = field(default_factory=list)  # torch's CPU (and CUDA) generators: dropout
-    history: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # one record per epoch done
+
+    @property
+    def epoch(self) -> int:
+        """Epochs done."""
+        return len(self.history)
 
     def to(self, device: str | torch.device) -> TrainState:
-        """A copy with every tensor on ``device`` (paused states wait in host memory)."""
+        """A copy with the optimizer's tensors on ``device`` (paused states wait in host memory);
+        generator states are CPU tensors wherever the run is."""
         move = lambda obj: _map_tensors(obj, lambda t: t.detach().to(device, copy=True))  # noqa: E731
-        return TrainState(self.epoch, move(self.optimizer), move(self.scheduler), move(self.inputs),
+        return TrainState(move(self.optimizer), copy.deepcopy(self.scheduler), copy.deepcopy(self.inputs),
                           [r.clone() for r in self.rng], copy.deepcopy(self.history))
 
     @property
     def nbytes(self) -> int:
-        total = [0]
-        _map_tensors([self.optimizer, self.inputs], lambda t: total.__setitem__(0, total[0] + t.nbytes))
-        return total[0]
+        tensors: list[torch.Tensor] = []
+        _map_tensors([self.optimizer, self.inputs], tensors.append)
+        return sum(t.nbytes for t in tensors)
 
 
 def _map_tensors(obj, fn):
@@ -254,7 +260,7 @@ def fit(
         scheduler.load_state_dict(state.scheduler)
         inputs.load_state_dict(state.inputs)
         _set_rng_states(state.rng, device)
-        history.epochs = copy.deepcopy(state.history)
+        history.epochs = list(state.history)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     model.to(memory_format=memory_format(cfg, device))
     # compiled forward; it shares the parameters, so ``model`` is what gets trained and saved
@@ -307,7 +313,7 @@ def fit(
     if cfg.keep_best and best_state is not None:
         model.load_state_dict(best_state)
     if state is not None:
-        state.epoch, state.history = len(history.epochs), history.epochs
+        state.history = history.epochs
         state.optimizer, state.scheduler = optimizer.state_dict(), scheduler.state_dict()
         state.inputs, state.rng = inputs.state_dict(), _rng_states(device)
     history.seconds = time.perf_counter() - start
