@@ -213,7 +213,8 @@ def test_child_d_fisher_is_mean_squared_gradient_over_training_data(digits16):
 
 
 def test_child_d_updates_only_its_child_network(digits16):
-    cfg = CFG.replace(epochs=2, momentum=0.9)
+    # weight decay and momentum on: they would move masked weights if only the gradient were masked
+    cfg = CFG.replace(epochs=2, momentum=0.9, weight_decay=5e-3)
     bundle = _bundle(digits16, cfg)
     plan = _plan(create_strategy("child-d", {"p_d": 0.2}), bundle, digits16, cfg)
     assert plan.info["child_fraction"] == pytest.approx(0.2, abs=0.01)
@@ -225,6 +226,29 @@ def test_child_d_updates_only_its_child_network(digits16):
         assert torch.equal(p.detach()[outside], before[name][outside]), name
     moved = torch.cat([(p.detach() != before[n]).flatten() for n, p in named])
     assert 0.1 < moved.float().mean().item() <= 0.2 + 0.01
+
+
+def test_child_f_moves_no_weight_outside_the_steps_child_with_momentum_and_weight_decay(digits16):
+    cfg = CFG.replace(epochs=1, batch_size=20, momentum=0.9, weight_decay=5e-3)  # several steps
+    bundle = _bundle(digits16, cfg)
+    plan = _plan(create_strategy("child-f", {"p_f": 0.3}), bundle, digits16, cfg)
+    named = pretrained_named_params(bundle.model, bundle)
+    steps, masked_moves, kept_moves = [], [], []
+    after_step = plan.hooks.after_step
+
+    def checked_after_step(model):
+        before = [b.clone() for b in plan.hooks.before]
+        after_step(model)
+        for (_, p), keep, old in zip(named, plan.hooks.keep, before, strict=True):
+            masked_moves.append(int((p.detach()[~keep] != old[~keep]).sum()))
+            kept_moves.append(int((p.detach()[keep] != old[keep]).sum()))
+        steps.append(1)
+
+    plan.hooks.after_step = checked_after_step
+    _fit(bundle, digits16, plan, cfg)
+    assert len(steps) >= 3
+    assert sum(masked_moves) == 0  # bit-identical outside each step's child
+    assert sum(kept_moves) > 0  # and the child does train
 
 
 def test_pso_strategy_searches_on_train_val_then_trains_its_mask(digits16, tmp_path):

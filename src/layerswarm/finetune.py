@@ -39,8 +39,9 @@ def run_finetune(
     plan = strategy.plan(ctx)
     model = plan.model if plan.model is not None else model
     start = time.perf_counter()
+    transform = bundle.transform_for(cfg)
     history = fit(
-        model, data.train, data.val, cfg, bundle.transform, frozen=plan.frozen,
+        model, data.train, data.val, cfg, transform, frozen=plan.frozen, head=plan.head or bundle.info.head,
         param_groups=plan.param_groups, test=data.test, hooks=plan.hooks, on_epoch=on_epoch,
     )
     last = history.epochs[-1] if history.epochs else {}
@@ -48,7 +49,7 @@ def run_finetune(
     if "test_accuracy" in last and not cfg.keep_best:
         test_acc = last["test_accuracy"]
     else:
-        test_acc = evaluate(model, data.test, bundle.transform, cfg.eval_batch_size)
+        test_acc = evaluate(model, data.test, transform, cfg.eval_batch_size)
     metrics = {
         "strategy": strategy.name,
         "strategy_config": strategy.config.to_dict(),

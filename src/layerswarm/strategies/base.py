@@ -30,6 +30,7 @@ class TrainPlan:
     hooks: TrainHooks | None = None
     mask: list[int] | None = None  # the unit mask, when the strategy has one (for reports)
     model: nn.Module | None = None  # replaces the bundle's model (a probe wrapping it); None: train the bundle's
+    head: list[str] | None = None  # module paths of the new head in ``model``; None: the bundle's
     info: dict[str, Any] = field(default_factory=dict)
 
 

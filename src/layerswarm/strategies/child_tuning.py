@@ -28,30 +28,60 @@ def _check_fraction(name: str, value: float, option: str) -> None:
         raise LayerswarmError(f"{name}: {value} must be in (0, 1]: e.g. --option {option}=0.3")
 
 
-class BernoulliGradMask(TrainHooks):
+class ChildUpdateMask(TrainHooks):
+    """Keep the weights outside the child network still. Masking the gradient is not enough:
+    weight decay and momentum would still move them, so the step's update is masked too (those
+    entries are put back to their value before the step, bit for bit)."""
+
+    def __init__(self, params: list[nn.Parameter]) -> None:
+        self.params = params
+        self.keep: list[torch.Tensor] = []
+        self.before: list[torch.Tensor] = []
+
+    def step_masks(self) -> list[torch.Tensor]:
+        """This step's boolean masks, one per parameter: True where the weight may change."""
+        raise NotImplementedError
+
+    def after_backward(self, model: nn.Module) -> None:
+        self.keep = self.step_masks()
+        self.before = [p.detach().clone() for p in self.params]
+        for prm, keep in zip(self.params, self.keep, strict=True):
+            if prm.grad is not None:
+                prm.grad.mul_(self.grad_scale(keep))
+
+    def grad_scale(self, keep: torch.Tensor) -> torch.Tensor:
+        return keep.to(torch.float32)
+
+    def after_step(self, model: nn.Module) -> None:
+        with torch.no_grad():
+            for prm, keep, old in zip(self.params, self.keep, self.before, strict=True):
+                prm.copy_(torch.where(keep, prm, old))
+        self.before = []
+
+
+class BernoulliGradMask(ChildUpdateMask):
     """Child-Tuning-F: multiply each gradient by Bernoulli(p)/p, drawn fresh every step."""
 
     def __init__(self, params: list[nn.Parameter], p: float, generator: torch.Generator) -> None:
-        self.params, self.p, self.generator = params, p, generator
+        super().__init__(params)
+        self.p, self.generator = p, generator
 
-    def after_backward(self, model: nn.Module) -> None:
-        for prm in self.params:
-            if prm.grad is None:
-                continue
-            keep = torch.rand(prm.grad.shape, generator=self.generator, device=prm.grad.device) < self.p
-            prm.grad.mul_(keep.to(prm.grad.dtype) / self.p)
+    def step_masks(self) -> list[torch.Tensor]:
+        return [torch.rand(prm.shape, generator=self.generator, device=prm.device) < self.p for prm in self.params]
+
+    def grad_scale(self, keep: torch.Tensor) -> torch.Tensor:
+        return keep.to(torch.float32) / self.p
 
 
-class FixedGradMask(TrainHooks):
-    """Child-Tuning-D: zero the gradients outside a fixed 0/1 mask per parameter."""
+class FixedGradMask(ChildUpdateMask):
+    """Child-Tuning-D: only the entries of a fixed 0/1 mask per parameter change."""
 
     def __init__(self, params: list[nn.Parameter], masks: list[torch.Tensor]) -> None:
-        self.params, self.masks = params, masks
+        super().__init__(params)
+        self.masks = [m.bool() for m in masks]
 
-    def after_backward(self, model: nn.Module) -> None:
-        for prm, m in zip(self.params, self.masks, strict=True):
-            if prm.grad is not None:
-                prm.grad.mul_(m)
+    def step_masks(self) -> list[torch.Tensor]:
+        return self.masks
 
 
 @dataclass

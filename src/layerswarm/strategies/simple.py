@@ -58,7 +58,7 @@ class LinearProbe(Strategy):
         example = ctx.bundle.transform(ctx.data.val.images[:2].to(ctx.bundle.device), train=False)
         probe = build_probe(model, unit.modules[-1], ctx.data.num_classes, example, seed=ctx.seed)
         return TrainPlan(frozen=["backbone"], param_groups=trainable_param_groups(probe), mask=plan.mask,
-                         model=probe, info={"features_from": unit.name})
+                         model=probe, head=["head"], info={"features_from": unit.name})
 
 
 @dataclass

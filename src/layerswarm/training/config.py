@@ -12,6 +12,8 @@ class TrainConfig(JsonConfig):
     """Defaults are the paper's: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 64,
     lr x0.1 every 30 epochs."""
 
+    recipe: str = help_field("default", "the named recipe these settings started from: default or paper "
+                             "(the paper's SGD optimiser exactly); settings given explicitly override it")
     epochs: int = help_field(5, "epochs to train")
     lr: float = help_field(0.01, "initial learning rate")
     momentum: float = help_field(0.9, "SGD momentum")
@@ -21,14 +23,23 @@ class TrainConfig(JsonConfig):
     schedule: str = help_field("step", "step (x gamma every step_size epochs), cosine or constant")
     step_size: int = help_field(30, "epochs between lr decays for the step schedule")
     gamma: float = help_field(0.1, "lr decay factor for the step schedule")
-    augment: str = help_field("crop-flip", "train augmentation: crop-flip, crop or none")
-    crop_padding: float = help_field(0.125, "random-crop padding as a fraction of the image size")
+    augment: str = help_field("crop-flip", "train augmentation: rrc (random resized crop + flip), crop-flip "
+                              "(pad, random crop + flip), crop or none")
+    crop_padding: float = help_field(0.125, "random-crop padding as a fraction of the image size (crop, crop-flip)")
+    rrc_scale_min: float = help_field(0.25, "smallest area fraction a random resized crop keeps (rrc); timm's "
+                                      "ImageNet 0.08 cuts too much of a small dataset's objects")
+    head_lr_mult: float = help_field(1.0, "learning-rate multiplier of the new classification head")
+    warmup_epochs: float = help_field(0.0, "linear learning-rate warm-up from 0, in epochs (per step)")
+    decay_norm_bias: bool = help_field(True, "apply weight decay to normalisation weights and biases too (the paper)")
+    label_smoothing: float = help_field(0.0, "label smoothing of the cross-entropy loss")
+    bn_recalibrate: bool = help_field(False, "before each evaluation, re-estimate the BatchNorm statistics of frozen "
+                                      "units on the training images (a no-grad pass in train mode)")
     keep_best: bool = help_field(False, "restore the weights of the epoch with the best validation accuracy")
     val_every: int = help_field(1, "validate every N epochs; the last epoch is always validated")
     eval_batch_size: int = help_field(256, "batch size for evaluation")
     test_every: int = help_field(1, "evaluate the test split every N epochs (final fine-tunes only)")
     seed: int = help_field(0, "seed for shuffling, augmentation and dropout")
-    device: str = help_field("cpu", "cpu, cuda, cuda:N or mps")
+    device: str = help_field("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     amp: bool = help_field(False, "bfloat16 autocast on CUDA")
     compile: bool = help_field(False, "torch.compile the model for training and validation of final fine-tunes "
                                "(fitness evaluations stay eager: each mask would recompile)")
@@ -39,3 +50,24 @@ class TrainConfig(JsonConfig):
         """The first e epochs of this run are exactly an e-epoch run, and an e-epoch run can be
         continued into this one: the lr schedule does not depend on the run's length (cosine does)."""
         return self.schedule in ("step", "constant")
+
+
+# Named recipes: the values a recipe gives the settings a user does not set. "paper" is the
+# optimiser of ../shared/METHOD.md exactly (SGD lr 0.01, momentum 0.9, weight decay 5e-4 on every
+# trainable parameter, lr x0.1 every 30 epochs) with the pad-and-crop augmentation layerswarm
+# used before recipes existed; "default" is the dataclass defaults (docs/recipe.md measures both).
+PAPER_RECIPE: dict = {
+    "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step", "step_size": 30,
+    "gamma": 0.1, "augment": "crop-flip", "head_lr_mult": 1.0, "warmup_epochs": 0.0, "decay_norm_bias": True,
+    "label_smoothing": 0.0, "bn_recalibrate": False,
+}
+RECIPES: dict[str, dict] = {"default": {}, "paper": PAPER_RECIPE}
+
+
+def recipe_config(name: str, **overrides) -> TrainConfig:
+    """``TrainConfig`` of recipe ``name`` with ``overrides`` on top (what the user set)."""
+    if name not in RECIPES:
+        from ..errors import LayerswarmError
+
+        raise LayerswarmError(f"unknown recipe '{name}': use {' or '.join(RECIPES)}")
+    return TrainConfig(**{**RECIPES[name], "recipe": name, **overrides})

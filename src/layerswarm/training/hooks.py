@@ -19,6 +19,9 @@ class TrainHooks:
     def after_backward(self, model: nn.Module) -> None:
         """Called between ``backward()`` and ``optimizer.step()`` (e.g. gradient masks)."""
 
+    def after_step(self, model: nn.Module) -> None:
+        """Called after ``optimizer.step()`` (e.g. undo the update of weights a mask keeps still)."""
+
     def frozen_modules(self) -> list[str]:
         """Module paths to keep in eval mode this epoch (strategies that freeze over time)."""
         return []

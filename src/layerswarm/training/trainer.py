@@ -18,6 +18,8 @@ from ..units.mask import train_mode
 from .augment import BatchTransform
 from .config import TrainConfig
 from .hooks import TrainHooks
+from .optim import make_optimizer, make_scheduler, recalibrate_frozen_bn, recipe_param_groups, steps_per_epoch
+from .optim import trainable_param_groups  # noqa: F401  (strategies import it from here)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -92,7 +94,12 @@ def _set_rng_states(states: list[torch.Tensor], device: torch.device) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``torch.device`` for ``name``, or a one-line error if it is not available here."""
+    """``torch.device`` for ``name`` (``auto``: CUDA, then MPS, then CPU), or a one-line error
+    if it is not available here."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError as err:
@@ -109,29 +116,6 @@ def resolve_device(name: str) -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise LayerswarmError(f"unsupported device '{name}': use cpu, cuda, cuda:N or mps")
     return device
-
-
-def make_optimizer(params: Iterable, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise LayerswarmError(f"unknown optimizer '{cfg.optimizer}': use sgd or adamw")
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
-    if cfg.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    raise LayerswarmError(f"unknown schedule '{cfg.schedule}': use step, cosine or constant")
-
-
-def trainable_param_groups(model: nn.Module) -> list[dict]:
-    """One group with every parameter that requires grad: frozen ones never reach the optimizer."""
-    return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
 
 class ImageBatches:
@@ -234,6 +218,7 @@ def fit(
     inputs: ImageBatches | None = None,
     stop: Callable[[dict], bool] | None = None,
     state: TrainState | None = None,
+    head: list[str] | None = None,
 ) -> History:
     """Train ``model`` in place for ``cfg.epochs`` epochs and return per-epoch metrics.
 
@@ -250,8 +235,9 @@ def fit(
     frozen = list(frozen or [])
     hooks = hooks or TrainHooks()
     device = next(model.parameters()).device
-    optimizer = make_optimizer(param_groups if param_groups is not None else trainable_param_groups(model), cfg)
-    scheduler = make_scheduler(optimizer, cfg)
+    groups = param_groups if param_groups is not None else trainable_param_groups(model)
+    optimizer = make_optimizer(recipe_param_groups(groups, model, head or [], cfg), cfg)
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch(len(train), cfg.batch_size))
     inputs = inputs or ImageBatches(train, val, transform, cfg, device)
     torch.manual_seed(cfg.seed)  # dropout / drop-path draws
     history = History()
@@ -279,18 +265,22 @@ def fit(
         for x, y in inputs.train_epoch():
             with autocast:
                 logits = forward(x)
-                loss = F.cross_entropy(logits.float(), y)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
             penalty = hooks.penalty(model)
             optimizer.zero_grad(set_to_none=True)
             (loss if penalty is None else loss + penalty).backward()
             hooks.after_backward(model)
             optimizer.step()
+            scheduler.step()  # per step: warm-up and cosine move every batch
+            hooks.after_step(model)
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
         if not math.isfinite(loss_sum.item()):
             raise NonFiniteLossError(f"non-finite loss {loss_sum.item()} at epoch {epoch + 1}")
-        scheduler.step()
+        if cfg.bn_recalibrate and (validate(epoch) or test is not None):
+            recalibrate_frozen_bn(model, frozen, (x for x, _ in eval_batches(
+                train, transform, cfg.eval_batch_size, device, memory_format(cfg, device))))
         record = {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],
