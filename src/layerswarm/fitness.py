@@ -6,11 +6,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .bundle import ModelBundle
 from .data.imageset import SearchSplits
+from .evaluation import Evaluation
 from .training import TrainConfig, fit
 from .training.trainer import TrainState
 from .units import apply_mask
@@ -18,17 +18,7 @@ from .units import apply_mask
 if TYPE_CHECKING:
     from .speed.prefix_cache import PrefixCache
 
-
-@dataclass
-class Evaluation:
-    """The outcome of one fitness evaluation."""
-
-    fitness: float
-    epochs: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    epochs_trained: int = 0
-    error: str | None = None
-    info: dict = field(default_factory=dict)  # how it was computed: memo hit, fidelity rung, early stop
+__all__ = ["Evaluation", "MaskFitness"]  # Evaluation lives in layerswarm.evaluation
 
 
 class MaskFitness:
@@ -67,7 +57,7 @@ class MaskFitness:
         done = state.epoch
         feed = self.cache.inputs(model, frozen, cfg) if self.cache is not None else nullcontext((None, frozen))
         with feed as (inputs, frozen):
-            history = fit(model, self.data.train, self.data.val, cfg, self.bundle.transform, frozen=frozen,
+            history = fit(model, self.data.train, self.data.val, cfg, self.bundle.transform, frozen=frozen, head=self.bundle.info.head,
                           on_epoch=self.on_epoch, inputs=inputs, stop=stop, state=state)
         info = {"early_stopped": True} if len(history.epochs) < cfg.epochs else {}
         if done:

@@ -9,51 +9,16 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable
 from typing import Any, TextIO
 
 from tqdm.auto import tqdm
 
+from .listeners import Listeners, RunListener
+from .tb import TensorBoardLogger
+
+__all__ = ["Listeners", "RunListener", "SearchProgress", "format_evaluation", "search_budget", "search_listeners"]
+
 MAX_MASK_CHARS = 64  # longer masks are summarised in the log line
-
-
-class RunListener:
-    """Callbacks of a search run; every method is optional (a no-op here)."""
-
-    def on_fitness_epoch(self, record: dict) -> None:
-        """An epoch of a fitness fine-tune finished (trainer's epoch record)."""
-
-    def on_evaluation(self, record: dict) -> None:
-        """An evaluation finished (its ``evaluations.jsonl`` record)."""
-
-    def on_final_epoch(self, record: dict) -> None:
-        """An epoch of the final fine-tune finished."""
-
-    def close(self, result: dict | None = None) -> None:
-        """The run ended (``result`` from ``run_search``, or ``None`` on failure)."""
-
-
-class Listeners(RunListener):
-    """Fan one callback out to several listeners, in order."""
-
-    def __init__(self, listeners: Iterable[RunListener | None]) -> None:
-        self.listeners = [x for x in listeners if x is not None]
-
-    def on_fitness_epoch(self, record: dict) -> None:
-        for x in self.listeners:
-            x.on_fitness_epoch(record)
-
-    def on_evaluation(self, record: dict) -> None:
-        for x in self.listeners:
-            x.on_evaluation(record)
-
-    def on_final_epoch(self, record: dict) -> None:
-        for x in self.listeners:
-            x.on_final_epoch(record)
-
-    def close(self, result: dict | None = None) -> None:
-        for x in self.listeners:
-            x.close(result)
 
 
 def search_budget(searcher: str, options: dict) -> tuple[int | None, int | None]:
@@ -191,7 +156,5 @@ def search_listeners(cfg, out_dir, quiet: bool = False, tensorboard: bool = Fals
     done = len(read_jsonl(out / "evaluations.jsonl"))
     listeners: list[RunListener] = [SearchProgress.for_config(cfg, done=done, quiet=quiet)]
     if tensorboard:
-        from .tb import TensorBoardLogger
-
         listeners.append(TensorBoardLogger(out / "tensorboard", cfg.to_dict()))
     return Listeners(listeners)

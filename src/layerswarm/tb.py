@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LayerswarmError
-from .progress import RunListener
+from .listeners import RunListener
 
 EPOCH_SCALARS = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "lr")
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..bundle import ModelBundle
-from ..data.imageset import SearchSplits
 from ..errors import LayerswarmError
 from .base import Executor, describe_error, torch_threads
 from .local import LocalExecutor, evaluate_with_retries
 from .spec import EvaluateFn, EvaluatorFactory, FitnessSpec
+
+if TYPE_CHECKING:
+    from ..bundle import ModelBundle
+    from ..data.imageset import SearchSplits
 
 __all__ = [
     "EXECUTORS", "EvaluateFn", "EvaluatorFactory", "Executor", "FitnessSpec", "LocalExecutor",

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 
-from ..fitness import Evaluation
-from ..searchers.base import Trial
+from ..evaluation import Evaluation, Executor
 
-
-class Executor(ABC):
-    """Evaluate trials; yield ``(trial, evaluation)`` as each finishes (any order)."""
-
-    name = "base"
-
-    @abstractmethod
-    def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Evaluation]]:
-        """Evaluate every trial. A failed evaluation yields ``Evaluation(fitness=-inf, error=...)``."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook: most executors hold nothing
-        """Release workers."""
+__all__ = ["Evaluation", "Executor", "describe_error", "torch_threads"]
 
 
 def describe_error(err: BaseException) -> str:

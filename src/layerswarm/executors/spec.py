@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from ..bundle import ModelBundle, ModelConfig, build_bundle
 from ..data.imageset import SearchSplits
-from ..fitness import Evaluation, MaskFitness
+from ..evaluation import Evaluation
+from ..fitness import MaskFitness
+from ..speed import build_fitness
 from ..training import TrainConfig
 
 # evaluate(mask, epochs) -> Evaluation; epochs None means the search default
@@ -35,6 +37,4 @@ class FitnessSpec:
         """The evaluator; ``bundle`` reuses a model already built here (the local backend)."""
         if bundle is None:
             bundle = build_bundle(self.model, self.num_classes, self.fitness, seed=self.seed)
-        from ..speed import build_fitness  # here: layerswarm.speed imports the executors
-
         return build_fitness(bundle, data, self.fitness, self.speed, on_epoch=on_epoch)

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from ..bundle import ModelBundle
 from ..data.imageset import SearchSplits
-from ..executors.base import Executor
-from ..fitness import Evaluation, MaskFitness
+from ..evaluation import Evaluation, Executor
+from ..fitness import MaskFitness
 from ..training import TrainConfig
 from .config import FIDELITIES, SpeedConfig
 from .fidelity import EarlyStopping, HalvingExecutor, subset_splits
@@ -30,7 +30,9 @@ def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, spe
     data = subset_splits(data, speed.train_fraction, speed.val_fraction, cfg.seed)
     if not speed.validates_every_epoch:
         cfg = cfg.replace(val_every=cfg.epochs)  # exact: validation does not change training
-    cache = PrefixCache(data, bundle.transform, speed.cache_mb) if speed.prefix_cache and speed.cache_mb else None
+    # BatchNorm re-estimation runs the whole network on raw images: not with the prefix swapped out
+    use_cache = speed.prefix_cache and speed.cache_mb and not cfg.bn_recalibrate
+    cache = PrefixCache(data, bundle.transform, speed.cache_mb) if use_cache else None
     pause_mb = speed.pause_mb if speed.fidelity == "halving" else 0
     evaluate = MaskFitness(bundle, data, cfg, on_epoch=on_epoch, cache=cache, pause_mb=pause_mb)
     return EarlyStopping(evaluate, speed.early_stop, cfg.epochs) if speed.early_stop is not None else evaluate

@@ -22,8 +22,7 @@ import torch
 
 from ..data.imageset import SearchSplits
 from ..data.splits import subsample_stratified
-from ..executors.base import Executor
-from ..fitness import Evaluation
+from ..evaluation import Evaluation, Executor
 from ..searchers.base import Trial
 
 STAGE_FITNESS_SUBSET = 11  # own random stream: never reshuffles the data splits

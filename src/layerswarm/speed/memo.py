@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
-from ..executors.base import Executor
-from ..fitness import Evaluation
+from ..evaluation import Evaluation, Executor
 from ..searchers.base import Trial
 
 Key = tuple[tuple[int, ...], int]
