@@ -169,3 +169,22 @@ def test_compare_command_one_line_errors(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("layerswarm: error: unknown strategy 'nope'") and "\n" not in err
+
+
+@pytest.mark.parametrize("searcher", ["ga", "pso"])
+def test_pso_strategy_searches_through_the_driver_with_any_searcher_and_memoises(tmp_path, searcher):
+    from layerswarm.io import read_jsonl
+
+    options = {"pso": {"searcher": searcher, "particles": 4, "generations": 4, "fitness_epochs": 1}}
+    cfg = _cfg(strategies=["pso"], options=options, repeats=1, train=TRAIN.replace(epochs=1, test_every=1))
+    run_compare(cfg, tmp_path)
+    run = tmp_path / "digits" / "pso" / "repeat-0"
+    records = read_jsonl(run / "evaluations.jsonl")
+    assert 0 < len(records) <= 16 and _metrics(tmp_path, "pso", 0)["search"]["evaluations"] == len(records)
+    seen: set[tuple[int, ...]] = set()
+    for r in records:  # a mask met again is answered by the memo, never trained twice
+        assert (r["epochs_trained"] == 0) == (tuple(r["mask"]) in seen), r
+        seen.add(tuple(r["mask"]))
+    if searcher == "pso":
+        assert len(seen) < len(records)  # the swarm does meet masks again: those cost nothing
+    assert json.loads((run / "best_mask.json").read_text())["searcher"] == searcher

@@ -60,21 +60,7 @@ class CompareConfig(JsonConfig):
     seed: int = help_field(0, "base seed")
     resplit: bool = help_field(False, "draw a new data split per repeat (seed + r) instead of one fixed split")
 
-    def to_dict(self) -> dict:
-        return {
-            "model": self.model.to_dict(), "data": [d.to_dict() for d in self.data],
-            "strategies": list(self.strategies), "options": dict(self.options), "train": self.train.to_dict(),
-            "repeats": self.repeats, "seed": self.seed, "resplit": self.resplit,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CompareConfig:
-        return cls(
-            model=ModelConfig.from_dict(d["model"]), data=[DataConfig.from_dict(x) for x in d["data"]],
-            strategies=list(d["strategies"]), options=dict(d.get("options", {})),
-            train=TrainConfig.from_dict(d["train"]), repeats=d["repeats"], seed=d["seed"],
-            resplit=d.get("resplit", False),
-        )
+    required = ("model", "data", "strategies", "train", "repeats", "seed")
 
     def validate(self) -> None:
         """Fail before any training on a name or option that no run could use."""
@@ -93,18 +79,12 @@ class CompareConfig(JsonConfig):
 
 def make_strategy(name: str, options: dict | None):
     """The strategy ``name`` with ``options``, or one line naming the bad option and the valid ones."""
-    if name in STRATEGIES and options:
-        known = [f.name for f in dataclasses.fields(STRATEGIES[name].Config)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise LayerswarmError(f"strategy '{name}' has no option '{unknown[0]}': its options are {', '.join(known) or 'none'}")
     try:
         return create_strategy(name, options or None)
     except LayerswarmError:
         raise  # already one line naming the valid options
     except (TypeError, ValueError) as err:
-        cls = STRATEGIES[name]
-        known = ", ".join(f.name for f in cls.Config.__dataclass_fields__.values()) or "none"
+        known = ", ".join(f.name for f in dataclasses.fields(STRATEGIES[name].Config)) or "none"
         raise LayerswarmError(f"bad option for strategy '{name}' ({err}): its options are {known}") from err
 
 

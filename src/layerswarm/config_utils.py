@@ -1,9 +1,18 @@
-"""Config dataclasses round-trip to JSON (as peft's configs do) and carry help text."""
+"""Config dataclasses round-trip to JSON (as peft's configs do) and carry help text.
+
+Every configuration (run, search, data, model, training, speed, searcher and strategy
+options) is a dataclass with :class:`JsonConfig`: fields declared with :func:`help_field`,
+``to_dict`` / ``from_dict`` through JSON types, nested configs read back as their classes,
+and unknown keys refused here, in one place, with one line naming the valid ones.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+import functools
+import sys
+import typing
+from typing import Any, ClassVar, TypeVar
 
 from .errors import LayerswarmError
 
@@ -11,7 +20,8 @@ T = TypeVar("T")
 
 
 class UnknownKeyError(LayerswarmError, ValueError):
-    """A config given a key it does not have (a misspelt option): one line naming the valid ones."""
+    """A config given a key it does not have (a misspelt option), or lacking one it needs:
+    one line naming the valid ones."""
 
 
 def help_field(default: Any, help: str, **kwargs: Any) -> Any:
@@ -31,19 +41,59 @@ def with_defaults(config: dict[str, Any], parts: dict[str, Any]) -> dict[str, An
     return out
 
 
+@functools.cache
+def _nested(cls: type) -> dict[str, tuple[type, bool]]:
+    """``{field: (JsonConfig class, is a list of them)}`` for the fields holding configs."""
+    out = {}
+    scope = vars(sys.modules[cls.__module__])
+    for f in dataclasses.fields(cls):
+        try:  # annotations are strings under ``from __future__ import annotations``
+            hint = eval(f.type, scope) if isinstance(f.type, str) else f.type  # noqa: S307 - the class's own annotation
+        except Exception:  # noqa: BLE001 - a name only imported for type checking: not a config
+            continue
+        name, inner, many = f.name, hint, typing.get_origin(hint) is list
+        if many:
+            inner = (typing.get_args(hint) or (None,))[0]
+        if isinstance(inner, type) and issubclass(inner, JsonConfig):
+            out[name] = (inner, many)
+    return out
+
+
 class JsonConfig:
-    """Mixin for dataclasses: ``to_dict`` / ``from_dict`` with unknown keys rejected."""
+    """Mixin for dataclasses: ``to_dict`` / ``from_dict``, nested configs included.
+
+    ``required`` names the keys a saved dict must have (the rest default), ``ignored`` the
+    keys a saved file may hold beside the settings (a run's record); ``from_dict`` refuses any
+    other key that is not a field, naming ``owner`` (e.g. "strategy 'l2sp'") and the valid keys.
+    """
+
+    required: ClassVar[tuple[str, ...]] = ()
+    ignored: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
-    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(data) - names
+    def from_dict(cls: type[T], data: dict[str, Any], owner: str | None = None) -> T:
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        what = owner or cls.__name__
+        unknown = [k for k in data if k not in names and k not in cls.ignored]  # type: ignore[attr-defined]
         if unknown:
-            raise UnknownKeyError(f"unknown {cls.__name__} keys {sorted(unknown)}: use {', '.join(sorted(names)) or 'none'}")
-        return cls(**data)
+            keys = ", ".join(f"'{k}'" for k in unknown)
+            raise UnknownKeyError(
+                f"{what} has no option {keys} (unknown {cls.__name__} key): its options are {', '.join(names) or 'none'}"
+            )
+        missing = [k for k in cls.required if k not in data]  # type: ignore[attr-defined]
+        if missing:
+            raise UnknownKeyError(f"{what} lacks {', '.join(map(repr, missing))}: not a saved {cls.__name__}")
+        values = {k: v for k, v in data.items() if k in names}
+        for name, (sub, many) in _nested(cls).items():
+            value = values.get(name)
+            if many and isinstance(value, list):
+                values[name] = [sub.from_dict(v) if isinstance(v, dict) else v for v in value]
+            elif isinstance(value, dict):
+                values[name] = sub.from_dict(value)
+        return cls(**values)
 
     def replace(self: T, **changes: Any) -> T:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]

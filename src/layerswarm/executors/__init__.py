@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import LayerswarmError
+from ..registry import Registry
 from .base import Executor, describe_error, torch_threads
 from .local import LocalExecutor, evaluate_with_retries
 from .spec import EvaluateFn, EvaluatorFactory, FitnessSpec
@@ -22,17 +23,12 @@ __all__ = [
 # builder(factory, data, bundle, on_epoch, retries=, cpus_per_trial=, gpus_per_trial=, address=)
 ExecutorBuilder = Callable[..., Executor]
 EpochCallback = Callable[[dict], None]
-EXECUTORS: dict[str, ExecutorBuilder] = {}
+EXECUTORS: Registry[ExecutorBuilder] = Registry("backend")
 
 
 def register_executor(name: str) -> Callable[[ExecutorBuilder], ExecutorBuilder]:
-    """Decorator: make a backend available as ``--backend NAME``."""
-
-    def decorate(builder: ExecutorBuilder) -> ExecutorBuilder:
-        EXECUTORS[name] = builder
-        return builder
-
-    return decorate
+    """Decorator: make a backend available as ``--backend NAME`` (a taken name is refused)."""
+    return EXECUTORS.register(name)
 
 
 @register_executor("local")
@@ -69,6 +65,4 @@ def create_executor(backend: str, factory: EvaluatorFactory, data: SearchSplits,
     ``bundle`` (a model already built in this process) and ``on_epoch`` (called after each
     training epoch of an evaluation) serve in-process backends only.
     """
-    if backend not in EXECUTORS:
-        raise LayerswarmError(f"unknown backend '{backend}': use {' or '.join(sorted(EXECUTORS))}")
-    return EXECUTORS[backend](factory, data, bundle, on_epoch, **options)
+    return EXECUTORS.lookup(backend)(factory, data, bundle, on_epoch, **options)

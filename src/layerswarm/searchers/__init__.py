@@ -2,8 +2,10 @@
 
 Use ``create_searcher("pso", num_units, {"particles": 10}, seed=0)``; add your own with
 ``@register_searcher("name")`` on a :class:`Searcher` subclass whose constructor is
-``(num_units, config=None, seed=0)`` and whose ``config_class`` dataclass has
-``from_dict`` (or, for a searcher without options, constructor ``(num_units, seed=0)``).
+``(num_units, config=None, seed=0)`` and whose ``config_class`` is a
+:class:`~layerswarm.config_utils.JsonConfig` dataclass (or, for a searcher without options,
+constructor ``(num_units, seed=0)``). A config class with ``from_budget(evaluations,
+batch_size)`` sizes itself for :func:`config_for_budget`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from layerswarm.errors import LayerswarmError
+from layerswarm.registry import Registry
 from layerswarm.searchers.base import BatchSearcher, Searcher, Trial
 from layerswarm.searchers.exhaustive import ExhaustiveConfig, ExhaustiveSearcher
 from layerswarm.searchers.ga import GAConfig, GASearcher
@@ -42,28 +45,17 @@ __all__ = [
     "register_searcher",
 ]
 
-SEARCHERS: dict[str, type[Searcher]] = {
-    "pso": PSOSearcher,
-    "random": RandomSearcher,
-    "tpe": TPESearcher,
-    "ga": GASearcher,
-    "greedy": GreedySearcher,
-    "exhaustive": ExhaustiveSearcher,
-}
+SEARCHERS: Registry[type[Searcher]] = Registry("searcher")
+for _cls in (PSOSearcher, RandomSearcher, TPESearcher, GASearcher, GreedySearcher, ExhaustiveSearcher):
+    SEARCHERS.add(_cls.name, _cls)
 
 
 def register_searcher(name: str) -> Callable[[type[Searcher]], type[Searcher]]:
     """Class decorator: make a searcher available to :func:`create_searcher` as ``name``."""
 
     def decorate(cls: type[Searcher]) -> type[Searcher]:
-        existing = SEARCHERS.get(name)
-        if existing is not None and existing is not cls:
-            raise LayerswarmError(
-                f"searcher name {name!r} is already taken by {existing.__qualname__}; "
-                "register yours under another name"
-            )
+        SEARCHERS.add(name, cls)
         cls.name = name
-        SEARCHERS[name] = cls
         return cls
 
     return decorate
@@ -80,18 +72,14 @@ def create_searcher(
     ``config`` is the searcher's config dataclass, a dict of its fields (unknown keys are
     refused by name), or ``None`` for the defaults.
     """
-    cls = SEARCHERS.get(name)
-    if cls is None:
-        raise LayerswarmError(
-            f"unknown searcher {name!r}; known searchers: {', '.join(sorted(SEARCHERS))}"
-        )
+    cls = SEARCHERS.lookup(name)
     config_class = getattr(cls, "config_class", None)
     if config_class is None:
         if config:
             raise LayerswarmError(f"searcher {name!r} takes no config; pass none")
         return cls(num_units, seed=seed)  # type: ignore[call-arg]
     if isinstance(config, dict):
-        config = config_class.from_dict(config)
+        config = config_class.from_dict(config, owner=f"searcher '{name}'")
     elif config is not None and not isinstance(config, config_class):
         raise LayerswarmError(
             f"searcher {name!r} needs a {config_class.__name__} or a dict, "
@@ -104,24 +92,17 @@ def config_for_budget(name: str, evaluations: int, batch_size: int | None = None
     """Options of searcher ``name`` for a budget of ``evaluations`` fitness evaluations.
 
     ``batch_size`` (masks per ask, e.g. PSO's swarm size) is used where the searcher batches.
-    PSO spends its budget as ``particles x generations`` (generations rounded up); a config
-    class with ``from_budget(evaluations, batch_size)`` decides for itself; exhaustive search
-    always spends 2^L.
+    The searcher's config class decides with ``from_budget(evaluations, batch_size)`` (PSO:
+    ``particles x generations``, generations rounded up; exhaustive search always spends
+    2^L); its ``budget_fields``, when set, are the only options returned (the rest keep
+    whatever the caller gives). A searcher without ``from_budget`` gets no options.
     """
     if evaluations < 1:
         raise LayerswarmError(f"budget={evaluations} must be at least 1 fitness evaluation")
-    cls = SEARCHERS.get(name)
-    if cls is None:
-        raise LayerswarmError(
-            f"unknown searcher {name!r}; known searchers: {', '.join(sorted(SEARCHERS))}"
-        )
-    if cls is PSOSearcher:
-        particles = min(batch_size or 10, evaluations)
-        return {"particles": particles, "generations": -(-evaluations // particles)}
-    if cls is RandomSearcher:
-        return {"trials": evaluations, "batch_size": batch_size or 10}
-    config_class = getattr(cls, "config_class", None)
+    config_class = getattr(SEARCHERS.lookup(name), "config_class", None)
     from_budget = getattr(config_class, "from_budget", None)
     if from_budget is None:
         return {}
-    return from_budget(evaluations, batch_size).to_dict()
+    options = from_budget(evaluations, batch_size).to_dict()
+    fields = getattr(config_class, "budget_fields", None)
+    return options if fields is None else {k: options[k] for k in fields}

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any
 
 from layerswarm.errors import LayerswarmError
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -50,8 +48,10 @@ class Searcher(ABC):
 
     Protocol: ``ask()`` returns the next batch of trials (possibly one); every trial of
     a batch must be told with ``tell(trial.number, fitness)`` (higher is better; use
-    ``float('-inf')`` for a failed evaluation) before the next ``ask()``. ``is_done()``
-    says when the budget is spent. ``state_dict()`` is JSON-serialisable and
+    ``float('-inf')`` for a failed evaluation) before the next ``ask()``; ``pending()``
+    returns the asked trials not yet told (after ``load_state_dict`` the driver evaluates
+    those before asking again). ``is_done()`` says when the budget is spent; ``best()``
+    raises ``RuntimeError`` until a result has been told. ``state_dict()`` is JSON-serialisable and
     ``load_state_dict()`` restores the searcher exactly, random-number state included,
     so that a resumed search asks the same trials as an uninterrupted one.
     """
@@ -77,8 +77,12 @@ class Searcher(ABC):
         """True when no further ``ask()`` is allowed."""
 
     @abstractmethod
+    def pending(self) -> list[Trial]:
+        """Trials asked and not yet told, in ask order (re-hand these after a resume)."""
+
+    @abstractmethod
     def best(self) -> tuple[list[int], float]:
-        """The best mask told so far and its fitness."""
+        """The best mask told so far and its fitness; ``RuntimeError`` before any result."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -234,29 +238,6 @@ class BatchSearcher(Searcher):
                 f"cannot resume: the saved state has {state.get('num_units')} units but this "
                 f"model has {self.num_units}; resume with the same model and unit grouping"
             )
-
-
-class SearcherConfig:
-    """Base of searcher config dataclasses: a JSON round trip that refuses unknown keys."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        return config_from_dict(cls, data)
-
-
-def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build the config dataclass ``cls`` from ``data``, refusing unknown keys by name."""
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise LayerswarmError(
-            f"unknown {cls.__name__} option(s) {', '.join(unknown)}; "
-            f"known options: {', '.join(sorted(known))}"
-        )
-    return cls(**data)
 
 
 _SUMMARY_FLOATS = ("best_fitness", "mean_fitness", "max_fitness")

@@ -8,13 +8,14 @@ significant bit) and ignores the seed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
-from layerswarm.searchers.base import SearcherConfig, Trial, batch_summary
+from layerswarm.searchers.base import Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher
 
 __all__ = ["MAX_UNITS", "ExhaustiveConfig", "ExhaustiveSearcher"]
@@ -24,13 +25,11 @@ ORDERS = ("shuffled", "binary")
 
 
 @dataclass
-class ExhaustiveConfig(SearcherConfig):
+class ExhaustiveConfig(JsonConfig):
     """Batching and order of the enumeration; the budget is always all 2^L masks."""
 
-    batch_size: int = field(default=16, metadata={"help": "masks handed out per ask()"})
-    order: str = field(
-        default="shuffled", metadata={"help": "'shuffled' (seeded) or 'binary' (counting order)"}
-    )
+    batch_size: int = help_field(16, "masks handed out per ask()")
+    order: str = help_field("shuffled", "'shuffled' (seeded) or 'binary' (counting order)")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -13,13 +13,14 @@ Random draws happen in a fixed order (see :meth:`GASearcher._breed`), so a seed 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
-from layerswarm.searchers.base import SearcherConfig, Trial, batch_summary
+from layerswarm.searchers.base import Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher, mask_bits
 
 __all__ = ["GAConfig", "GASearcher"]
@@ -28,18 +29,18 @@ _MAX_IDLE_GENERATIONS = 5  # generations bred without one new mask before an imm
 
 
 @dataclass
-class GAConfig(SearcherConfig):
+class GAConfig(JsonConfig):
     """Budget and operators of the genetic search."""
 
-    trials: int = field(default=120, metadata={"help": "masks to evaluate (the budget)"})
-    population: int = field(default=10, metadata={"help": "individuals per generation"})
-    elite: int = field(default=2, metadata={"help": "best individuals carried over unchanged"})
-    tournament: int = field(default=3, metadata={"help": "tournament size of parent selection"})
-    crossover: float = field(default=0.9, metadata={"help": "probability of uniform crossover"})
-    mutation_rate: float = field(default=0.15, metadata={"help": "per-gene mutation probability"})
-    mutation_sigma: float = field(default=0.3, metadata={"help": "std of the Gaussian mutation"})
-    threshold_min: float = field(default=0.2, metadata={"help": "lowest freezing threshold"})
-    threshold_max: float = field(default=0.8, metadata={"help": "highest freezing threshold"})
+    trials: int = help_field(120, "masks to evaluate (the budget)")
+    population: int = help_field(10, "individuals per generation")
+    elite: int = help_field(2, "best individuals carried over unchanged")
+    tournament: int = help_field(3, "tournament size of parent selection")
+    crossover: float = help_field(0.9, "probability of uniform crossover")
+    mutation_rate: float = help_field(0.15, "per-gene mutation probability")
+    mutation_sigma: float = help_field(0.3, "std of the Gaussian mutation")
+    threshold_min: float = help_field(0.2, "lowest freezing threshold")
+    threshold_max: float = help_field(0.8, "highest freezing threshold")
 
     def __post_init__(self) -> None:
         problems = []

@@ -12,13 +12,14 @@ search). Masks already evaluated are never asked again. With ``--granularity blo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
-from layerswarm.searchers.base import SearcherConfig, Trial, batch_summary
+from layerswarm.searchers.base import Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher, mask_bits
 
 __all__ = ["GreedyConfig", "GreedySearcher"]
@@ -27,15 +28,12 @@ STARTS = ("frozen", "full", "random")
 
 
 @dataclass
-class GreedyConfig(SearcherConfig):
+class GreedyConfig(JsonConfig):
     """Budget, start and restarts of the greedy search."""
 
-    trials: int = field(default=120, metadata={"help": "masks to evaluate (the budget)"})
-    start: str = field(
-        default="frozen",
-        metadata={"help": "first mask: 'frozen' (linear probe), 'full' (fine-tune all) or 'random'"},
-    )
-    kick: int = field(default=2, metadata={"help": "random flips of a restart from the best mask"})
+    trials: int = help_field(120, "masks to evaluate (the budget)")
+    start: str = help_field("frozen", "first mask: 'frozen' (linear probe), 'full' (fine-tune all) or 'random'")
+    kick: int = help_field(2, "random flips of a restart from the best mask")
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.kick < 1:

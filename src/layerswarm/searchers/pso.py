@@ -24,15 +24,15 @@ Choices where the paper is open, kept fixed so that runs are reproducible:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
 from layerswarm.searchers.base import (
     BatchSearcher,
-    SearcherConfig,
     Trial,
     batch_summary,
     decode_float,
@@ -56,36 +56,20 @@ WALL_VELOCITIES = ("zero", "keep")
 
 
 @dataclass
-class PSOConfig(SearcherConfig):
+class PSOConfig(JsonConfig):
     """Hyper-parameters of the swarm; the defaults are the paper's."""
 
-    particles: int = field(default=10, metadata={"help": "swarm size n (paper: 10)"})
-    generations: int = field(default=12, metadata={"help": "generations G (paper: 12)"})
-    c1: float = field(default=1.5, metadata={"help": "cognitive learning factor (paper: 1.5)"})
-    c2: float = field(default=1.5, metadata={"help": "social learning factor (paper: 1.5)"})
-    inertia_start: float = field(
-        default=1.4, metadata={"help": "inertia weight after the first generation (paper: 1.4)"}
-    )
-    inertia_end: float = field(
-        default=0.7, metadata={"help": "inertia weight after the last generation (paper: 0.7)"}
-    )
-    velocity_max: float | None = field(
-        default=None,
-        metadata={"help": "bound |v| <= velocity_max per dimension; None: unbounded (paper)"},
-    )
-    init_velocity: float = field(
-        default=0.5, metadata={"help": "initial velocities are drawn from U(-v0, v0)"}
-    )
-    threshold: float = field(
-        default=0.5, metadata={"help": "a unit is fine-tuned when its position is > threshold"}
-    )
-    wall_velocity: str = field(
-        default="keep",
-        metadata={
-            "help": "velocity of a coordinate clamped at 0 or 1: 'zero' (absorbing wall) "
-            "or 'keep' (it keeps pushing into the wall)"
-        },
-    )
+    particles: int = help_field(10, "swarm size n (paper: 10)")
+    generations: int = help_field(12, "generations G (paper: 12)")
+    c1: float = help_field(1.5, "cognitive learning factor (paper: 1.5)")
+    c2: float = help_field(1.5, "social learning factor (paper: 1.5)")
+    inertia_start: float = help_field(1.4, "inertia weight after the first generation (paper: 1.4)")
+    inertia_end: float = help_field(0.7, "inertia weight after the last generation (paper: 0.7)")
+    velocity_max: float | None = help_field(None, "bound |v| <= velocity_max per dimension; None: unbounded (paper)")
+    init_velocity: float = help_field(0.5, "initial velocities are drawn from U(-v0, v0)")
+    threshold: float = help_field(0.5, "a unit is fine-tuned when its position is > threshold")
+    wall_velocity: str = help_field("keep", "velocity of a coordinate clamped at 0 or 1: 'zero' (absorbing wall) "
+            "or 'keep' (it keeps pushing into the wall)")
 
     def __post_init__(self) -> None:
         problems = []
@@ -110,6 +94,14 @@ class PSOConfig(SearcherConfig):
     def budget(self) -> int:
         """Number of fitness evaluations, n * G."""
         return self.particles * self.generations
+
+    budget_fields: ClassVar[tuple[str, ...]] = ("particles", "generations")  # c1, c2, ... stay the caller's
+
+    @classmethod
+    def from_budget(cls, evaluations: int, batch_size: int | None = None) -> PSOConfig:
+        """``batch_size`` particles (10 by default) and as many generations as the budget needs."""
+        particles = min(batch_size or 10, evaluations)
+        return cls(particles=particles, generations=-(-evaluations // particles))
 
 
 # --- The maths, as pure functions so that they can be checked on hand-computed numbers ---
@@ -227,7 +219,10 @@ class PSOSearcher(BatchSearcher):
         return self._generation >= self.config.generations
 
     def best(self) -> tuple[list[int], float]:
-        """Mask of the swarm best p_g and f(p_g); before any tell, x_1's mask and -inf."""
+        """Mask of the swarm best p_g and f(p_g) (x_1's mask and -inf while every evaluation
+        failed); ``RuntimeError`` before the first generation is told, as for every searcher."""
+        if self._generation == 0:
+            raise RuntimeError(f"{self.name} searcher: no generation has been told yet, so no best mask")
         return position_to_mask(self._g, self.config.threshold), float(self._g_fit)
 
     def history(self) -> list[dict[str, Any]]:

@@ -8,15 +8,15 @@ Draw order: at each ``ask()``, one vector of L uniforms per trial, in trial orde
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
 from layerswarm.searchers.base import (
     BatchSearcher,
-    SearcherConfig,
     Trial,
     batch_summary,
     decode_float,
@@ -29,15 +29,11 @@ __all__ = ["RandomConfig", "RandomSearcher"]
 
 
 @dataclass
-class RandomConfig(SearcherConfig):
+class RandomConfig(JsonConfig):
     """Budget of the random search; the defaults match PSO's default n * G = 120."""
 
-    trials: int = field(
-        default=120, metadata={"help": "masks to evaluate (1: the paper's random-mask baseline)"}
-    )
-    batch_size: int = field(
-        default=10, metadata={"help": "masks handed out per ask() (the last batch may be smaller)"}
-    )
+    trials: int = help_field(120, "masks to evaluate (1: the paper's random-mask baseline)")
+    batch_size: int = help_field(10, "masks handed out per ask() (the last batch may be smaller)")
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.batch_size < 1:
@@ -46,6 +42,12 @@ class RandomConfig(SearcherConfig):
     @property
     def budget(self) -> int:
         return self.trials
+
+    budget_fields: ClassVar[tuple[str, ...]] = ("trials", "batch_size")
+
+    @classmethod
+    def from_budget(cls, evaluations: int, batch_size: int | None = None) -> RandomConfig:
+        return cls(trials=evaluations, batch_size=batch_size or 10)
 
 
 class RandomSearcher(BatchSearcher):

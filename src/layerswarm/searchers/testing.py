@@ -49,6 +49,21 @@ def _pending(searcher: Searcher) -> list[Trial]:
     return pending()
 
 
+def check_pending_and_best_are_the_contract(make: Factory) -> None:
+    """``pending()`` is the base class's (declared there, not an extra); ``best()`` raises
+    ``RuntimeError`` before any result, also with a batch asked and partly told."""
+    searcher = make(NUM_UNITS, 0)
+    assert type(searcher).pending is not Searcher.pending, "pending() is not implemented"
+    assert _pending(searcher) == [], "pending() before any ask() must be empty"
+    _expect_raises(RuntimeError, searcher.best, "best() before any ask()")
+    batch = searcher.ask()
+    assert [t.number for t in _pending(searcher)] == [t.number for t in batch]
+    _expect_raises(RuntimeError, searcher.best, "best() before any tell")
+    if len(batch) > 1:
+        searcher.tell(batch[0].number, fitness_of(batch[0]))
+        _expect_raises(RuntimeError, searcher.best, "best() with the first batch partly told")
+
+
 def run_search(
     searcher: Searcher,
     fitness: Callable[[Trial], float] = fitness_of,
@@ -221,6 +236,7 @@ def check_failed_evaluations_never_best(make: Factory) -> None:
 
 CHECKS: list[Callable[[Factory], None]] = [
     check_ask_returns_valid_masks,
+    check_pending_and_best_are_the_contract,
     check_numbers_unique_and_increasing,
     check_tell_out_of_order,
     check_tell_unknown_or_twice_raises,
@@ -253,6 +269,9 @@ class SearcherConformance:
 
     def test_ask_returns_valid_masks(self) -> None:
         check_ask_returns_valid_masks(self.make)
+
+    def test_pending_and_best_are_the_contract(self) -> None:
+        check_pending_and_best_are_the_contract(self.make)
 
     def test_numbers_unique_and_increasing(self) -> None:
         check_numbers_unique_and_increasing(self.make)

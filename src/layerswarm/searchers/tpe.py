@@ -14,33 +14,26 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
-from layerswarm.searchers.base import SearcherConfig, Trial, batch_summary
+from layerswarm.searchers.base import Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher, mask_bits
 
 __all__ = ["TPEConfig", "TPESearcher"]
 
 
 @dataclass
-class TPEConfig(SearcherConfig):
+class TPEConfig(JsonConfig):
     """Budget and sampler options (optuna's TPESampler)."""
 
-    trials: int = field(default=120, metadata={"help": "masks to evaluate (the budget)"})
-    batch_size: int = field(
-        default=1, metadata={"help": "masks per ask(); > 1 uses optuna's constant liar"}
-    )
-    n_startup_trials: int = field(
-        default=10, metadata={"help": "random masks before TPE starts modelling"}
-    )
-    multivariate: bool = field(
-        default=True, metadata={"help": "model the units jointly (optuna multivariate TPE)"}
-    )
-    max_repeats: int = field(
-        default=100, metadata={"help": "known masks re-sampled in a row before one is re-asked"}
-    )
+    trials: int = help_field(120, "masks to evaluate (the budget)")
+    batch_size: int = help_field(1, "masks per ask(); > 1 uses optuna's constant liar")
+    n_startup_trials: int = help_field(10, "random masks before TPE starts modelling")
+    multivariate: bool = help_field(True, "model the units jointly (optuna multivariate TPE)")
+    max_repeats: int = help_field(100, "known masks re-sampled in a row before one is re-asked")
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.batch_size < 1 or self.max_repeats < 1:

@@ -54,7 +54,7 @@ class Strategy:
 
     def __init__(self, config: StrategyConfig | dict | None = None) -> None:
         if isinstance(config, dict):
-            config = self.Config.from_dict(config)
+            config = self.Config.from_dict(config, owner=f"strategy '{self.name}'")
         self.config = config or self.Config()
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:

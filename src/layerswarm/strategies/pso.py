@@ -1,9 +1,10 @@
-"""The paper's method as a strategy: search a mask with PSO on train/val, then fine-tune with it.
+"""The paper's method as a strategy: search a mask on train/val, then fine-tune with it.
 
-The search is :func:`layerswarm.search.search_masks` with :class:`layerswarm.fitness.MaskFitness`
-on the strategy's view of the data (train/val only). Its files (``evaluations.jsonl``,
-``search_state.json``, ``best_mask.json``) go in the run folder (the parent of ``final/``), so
-an interrupted search resumes from its last evaluation.
+The search is the one ``layerswarm search`` runs (:mod:`layerswarm.driver`): any searcher
+(``searcher=ga`` spends the same ``particles x generations`` budget), memoisation and the
+prefix cache, on the strategy's view of the data (train/val only). Its files
+(``evaluations.jsonl``, ``search_state.json``, ``best_mask.json``) go in the run folder (the
+parent of ``final/``), so an interrupted search resumes from its last evaluation.
 """
 
 from __future__ import annotations
@@ -14,19 +15,40 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config_utils import help_field
+from ..driver import (
+    EVALUATIONS_FILE,
+    SearchConfig,
+    load_searcher_state,
+    make_executor,
+    run_searcher,
+)
 from ..errors import LayerswarmError
-from ..io import read_json, read_jsonl
+from ..io import read_jsonl
+from ..searchers import config_for_budget, create_searcher
+from ..speed import SpeedConfig
+from ..training import TrainConfig
 from .base import Strategy, StrategyConfig, StrategyContext, TrainPlan
 from .registry import register_strategy
 
 
 @dataclass
 class PSOStrategyConfig(StrategyConfig):
-    particles: int = help_field(10, "swarm size n (paper: 10)")
-    generations: int = help_field(12, "generations G (paper: 12)")
+    particles: int = help_field(10, "swarm size n (paper: 10); other searchers: masks per batch")
+    generations: int = help_field(12, "generations G (paper: 12); other searchers spend n x G evaluations")
     fitness_epochs: int = help_field(5, "maxEpoch: epochs of each fitness fine-tune (paper: 5)")
-    searcher: str = help_field("pso", "searcher: pso, or random for the same budget of random masks")
+    searcher: str = help_field("pso", "searcher: pso, random, ga, greedy, tpe, exhaustive (layerswarm search --searcher)")
     options: dict | None = help_field(None, "further searcher options, e.g. {\"c1\": 1.5, \"velocity_max\": 0.5}")
+
+
+@dataclass
+class _Search:
+    """What :func:`layerswarm.driver.make_executor` reads: local, exact speed-ups."""
+
+    fitness: TrainConfig
+    seed: int
+    search: SearchConfig
+    speed: SpeedConfig
+    model: None = None  # the local backend evaluates on the strategy's bundle
 
 
 @register_strategy
@@ -40,21 +62,13 @@ class PSOMask(Strategy):
         c = self.config
         if c.particles < 1 or c.generations < 1 or c.fitness_epochs < 1:
             raise LayerswarmError("pso: particles, generations and fitness_epochs must be >= 1")
-        if c.searcher == "pso":
-            return {"particles": c.particles, "generations": c.generations, **(c.options or {})}
-        return {"trials": c.particles * c.generations, "batch_size": c.particles, **(c.options or {})}
+        return {**config_for_budget(c.searcher, c.particles * c.generations, c.particles), **(c.options or {})}
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
-        # Imported here: search.py imports this package (circular at module level).
-        from ..executors import LocalExecutor
-        from ..fitness import MaskFitness
-        from ..search import BEST_MASK_FILE, EVALUATIONS_FILE, STATE_FILE, search_masks
-        from ..searchers import create_searcher
-        from ..units import save_mask
-
         units = ctx.bundle.units
-        searcher = create_searcher(self.config.searcher, len(units), self.searcher_options(), seed=ctx.seed)
-        fitness = MaskFitness(ctx.bundle, ctx.data, ctx.train_cfg.replace(epochs=self.config.fitness_epochs))
+        search = SearchConfig(searcher=self.config.searcher, options=self.searcher_options())
+        searcher = create_searcher(search.searcher, len(units), search.options, seed=ctx.seed)
+        fitness = ctx.train_cfg.replace(epochs=self.config.fitness_epochs)
         tmp = None
         if ctx.out_dir is not None:
             out = Path(ctx.out_dir).parent
@@ -63,13 +77,11 @@ class PSOMask(Strategy):
             out = Path(tmp.name)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            if (out / STATE_FILE).is_file():
-                searcher.load_state_dict(read_json(out / STATE_FILE))
+            load_searcher_state(searcher, out)
             start = time.perf_counter()
-            mask, best = search_masks(searcher, LocalExecutor(fitness), out)
+            executor = make_executor(_Search(fitness, ctx.seed, search, SpeedConfig()), ctx.bundle, ctx.data)
+            mask, best = run_searcher(searcher, executor, out, units)
             seconds = time.perf_counter() - start
-            save_mask(out / BEST_MASK_FILE, mask, units, fitness=best, searcher=self.config.searcher,
-                      history=searcher.history())
             evaluations = len(read_jsonl(out / EVALUATIONS_FILE))
         finally:
             if tmp is not None:

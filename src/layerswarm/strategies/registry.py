@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
-
-from ..errors import LayerswarmError
+from ..registry import Registry
 from .base import Strategy
 
-STRATEGIES: dict[str, type[Strategy]] = {}
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
-    STRATEGIES[cls.name] = cls
-    return cls
+    """Class decorator: make ``cls`` available as ``cls.name`` (a taken name is refused)."""
+    return STRATEGIES.add(cls.name, cls)
 
 
 def create_strategy(name: str, config: dict | None = None) -> Strategy:
-    if name not in STRATEGIES:
-        close = difflib.get_close_matches(name, STRATEGIES, n=2)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise LayerswarmError(f"unknown strategy '{name}'{hint}: choose from {', '.join(sorted(STRATEGIES))}")
-    return STRATEGIES[name](config)
+    return STRATEGIES.lookup(name)(config)

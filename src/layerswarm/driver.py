@@ -1,0 +1,158 @@
+"""The search driver: ask/tell a searcher to the end over an executor, resumably.
+
+``layerswarm search`` (:func:`layerswarm.search.run_search`), the ``pso`` strategy of
+``layerswarm compare`` and ``layerswarm bench`` all search through :func:`search_masks` on an
+executor from :func:`make_executor`, so each gets memoisation, the prefix cache, Ray and every
+searcher. Files in the output folder (each written atomically): ``evaluations.jsonl`` (one line
+per fitness evaluation), ``search_state.json`` (searcher state after every evaluation) and
+``best_mask.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config_utils import JsonConfig, help_field
+from .data.imageset import DatasetSplits, SearchSplits
+from .evaluation import Evaluation, Executor
+from .executors import FitnessSpec, create_executor
+from .io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
+from .searchers import Searcher, Trial
+from .speed import wrap_executor
+from .units import Unit, save_mask
+
+if TYPE_CHECKING:
+    from .bundle import ModelBundle
+
+log = logging.getLogger(__name__)
+
+EVALUATIONS_FILE = "evaluations.jsonl"
+STATE_FILE = "search_state.json"
+BEST_MASK_FILE = "best_mask.json"
+
+
+@dataclass
+class SearchConfig(JsonConfig):
+    searcher: str = help_field("pso", "searcher name (pso, random, ...)")
+    options: dict = help_field(None, "searcher options, e.g. PSO particles/generations/c1/c2", default_factory=dict)
+    retries: int = help_field(1, "retries of an evaluation that raises before it counts as failed")
+    backend: str = help_field("local", "where evaluations run: local or ray")
+    address: str | None = help_field(None, "Ray cluster address (auto, ray://HOST:10001); default: start Ray here")
+    cpus_per_trial: int | None = help_field(None, "CPU cores per evaluation, also its torch thread count; default: torch's "
+                                            "own (all cores) locally, 1 per Ray task. CPU results depend on the thread "
+                                            "count: give both backends the same number to get equal results")
+    gpus_per_trial: float = help_field(0.0, "GPUs per evaluation under Ray (0.5: two evaluations share a GPU)")
+
+
+def _record(trial: Trial, ev: Evaluation) -> dict:
+    finite = ev.fitness != float("-inf")
+    return {
+        "number": trial.number,
+        "generation": trial.generation,
+        "particle": trial.index,
+        "position": trial.position,
+        "mask": list(trial.mask),
+        "fitness": ev.fitness if finite else None,
+        "seconds": round(ev.seconds, 3),
+        "epochs_trained": ev.epochs_trained,
+        "val_curve": [e.get("val_accuracy") for e in ev.epochs],  # None: not validated
+        "error": ev.error,
+    }
+
+
+def search_masks(
+    searcher: Searcher,
+    executor: Executor,
+    out_dir: str | Path,
+    on_evaluation: Callable[[dict], None] | None = None,
+) -> tuple[list[int], float]:
+    """Drive ask/tell to the end, logging each evaluation and saving state after each one.
+
+    Resumable: evaluations already in ``evaluations.jsonl`` are told again, not re-run.
+    """
+    out = Path(out_dir)
+    records = read_jsonl(out / EVALUATIONS_FILE)
+    _drop_torn_tail(out / EVALUATIONS_FILE, records)
+    done = {r["number"]: r for r in records}
+    _seed_memo(executor, records)
+    while not searcher.is_done():
+        trials = searcher.pending() or searcher.ask()
+        atomic_write_json(out / STATE_FILE, searcher.state_dict())
+        todo = []
+        for trial in trials:
+            if trial.number in done:  # finished before an interruption: reuse its result
+                fitness = done[trial.number]["fitness"]
+                searcher.tell(trial.number, float("-inf") if fitness is None else fitness)
+            else:
+                todo.append(trial)
+        for trial, ev in executor.run(todo):
+            record = _record(trial, ev)
+            append_jsonl(out / EVALUATIONS_FILE, record)
+            done[trial.number] = record
+            searcher.tell(trial.number, ev.fitness)
+            atomic_write_json(out / STATE_FILE, searcher.state_dict())
+            if ev.error:
+                log.error("evaluation %d (generation %d, particle %d) failed: %s",
+                          trial.number, trial.generation, trial.index, ev.error)
+            if on_evaluation is not None:
+                on_evaluation(record)
+    atomic_write_json(out / STATE_FILE, searcher.state_dict())
+    return searcher.best()
+
+
+def _drop_torn_tail(path: Path, records: list[dict]) -> None:
+    """A kill while appending can leave half a line; the next append would glue onto it and
+    hide every later line from :func:`read_jsonl`. Rewrite the file with the whole lines."""
+    whole = "".join(json.dumps(r) + "\n" for r in records)
+    if path.is_file() and path.read_text(encoding="utf-8") != whole:
+        atomic_write_text(path, whole)
+
+
+def _seed_memo(executor: Executor, records: list[dict]) -> None:
+    """Hand a resumed run's finished evaluations to the fitness memo, wherever it is wrapped."""
+    while executor is not None:
+        if hasattr(executor, "remember"):
+            executor.remember(records)
+            return
+        executor = getattr(executor, "inner", None)
+
+
+def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | DatasetSplits, on_epoch=None) -> Executor:
+    """The executor of ``cfg.search`` (local or Ray) with the speed-ups of ``cfg.speed``.
+
+    ``cfg`` is a :class:`~layerswarm.search.RunConfig` or anything with its ``model``,
+    ``fitness``, ``search``, ``speed`` and ``seed`` (the PSO strategy's search has no
+    ``model``: it runs locally on its bundle). ``data`` never needs its test split.
+    """
+    data = data.for_search() if isinstance(data, DatasetSplits) else data
+    spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed)  # workers rebuild the same bundle
+    s = cfg.search
+    executor = create_executor(s.backend, spec, data, bundle=bundle, on_epoch=on_epoch, retries=s.retries,
+                               cpus_per_trial=s.cpus_per_trial,
+                               gpus_per_trial=s.gpus_per_trial, address=s.address)
+    return wrap_executor(executor, cfg.speed, cfg.fitness)  # memoisation, successive halving
+
+
+def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, units: list[Unit],
+                 on_evaluation: Callable[[dict], None] | None = None) -> tuple[list[int], float]:
+    """:func:`search_masks` to the end, release the executor, save ``best_mask.json``."""
+    out = Path(out_dir)
+    try:
+        mask, fitness = search_masks(searcher, executor, out, on_evaluation)
+    finally:
+        executor.close()
+    save_mask(out / BEST_MASK_FILE, mask, units, fitness=fitness, searcher=searcher.name, history=searcher.history())
+    return mask, fitness
+
+
+def load_searcher_state(searcher: Searcher, out_dir: str | Path) -> Searcher:
+    """Restore ``searcher`` from the ``search_state.json`` in ``out_dir`` when there is one."""
+    path = Path(out_dir) / STATE_FILE
+    if path.is_file():
+        searcher.load_state_dict(read_json(path))
+    return searcher
