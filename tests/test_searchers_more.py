@@ -11,7 +11,7 @@ import pytest
 
 from layerswarm.errors import LayerswarmError
 from layerswarm.race import (
-    MemoFitness,
+    BudgetSpent,
     RaceConfig,
     all_masks,
     full_mask,
@@ -33,6 +33,7 @@ from layerswarm.searchers import (
     Searcher,
     TPEConfig,
     TPESearcher,
+    Trial,
     config_for_budget,
     create_searcher,
 )
@@ -229,13 +230,22 @@ def test_cli_search_config_uses_the_budget() -> None:
 # --- the race ---
 
 
-def test_memo_fitness_charges_new_masks_only() -> None:
+def test_memo_budget_charges_new_masks_only() -> None:
+    from layerswarm.race.runner import _FitnessExecutor
+    from layerswarm.speed import MemoExecutor
+
     calls = []
-    memo = MemoFitness(lambda m: calls.append(m) or float(sum(m)), epochs_per_eval=2, budget_epochs=4)
-    assert memo([1, 0]) == 1 and memo([1, 0]) == 1 and memo([1, 1]) == 2
-    assert len(calls) == 2 and memo.spent == 4 and memo.trace == [(2, 1.0), (4, 2.0)]
-    with pytest.raises(Exception, match="000|00"):
-        memo([0, 0])
+    memo = MemoExecutor(_FitnessExecutor(lambda m: calls.append(m) or float(sum(m))), 2, budget_epochs=4)
+
+    def trial(number, mask):
+        return Trial(number=number, generation=0, index=number, mask=mask)
+
+    got = [(t.number, ev.fitness) for t, ev in memo.run([trial(0, [1, 0]), trial(1, [1, 0]), trial(2, [1, 1])])]
+    assert sorted(got) == [(0, 1.0), (1, 1.0), (2, 2.0)] and len(calls) == 2 and memo.spent == 4
+    assert [ev.fitness for _, ev in memo.run([trial(3, [1, 1])])] == [2.0]  # a repeat: free
+    with pytest.raises(BudgetSpent):
+        list(memo.run([trial(4, [0, 0])]))
+    assert len(calls) == 2 and memo.spent == 4
 
 
 def synthetic_table(num_units: int, seed: int = 0) -> dict[str, float]:

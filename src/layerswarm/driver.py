@@ -3,7 +3,7 @@
 ``layerswarm search`` (:func:`layerswarm.search.run_search`), the ``pso`` strategy of
 ``layerswarm compare`` and ``layerswarm bench`` all search through :func:`search_masks` on an
 executor from :func:`make_executor`, so each gets memoisation, the prefix cache, Ray and every
-searcher. Files in the output folder (each written atomically): ``evaluations.jsonl`` (one line
+searcher; ``layerswarm race`` runs its searchers through the same loop, :func:`drive`. Files in the output folder (each written atomically): ``evaluations.jsonl`` (one line
 per fitness evaluation), ``search_state.json`` (searcher state after every evaluation) and
 ``best_mask.json``.
 """
@@ -65,6 +65,26 @@ def _record(trial: Trial, ev: Evaluation) -> dict:
     }
 
 
+def drive(
+    searcher: Searcher,
+    executor: Executor,
+    on_batch: Callable[[list[Trial]], list[Trial]] | None = None,
+    on_result: Callable[[Trial, Evaluation], None] | None = None,
+) -> None:
+    """Ask/tell until the searcher is done: each batch (the pending trials first, after a
+    resume) through ``on_batch`` (which may tell some trials itself and returns those left to
+    evaluate), then through the executor; ``on_result`` sees each evaluation once it is told.
+    An exception from the executor (a spent race budget) ends the search where it stands."""
+    while not searcher.is_done():
+        trials = searcher.pending() or searcher.ask()
+        if on_batch is not None:
+            trials = on_batch(trials)
+        for trial, ev in executor.run(trials):
+            searcher.tell(trial.number, ev.fitness)
+            if on_result is not None:
+                on_result(trial, ev)
+
+
 def search_masks(
     searcher: Searcher,
     executor: Executor,
@@ -80,8 +100,8 @@ def search_masks(
     _drop_torn_tail(out / EVALUATIONS_FILE, records)
     done = {r["number"]: r for r in records}
     _seed_memo(executor, records)
-    while not searcher.is_done():
-        trials = searcher.pending() or searcher.ask()
+
+    def batch(trials: list[Trial]) -> list[Trial]:
         atomic_write_json(out / STATE_FILE, searcher.state_dict())
         todo = []
         for trial in trials:
@@ -90,17 +110,20 @@ def search_masks(
                 searcher.tell(trial.number, float("-inf") if fitness is None else fitness)
             else:
                 todo.append(trial)
-        for trial, ev in executor.run(todo):
-            record = _record(trial, ev)
-            append_jsonl(out / EVALUATIONS_FILE, record)
-            done[trial.number] = record
-            searcher.tell(trial.number, ev.fitness)
-            atomic_write_json(out / STATE_FILE, searcher.state_dict())
-            if ev.error:
-                log.error("evaluation %d (generation %d, particle %d) failed: %s",
-                          trial.number, trial.generation, trial.index, ev.error)
-            if on_evaluation is not None:
-                on_evaluation(record)
+        return todo
+
+    def result(trial: Trial, ev: Evaluation) -> None:
+        record = _record(trial, ev)
+        append_jsonl(out / EVALUATIONS_FILE, record)
+        done[trial.number] = record
+        atomic_write_json(out / STATE_FILE, searcher.state_dict())
+        if ev.error:
+            log.error("evaluation %d (generation %d, particle %d) failed: %s",
+                      trial.number, trial.generation, trial.index, ev.error)
+        if on_evaluation is not None:
+            on_evaluation(record)
+
+    drive(searcher, executor, batch, result)
     atomic_write_json(out / STATE_FILE, searcher.state_dict())
     return searcher.best()
 

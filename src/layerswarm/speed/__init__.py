@@ -12,11 +12,11 @@ from ..fitness import MaskFitness
 from ..training import TrainConfig
 from .config import FIDELITIES, SpeedConfig
 from .fidelity import EarlyStopping, HalvingExecutor, subset_splits
-from .memo import MemoExecutor
+from .memo import BudgetSpent, MemoExecutor
 from .prefix_cache import PrefixCache
 
 __all__ = [
-    "FIDELITIES", "EarlyStopping", "HalvingExecutor", "MemoExecutor", "PrefixCache", "SpeedConfig",
+    "FIDELITIES", "BudgetSpent", "EarlyStopping", "HalvingExecutor", "MemoExecutor", "PrefixCache", "SpeedConfig",
     "build_fitness", "wrap_executor",
 ]
 

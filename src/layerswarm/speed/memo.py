@@ -2,12 +2,15 @@
 
 Exact: an evaluation starts from the same pretrained weights with the same seed every time,
 so training the same mask again gives the same fitness, bit for bit (tests/test_speed.py).
-It wraps any executor (local or Ray), so duplicates are caught across workers too.
+It wraps any executor (local or Ray), so duplicates are caught across workers too. With a
+budget (``layerswarm race``) it also charges each new evaluation its epochs and stops the
+search, :class:`BudgetSpent`, at the first new one the budget cannot pay for.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Iterator
 
 from ..evaluation import Evaluation, Executor
@@ -16,21 +19,30 @@ from ..searchers.base import Trial
 Key = tuple[tuple[int, ...], int]
 
 
+class BudgetSpent(Exception):
+    """Raised by :meth:`MemoExecutor.run` when a new evaluation would exceed the budget."""
+
+
 class MemoExecutor(Executor):
     """Serve repeated trials from the first evaluation of their (mask, epochs).
 
     ``truncatable``: the learning-rate schedule does not depend on the number of epochs
     (step or constant), so the first ``e`` epochs of a longer evaluation *are* an
     ``e``-epoch evaluation and a shorter request is answered from its validation curve.
-    Failed evaluations are not remembered: a repeat tries again.
+    Failed evaluations are not remembered: a repeat tries again. ``budget_epochs``: trials are
+    taken in ask order until the first new one that the budget cannot pay for; those are
+    evaluated, then :class:`BudgetSpent` is raised.
     """
 
     name = "memo"
 
-    def __init__(self, inner: Executor, default_epochs: int, truncatable: bool = False) -> None:
+    def __init__(self, inner: Executor, default_epochs: int, truncatable: bool = False,
+                 budget_epochs: float = math.inf) -> None:
         self.inner, self.default_epochs, self.truncatable = inner, default_epochs, truncatable
         self.results: dict[Key, Evaluation] = {}
         self.hits = 0
+        self.budget_epochs = budget_epochs
+        self.spent = 0  # epochs charged for new evaluations (a repeat costs nothing)
 
     def remember(self, records: Iterable[dict]) -> None:
         """Seed with the finished evaluations of an interrupted run (``evaluations.jsonl``
@@ -69,7 +81,7 @@ class MemoExecutor(Executor):
         return Evaluation(fitness=curve[-1]["val_accuracy"], epochs=curve, seconds=0.0, epochs_trained=0)
 
     def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Evaluation]]:
-        todo, duplicates = [], {}
+        todo, duplicates, spent = [], {}, False
         for trial in trials:
             key = self._key(trial)
             hit = None if key in duplicates else self.lookup(key)
@@ -77,7 +89,11 @@ class MemoExecutor(Executor):
                 yield trial, hit
             elif key in duplicates:
                 duplicates[key].append(trial)  # same mask twice in one batch: train it once
+            elif self.spent + key[1] > self.budget_epochs:
+                spent = True  # this new mask and the rest of the batch are beyond the budget
+                break
             else:
+                self.spent += key[1]
                 duplicates[key] = []
                 todo.append(trial)
         for trial, ev in self.inner.run(todo):
@@ -87,6 +103,8 @@ class MemoExecutor(Executor):
             yield trial, ev
             for dup in duplicates.pop(key, []):
                 yield dup, (self.lookup(key) if ev.error is None else ev)
+        if spent:
+            raise BudgetSpent(f"the budget of {self.budget_epochs} epochs is spent ({self.spent} charged)")
 
     def close(self) -> None:
         self.inner.close()
