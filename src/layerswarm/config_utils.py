@@ -31,6 +31,13 @@ def help_field(default: Any, help: str, **kwargs: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
 
 
+def refuse_invalid(what: str, problems: dict[str, bool]) -> None:
+    """Raise one :class:`LayerswarmError` naming every problem (message -> whether it holds)."""
+    found = [message for message, holds in problems.items() if holds]
+    if found:
+        raise LayerswarmError(f"invalid {what}: {'; '.join(found)}")
+
+
 def with_defaults(config: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
     """``config`` with each part ``key`` (a saved dict) read through ``parts[key]``, a JsonConfig
     class: settings added since it was saved take their defaults, so old files still compare equal."""

@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from layerswarm.errors import LayerswarmError
 
 
@@ -137,8 +139,13 @@ class BatchSearcher(Searcher):
     that :meth:`pending` can re-hand it after :meth:`load_state_dict`.
     """
 
-    def __init__(self, num_units: int, seed: int = 0) -> None:
+    config_class: type | None = None  # the searcher's JsonConfig dataclass, if it has options
+
+    def __init__(self, num_units: int, seed: int = 0, config: Any = None) -> None:
         super().__init__(num_units, seed)
+        if self.config_class is not None:
+            self.config = config if config is not None else self.config_class()
+        self._rng = np.random.Generator(np.random.PCG64(seed))
         self._next_number = 0
         self._batch: list[Trial] = []  # the outstanding batch, in ask order
         self._told: dict[int, float] = {}  # fitness of its trials told so far
@@ -225,6 +232,25 @@ class BatchSearcher(Searcher):
         self._check_state(state)
         self.seed = state["seed"]
         self.config = type(self.config).from_dict(state["config"])  # type: ignore[attr-defined]
+
+    def _saved_state(self, **own: Any) -> dict[str, Any]:
+        """The state of a searcher drawing from a numpy ``self._rng``: the header, the random
+        stream, the history, the outstanding batch and the searcher's ``own`` variables."""
+        return {
+            **self._header_state(),
+            "rng": self._rng.bit_generator.state,  # type: ignore[attr-defined]
+            **own,
+            "history": [encode_summary(h) for h in self._history],
+            **self._batch_state(),
+        }
+
+    def _load_saved_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_saved_state` wrote, except the searcher's own variables."""
+        self._load_header_state(state)
+        self._rng = np.random.Generator(np.random.PCG64())
+        self._rng.bit_generator.state = state["rng"]
+        self._history = [decode_summary(h) for h in state["history"]]
+        self._load_batch_state(state)
 
     def _check_state(self, state: dict[str, Any]) -> None:
         """Refuse a state written by another searcher or for another number of units."""

@@ -7,9 +7,7 @@ significant bit) and ignores the seed.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -69,9 +67,6 @@ class ExhaustiveSearcher(ReplaySearcher):
         else:
             self._order = list(range(total))
         self._done = 0
-        self._best_mask: list[int] | None = None
-        self._best_fit = -math.inf
-        self._history: list[dict[str, Any]] = []
 
     def _new_batch(self, first_number: int) -> list[Trial]:
         indices = self._order[first_number : first_number + self.config.batch_size]

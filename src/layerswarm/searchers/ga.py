@@ -12,14 +12,11 @@ Random draws happen in a fixed order (see :meth:`GASearcher._breed`), so a seed 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from layerswarm.config_utils import JsonConfig, help_field
-from layerswarm.errors import LayerswarmError
+from layerswarm.config_utils import JsonConfig, help_field, refuse_invalid
 from layerswarm.searchers.base import Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher, mask_bits
 
@@ -43,23 +40,15 @@ class GAConfig(JsonConfig):
     threshold_max: float = help_field(0.8, "highest freezing threshold")
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.trials < 1:
-            problems.append("trials must be >= 1")
-        if self.population < 2:
-            problems.append("population must be >= 2")
-        if not 0 <= self.elite < self.population:
-            problems.append("elite must be in [0, population)")
-        if self.tournament < 1:
-            problems.append("tournament must be >= 1")
-        if not (0 <= self.crossover <= 1 and 0 <= self.mutation_rate <= 1):
-            problems.append("crossover and mutation_rate must be in [0, 1]")
-        if self.mutation_sigma < 0:
-            problems.append("mutation_sigma must be >= 0")
-        if not 0 <= self.threshold_min <= self.threshold_max < 1:
-            problems.append("need 0 <= threshold_min <= threshold_max < 1")
-        if problems:
-            raise LayerswarmError(f"invalid GA config: {'; '.join(problems)}")
+        refuse_invalid("GA config", {
+            "trials must be >= 1": self.trials < 1,
+            "population must be >= 2": self.population < 2,
+            "elite must be in [0, population)": not 0 <= self.elite < self.population,
+            "tournament must be >= 1": self.tournament < 1,
+            "crossover and mutation_rate must be in [0, 1]": not (0 <= self.crossover <= 1 and 0 <= self.mutation_rate <= 1),
+            "mutation_sigma must be >= 0": self.mutation_sigma < 0,
+            "need 0 <= threshold_min <= threshold_max < 1": not 0 <= self.threshold_min <= self.threshold_max < 1,
+        })
 
     @classmethod
     def from_budget(cls, evaluations: int, batch_size: int | None = None) -> GAConfig:
@@ -80,9 +69,6 @@ class GASearcher(ReplaySearcher):
         self._archive: dict[str, float] = {}
         self._generation = 0
         self._told_count = 0
-        self._best_mask: list[int] | None = None
-        self._best_fit = -math.inf
-        self._history: list[dict[str, Any]] = []
 
     # --- genomes ---
 

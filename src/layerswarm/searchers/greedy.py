@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -65,9 +64,6 @@ class GreedySearcher(ReplaySearcher):
         self._archive: dict[str, float] = {}
         self._round = 0
         self._told_count = 0
-        self._best_mask: list[int] | None = None
-        self._best_fit = -math.inf
-        self._history: list[dict[str, Any]] = []
 
     def _known(self, mask: list[int]) -> bool:
         return mask_bits(mask) in self._archive

@@ -29,16 +29,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from layerswarm.config_utils import JsonConfig, help_field
-from layerswarm.errors import LayerswarmError
+from layerswarm.config_utils import JsonConfig, help_field, refuse_invalid
 from layerswarm.searchers.base import (
     BatchSearcher,
     Trial,
     batch_summary,
     decode_float,
-    decode_summary,
     encode_float,
-    encode_summary,
 )
 
 __all__ = [
@@ -72,23 +69,15 @@ class PSOConfig(JsonConfig):
             "or 'keep' (it keeps pushing into the wall)")
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.particles < 1:
-            problems.append("particles must be >= 1")
-        if self.generations < 1:
-            problems.append("generations must be >= 1")
-        if self.c1 < 0 or self.c2 < 0:
-            problems.append("c1 and c2 must be >= 0")
-        if self.init_velocity < 0:
-            problems.append("init_velocity must be >= 0")
-        if self.velocity_max is not None and not self.velocity_max > 0:
-            problems.append("velocity_max must be > 0 or None")
-        if not 0.0 <= self.threshold < 1.0:
-            problems.append("threshold must be in [0, 1)")
-        if self.wall_velocity not in WALL_VELOCITIES:
-            problems.append(f"wall_velocity must be one of {', '.join(WALL_VELOCITIES)}")
-        if problems:
-            raise LayerswarmError(f"invalid PSO config: {'; '.join(problems)}")
+        refuse_invalid("PSO config", {
+            "particles must be >= 1": self.particles < 1,
+            "generations must be >= 1": self.generations < 1,
+            "c1 and c2 must be >= 0": self.c1 < 0 or self.c2 < 0,
+            "init_velocity must be >= 0": self.init_velocity < 0,
+            "velocity_max must be > 0 or None": self.velocity_max is not None and not self.velocity_max > 0,
+            "threshold must be in [0, 1)": not 0.0 <= self.threshold < 1.0,
+            f"wall_velocity must be one of {', '.join(WALL_VELOCITIES)}": self.wall_velocity not in WALL_VELOCITIES,
+        })
 
     @property
     def budget(self) -> int:
@@ -160,10 +149,8 @@ class PSOSearcher(BatchSearcher):
     config_class = PSOConfig
 
     def __init__(self, num_units: int, config: PSOConfig | None = None, seed: int = 0) -> None:
-        super().__init__(num_units, seed)
-        self.config = config if config is not None else PSOConfig()
+        super().__init__(num_units, seed, config)
         cfg, n, L = self.config, self.config.particles, num_units
-        self._rng = np.random.Generator(np.random.PCG64(seed))
         self._x = self._rng.random((n, L))
         v0 = self._rng.uniform(-cfg.init_velocity, cfg.init_velocity, (n, L))
         self._v = (
@@ -174,7 +161,6 @@ class PSOSearcher(BatchSearcher):
         self._g = self._x[0].copy()
         self._g_fit = -math.inf
         self._generation = 0  # generations fully told so far (= index of the next one)
-        self._history: list[dict[str, Any]] = []
 
     # --- ask/tell ---
 
@@ -225,9 +211,6 @@ class PSOSearcher(BatchSearcher):
             raise RuntimeError(f"{self.name} searcher: no generation has been told yet, so no best mask")
         return position_to_mask(self._g, self.config.threshold), float(self._g_fit)
 
-    def history(self) -> list[dict[str, Any]]:
-        return [dict(h) for h in self._history]
-
     @property
     def generation(self) -> int:
         """Generations fully told so far."""
@@ -236,25 +219,19 @@ class PSOSearcher(BatchSearcher):
     # --- checkpointing ---
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            **self._header_state(),
-            "rng": self._rng.bit_generator.state,
-            "generation": self._generation,
-            "x": self._x.tolist(),
-            "v": self._v.tolist(),
-            "p": self._p.tolist(),
-            "p_fit": [encode_float(f) for f in self._p_fit],
-            "g": self._g.tolist(),
-            "g_fit": encode_float(self._g_fit),
-            "history": [encode_summary(h) for h in self._history],
-            **self._batch_state(),
-        }
+        return self._saved_state(
+            generation=self._generation,
+            x=self._x.tolist(),
+            v=self._v.tolist(),
+            p=self._p.tolist(),
+            p_fit=[encode_float(f) for f in self._p_fit],
+            g=self._g.tolist(),
+            g_fit=encode_float(self._g_fit),
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore exactly, config included (the saved config wins over the constructor's)."""
-        self._load_header_state(state)
-        self._rng = np.random.Generator(np.random.PCG64())
-        self._rng.bit_generator.state = state["rng"]
+        self._load_saved_state(state)
         self._generation = int(state["generation"])
         self._x = np.array(state["x"], dtype=float)
         self._v = np.array(state["v"], dtype=float)
@@ -262,5 +239,3 @@ class PSOSearcher(BatchSearcher):
         self._p_fit = np.array([decode_float(f) for f in state["p_fit"]], dtype=float)
         self._g = np.array(state["g"], dtype=float)
         self._g_fit = decode_float(state["g_fit"])
-        self._history = [decode_summary(h) for h in state["history"]]
-        self._load_batch_state(state)

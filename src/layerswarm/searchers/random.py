@@ -7,11 +7,8 @@ Draw order: at each ``ask()``, one vector of L uniforms per trial, in trial orde
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
-
-import numpy as np
 
 from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
@@ -20,9 +17,7 @@ from layerswarm.searchers.base import (
     Trial,
     batch_summary,
     decode_float,
-    decode_summary,
     encode_float,
-    encode_summary,
 )
 
 __all__ = ["RandomConfig", "RandomSearcher"]
@@ -57,14 +52,9 @@ class RandomSearcher(BatchSearcher):
     config_class = RandomConfig
 
     def __init__(self, num_units: int, config: RandomConfig | None = None, seed: int = 0) -> None:
-        super().__init__(num_units, seed)
-        self.config = config if config is not None else RandomConfig()
-        self._rng = np.random.Generator(np.random.PCG64(seed))
+        super().__init__(num_units, seed, config)
         self._batches = 0  # batches fully told
         self._told_count = 0
-        self._best_mask: list[int] | None = None
-        self._best_fit = -math.inf
-        self._history: list[dict[str, Any]] = []
 
     def _new_batch(self, first_number: int) -> list[Trial]:
         size = min(self.config.batch_size, self.config.trials - first_number)
@@ -91,25 +81,13 @@ class RandomSearcher(BatchSearcher):
         return self._told_count >= self.config.trials
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            **self._header_state(),
-            "rng": self._rng.bit_generator.state,
-            "batches": self._batches,
-            "told_count": self._told_count,
-            "best_mask": self._best_mask,
-            "best_fitness": encode_float(self._best_fit),
-            "history": [encode_summary(h) for h in self._history],
-            **self._batch_state(),
-        }
+        return self._saved_state(batches=self._batches, told_count=self._told_count, best_mask=self._best_mask,
+                                 best_fitness=encode_float(self._best_fit))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore exactly, config included (the saved config wins over the constructor's)."""
-        self._load_header_state(state)
-        self._rng = np.random.Generator(np.random.PCG64())
-        self._rng.bit_generator.state = state["rng"]
+        self._load_saved_state(state)
         self._batches = int(state["batches"])
         self._told_count = int(state["told_count"])
         self._best_mask = None if state["best_mask"] is None else list(state["best_mask"])
         self._best_fit = decode_float(state["best_fitness"])
-        self._history = [decode_summary(h) for h in state["history"]]
-        self._load_batch_state(state)

@@ -25,11 +25,8 @@ def mask_bits(mask: list[int]) -> str:
 class ReplaySearcher(BatchSearcher):
     """A :class:`BatchSearcher` whose state is its ask/tell record (see the module doc)."""
 
-    config_class: type  # the searcher's config dataclass; ``config=None`` means its defaults
-
     def __init__(self, num_units: int, config: Any = None, seed: int = 0) -> None:
-        super().__init__(num_units, seed)
-        self.config = config if config is not None else self.config_class()
+        super().__init__(num_units, seed, config)  # ``config=None``: the config class's defaults
         self._record: list[list[Trial]] = []  # every asked batch, in ask order
         self._fitness: dict[int, float] = {}  # every told fitness, by trial number
         self._reset()
@@ -61,7 +58,7 @@ class ReplaySearcher(BatchSearcher):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Rebuild from the seed and replay the record; the saved config wins."""
         self._load_header_state(state)
-        BatchSearcher.__init__(self, self.num_units, self.seed)
+        BatchSearcher.__init__(self, self.num_units, self.seed, self.config)
         self._record, self._fitness = [], {}
         self._reset()
         for saved in state["batches"]:

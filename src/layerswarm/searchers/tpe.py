@@ -70,9 +70,6 @@ class TPESearcher(ReplaySearcher):
         self._open: dict[int, Any] = {}  # our trial number -> optuna trial awaiting tell
         self._archive: dict[str, float] = {}
         self._told_count = 0
-        self._best_mask: list[int] | None = None
-        self._best_fit = -math.inf
-        self._history: list[dict[str, Any]] = []
 
     def _sample(self) -> tuple[Any, list[int]]:
         trial = self._study.ask(self._distributions)
