@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..config_utils import help_field
 from ..errors import LayerswarmError
@@ -25,23 +26,26 @@ def block_mask(num_units: int, k: int, last: bool) -> list[int]:
     return zeros + ones if last else ones + zeros
 
 
+class _Block(Strategy):
+    """A contiguous block of ``k`` units trained, at the top (``last``) or the input end."""
+
+    Config = BlockConfig
+    last: ClassVar[bool] = True
+
+    def plan(self, ctx: StrategyContext) -> TrainPlan:
+        return self.plan_mask(ctx.bundle.model, ctx, block_mask(len(ctx.bundle.units), self.config.k, last=self.last))
+
+
 @register_strategy
-class LastK(Strategy):
+class LastK(_Block):
     """Fine-tune the last k units (next to the head), freeze the rest."""
 
     name = "last-k"
-    Config = BlockConfig
-
-    def plan(self, ctx: StrategyContext) -> TrainPlan:
-        return self.plan_mask(ctx.bundle.model, ctx, block_mask(len(ctx.bundle.units), self.config.k, last=True))
 
 
 @register_strategy
-class FirstK(Strategy):
+class FirstK(_Block):
     """Fine-tune the first k units (input side), freeze the rest; the head always trains."""
 
     name = "first-k"
-    Config = BlockConfig
-
-    def plan(self, ctx: StrategyContext) -> TrainPlan:
-        return self.plan_mask(ctx.bundle.model, ctx, block_mask(len(ctx.bundle.units), self.config.k, last=False))
+    last = False

@@ -75,11 +75,12 @@ class GivenMask(Strategy):
     Config = MaskConfig
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
-        units = ctx.bundle.units
+        return self.plan_mask(ctx.bundle.model, ctx, self.mask_for(ctx.bundle.units))
+
+    def mask_for(self, units: list) -> list[int]:
+        """The configured mask (given, or read from its file), checked against ``units``."""
         if self.config.mask is not None:
-            mask = validate_mask(self.config.mask, len(units))
-        elif self.config.mask_file is not None:
-            mask = load_mask(self.config.mask_file, units)
-        else:
-            raise LayerswarmError("strategy 'mask' needs a mask: pass --mask FILE")
-        return self.plan_mask(ctx.bundle.model, ctx, mask)
+            return validate_mask(self.config.mask, len(units))
+        if self.config.mask_file is not None:
+            return load_mask(self.config.mask_file, units)
+        raise LayerswarmError("strategy 'mask' needs a mask: pass --mask FILE")

@@ -9,6 +9,7 @@ The new classifier head is never a unit: it is always trained.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from timm.models import group_parameters
@@ -61,16 +62,8 @@ def _container_walk(module: nn.Module, prefix: str, depth: int | None) -> list[t
 
 def _groups_fallback(model: nn.Module, granularity: str) -> list[list[str]]:
     depth = 0 if granularity == "stage" else None
-    groups: list[list[str]] = []
-    for path, child in _container_walk(model, "", depth):
-        params = [f"{path}.{n}" for n, _ in child.named_parameters()]
-        if not params:
-            continue
-        # A norm on its own belongs with the conv/linear before it (torchvision's conv1 + bn1).
-        if isinstance(child, _NORMS) and groups:
-            groups[-1].extend(params)
-        else:
-            groups.append(params)
+    groups = _with_norms_joined((child, [f"{path}.{n}" for n, _ in child.named_parameters()])
+                                for path, child in _container_walk(model, "", depth))
     # Parameters owned directly by the root (e.g. a class token) go first.
     direct = [n for n, _ in model.named_parameters(recurse=False)]
     if direct:
@@ -79,9 +72,15 @@ def _groups_fallback(model: nn.Module, granularity: str) -> list[list[str]]:
 
 
 def _groups_by_module(model: nn.Module) -> list[list[str]]:
+    return _with_norms_joined((module, [f"{path}.{n}" if path else n for n, _ in module.named_parameters(recurse=False)])
+                              for path, module in model.named_modules())
+
+
+def _with_norms_joined(modules: Iterable[tuple[nn.Module, list[str]]]) -> list[list[str]]:
+    """One group per module with parameters, except that a norm on its own belongs with the
+    conv/linear before it (torchvision's conv1 + bn1)."""
     groups: list[list[str]] = []
-    for path, module in model.named_modules():
-        params = [f"{path}.{n}" if path else n for n, _ in module.named_parameters(recurse=False)]
+    for module, params in modules:
         if not params:
             continue
         if isinstance(module, _NORMS) and groups:
