@@ -62,12 +62,14 @@ def per_class(labels: torch.Tensor, num_classes: int) -> list[int]:
 
 def test_config_defaults_and_round_trip() -> None:
     cfg = DataConfig()
-    assert (cfg.data, cfg.image_size, cfg.val_fraction, cfg.on_bad_image) == (
-        "digits",
-        32,
-        0.2,
-        "skip",
-    )
+    assert (cfg.data, cfg.image_size, cfg.val_fraction, cfg.on_bad_image) == ("digits", None, 0.2, "skip")
+    # the input size is resolved from the dataset (small built-in images) or the model
+    assert cfg.resolved({"size": 224, "crop_pct": 0.875, "interpolation": "bicubic"}).image_size == 32
+    assert DataConfig(data="fashion-mnist").resolved().image_size == 64
+    folder = DataConfig(data="photos/").resolved({"size": 160, "crop_pct": 0.95, "interpolation": "bicubic"})
+    assert (folder.image_size, folder.crop_pct, folder.interpolation) == (160, 0.95, "bicubic")
+    assert folder.resolved() == folder  # idempotent: a saved config resolves to itself
+    assert DataConfig(data="photos/", image_size=100).resolved().image_size == 100  # explicit stays
     again = DataConfig.from_dict(DataConfig(train_per_class=5, seed=3).to_dict())
     assert again == DataConfig(train_per_class=5, seed=3)
 

@@ -39,7 +39,7 @@ def _strip(curves):
 
 
 @pytest.mark.parametrize("name", ["test_efficientnet", "test_resnet"])
-@pytest.mark.parametrize("augment", ["crop-flip", "none"])
+@pytest.mark.parametrize("augment", ["rrc", "crop-flip", "none"])
 def test_prefix_cache_is_bit_exact(name, augment, digits16):
     cfg = CFG.replace(augment=augment)
     n = len(build_bundle(ModelConfig(name=name, weights="none"), 10, cfg).units)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from torch import nn
 
 from .bundle import ModelBundle
 from .data.imageset import DatasetSplits
-from .io import atomic_write_json
+from .io import atomic_write_json, file_mode
 from .models.probe import IntermediateProbe
 from .strategies import Strategy, StrategyContext
 from .training import TrainConfig, evaluate, fit
@@ -26,15 +27,19 @@ def run_finetune(
     strategy: Strategy,
     cfg: TrainConfig,
     out_dir: str | Path | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     on_epoch=None,
 ) -> dict:
     """Fine-tune from the bundle's starting weights with ``strategy``; return the metrics.
 
-    Writes ``out_dir/model.safetensors`` and ``out_dir/metrics.json`` when ``out_dir`` is given.
+    ``seed`` (default ``cfg.seed``) drives the new head, the batch order and augmentation, and the
+    strategy's own draws. Writes ``out_dir/model.safetensors`` and ``out_dir/metrics.json`` when
+    ``out_dir`` is given.
     """
+    seed = cfg.seed if seed is None else seed
+    cfg = cfg.replace(seed=seed)
     wall_start = time.perf_counter()  # includes the strategy's set-up (a search, a Fisher pass)
-    model = bundle.reset()
+    model = bundle.reset(seed)
     ctx = StrategyContext(bundle, data.for_search(), cfg, seed=seed, out_dir=str(out_dir) if out_dir else None)
     plan = strategy.plan(ctx)
     model = plan.model if plan.model is not None else model
@@ -50,26 +55,36 @@ def run_finetune(
         test_acc = last["test_accuracy"]
     else:
         test_acc = evaluate(model, data.test, transform, cfg.eval_batch_size)
+    val_acc = history.final_val_accuracy
+    restored = None
+    if cfg.keep_best:  # report the epoch whose weights were restored, not the last one
+        validated = [e for e in history.epochs if e.get("val_accuracy") is not None]
+        best = max(validated, key=lambda e: e["val_accuracy"], default=None)
+        val_acc, restored = (best["val_accuracy"], best["epoch"]) if best else (val_acc, None)
     metrics = {
         "strategy": strategy.name,
         "strategy_config": strategy.config.to_dict(),
         "mask": plan.mask,
         "units": [u.name for u in bundle.units],
         "test_accuracy": test_acc,
-        "val_accuracy": history.final_val_accuracy,
+        "val_accuracy": val_acc,
+        "restored_epoch": restored,
+        "seed": seed,
         "epochs": history.epochs,
         "seconds": time.perf_counter() - start,
         "wall_seconds": time.perf_counter() - wall_start,
         **plan.info,
     }
     if out_dir is not None:
-        save_model(Path(out_dir) / "model.safetensors", model, bundle, data.classes, plan.mask, int(data.train.images.shape[-1]))
+        save_model(Path(out_dir) / "model.safetensors", model, bundle, data.classes, plan.mask,
+                   int(data.train.images.shape[-1]), data.input_config)
         atomic_write_json(Path(out_dir) / "metrics.json", metrics)
     return metrics
 
 
 def save_model(
-    path: Path, model: nn.Module, bundle: ModelBundle, classes: list[str], mask, image_size: int
+    path: Path, model: nn.Module, bundle: ModelBundle, classes: list[str], mask, image_size: int,
+    input_config: dict | None = None,
 ) -> None:
     """Weights plus what is needed to rebuild the model (name, units, classes, normalisation)."""
     meta = {
@@ -78,6 +93,9 @@ def save_model(
         "units": [u.name for u in bundle.units],
         "mask": mask,
         "image_size": image_size,
+        # how predict decodes a file: resize to image_size / crop_pct, centre crop (the loader's view)
+        "crop_pct": (input_config or {}).get("crop_pct", 1.0),
+        "interpolation": (input_config or {}).get("interpolation", "bilinear"),
     }
     if isinstance(model, IntermediateProbe):
         meta["probe"] = model.describe()
@@ -85,6 +103,7 @@ def save_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
+    os.chmod(tmp, file_mode())  # safetensors writes 0600: readable by the group as the umask allows
     tmp.replace(path)
 
 

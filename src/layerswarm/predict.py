@@ -60,6 +60,9 @@ class Predictor:
         self.meta = meta
         self.classes: list[str] = list(meta["classes"])
         self.image_size = int(meta["image_size"])
+        # models saved before crop_pct was recorded were decoded at image_size, bilinear
+        self.resize = max(self.image_size, round(self.image_size / float(meta.get("crop_pct", 1.0))))
+        self.interpolation = meta.get("interpolation", "bilinear")
         self.device = resolve_device(device)
         info = meta["model"]
         # 'none': the saved state replaces every weight, so nothing is downloaded or loaded twice
@@ -77,7 +80,7 @@ class Predictor:
             if not Path(p).is_file():
                 raise LayerswarmError(f"image '{p}' does not exist: pass paths to image files")
             try:
-                out[i] = torch.from_numpy(_decode_one(Path(p), self.image_size))
+                out[i] = torch.from_numpy(_decode_one(Path(p), self.image_size, self.resize, self.interpolation))
             except Exception as err:  # any decoder failure: not a readable image
                 raise LayerswarmError(f"cannot decode image '{p}' ({type(err).__name__}): pass a JPEG, PNG or other image file") from err
         return out

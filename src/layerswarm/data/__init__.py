@@ -27,14 +27,18 @@ def load_dataset(cfg: DataConfig) -> DatasetSplits:
     # imported here so that `import layerswarm.data` stays light (no PIL/sklearn/scipy)
     from layerswarm.data import builtin, imagefolder, paper
 
+    cfg = cfg.resolved()  # input size, crop, interpolation: the caller's, else the defaults
     data = cfg.data.strip()
     key = data.lower()
     if key == "digits":
-        return builtin.load_digits_splits(cfg)
-    if key in _FASHION_ALIASES:
-        return builtin.load_fashion_mnist_splits(cfg)
-    if paper.parse_paper_spec(data, cfg.data_root) is not None:
-        return paper.load_paper_splits(cfg)
-    if not Path(data).expanduser().exists():
+        splits = builtin.load_digits_splits(cfg)
+    elif key in _FASHION_ALIASES:
+        splits = builtin.load_fashion_mnist_splits(cfg)
+    elif paper.parse_paper_spec(data, cfg.data_root) is not None:
+        splits = paper.load_paper_splits(cfg)
+    elif not Path(data).expanduser().exists():
         raise LayerswarmError(imagefolder.missing_data_message(data))
-    return imagefolder.load_imagefolder_splits(cfg)
+    else:
+        splits = imagefolder.load_imagefolder_splits(cfg)
+    splits.input_config = {"image_size": cfg.image_size, "crop_pct": cfg.crop_pct, "interpolation": cfg.interpolation}
+    return splits

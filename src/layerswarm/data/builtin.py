@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.v2.functional import center_crop
 
 from layerswarm.data.config import DataConfig
 from layerswarm.data.imageset import DatasetSplits, ImageSet
@@ -71,9 +72,12 @@ def _splits_from_pools(
     if cfg.max_test is not None:
         test_idx = test_idx[subsample_stratified(labels[test_idx], cfg.max_test, cfg.seed)]
 
+    size, resize = cfg.resolved().image_size, cfg.resize_size
+
     def make(idx: np.ndarray) -> ImageSet:
         index = torch.from_numpy(idx)
-        return ImageSet(resize_images(images[index], cfg.image_size), torch.from_numpy(labels[idx]))
+        resized = resize_images(images[index], resize)
+        return ImageSet(center_crop(resized, [size, size]) if resize != size else resized, torch.from_numpy(labels[idx]))
 
     return DatasetSplits(
         make(train_pool[tr]), make(train_pool[va]), make(test_idx), list(classes), name

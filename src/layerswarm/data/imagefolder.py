@@ -89,31 +89,34 @@ def scan_class_tree(folder: Path) -> tuple[list[str], list[Path], np.ndarray]:
 # --- decoding ------------------------------------------------------------------------------
 
 
-def _decode_one(path: Path, size: int) -> np.ndarray:
-    """Decode, resize the shorter side to ``size``, center-crop: uint8 ``[3, size, size]``."""
+def _decode_one(path: Path, size: int, resize: int | None = None, interpolation: str = "bilinear") -> np.ndarray:
+    """Decode, resize the shorter side to ``resize`` (default ``size``), centre-crop ``size``
+    (timm's evaluation transform with crop_pct = size / resize): uint8 ``[3, size, size]``."""
+    resize = max(resize or size, size)
     with Image.open(path) as img:
-        # JPEG can decode at a reduced scale (still >= size on both sides): much faster
-        img.draft("RGB", (size, size))
+        # JPEG can decode at a reduced scale (still >= resize on both sides): much faster
+        img.draft("RGB", (resize, resize))
         img = img.convert("RGB")
         w, h = img.size
-        scale = size / min(w, h)
-        new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+        scale = resize / min(w, h)
+        new_w, new_h = max(resize, round(w * scale)), max(resize, round(h * scale))
+        img = img.resize((new_w, new_h), Image.Resampling[interpolation.upper()])
         left, top = (new_w - size) // 2, (new_h - size) // 2
         img = img.crop((left, top, left + size, top + size))
         return np.array(img, dtype=np.uint8).transpose(2, 0, 1)  # a writable copy
 
 
-def _try_decode(path: Path, size: int) -> np.ndarray | str:
+def _try_decode(path: Path, size: int, resize: int | None, interpolation: str) -> np.ndarray | str:
     try:
-        return _decode_one(path, size)
+        return _decode_one(path, size, resize, interpolation)
     except Exception as err:  # any decoder failure means "not a readable image"
         text = str(err).strip().replace(f" '{path}'", "").replace(str(path), "file")
         return text.splitlines()[0] if text else type(err).__name__
 
 
 def decode_images(
-    paths: Sequence[Path], size: int, on_bad_image: str = "skip"
+    paths: Sequence[Path], size: int, on_bad_image: str = "skip", resize: int | None = None,
+    interpolation: str = "bilinear",
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Decode ``paths`` in a thread pool (PIL releases the GIL while decoding).
 
@@ -126,7 +129,7 @@ def decode_images(
     bad: list[tuple[Path, str]] = []
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, result in enumerate(pool.map(lambda p: _try_decode(p, size), paths)):
+        for i, result in enumerate(pool.map(lambda p: _try_decode(p, size, resize, interpolation), paths)):
             if isinstance(result, str):
                 if on_bad_image == "error":
                     pool.shutdown(wait=False, cancel_futures=True)
@@ -162,7 +165,9 @@ def build_splits(
     warning for all bad files) and package them as splits."""
     order = ("train", "val", "test")
     index = np.concatenate([parts[k] for k in order])
-    images, ok = decode_images([files[i] for i in index], cfg.image_size, cfg.on_bad_image)
+    cfg = cfg.resolved()  # a Python caller may not have resolved the input size: ImageNet's then
+    images, ok = decode_images([files[i] for i in index], cfg.image_size, cfg.on_bad_image,
+                               resize=cfg.resize_size, interpolation=cfg.interpolation)
     kept_labels = torch.from_numpy(labels[index][ok])
     # the splits stay contiguous after dropping bad files: slice views, no copies
     sizes = [int(ok[a:b].sum()) for a, b in _bounds([len(parts[k]) for k in order])]

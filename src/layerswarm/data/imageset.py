@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -53,6 +53,7 @@ class DatasetSplits:
     test: ImageSet
     classes: list[str]
     name: str = "dataset"
+    input_config: dict = field(default_factory=dict)  # image_size, crop_pct, interpolation (saved with a model)
 
     @property
     def num_classes(self) -> int:

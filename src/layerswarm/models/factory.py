@@ -99,6 +99,18 @@ def _build_torchvision(arch: str, pretrained: bool) -> tuple[nn.Module, ModelInf
     return model, ModelInfo(name=f"tv:{arch}", num_classes=0, head=[])
 
 
+def pretrained_input(name: str) -> dict:
+    """The input a model was pretrained on, from timm's ``pretrained_cfg`` without building the
+    model: ``{"size", "crop_pct", "interpolation"}`` (torchvision's classifiers: 224, 0.875,
+    bilinear). Unknown names get ImageNet's defaults; ``create_model`` reports them."""
+    arch = LITE_MODELS[name][0] if name in LITE_MODELS else name
+    cfg = None if name.startswith("tv:") else timm.models.get_pretrained_cfg(arch)
+    if cfg is None:
+        return {"size": 224, "crop_pct": 0.875, "interpolation": "bilinear"}
+    interpolation = cfg.interpolation if cfg.interpolation in ("bilinear", "bicubic") else "bilinear"
+    return {"size": int(cfg.input_size[-1]), "crop_pct": float(cfg.crop_pct), "interpolation": interpolation}
+
+
 def create_model(
     name: str, num_classes: int, weights: str = "pretrained", seed: int = 0
 ) -> tuple[nn.Module, ModelInfo]:

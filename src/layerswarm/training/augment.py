@@ -68,4 +68,4 @@ class BatchTransform:
         ch = torch.sqrt(area / aspect).clamp(1.0, h)
         x0, y0 = (w - cw) * draws[2], (h - ch) * draws[3]
         boxes = torch.stack([torch.arange(b, device=x.device, dtype=x.dtype), x0, y0, x0 + cw, y0 + ch], 1)
-        return roi_align(x, boxes.to(x.dtype), output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+        return roi_align(x, boxes.to(x.dtype), output_size=(h, w), spatial_scale=1.0, sampling_ratio=1, aligned=True)

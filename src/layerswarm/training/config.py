@@ -45,6 +45,11 @@ class TrainConfig(JsonConfig):
                                "(fitness evaluations stay eager: each mask would recompile)")
     channels_last: bool = help_field(False, "channels_last memory format (CUDA, and CPU where it helps convolutions)")
 
+    @classmethod
+    def for_recipe(cls, name: str, **overrides) -> TrainConfig:
+        """The settings of recipe ``name`` (``RECIPES``) with ``overrides`` on top."""
+        return recipe_config(name, **overrides)
+
     @property
     def truncatable(self) -> bool:
         """The first e epochs of this run are exactly an e-epoch run, and an e-epoch run can be
