@@ -138,15 +138,6 @@ def _search_config(kw: dict) -> tuple[RunConfig, str]:
     return cfg, out_dir
 
 
-def _print_evaluation(record: dict) -> None:
-    mask = "".join(map(str, record["mask"]))
-    fit = "failed: " + str(record["error"]) if record["fitness"] is None else f"{record['fitness']:.4f}"
-    click.echo(
-        f"gen {record['generation'] + 1:>3} particle {record['particle'] + 1:>3}  mask {mask}  "
-        f"fitness {fit}  ({record['seconds']:.1f}s)", err=True,
-    )
-
-
 def _print_epoch(record: dict) -> None:
     from .progress import format_final_epoch
 
