@@ -15,9 +15,8 @@ from layerswarm.data.config import DataConfig
 from layerswarm.data.imageset import DatasetSplits, ImageSet
 from layerswarm.data.splits import (
     STAGE_TEST,
+    split_pools,
     stratified_split,
-    subsample_stratified,
-    train_val_indices,
 )
 from layerswarm.errors import LayerswarmError
 
@@ -61,17 +60,7 @@ def _splits_from_pools(
 ) -> DatasetSplits:
     """Validation from the training pool, few-shot training from the rest, capped test;
     only the selected images are resized."""
-    tr, va = train_val_indices(
-        labels[train_pool],
-        seed=cfg.seed,
-        val_per_class=cfg.val_per_class,
-        val_fraction=cfg.val_fraction,
-        train_per_class=cfg.train_per_class,
-        classes=classes,
-    )
-    if cfg.max_test is not None:
-        test_idx = test_idx[subsample_stratified(labels[test_idx], cfg.max_test, cfg.seed)]
-
+    parts = split_pools(labels, train_pool, test_idx, cfg, classes)
     size, resize = cfg.resolved().image_size, cfg.resize_size
 
     def make(idx: np.ndarray) -> ImageSet:
@@ -79,9 +68,7 @@ def _splits_from_pools(
         resized = resize_images(images[index], resize)
         return ImageSet(center_crop(resized, [size, size]) if resize != size else resized, torch.from_numpy(labels[idx]))
 
-    return DatasetSplits(
-        make(train_pool[tr]), make(train_pool[va]), make(test_idx), list(classes), name
-    )
+    return DatasetSplits(make(parts["train"]), make(parts["val"]), make(parts["test"]), list(classes), name)
 
 
 def load_digits_splits(cfg: DataConfig) -> DatasetSplits:

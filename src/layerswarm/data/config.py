@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
+from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
 
 # Names accepted by ``DataConfig.data`` besides a folder path.
@@ -22,83 +22,63 @@ IMAGENET_INPUT = {"size": 224, "crop_pct": 0.875, "interpolation": "bilinear"}
 
 
 @dataclass
-class DataConfig:
+class DataConfig(JsonConfig):
     """Dataset choice and split settings; every field maps to a CLI option."""
 
-    data: str = field(
-        default="digits",
-        metadata={
-            "help": "dataset: 'digits', 'fashion-mnist', a paper dataset as NAME:ROOT "
-            "(caltech256-30, caltech256-60, mit-indoor, stanford-dogs) or a path to an "
-            "ImageFolder tree (class subfolders of images, optionally under train/ val/ test/)"
-        },
+    data: str = help_field(
+        "digits",
+        "dataset: 'digits', 'fashion-mnist', a paper dataset as NAME:ROOT (caltech256-30, "
+        "caltech256-60, mit-indoor, stanford-dogs) or a path to an ImageFolder tree (class "
+        "subfolders of images, optionally under train/ val/ test/)",
     )
-    data_root: str | None = field(
-        default=None,
-        metadata={
-            "help": "folder holding the dataset files when --data is a name "
-            "(fashion-mnist default: /usr/share/datasets/fashion-mnist)"
-        },
+    data_root: str | None = help_field(
+        None,
+        "folder holding the dataset files when --data is a name (fashion-mnist default: "
+        "/usr/share/datasets/fashion-mnist)",
     )
-    image_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "input size SIZE x SIZE (default: the model's pretrained input size, e.g. 224, for "
-            "folders and paper datasets; 32 for digits and 64 for fashion-mnist, whose images are small)"
-        },
+    image_size: int | None = help_field(
+        None,
+        "input size SIZE x SIZE (default: the model's pretrained input size, e.g. 224, for "
+        "folders and paper datasets; 32 for digits and 64 for fashion-mnist, whose images are "
+        "small)",
     )
-    crop_pct: float | None = field(
-        default=None,
-        metadata={
-            "help": "images are resized to SIZE / CROP_PCT and centre-cropped to SIZE, as timm evaluates "
-            "(default: the model's pretrained crop_pct, e.g. 0.875, for folders and paper datasets; "
-            "1.0 for digits and fashion-mnist)"
-        },
+    crop_pct: float | None = help_field(
+        None,
+        "images are resized to SIZE / CROP_PCT and centre-cropped to SIZE, as timm evaluates "
+        "(default: the model's pretrained crop_pct, e.g. 0.875, for folders and paper datasets; "
+        "1.0 for digits and fashion-mnist)",
     )
-    interpolation: str | None = field(
-        default=None,
-        metadata={
-            "help": "resize interpolation of image files: bilinear or bicubic (default: the model's "
-            "pretrained one); digits and fashion-mnist are resized bilinear, antialiased"
-        },
+    interpolation: str | None = help_field(
+        None,
+        "resize interpolation of image files: bilinear or bicubic (default: the model's "
+        "pretrained one); digits and fashion-mnist are resized bilinear, antialiased",
     )
-    train_per_class: int | None = field(
-        default=None,
-        metadata={
-            "help": "few-shot: keep K training images per class, taken after validation "
-            "is held out (default: all remaining)"
-        },
+    train_per_class: int | None = help_field(
+        None,
+        "few-shot: keep K training images per class, taken after validation is held out (default: "
+        "all remaining)",
     )
-    val_per_class: int | None = field(
-        default=None,
-        metadata={
-            "help": "validation images per class held out of the training images "
-            "(default: use --val-fraction)"
-        },
+    val_per_class: int | None = help_field(
+        None,
+        "validation images per class held out of the training images (default: use "
+        "--val-fraction)",
     )
-    val_fraction: float = field(
-        default=0.2,
-        metadata={
-            "help": "fraction of each class's training images held out for validation "
-            "when --val-per-class is not given"
-        },
+    val_fraction: float = help_field(
+        0.2,
+        "fraction of each class's training images held out for validation when --val-per-class is "
+        "not given",
     )
-    test_fraction: float = field(
-        default=0.2,
-        metadata={
-            "help": "fraction of each class held out for testing, only for datasets "
-            "without a test split (digits, a single-folder ImageFolder)"
-        },
+    test_fraction: float = help_field(
+        0.2,
+        "fraction of each class held out for testing, only for datasets without a test split "
+        "(digits, a single-folder ImageFolder)",
     )
-    seed: int = field(default=0, metadata={"help": "seed of every data split"})
-    on_bad_image: str = field(
-        default="skip",
-        metadata={"help": "unreadable image files: 'skip' them with one warning, or 'error'"},
+    seed: int = help_field(0, "seed of every data split")
+    on_bad_image: str = help_field(
+        "skip",
+        "unreadable image files: 'skip' them with one warning, or 'error'",
     )
-    max_test: int | None = field(
-        default=None,
-        metadata={"help": "cap on test images (stratified sample) for quick runs"},
-    )
+    max_test: int | None = help_field(None, "cap on test images (stratified sample) for quick runs")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -153,16 +133,3 @@ class DataConfig:
         """Images are resized to this size before the centre crop to ``image_size``."""
         cfg = self.resolved()
         return max(cfg.image_size, round(cfg.image_size / cfg.crop_pct))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DataConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LayerswarmError(
-                f"unknown data setting(s) {', '.join(unknown)}: use only {', '.join(sorted(known))}"
-            )
-        return cls(**d)

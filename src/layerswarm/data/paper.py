@@ -21,10 +21,9 @@ from layerswarm.data.imageset import DatasetSplits
 from layerswarm.data.splits import (
     STAGE_POOL,
     STAGE_TEST,
+    split_pools,
     stratified_split,
-    subsample_stratified,
     take_per_class,
-    train_val_indices,
 )
 from layerswarm.errors import LayerswarmError
 
@@ -95,18 +94,7 @@ def _from_official_split(
     name: str,
 ) -> DatasetSplits:
     """Validation then few-shot training from ``train_pool``; ``test_idx`` capped by max_test."""
-    tr, va = train_val_indices(
-        labels[train_pool],
-        seed=cfg.seed,
-        val_per_class=cfg.val_per_class,
-        val_fraction=cfg.val_fraction,
-        train_per_class=cfg.train_per_class,
-        classes=classes,
-    )
-    if cfg.max_test is not None:
-        test_idx = test_idx[subsample_stratified(labels[test_idx], cfg.max_test, cfg.seed)]
-    parts = {"train": train_pool[tr], "val": train_pool[va], "test": test_idx}
-    return build_splits(files, labels, parts, classes, cfg, name)
+    return build_splits(files, labels, split_pools(labels, train_pool, test_idx, cfg, classes), classes, cfg, name)
 
 
 def _check_listed_files(name: str, root: Path, listed: Sequence[Path], list_name: str) -> None:

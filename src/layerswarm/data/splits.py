@@ -9,11 +9,15 @@ Each stage draws from its own random stream ``(seed, stage)``: changing one sett
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from layerswarm.errors import LayerswarmError
+
+if TYPE_CHECKING:
+    from layerswarm.data.config import DataConfig
 
 # Independent random streams per stage of a split.
 STAGE_TEST = 1
@@ -165,6 +169,25 @@ def train_val_indices(
         take_per_class(y[rest], train_per_class, seed, stage=STAGE_TRAIN, classes=classes)
     ]
     return np.sort(train_idx), val_idx
+
+
+def split_pools(
+    labels: np.ndarray, train_pool: np.ndarray, test_idx: np.ndarray, cfg: DataConfig, classes: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """``{"train", "val", "test"}`` indices into ``labels``: validation then the few-shot
+    training images from ``train_pool`` (the config's counts and seed), and ``test_idx``
+    capped at ``cfg.max_test`` (a stratified sample)."""
+    tr, va = train_val_indices(
+        labels[train_pool],
+        seed=cfg.seed,
+        val_per_class=cfg.val_per_class,
+        val_fraction=cfg.val_fraction,
+        train_per_class=cfg.train_per_class,
+        classes=classes,
+    )
+    if cfg.max_test is not None:
+        test_idx = test_idx[subsample_stratified(labels[test_idx], cfg.max_test, cfg.seed)]
+    return {"train": train_pool[tr], "val": train_pool[va], "test": test_idx}
 
 
 def _sorted_cat(parts: list[np.ndarray]) -> np.ndarray:
