@@ -238,26 +238,15 @@ def load_imagefolder_splits(cfg: DataConfig) -> DatasetSplits:
             _check_same_classes("train", classes, "val", val_classes, root)
             val_idx = np.arange(len(files), len(files) + len(val_files))
             files, labels = files + val_files, np.concatenate([labels, val_labels])
-            if cfg.val_per_class is not None:
-                val_idx = val_idx[
-                    take_per_class(
-                        labels[val_idx],
-                        cfg.val_per_class,
-                        seed,
-                        classes=classes,
-                        fix="lower --val-per-class",
-                    )
-                ]
-            if cfg.train_per_class is not None:
-                pool = pool[
-                    take_per_class(
-                        labels[pool],
-                        cfg.train_per_class,
-                        seed,
-                        classes=classes,
-                        fix="lower --train-per-class",
-                    )
-                ]
+
+            def take(idx: np.ndarray, k: int | None, flag: str) -> np.ndarray:
+                """``k`` images per class of ``idx`` (all with ``k=None``)."""
+                if k is None:
+                    return idx
+                return idx[take_per_class(labels[idx], k, seed, classes=classes, fix=f"lower {flag}")]
+
+            val_idx = take(val_idx, cfg.val_per_class, "--val-per-class")
+            pool = take(pool, cfg.train_per_class, "--train-per-class")
             train_idx = pool
         else:
             tr, va = _train_val(labels[pool], cfg, classes)
