@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .bundle import ModelBundle
 from .data.imageset import SearchSplits
@@ -15,9 +15,6 @@ from .training import TrainConfig, fit
 from .training.trainer import TrainState
 from .units import apply_mask
 
-if TYPE_CHECKING:
-    from .speed.prefix_cache import PrefixCache
-
 __all__ = ["Evaluation", "MaskFitness"]  # Evaluation lives in layerswarm.evaluation
 
 
@@ -25,8 +22,9 @@ class MaskFitness:
     """f(mask) = validation accuracy after ``cfg.epochs`` epochs (maxEpoch) with that mask.
 
     Holds only :class:`SearchSplits`: the test split cannot reach the search. ``cache`` (a
-    :class:`~layerswarm.speed.prefix_cache.PrefixCache`) trains on cached activations of the
-    frozen prefix instead of recomputing it: same fitness, less time.
+    :class:`~layerswarm.speed.prefix_cache.PrefixCache`; not imported here, as the speed-ups
+    build on this module) trains on cached activations of the frozen prefix instead of
+    recomputing it: same fitness, less time.
 
     Paused runs (``pause_mb`` > 0, a length-independent lr schedule): an evaluation asked for
     fewer epochs than ``cfg.epochs`` (a low rung of successive halving) keeps its end state in
@@ -35,7 +33,7 @@ class MaskFitness:
     """
 
     def __init__(self, bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig,
-                 on_epoch: Callable[[dict], None] | None = None, cache: PrefixCache | None = None,
+                 on_epoch: Callable[[dict], None] | None = None, cache: Any = None,
                  pause_mb: int = 0) -> None:
         self.bundle = bundle
         self.data = data
