@@ -7,17 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .config_utils import JsonConfig, help_field
+from .model_config import ModelConfig
 from .models import ModelInfo, create_model
 from .training import BatchTransform, TrainConfig, resolve_device
 from .units import Unit, split_units
-
-
-@dataclass
-class ModelConfig(JsonConfig):
-    name: str = help_field("efficientnet_lite0", "timm name, tv:NAME (torchvision) or efficientnet_lite0/1/2")
-    weights: str = help_field("pretrained", "pretrained, none (random init) or a checkpoint path")
-    granularity: str = help_field("block", "mask units: block, stage or module")
 
 
 @dataclass

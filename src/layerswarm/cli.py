@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
-import json
-import logging
+import os
+import signal
 import sys
-from pathlib import Path
 
-import click
 
-from .bundle import ModelConfig
-from .cli_options import dataclass_options, pop_config
-from .data import DataConfig
-from .errors import LayerswarmError
-from .io import read_json
-from .search import CONFIG_FILE, RunConfig, SearchConfig
-from .speed import SpeedConfig
-from .training import TrainConfig
+def _interrupted_at_start(_signum, _frame) -> None:
+    sys.stderr.write("layerswarm: interrupted\n")
+    os._exit(130)
+
+
+# Ctrl-C before main() is running (while Python imports this module) ends with one line too;
+# main() hands SIGINT back to Python (KeyboardInterrupt) once it can catch it.
+if __name__ == "__main__" or os.path.basename(sys.argv[0] or "") == "layerswarm":
+    signal.signal(signal.SIGINT, _interrupted_at_start)
+
+import json  # noqa: E402
+import logging  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import click  # noqa: E402
+
+from ._light import light_module  # noqa: E402
+from .cli_options import dataclass_options, pop_config  # noqa: E402
+from .errors import LayerswarmError  # noqa: E402
+from .io import read_json  # noqa: E402
+from .model_config import GRANULARITY_CHOICES, ModelConfig  # noqa: E402
+
+# Only torch-free modules at the top: `layerswarm --help` and every COMMAND --help import neither
+# torch nor ray (tests/test_cli_start.py). Commands import what they need when they run.
+DataConfig = light_module("layerswarm.data.config").DataConfig
+TrainConfig = light_module("layerswarm.training.config").TrainConfig
+SpeedConfig = light_module("layerswarm.speed.config").SpeedConfig
+CONFIG_FILE = "config.json"  # layerswarm.search.CONFIG_FILE
+SEARCHER_CHOICES = ("pso", "random", "tpe", "ga", "greedy", "exhaustive")  # layerswarm.searchers.SEARCHERS
 
 DATA_FIELDS = ["data", "data_root", "image_size", "train_per_class", "val_per_class", "val_fraction",
                "test_fraction", "max_test", "on_bad_image"]
@@ -27,25 +46,49 @@ SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs"
                 "train_fraction", "val_fraction", "val_curve"]
 
 
+# Options with a fixed set of values: shown in --help, checked before any work. The trainer's own
+# lists live beside torch code (training/augment.py, trainer.py): tests/test_cli_start.py checks
+# that these agree with them.
+MODEL_CHOICES = {"granularity": GRANULARITY_CHOICES}
+DATA_CHOICES = {"on_bad_image": light_module("layerswarm.data.config").BAD_IMAGE_POLICIES,
+                "interpolation": light_module("layerswarm.data.config").INTERPOLATIONS}
+TRAIN_CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("step", "cosine", "constant"),
+                 "augment": ("rrc", "crop-flip", "crop", "none")}
+if hasattr(light_module("layerswarm.training.config"), "RECIPES"):
+    TRAIN_CHOICES["recipe"] = tuple(light_module("layerswarm.training.config").RECIPES)
+SPEED_CHOICES = {"fidelity": light_module("layerswarm.speed.config").FIDELITIES}
+DATA_MINIMUM = {"image_size": 1, "train_per_class": 1, "val_per_class": 1, "max_test": 1}
+TRAIN_MINIMUM = {"batch_size": 1, "eval_batch_size": 1, "step_size": 1, "test_every": 1, "val_every": 1}
+SPEED_MINIMUM = {"cache_mb": 0, "pause_mb": 0, "halving_epochs": 1}
+
+
 def model_options(func):
-    return dataclass_options(ModelConfig, MODEL_FIELDS, prefix="model_", rename={"name": "model"})(func)
+    return dataclass_options(ModelConfig, MODEL_FIELDS, prefix="model_", rename={"name": "model"},
+                             choices=MODEL_CHOICES)(func)
 
 
 def data_options(func):
-    return dataclass_options(DataConfig, DATA_FIELDS, prefix="data_")(func)
+    return dataclass_options(DataConfig, DATA_FIELDS, prefix="data_", choices=DATA_CHOICES, minimum=DATA_MINIMUM)(func)
 
 
 def train_options(func):
-    return dataclass_options(TrainConfig, TRAIN_FIELDS, prefix="train_")(func)
+    return dataclass_options(TrainConfig, TRAIN_FIELDS, prefix="train_", choices=TRAIN_CHOICES,
+                             minimum=TRAIN_MINIMUM)(func)
 
 
 def speed_options(func):
     return dataclass_options(SpeedConfig, SPEED_FIELDS, prefix="speed_", rename={
-        "prefix_cache": "cache", "train_fraction": "fitness_train_fraction", "val_fraction": "fitness_val_fraction"})(func)
+        "prefix_cache": "cache", "train_fraction": "fitness_train_fraction", "val_fraction": "fitness_val_fraction"},
+        choices=SPEED_CHOICES, minimum=SPEED_MINIMUM)(func)
 
 
 def _setup_logging(quiet: bool) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Offline, the hub logs every retry of every weight file (twice: its handler and ours); a
+    # failed download ends in one layerswarm error line instead.
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # read when huggingface_hub configures its logger
+    for name in ("huggingface_hub", "urllib3", "filelock"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -58,50 +101,76 @@ def app() -> None:
 @data_options
 @train_options
 @speed_options
-@click.option("--searcher", default="pso", show_default=True, help="searcher: pso, random, tpe, ga, greedy or exhaustive (docs/searchers.md)")
-@click.option("--particles", type=int, default=10, show_default=True, help="PSO swarm size n (other searchers: masks per batch)")
-@click.option("--generations", type=int, default=12, show_default=True, help="PSO generations G")
-@click.option("--budget", type=int, default=None, help="fitness evaluations of the search, any searcher (default: particles x generations)")
+@click.option("--searcher", type=click.Choice(SEARCHER_CHOICES), default="pso", show_default=True, help="searcher (docs/searchers.md)")
+@click.option("--particles", type=click.IntRange(min=1), default=10, show_default=True, help="PSO swarm size n (other searchers: masks per batch)")
+@click.option("--generations", type=click.IntRange(min=1), default=12, show_default=True, help="PSO generations G")
+@click.option("--budget", type=click.IntRange(min=1), default=None, help="fitness evaluations of the search, any searcher (default: particles x generations)")
 @click.option("--c1", type=float, default=1.5, show_default=True, help="PSO cognitive factor")
 @click.option("--c2", type=float, default=1.5, show_default=True, help="PSO social factor")
 @click.option("--inertia-start", type=float, default=1.4, show_default=True, help="inertia weight at the first generation")
 @click.option("--inertia-end", type=float, default=0.7, show_default=True, help="inertia weight at the last generation")
 @click.option("--velocity-max", type=float, default=None, help="optional bound on |velocity| per dimension")
-@click.option("--fitness-epochs", type=int, default=5, show_default=True, help="maxEpoch: epochs of each fitness fine-tune")
-@click.option("--final-epochs", type=int, default=110, show_default=True, help="epochs of the final fine-tune")
-@click.option("--retries", type=int, default=1, show_default=True, help="retries of a failing evaluation")
+@click.option("--fitness-epochs", type=click.IntRange(min=1), default=5, show_default=True, help="maxEpoch: epochs of each fitness fine-tune")
+@click.option("--final-epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the final fine-tune")
+@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, help="retries of a failing evaluation")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="run evaluations here, one at a time, or in parallel on Ray")
 @click.option("--address", default=None, help="Ray cluster to join (auto, ray://HOST:10001); default: start Ray on this machine")
-@click.option("--cpus-per-trial", type=int, default=None, help="CPU cores (torch threads) per evaluation; default all cores locally, 1 per Ray task")
-@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True, help="GPUs per Ray evaluation (0.5: two share a GPU); needs --device cuda")
+@click.option("--cpus-per-trial", type=click.IntRange(min=1), default=None, help="CPU cores (torch threads) per evaluation; default all cores locally, 1 per Ray task")
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True, help="GPUs per Ray evaluation (0.5: two share a GPU); needs --device cuda")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the search, the head and the training")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="output folder (default runs/search-<model>-<data>)")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None, help="continue the run in this folder")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+              help="continue the run in this folder; options given with it must match the run, except the final "
+                   "fine-tune's before it starts, --retries and --address (applied and recorded in config.json)")
+@click.option("--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="settings from a YAML or JSON file with a run's config.json keys; options given here override it")
 @click.option("--quiet", is_flag=True, help="only warnings and the result: no progress bars or log lines")
 @click.option("--tensorboard", is_flag=True, help="write TensorBoard logs to OUT/tensorboard")
 def search(**kw) -> None:
     """Search a freeze/fine-tune mask with PSO on train/val, fine-tune it, test it."""
-    from .search import run_search
-
-    quiet, tensorboard = kw.pop("quiet"), kw.pop("tensorboard")
+    quiet, tensorboard, overwrite = kw.pop("quiet"), kw.pop("tensorboard"), kw.pop("overwrite")
+    config_file, resume_dir = kw.pop("config_file"), kw.pop("resume_dir")
     _setup_logging(quiet)
-    resume_dir = kw.pop("resume_dir")
+    given = _given_options()
+    if resume_dir and (config_file or overwrite):
+        raise LayerswarmError(f"--resume excludes {'--config' if config_file else '--overwrite'}: a resumed run keeps "
+                              "its own config.json (pass the options to change alone)")
+    if resume_dir and "out_dir" in given and Path(kw["out_dir"]) != Path(resume_dir):
+        raise LayerswarmError(f"--resume {resume_dir} and --out {kw['out_dir']} name different folders: pass --resume alone")
+    if tensorboard:
+        _need_module("tensorboard", "--tensorboard", "report")
+    flags, default_out = _search_config(kw)
     if resume_dir:
         if not (Path(resume_dir) / CONFIG_FILE).is_file():
-            raise LayerswarmError(f"nothing to resume in '{resume_dir}': no {CONFIG_FILE} there")
-        cfg, out_dir = RunConfig.from_dict(read_json(Path(resume_dir) / CONFIG_FILE)), resume_dir
+            raise LayerswarmError(f"nothing to resume in '{resume_dir}': no {CONFIG_FILE} there "
+                                  f"(start a run with: layerswarm search --out {resume_dir})")
+        cfg, out_dir = _run_config(read_json(Path(resume_dir) / CONFIG_FILE), flags, given, source=resume_dir), resume_dir
+    elif config_file:
+        from .rundir import read_config_file
+
+        cfg, out_dir = _run_config(read_config_file(config_file), flags, given, source=config_file), default_out
     else:
-        cfg, out_dir = _search_config(kw)
+        cfg, out_dir = flags, default_out
+    from .search import run_search
+
     click.echo(f"layerswarm search: {cfg.model.name} on {cfg.data.data} -> {out_dir}", err=True)
+    from .listeners import Listeners
     from .progress import search_listeners
 
-    listeners, result = search_listeners(cfg, out_dir, quiet=quiet, tensorboard=tensorboard), None
+    listeners = Listeners([search_listeners(cfg, out_dir, quiet=quiet)])
+    if tensorboard:  # opened at the first event: no folder before the run has started
+        listeners.listeners.append(_Deferred(lambda: _tensorboard(out_dir, cfg)))
+    result = None
     try:
-        result = run_search(cfg, out_dir, resume=bool(resume_dir), on_evaluation=listeners.on_evaluation,
-                            on_final_epoch=listeners.on_final_epoch, on_fitness_epoch=listeners.on_fitness_epoch)
-    except KeyboardInterrupt:  # state is saved after every evaluation: nothing finished is lost
-        click.echo(f"\ninterrupted: progress is saved in {out_dir}; continue with: layerswarm search --resume {out_dir}", err=True)
-        raise
+        result = run_search(cfg, out_dir, resume=bool(resume_dir), overwrite=overwrite, meta=_meta(),
+                            on_evaluation=listeners.on_evaluation, on_final_epoch=listeners.on_final_epoch,
+                            on_fitness_epoch=listeners.on_fitness_epoch)
+    except KeyboardInterrupt as err:  # state is saved after every evaluation: nothing finished is lost
+        if not (Path(out_dir) / CONFIG_FILE).is_file():
+            raise Interrupted("interrupted before the run started: nothing was written") from err
+        raise Interrupted(f"interrupted: progress is saved in {out_dir}; continue with: "
+                          f"layerswarm search --resume {out_dir}") from err
     finally:
         listeners.close(result)
     mask = "".join(map(str, result["mask"]))
@@ -111,7 +180,135 @@ def search(**kw) -> None:
     click.echo(f"results in {out_dir}")
 
 
-def _search_config(kw: dict) -> tuple[RunConfig, str]:
+class Interrupted(Exception):
+    """Ctrl-C, with the one line to print (what was kept, how to continue)."""
+
+
+class _Deferred:
+    """A run listener built at its first event (TensorBoard writes its folder when created)."""
+
+    def __init__(self, make) -> None:
+        self.make, self.inner = make, None
+
+    def _get(self):
+        if self.inner is None:
+            self.inner = self.make()
+        return self.inner
+
+    def on_fitness_epoch(self, record: dict) -> None:
+        self._get().on_fitness_epoch(record)
+
+    def on_evaluation(self, record: dict) -> None:
+        self._get().on_evaluation(record)
+
+    def on_final_epoch(self, record: dict) -> None:
+        self._get().on_final_epoch(record)
+
+    def close(self, result: dict | None = None) -> None:
+        if self.inner is not None:
+            self.inner.close(result)
+
+
+def _tensorboard(out_dir: str, cfg):
+    from .tb import TensorBoardLogger
+
+    return TensorBoardLogger(Path(out_dir) / "tensorboard", cfg.to_dict())
+
+
+def _need_module(module: str, option: str, extra: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise LayerswarmError(f"{option} needs the {module} package: pip install 'layerswarm[{extra}]'")
+
+
+def _given_options() -> set[str]:
+    """Names of the current command's parameters set on the command line (not defaults)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+
+
+def _meta() -> dict:
+    """What config.json records besides the settings: the command line and package versions."""
+    from .rundir import command_line, versions
+
+    return {"command": command_line(_ARGV), "versions": versions()}
+
+
+# Options of ``search`` -> the config.json keys they set (besides model_*, data_*, train_*, speed_*).
+_SEARCH_KEYS = {
+    "fitness_epochs": ["fitness.epochs"], "final_epochs": ["final.epochs"],
+    "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
+    "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
+    "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
+    "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
+}
+_PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
+_RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed")
+
+
+def _option_keys(name: str) -> list[str]:
+    for prefix, parts in (("model_", ["model"]), ("data_", ["data"]), ("train_", ["fitness", "final"]),
+                          ("speed_", ["speed"])):
+        if name.startswith(prefix):
+            return [f"{part}.{name[len(prefix):]}" for part in parts]
+    if name in _PSO_OPTIONS:
+        return [f"search.options.{name}"]
+    return _SEARCH_KEYS.get(name, [])
+
+
+def _get(d: dict, key: str):
+    for part in key.split("."):
+        d = d[part]
+    return d
+
+
+def _set(d: dict, key: str, value) -> None:
+    *parents, last = key.split(".")
+    for part in parents:
+        d = d.setdefault(part, {})
+    d[last] = value
+
+
+def _run_config(base: dict, flags, given: set[str], source: str):
+    """The run configuration of ``base`` (a config.json or --config file) with every option given
+    on the command line taken from ``flags`` (the configuration those options build)."""
+    from .rundir import META_KEYS
+    from .search import RunConfig
+
+    unknown = sorted(set(base) - set(_RUN_PARTS) - set(META_KEYS))
+    if unknown:
+        raise LayerswarmError(f"'{source}' has unknown keys {unknown}: use {', '.join(_RUN_PARTS)}")
+    defaults = RunConfig().to_dict()
+    merged = {k: ({**defaults[k], **base[k]} if isinstance(defaults[k], dict) and isinstance(base.get(k), dict)
+                  else base.get(k, defaults[k])) for k in _RUN_PARTS}
+    flag_values = flags.to_dict()
+    searcher = (base.get("search") or {}).get("searcher", "pso")
+    for name in sorted(given):
+        keys = _option_keys(name)
+        if name in _PSO_OPTIONS and not given & {"searcher", "budget"}:
+            if searcher != "pso":
+                raise LayerswarmError(f"--{name.replace('_', '-')} is a PSO option but '{source}' uses searcher "
+                                      f"'{searcher}': pass --searcher and --budget instead")
+        elif name in _PSO_OPTIONS:
+            keys = []  # --searcher/--budget bring the whole options
+        for key in keys:
+            _set(merged, key, _get(flag_values, key))
+    try:
+        return RunConfig.from_dict(merged)
+    except (KeyError, TypeError, ValueError) as err:
+        if isinstance(err, LayerswarmError):
+            raise LayerswarmError(f"'{source}': {err}") from err
+        raise LayerswarmError(f"'{source}' is not a layerswarm run configuration ({err}): "
+                              "write the keys of a run's config.json") from err
+
+
+def _search_config(kw: dict):
+    from .search import RunConfig, SearchConfig
+
     seed = kw.pop("seed")
     model = pop_config(ModelConfig, kw, prefix="model_")
     data = pop_config(DataConfig, kw, prefix="data_", seed=seed)
@@ -151,39 +348,151 @@ def _print_epoch(record: dict) -> None:
 @click.option("--strategy", default=None, help="full, linear, ... (see 'layerswarm strategies'); default full, or mask with --mask")
 @click.option("--mask", "mask_file", type=click.Path(dir_okay=False), default=None, help="a best_mask.json to fine-tune with")
 @click.option("--option", "options", multiple=True, help="a strategy option KEY=VALUE, e.g. --option k=4 (see 'layerswarm strategies')")
-@click.option("--epochs", type=int, default=110, show_default=True, help="epochs of the fine-tune")
+@click.option("--epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the fine-tune")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder (final/ goes inside)")
-@click.option("--quiet", is_flag=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder: config.json, final/")
+@click.option("--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="settings from a YAML or JSON file (a finetune's config.json, or a search's: its final settings); "
+                   "options given here override it")
+@click.option("--tensorboard", is_flag=True, help="write TensorBoard logs to OUT/tensorboard")
+@click.option("--quiet", is_flag=True, help="no per-epoch lines")
 def finetune(**kw) -> None:
     """Fine-tune once with a mask or a strategy and test the result."""
+    quiet, overwrite, tensorboard = kw.pop("quiet"), kw.pop("overwrite"), kw.pop("tensorboard")
+    _setup_logging(quiet)
+    given = _given_options()
+    if tensorboard:
+        _need_module("tensorboard", "--tensorboard", "report")
+    settings = _finetune_settings(kw, given)
+    out = Path(settings.pop("out_dir"))
+    from .rundir import check_classes, check_epochs, check_out_dir, clear_run, config_record
+
+    check_epochs(epochs=settings["train"]["epochs"])
+    check_out_dir(out, overwrite, what="finetune")
     from .bundle import build_bundle
     from .compare import make_strategy, parse_strategy_options
     from .data import load_dataset
     from .finetune import run_finetune
+    from .units import load_mask
 
-    _setup_logging(kw.pop("quiet"))
-    seed, mask_file, name = kw.pop("seed"), kw.pop("mask_file"), kw.pop("strategy")
+    seed, mask_file, name = settings["seed"], settings["mask_file"], settings["strategy"]
     if mask_file and name not in (None, "mask"):
         raise LayerswarmError("--mask and --strategy exclude each other: pass one")
     name = "mask" if mask_file else (name or "full")
-    options = parse_strategy_options(name, kw.pop("options"))
+    options = settings["options"]
+    if isinstance(options, list | tuple):
+        options = parse_strategy_options(name, options)
     strategy = make_strategy(name, {**options, "mask_file": mask_file} if mask_file else options)
-    model_cfg = pop_config(ModelConfig, kw, prefix="model_")
+    model_cfg = ModelConfig.from_dict(settings["model"])
     if strategy.weights is not None:
         model_cfg = model_cfg.replace(weights=strategy.weights)
-    data = load_dataset(pop_config(DataConfig, kw, prefix="data_", seed=seed))
-    train = pop_config(TrainConfig, kw, prefix="train_", seed=seed, epochs=kw.pop("epochs"))
+    data_cfg = DataConfig.from_dict(settings["data"])
+    data = load_dataset(data_cfg)
+    check_classes(data.num_classes, data.classes)
+    train = TrainConfig.from_dict(settings["train"])
     bundle = build_bundle(model_cfg, data.num_classes, train, seed=seed)
+    if mask_file:
+        load_mask(mask_file, bundle.units)  # a mask of the wrong length fails here, before any file is written
     click.echo(data.summary(), err=True)
-    metrics = run_finetune(bundle, data, strategy, train, Path(kw["out_dir"]) / "final", seed=seed,
-                           on_epoch=None if logging.getLogger().level > logging.INFO else _print_epoch)
-    click.echo(f"{strategy.name}: test accuracy {metrics['test_accuracy']:.4f} -> {kw['out_dir']}/final")
+    # The work starts: only now does the folder appear (or the old run's files go).
+    if overwrite:
+        clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"kind": "finetune", "model": model_cfg.to_dict(), "data": data_cfg.to_dict(), "train": train.to_dict(),
+              "strategy": name, "options": dict(options), "mask_file": mask_file, "seed": seed}
+    from .io import atomic_write_json
+
+    atomic_write_json(out / CONFIG_FILE, config_record(record, _meta(), bundle.device))
+    on_epoch = [] if quiet else [_print_epoch]
+    writer = _FinalWriter(out / "tensorboard" / "final") if tensorboard else None
+    if writer is not None:
+        on_epoch.append(writer.on_epoch)
+    try:
+        metrics = run_finetune(bundle, data, strategy, train, out / "final", seed=seed,
+                               on_epoch=(lambda r: [f(r) for f in on_epoch]) if on_epoch else None)
+    except KeyboardInterrupt as err:
+        raise Interrupted(f"interrupted: the fine-tune in {out} did not finish; run it again with --overwrite") from err
+    finally:
+        if writer is not None:
+            writer.close()
+    click.echo(f"{strategy.name}: test accuracy {metrics['test_accuracy']:.4f} -> {out}/final")
+
+
+def data_cfg_dict(settings: dict) -> dict:
+    return DataConfig.from_dict(settings["data"]).to_dict()
+
+
+class _FinalWriter:
+    """TensorBoard curves of one fine-tune (final/train_loss, final/val_accuracy, ...)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.writer = path, None
+
+    def on_epoch(self, record: dict) -> None:
+        from .tb import EPOCH_SCALARS, _writer
+
+        if self.writer is None:
+            self.writer = _writer(self.path)
+        for key in EPOCH_SCALARS:
+            if record.get(key) is not None:
+                self.writer.add_scalar(f"final/{key}", record[key], int(record["epoch"]))
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+_FINETUNE_PARTS = ("model", "data", "train", "strategy", "options", "mask_file", "seed")
+
+
+def _finetune_settings(kw: dict, given: set[str]) -> dict:
+    """The fine-tune's settings (config.json's keys) from the options, over --config FILE's."""
+    config_file, out_dir = kw.pop("config_file"), kw.pop("out_dir")
+    seed = kw.pop("seed")
+    flags = {
+        "model": pop_config(ModelConfig, kw, prefix="model_").to_dict(),
+        "data": pop_config(DataConfig, kw, prefix="data_", seed=seed).to_dict(),
+        "train": pop_config(TrainConfig, kw, prefix="train_", seed=seed, epochs=kw.pop("epochs")).to_dict(),
+        "strategy": kw.pop("strategy"), "options": list(kw.pop("options")), "mask_file": kw.pop("mask_file"),
+        "seed": seed,
+    }
+    if not config_file:
+        return {**flags, "out_dir": out_dir}
+    from .rundir import META_KEYS, read_config_file
+
+    base = read_config_file(config_file)
+    if "train" not in base and "final" in base:  # a search's config.json: fine-tune as its final fine-tune
+        base = {**{k: v for k, v in base.items() if k not in ("fitness", "final", "search", "speed")}, "train": base["final"]}
+    unknown = sorted(set(base) - set(_FINETUNE_PARTS) - set(META_KEYS))
+    if unknown:
+        raise LayerswarmError(f"'{config_file}' has unknown keys {unknown}: use {', '.join(_FINETUNE_PARTS)}")
+    settings = {k: ({**flags[k], **base[k]} if isinstance(flags[k], dict) and isinstance(base.get(k), dict)
+                    else base.get(k, flags[k])) for k in _FINETUNE_PARTS}
+    for name in given:
+        if name.startswith(("model_", "data_", "train_")):
+            part, field_name = name.split("_", 1)
+            settings[part][field_name] = flags[part][field_name]
+        elif name == "epochs":
+            settings["train"]["epochs"] = flags["train"]["epochs"]
+        elif name == "seed":
+            settings["seed"] = settings["data"]["seed"] = settings["train"]["seed"] = seed
+        elif name in ("strategy", "options", "mask_file"):
+            settings[name] = flags[name]
+    if "options" in given or "strategy" in given or "mask_file" in given:
+        settings["options"] = flags["options"]
+    try:  # every part must read back as its dataclass
+        ModelConfig.from_dict(settings["model"]), DataConfig.from_dict(settings["data"])
+        TrainConfig.from_dict(settings["train"])
+    except (TypeError, ValueError) as err:
+        raise LayerswarmError(f"'{config_file}': {err}") from err
+    return {**settings, "out_dir": out_dir}
 
 
 @app.command()
 @click.option("--model", "name", default="efficientnet_lite0", show_default=True, help="model name")
-@click.option("--granularity", default="block", show_default=True, help="block, stage or module")
+@click.option("--granularity", type=click.Choice(GRANULARITY_CHOICES), default="block", show_default=True, help="mask units")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def layers(name: str, granularity: str, as_json: bool) -> None:
     """List the layer units of a model: one mask bit each."""
@@ -214,9 +523,13 @@ def models(pattern: str) -> None:
 
     from .models.efficientnet_lite import LITE_MODELS
 
-    names = list(LITE_MODELS) + timm.list_models(pattern) + [
-        f"tv:{n}" for n in torchvision.models.list_models() if fnmatch.fnmatch(n, pattern)
+    names = [n for n in LITE_MODELS if fnmatch.fnmatch(n, pattern)] + timm.list_models(pattern) + [
+        f"tv:{n}" for n in torchvision.models.list_models() if fnmatch.fnmatch(n, pattern.removeprefix("tv:"))
     ]
+    names = list(dict.fromkeys(names))  # the offline EfficientNet-Lite names are timm names too
+    if not names:
+        raise LayerswarmError(f"no model name matches '{pattern}': use a shell pattern such as 'resnet*' or '*vit*', "
+                              "or list every name with: layerswarm models")
     for n in names:
         click.echo(n)
 
@@ -264,17 +577,63 @@ def report(run_dir: str, out_file: str | None) -> None:
 
 
 @app.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None, help="JSON file (default DIR/mask_export.json)")
+def export(run_dir: str, out_file: str | None) -> None:
+    """Write the run's mask as parameter-name patterns and a requires_grad map, for your own
+    timm, PyTorch or Hugging Face training code (README: "Use a mask elsewhere")."""
+    from .export import export_mask
+    from .io import read_json
+
+    path = export_mask(run_dir, out_file)
+    spec = read_json(path)
+    click.echo(f"mask {''.join(map(str, spec['mask']))}: {len(spec['frozen_patterns'])} frozen patterns, "
+               f"{sum(not v for v in spec['requires_grad'].values())}/{len(spec['requires_grad'])} parameters frozen -> {path}")
+
+
+@app.command()
 @click.argument("run_dir", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top-k", type=int, default=5, show_default=True, help="classes to show per image")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="classes to show per image")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def predict(run_dir: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
-    """Classify IMAGES with the final model of RUN_DIR (a search or finetune --out folder)."""
-    from .predict import format_predictions
-    from .predict import predict as run_predict
+    """Classify IMAGES (image files, or folders of them) with the final model of RUN_DIR (a search or
+    finetune --out folder). Unreadable images are skipped with one warning naming them."""
+    import torch
 
-    results = run_predict(run_dir, images, top_k=top_k, device=device)
+    from .data.imagefolder import list_images
+    from .predict import Prediction, Predictor, format_predictions
+
+    paths: list[str] = []
+    for image in images:
+        path = Path(image)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise LayerswarmError(f"folder '{image}' holds no image files: pass image files or a folder of them")
+            paths.extend(map(str, found))
+        elif not path.exists():
+            raise LayerswarmError(f"image '{image}' does not exist: pass image files or folders of them")
+        else:
+            paths.append(image)
+    predictor = Predictor(run_dir, device=device)
+    good, batches, skipped = [], [], []
+    for p in paths:  # one at a time: a file that does not decode is skipped, not fatal to the batch
+        try:
+            batches.append(predictor.load_images([p]))
+            good.append(p)
+        except LayerswarmError:
+            skipped.append(p)
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        click.echo(f"layerswarm: warning: skipped {len(skipped)} unreadable image(s): {shown}", err=True)
+    if not good:
+        raise LayerswarmError("no readable image to classify: pass JPEG, PNG or other image files")
+    probs = predictor.probabilities(torch.cat(batches))
+    values, indices = probs.topk(min(top_k, len(predictor.classes)), dim=1)
+    results = [Prediction(p, [(predictor.classes[int(i)], float(v)) for v, i in zip(vs, ix, strict=True)])
+               for p, vs, ix in zip(good, values, indices, strict=True)]
     click.echo(json.dumps([r.to_dict() for r in results], indent=2) if as_json else format_predictions(results))
 
 
@@ -299,6 +658,7 @@ def predict(run_dir: str, images: tuple[str, ...], top_k: int, device: str, as_j
 def race(**kw) -> None:
     """Race the searchers at one budget on a table of real fitness values (docs/searchers.md)."""
     from .race import RaceConfig, race_command
+    from .search import RunConfig
 
     _setup_logging(False)
     seed = kw.pop("seed")
@@ -350,18 +710,53 @@ def bench(preset: str, seeds: str, json_path: str | None, device: str, threads: 
     click.echo(format_table(result))
 
 
+_ARGV: list[str] | None = None  # the arguments of this invocation, recorded in config.json
+
+
+def _version(ctx: click.Context, _param, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from . import __version__
+
+        click.echo(f"layerswarm {__version__}")
+        ctx.exit()
+
+
+app.params.append(click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True, callback=_version,
+                               help="print the version and exit"))
+
+
+def _one_line(err: click.ClickException) -> str:
+    """A click usage error as one line, with where to look for the right usage."""
+    msg = " ".join(err.format_message().split())
+    ctx = getattr(err, "ctx", None)
+    if isinstance(err, click.UsageError) and ctx is not None:
+        msg += f" (see: {ctx.command_path} --help)"
+    return msg
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors become one line on stderr and exit code 2."""
+    """Entry point: user errors become one line on stderr and exit code 2; Ctrl-C at any moment
+    one line and exit code 130."""
+    global _ARGV
+    _ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
-        app.main(args=argv, prog_name="layerswarm", standalone_mode=False)
+        if signal.getsignal(signal.SIGINT) is _interrupted_at_start:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        # click's own main would print a blank line on Ctrl-C: parse and invoke here instead
+        with app.make_context("layerswarm", list(_ARGV)) as ctx:
+            app.invoke(ctx)
     except LayerswarmError as err:
         click.echo(f"layerswarm: error: {err}", err=True)
         return 2
-    except click.exceptions.Abort:
-        click.echo("layerswarm: interrupted", err=True)
+    except (KeyboardInterrupt, click.exceptions.Abort, Interrupted) as err:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while this line prints
+        text = str(err) if isinstance(err, Interrupted) else "interrupted"
+        click.echo(f"layerswarm: {text}", err=True)
         return 130
+    except click.exceptions.Exit as err:
+        return err.exit_code
     except click.ClickException as err:
-        err.show()
+        click.echo(f"layerswarm: error: {_one_line(err)}", err=True)
         return err.exit_code
     return 0
 

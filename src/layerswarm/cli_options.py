@@ -22,13 +22,17 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
 
 def dataclass_options(
     cls: type, include: Iterable[str], prefix: str = "", rename: dict[str, str] | None = None,
-    defaults: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None, choices: dict[str, Iterable[str]] | None = None,
+    minimum: dict[str, float] | None = None,
 ) -> Callable:
     """A decorator adding one ``--option`` per dataclass field in ``include``.
 
     The option's value arrives as keyword ``{prefix}{field}``; use :func:`pop_config` to
-    build the dataclass back from the keywords.
+    build the dataclass back from the keywords. ``choices[field]``: the values allowed (shown
+    in ``--help``, checked before the command runs); ``minimum[field]``: the smallest number allowed.
     """
+    choices = {k: tuple(v) for k, v in (choices or {}).items()}
+    minimum = minimum or {}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     rename = rename or {}
@@ -46,6 +50,10 @@ def dataclass_options(
                 negative = "--no-" + flag[2:]
                 option = click.option(f"{flag}/{negative}", dest, default=default, show_default=True, help=help_text)
             else:
+                if name in choices:
+                    tp = click.Choice(choices[name])
+                elif name in minimum:
+                    tp = (click.IntRange if tp is int else click.FloatRange)(min=minimum[name])
                 option = click.option(
                     flag, dest, type=tp, default=default, show_default=default is not None, help=help_text,
                 )

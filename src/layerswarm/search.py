@@ -58,15 +58,41 @@ class RunConfig(JsonConfig):
     ignored = ("command", "versions", "device", "resumed", "kind")  # config.json's record of the run
 
 
-def _check_resume(out: Path, cfg: RunConfig) -> None:
+# Settings a resume may change (the rest would mix two runs' results): the final fine-tune's
+# before it has started, and where or how often evaluations are tried.
+RESUME_SAFE_ALWAYS = ("search.retries", "search.address")
+
+
+def _resume_safe(key: str, final_started: bool) -> bool:
+    return key in RESUME_SAFE_ALWAYS or (key.startswith("final.") and not final_started)
+
+
+def final_started(out: Path) -> bool:
+    """The final fine-tune has begun: its checkpoint or its result is on disk."""
+    return (out / "final").is_dir() and any((out / "final").iterdir())
+
+
+def _check_resume(out: Path, cfg: RunConfig, started: bool | None = None) -> dict[str, tuple]:
+    """The safe changes ``cfg`` makes to the run saved in ``out`` (dotted key -> (old, new));
+    any other change is refused, naming each one."""
+    from .rundir import differences
+
     try:  # through the dataclasses: settings added since the run was saved take their defaults
         saved = RunConfig.from_dict(read_json(out / CONFIG_FILE)).to_dict()
     except (KeyError, TypeError, ValueError) as err:
         raise LayerswarmError(f"'{out}/{CONFIG_FILE}' is not a layerswarm run configuration ({err}): use a new --out folder") from err
-    if saved != cfg.to_dict():
+    started = final_started(out) if started is None else started
+    changes = differences(saved, cfg.to_dict())
+    refused = {k: v for k, v in changes.items() if not _resume_safe(k, started)}
+    if refused:
+        named = "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in refused.items())
+        when = "once the final fine-tune has started" if started and any(k.startswith("final.") for k in refused) else "on resume"
         raise LayerswarmError(
-            f"'{out}' holds a run with a different configuration: use a new --out folder, or --resume {out} alone"
+            f"'{out}' holds a run with a different configuration: {named} cannot change {when} "
+            f"(safe: the final fine-tune's settings before it starts, --retries, --address); "
+            f"drop those options, or start a new run with another --out"
         )
+    return changes
 
 
 def run_search(
@@ -78,23 +104,42 @@ def run_search(
     on_final_epoch: Callable[[dict], None] | None = None,
     on_fitness_epoch: Callable[[dict], None] | None = None,
     report: bool = True,
+    overwrite: bool = False,
+    meta: dict | None = None,
 ) -> dict:
-    """Search a mask with ``cfg.search`` on train/val, then fine-tune it and test it once."""
+    """Search a mask with ``cfg.search`` on train/val, then fine-tune it and test it once.
+
+    Everything is checked before anything is written: the folder appears (and ``config.json``
+    with ``meta``: the command line, versions; see :mod:`layerswarm.rundir`) only once the
+    data, the model, its units and the searcher are known to be good. ``overwrite`` replaces
+    a run already in ``out_dir``; ``resume`` continues it, applying only safe changes.
+    """
+    from .rundir import check_classes, check_epochs, check_out_dir, clear_run, config_record
+
     out = Path(out_dir)
+    changes, previous = {}, None
+    check_epochs(fitness_epochs=cfg.fitness.epochs, final_epochs=cfg.final.epochs)
     if resume:
         if not (out / CONFIG_FILE).is_file():
             raise LayerswarmError(f"nothing to resume in '{out}': no {CONFIG_FILE} (start with layerswarm search --out {out})")
-        _check_resume(out, cfg)
-    elif (out / CONFIG_FILE).exists():
-        raise LayerswarmError(f"'{out}' already holds a run: pass --resume {out} to continue it, or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / CONFIG_FILE, cfg.to_dict())
+        changes = _check_resume(out, cfg)
+        previous = read_json(out / CONFIG_FILE)
+    else:
+        check_out_dir(out, overwrite)
 
     data = data if data is not None else load_dataset(cfg.data)
+    check_classes(data.num_classes, data.classes)
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
     searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed)
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))
+    # The work starts: only now does the folder appear (or the old run's files go).
+    if overwrite and not resume:
+        clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / CONFIG_FILE, config_record(cfg.to_dict(), meta, bundle.device, previous, changes))
+    if changes:
+        log.info("resume: applied %s", ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     executor = make_executor(cfg, bundle, data, on_fitness_epoch)
     mask, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation)
 

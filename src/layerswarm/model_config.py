@@ -1,0 +1,18 @@
+"""Which model to fine-tune and how to split it into units: a torch-free module, so that the
+command line can build its options (and ``--help``) without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config_utils import JsonConfig, help_field
+
+# The unit granularities of ``layerswarm.units.split_units`` (tests check the two agree).
+GRANULARITY_CHOICES = ("block", "stage", "module")
+
+
+@dataclass
+class ModelConfig(JsonConfig):
+    name: str = help_field("efficientnet_lite0", "timm name, tv:NAME (torchvision) or efficientnet_lite0/1/2")
+    weights: str = help_field("pretrained", "pretrained, none (random init) or a checkpoint path")
+    granularity: str = help_field("block", "mask units: block, stage or module")
