@@ -3,8 +3,10 @@
 ``layerswarm search`` (:func:`layerswarm.search.run_search`), the ``pso`` strategy of
 ``layerswarm compare`` and ``layerswarm bench`` all search through :func:`search_masks` on an
 executor from :func:`make_executor`, so each gets memoisation, the prefix cache, Ray and every
-searcher; ``layerswarm race`` runs its searchers through the same loop, :func:`drive`. Files in the output folder (each written atomically): ``evaluations.jsonl`` (one line
-per fitness evaluation), ``search_state.json`` (searcher state after every evaluation) and
+searcher; ``layerswarm race`` runs its searchers through the same loop, :func:`drive`.
+
+Files in the output folder (each written atomically): ``evaluations.jsonl`` (one line per
+fitness evaluation), ``search_state.json`` (searcher state after every evaluation) and
 ``best_mask.json``.
 """
 
