@@ -38,6 +38,22 @@ def refuse_invalid(what: str, problems: dict[str, bool]) -> None:
         raise LayerswarmError(f"invalid {what}: {'; '.join(found)}")
 
 
+def flatten(d: dict[str, Any], prefix: str = "", lists: bool = False) -> dict[str, Any]:
+    """``{"final": {"epochs": 3}}`` -> ``{"final.epochs": 3}``: non-empty dicts are opened,
+    other values kept; with ``lists``, a list of dicts too (``data[0].seed``, compare's datasets)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + ".", lists))
+        elif lists and isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+            for i, x in enumerate(value):
+                out.update(flatten(x, f"{name}[{i}].", lists))
+        else:
+            out[name] = value
+    return out
+
+
 def with_defaults(config: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
     """``config`` with each part ``key`` (a saved dict) read through ``parts[key]``, a JsonConfig
     class: settings added since it was saved take their defaults, so old files still compare equal."""

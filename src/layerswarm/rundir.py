@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config_utils import flatten
 from .errors import LayerswarmError
 
 CONFIG_FILE = "config.json"
@@ -133,18 +134,6 @@ def config_record(settings: dict, meta: dict | None, device: Any = None, previou
 def settings_only(config: dict) -> dict:
     """config.json without its record keys (command, versions, device, resumed)."""
     return {k: v for k, v in config.items() if k not in META_KEYS}
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"final": {"epochs": 3}}`` -> ``{"final.epochs": 3}`` (dicts only; lists stay values)."""
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def differences(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:

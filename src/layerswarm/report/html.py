@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..config_utils import flatten
 from ..io import atomic_write_bytes, atomic_write_text
 from .figures import FigureSpec, build_figures, to_png
 from .loader import ReportData, RunRecord, load_report_data
@@ -80,18 +81,9 @@ def table_html(rows: list[dict[str, Any]], highlight: set[str] = frozenset()) ->
     return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):  # e.g. compare's datasets
-            for i, x in enumerate(v):
-                out.update(_flatten(x, f"{key}[{i}]."))
-        else:
-            out[key] = json.dumps(v) if isinstance(v, list | dict) or v is None else v
-    return out
+def _flatten(d: dict) -> dict[str, Any]:
+    """Dotted keys (lists of dicts opened too, e.g. compare's datasets), other lists and None as JSON."""
+    return {k: json.dumps(v) if isinstance(v, list | dict) or v is None else v for k, v in flatten(d, lists=True).items()}
 
 
 def config_html(config: dict) -> str:
