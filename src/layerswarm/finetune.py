@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,8 +30,13 @@ def run_finetune(
     out_dir: str | Path | None = None,
     seed: int | None = None,
     on_epoch=None,
+    checkpoint: str | Path | None = None,
 ) -> dict:
     """Fine-tune from the bundle's starting weights with ``strategy``; return the metrics.
+
+    ``checkpoint``: a file to save the training state to after every epoch and to continue from
+    when it exists (:mod:`layerswarm.checkpoint`; the same result as an uninterrupted run); it is
+    removed once the results are saved.
 
     ``seed`` (default ``cfg.seed``) drives the new head, the batch order and augmentation, and the
     strategy's own draws. Writes ``out_dir/model.safetensors`` and ``out_dir/metrics.json`` when
@@ -45,7 +51,13 @@ def run_finetune(
     model = plan.model if plan.model is not None else model
     start = time.perf_counter()
     transform = bundle.transform_for(cfg)
-    history = fit(
+    if checkpoint is not None:
+        from .checkpoint import fit_checkpointed
+
+        train_fn = partial(fit_checkpointed, checkpoint=checkpoint)
+    else:
+        train_fn = fit
+    history = train_fn(
         model, data.train, data.val, cfg, transform, frozen=plan.frozen, head=plan.head or bundle.info.head,
         param_groups=plan.param_groups, test=data.test, hooks=plan.hooks, on_epoch=on_epoch,
     )
@@ -79,6 +91,10 @@ def run_finetune(
         save_model(Path(out_dir) / "model.safetensors", model, bundle, data.classes, plan.mask,
                    int(data.train.images.shape[-1]), data.input_config)
         atomic_write_json(Path(out_dir) / "metrics.json", metrics)
+    if checkpoint is not None:
+        from .checkpoint import remove_checkpoint
+
+        remove_checkpoint(checkpoint)
     return metrics
 
 

@@ -36,6 +36,7 @@ from .training import TrainConfig
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
+FINAL_CHECKPOINT = "checkpoint.pt"  # the final fine-tune's state after its last epoch (layerswarm.checkpoint)
 
 
 def _paper_final() -> TrainConfig:
@@ -148,7 +149,8 @@ def run_search(
         final = read_json(final_metrics_path)
     else:
         strategy = create_strategy("mask", {"mask": mask})
-        final = run_finetune(bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed, on_epoch=on_final_epoch)
+        final = run_finetune(bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed, on_epoch=on_final_epoch,
+                             checkpoint=out / "final" / FINAL_CHECKPOINT)
     if report:  # report.html + figures/; a failure is logged, never loses the finished run
         from .report import try_write_report
         try_write_report(out)
