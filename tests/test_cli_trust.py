@@ -75,14 +75,16 @@ def test_choices_show_in_help(capsys):
 
 
 def test_choices_agree_with_the_code():
-    from layerswarm.cli import SEARCHER_CHOICES, TRAIN_CHOICES
+    from layerswarm.cli import SEARCHER_CHOICES, STRATEGY_CHOICES, TRAIN_CHOICES
     from layerswarm.model_config import GRANULARITY_CHOICES
     from layerswarm.searchers import SEARCHERS
+    from layerswarm.strategies import STRATEGIES
     from layerswarm.training.augment import AUGMENTATIONS
     from layerswarm.units import GRANULARITIES
 
     assert tuple(GRANULARITY_CHOICES) == tuple(GRANULARITIES)
     assert set(SEARCHER_CHOICES) == set(SEARCHERS)
+    assert set(STRATEGY_CHOICES) == set(STRATEGIES)
     assert set(TRAIN_CHOICES["augment"]) == set(AUGMENTATIONS)
 
 

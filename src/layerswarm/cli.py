@@ -36,6 +36,8 @@ TrainConfig = light_module("layerswarm.training.config").TrainConfig
 SpeedConfig = light_module("layerswarm.speed.config").SpeedConfig
 CONFIG_FILE = "config.json"  # layerswarm.search.CONFIG_FILE
 SEARCHER_CHOICES = ("pso", "random", "tpe", "ga", "greedy", "exhaustive")  # layerswarm.searchers.SEARCHERS
+STRATEGY_CHOICES = ("full", "linear", "mask", "last-k", "first-k", "child-f", "child-d", "discriminative", "gradual",
+                    "l2sp", "pso", "random-mask", "scratch")  # layerswarm.strategies.STRATEGIES
 
 DATA_FIELDS = ["data", "data_root", "image_size", "train_per_class", "val_per_class", "val_fraction",
                "test_fraction", "max_test", "on_bad_image"]
@@ -345,7 +347,8 @@ def _print_epoch(record: dict) -> None:
 @model_options
 @data_options
 @train_options
-@click.option("--strategy", default=None, help="full, linear, ... (see 'layerswarm strategies'); default full, or mask with --mask")
+@click.option("--strategy", type=click.Choice(STRATEGY_CHOICES), default=None,
+              help="see 'layerswarm strategies'; default full, or mask with --mask")
 @click.option("--mask", "mask_file", type=click.Path(dir_okay=False), default=None, help="a best_mask.json to fine-tune with")
 @click.option("--option", "options", multiple=True, help="a strategy option KEY=VALUE, e.g. --option k=4 (see 'layerswarm strategies')")
 @click.option("--epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the fine-tune")
