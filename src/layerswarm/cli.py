@@ -156,7 +156,6 @@ def search(**kw) -> None:
         cfg, out_dir = flags, default_out
     from .search import run_search
 
-    click.echo(f"layerswarm search: {cfg.model.name} on {cfg.data.data} -> {out_dir}", err=True)
     from .listeners import Listeners
     from .progress import search_listeners
 
@@ -628,11 +627,12 @@ def predict(run_dir: str, images: tuple[str, ...], top_k: int, device: str, as_j
             good.append(p)
         except LayerswarmError:
             skipped.append(p)
-    if skipped:
-        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-        click.echo(f"layerswarm: warning: skipped {len(skipped)} unreadable image(s): {shown}", err=True)
+    shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
     if not good:
-        raise LayerswarmError("no readable image to classify: pass JPEG, PNG or other image files")
+        raise LayerswarmError(f"no readable image to classify ({shown} could not be decoded): "
+                              "pass JPEG, PNG or other image files")
+    if skipped:
+        click.echo(f"layerswarm: warning: skipped {len(skipped)} unreadable image(s): {shown}", err=True)
     probs = predictor.probabilities(torch.cat(batches))
     values, indices = probs.topk(min(top_k, len(predictor.classes)), dim=1)
     results = [Prediction(p, [(predictor.classes[int(i)], float(v)) for v, i in zip(vs, ix, strict=True)])

@@ -139,6 +139,7 @@ def run_search(
         clear_run(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / CONFIG_FILE, config_record(cfg.to_dict(), meta, bundle.device, previous, changes))
+    log.info("layerswarm search: %s on %s -> %s%s", cfg.model.name, cfg.data.data, out, " (resumed)" if resume else "")
     if changes:
         log.info("resume: applied %s", ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     executor = make_executor(cfg, bundle, data, on_fitness_epoch)
