@@ -26,7 +26,7 @@ from layerswarm.data import DataConfig, load_dataset
 from layerswarm.finetune import run_finetune
 from layerswarm.io import atomic_write_json
 from layerswarm.strategies import create_strategy
-from layerswarm.training.config import PAPER_RECIPE, recipe_config
+from layerswarm.training.config import recipe_config
 
 STRATEGIES = {"linear": {}, "full": {}, "last-k": {"k": 4}}
 # The practitioner's recipe measured against the paper's: SGD as the paper, plus every option

@@ -21,7 +21,12 @@ from layerswarm.models.factory import pretrained_input
 from layerswarm.strategies import create_strategy
 from layerswarm.training import TrainConfig, fit, resolve_device
 from layerswarm.training.config import PAPER_RECIPE, recipe_config
-from layerswarm.training.optim import make_optimizer, make_scheduler, recalibrate_frozen_bn, recipe_param_groups
+from layerswarm.training.optim import (
+    make_optimizer,
+    make_scheduler,
+    recalibrate_frozen_bn,
+    recipe_param_groups,
+)
 from layerswarm.units import apply_mask
 
 CFG = TrainConfig(epochs=2, batch_size=16, lr=0.05, augment="none", device="cpu")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -23,10 +24,24 @@ class ModelBundle:
     initial_state: dict[str, torch.Tensor]
     transform: BatchTransform
     device: torch.device
+    seed: int = 0  # the seed the new head was initialised from
 
-    def reset(self) -> nn.Module:
-        """Restore the pretrained weights (and the seeded new head); every evaluation starts here."""
+    def transform_for(self, cfg: TrainConfig) -> BatchTransform:
+        """The input transform ``cfg`` asks for (its augmentation) with the model's normalisation:
+        a final fine-tune trains with its own settings, not the fitness evaluations'."""
+        return make_transform(self.info, cfg)
+
+    def reset(self, seed: int | None = None) -> nn.Module:
+        """Restore the pretrained weights and the seeded new head; every evaluation starts here.
+        ``seed``: a new head drawn from that seed instead (the same draw ``create_model`` makes)."""
         self.model.load_state_dict(self.initial_state)
+        if seed is not None and seed != self.seed:
+            for name in self.info.head:
+                head = self.model.get_submodule(name)
+                fresh = copy.deepcopy(head).cpu()  # drawn on the CPU, as at creation, wherever the model is
+                torch.manual_seed(seed)
+                fresh.reset_parameters()
+                head.load_state_dict(fresh.state_dict())
         for p in self.model.parameters():
             p.grad = None
         return self.model
@@ -41,5 +56,9 @@ def build_bundle(
     units = split_units(model, info.head, model_cfg.granularity)
     model.to(device)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    transform = BatchTransform(info.mean, info.std, train_cfg.augment, train_cfg.crop_padding)
-    return ModelBundle(model, info, units, initial, transform, device)
+    transform = make_transform(info, train_cfg)
+    return ModelBundle(model, info, units, initial, transform, device, seed)
+
+
+def make_transform(info: ModelInfo, cfg: TrainConfig) -> BatchTransform:
+    return BatchTransform(info.mean, info.std, cfg.augment, cfg.crop_padding, scale=(cfg.rrc_scale_min, 1.0))

@@ -39,10 +39,11 @@ SEARCHER_CHOICES = ("pso", "random", "tpe", "ga", "greedy", "exhaustive")  # lay
 STRATEGY_CHOICES = ("full", "linear", "mask", "last-k", "first-k", "child-f", "child-d", "discriminative", "gradual",
                     "l2sp", "pso", "random-mask", "scratch")  # layerswarm.strategies.STRATEGIES
 
-DATA_FIELDS = ["data", "data_root", "image_size", "train_per_class", "val_per_class", "val_fraction",
+DATA_FIELDS = ["data", "data_root", "image_size", "crop_pct", "interpolation", "train_per_class", "val_per_class", "val_fraction",
                "test_fraction", "max_test", "on_bad_image"]
-TRAIN_FIELDS = ["lr", "momentum", "weight_decay", "batch_size", "optimizer", "schedule", "step_size",
-                "gamma", "augment", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last", "compile"]
+TRAIN_FIELDS = ["recipe", "lr", "momentum", "weight_decay", "batch_size", "optimizer", "schedule", "step_size",
+                "gamma", "warmup_epochs", "head_lr_mult", "decay_norm_bias", "label_smoothing", "augment", "rrc_scale_min",
+                "crop_padding", "bn_recalibrate", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last", "compile"]
 MODEL_FIELDS = ["name", "weights", "granularity"]
 SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs", "halving_keep", "pause_mb", "early_stop",
                 "train_fraction", "val_fraction", "val_curve"]
@@ -154,10 +155,9 @@ def search(**kw) -> None:
         cfg, out_dir = _run_config(read_config_file(config_file), flags, given, source=config_file), default_out
     else:
         cfg, out_dir = flags, default_out
-    from .search import run_search
-
     from .listeners import Listeners
     from .progress import search_listeners
+    from .search import run_search
 
     listeners = Listeners([search_listeners(cfg, out_dir, quiet=quiet)])
     if tensorboard:  # opened at the first event: no folder before the run has started
@@ -389,14 +389,16 @@ def finetune(**kw) -> None:
     model_cfg = ModelConfig.from_dict(settings["model"])
     if strategy.weights is not None:
         model_cfg = model_cfg.replace(weights=strategy.weights)
-    data_cfg = DataConfig.from_dict(settings["data"])
+    from .models.factory import pretrained_input
+
+    data_cfg = DataConfig.from_dict(settings["data"]).resolved(pretrained_input(model_cfg.name))  # the model's input size
     data = load_dataset(data_cfg)
     check_classes(data.num_classes, data.classes)
     train = TrainConfig.from_dict(settings["train"])
     bundle = build_bundle(model_cfg, data.num_classes, train, seed=seed)
     if mask_file:
         load_mask(mask_file, bundle.units)  # a mask of the wrong length fails here, before any file is written
-    click.echo(data.summary(), err=True)
+    click.echo(f"{data.summary()}; input {data_cfg.image_size} px, recipe {train.recipe}, device {bundle.device}", err=True)
     # The work starts: only now does the folder appear (or the old run's files go).
     if overwrite:
         clear_run(out)

@@ -64,11 +64,26 @@ def dataclass_options(
 
 
 def pop_config(cls: type, kwargs: dict[str, Any], prefix: str = "", **overrides: Any) -> Any:
-    """Build ``cls`` from the keywords a :func:`dataclass_options` decorator produced."""
+    """Build ``cls`` from the keywords a :func:`dataclass_options` decorator produced.
+
+    A class with a ``for_recipe`` constructor (``TrainConfig``) and a ``recipe`` keyword is built
+    from that recipe: options left at their default take the recipe's value, options the user
+    gave (on the command line or from a config file) override it."""
+    ctx = click.get_current_context(silent=True)
+    recipe_aware = hasattr(cls, "for_recipe") and f"{prefix}recipe" in kwargs
+
+    def given(key: str) -> bool:
+        source = ctx.get_parameter_source(key) if ctx is not None else None
+        return source is not None and source != click.core.ParameterSource.DEFAULT
+
     values = {}
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
         if key in kwargs:
-            values[f.name] = kwargs.pop(key)
+            value = kwargs.pop(key)
+            if not recipe_aware or f.name == "recipe" or given(key):
+                values[f.name] = value
     values.update(overrides)
+    if recipe_aware:
+        return cls.for_recipe(values.pop("recipe"), **values)
     return cls(**values)

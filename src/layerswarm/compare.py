@@ -175,7 +175,11 @@ def run_compare(
 
     ``on_run(spec, metrics, reused)`` is called after each run (``reused``: read back from disk).
     """
+    from .models.factory import pretrained_input
+
     cfg.validate()
+    # every dataset at the model's pretrained input unless it has a size of its own (compare.json records it)
+    cfg = cfg.replace(data=[d.resolved(pretrained_input(cfg.model.name)) for d in cfg.data])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "compare.json", cfg.to_dict())

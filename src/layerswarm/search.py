@@ -31,7 +31,7 @@ from .io import atomic_write_json, read_json
 from .searchers import create_searcher
 from .speed import SpeedConfig
 from .strategies import create_strategy
-from .training import TrainConfig
+from .training import TrainConfig, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,12 @@ def run_search(
     data, the model, its units and the searcher are known to be good. ``overwrite`` replaces
     a run already in ``out_dir``; ``resume`` continues it, applying only safe changes.
     """
+    from .models.factory import pretrained_input
     from .rundir import check_classes, check_epochs, check_out_dir, clear_run, config_record
 
     out = Path(out_dir)
+    # the input size, crop and interpolation the model was pretrained with, saved in config.json
+    cfg = cfg.replace(data=cfg.data.resolved(pretrained_input(cfg.model.name)))
     changes, previous = {}, None
     check_epochs(fitness_epochs=cfg.fitness.epochs, final_epochs=cfg.final.epochs)
     if resume:
@@ -131,6 +134,8 @@ def run_search(
     data = data if data is not None else load_dataset(cfg.data)
     check_classes(data.num_classes, data.classes)
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
+    log.info("input %d px (resize %d, centre crop; %s), recipe %s, device %s", cfg.data.image_size,
+             cfg.data.resize_size, cfg.data.interpolation, cfg.fitness.recipe, bundle.device)
     searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed)
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))
@@ -150,8 +155,11 @@ def run_search(
         final = read_json(final_metrics_path)
     else:
         strategy = create_strategy("mask", {"mask": mask})
-        final = run_finetune(bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed, on_epoch=on_final_epoch,
-                             checkpoint=out / "final" / FINAL_CHECKPOINT)
+        final_bundle = bundle  # the final fine-tune runs on its own device (its transform: run_finetune)
+        if resolve_device(cfg.final.device) != bundle.device:
+            final_bundle = build_bundle(cfg.model, data.num_classes, cfg.final, seed=cfg.seed)
+        final = run_finetune(final_bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed,
+                             on_epoch=on_final_epoch, checkpoint=out / "final" / FINAL_CHECKPOINT)
     if report:  # report.html + figures/; a failure is logged, never loses the finished run
         from .report import try_write_report
         try_write_report(out)

@@ -18,8 +18,14 @@ from ..units.mask import train_mode
 from .augment import BatchTransform
 from .config import TrainConfig
 from .hooks import TrainHooks
-from .optim import make_optimizer, make_scheduler, recalibrate_frozen_bn, recipe_param_groups, steps_per_epoch
-from .optim import trainable_param_groups  # noqa: F401  (strategies import it from here)
+from .optim import (
+    make_optimizer,
+    make_scheduler,
+    recalibrate_frozen_bn,
+    recipe_param_groups,
+    steps_per_epoch,
+    trainable_param_groups,  # noqa: F401  (strategies import it from here)
+)
 
 
 class NonFiniteLossError(RuntimeError):
