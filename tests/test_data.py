@@ -268,7 +268,7 @@ def test_fashion_mnist_truncated_data(tmp_path: Path) -> None:
 )
 def test_fashion_mnist_real_files() -> None:
     s = load_dataset(DataConfig(data="fashion-mnist", train_per_class=50, val_per_class=10))
-    assert s.train.images.shape == (500, 1, 32, 32)
+    assert s.train.images.shape == (500, 1, 64, 64)  # fashion-mnist's own input size
     assert per_class(s.train.labels, 10) == [50] * 10
     assert per_class(s.val.labels, 10) == [10] * 10
     assert len(s.test) == 10_000 and per_class(s.test.labels, 10) == [1000] * 10

@@ -98,13 +98,21 @@ class ChildTuningF(Strategy):
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
         _check_fraction("child-f p_f", self.config.p_f, "child-f.p_f")
-        model = ctx.bundle.model
-        set_trainable(model)
-        params = [p for _, p in pretrained_named_params(model, ctx.bundle)]
+        named = _all_trainable(ctx)
         device = ctx.bundle.device
         gen = torch.Generator(device=device.type if device.type != "mps" else "cpu").manual_seed(ctx.seed + 7919)
-        return TrainPlan(frozen=[], hooks=BernoulliGradMask(params, self.config.p_f, gen),
-                         param_groups=[{"params": list(model.parameters())}], mask=[1] * len(ctx.bundle.units))
+        return _child_plan(ctx, BernoulliGradMask([p for _, p in named], self.config.p_f, gen))
+
+
+def _all_trainable(ctx: StrategyContext) -> list[tuple[str, nn.Parameter]]:
+    """Every unit of the model trains (the child is chosen per entry): its pretrained parameters."""
+    set_trainable(ctx.bundle.model)
+    return pretrained_named_params(ctx.bundle.model, ctx.bundle)
+
+
+def _child_plan(ctx: StrategyContext, hooks: ChildUpdateMask, **info) -> TrainPlan:
+    return TrainPlan(frozen=[], hooks=hooks, param_groups=[{"params": list(ctx.bundle.model.parameters())}],
+                     mask=[1] * len(ctx.bundle.units), info=info)
 
 
 def fisher_information(
@@ -159,13 +167,9 @@ class ChildTuningD(Strategy):
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
         _check_fraction("child-d p_d", self.config.p_d, "child-d.p_d")
-        model = ctx.bundle.model
-        set_trainable(model)
-        named = pretrained_named_params(model, ctx.bundle)
-        fisher = fisher_information(model, named, ctx.data.train, ctx.bundle.transform,
+        named = _all_trainable(ctx)
+        fisher = fisher_information(ctx.bundle.model, named, ctx.data.train, ctx.bundle.transform,
                                     ctx.train_cfg.batch_size, self.config.fisher_images)
         masks = top_fraction_masks(fisher, self.config.p_d)
         kept = sum(int(m.sum().item()) for m in masks) / max(sum(m.numel() for m in masks), 1)
-        hooks = FixedGradMask([p for _, p in named], masks)
-        return TrainPlan(frozen=[], hooks=hooks, param_groups=[{"params": list(model.parameters())}],
-                         mask=[1] * len(ctx.bundle.units), info={"child_fraction": kept})
+        return _child_plan(ctx, FixedGradMask([p for _, p in named], masks), child_fraction=kept)
