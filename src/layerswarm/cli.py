@@ -35,6 +35,7 @@ DataConfig = light_module("layerswarm.data.config").DataConfig
 TrainConfig = light_module("layerswarm.training.config").TrainConfig
 SpeedConfig = light_module("layerswarm.speed.config").SpeedConfig
 CONFIG_FILE = "config.json"  # layerswarm.search.CONFIG_FILE
+PRESET_CHOICES = ("paper",)  # layerswarm.presets.PRESETS
 SEARCHER_CHOICES = ("pso", "random", "tpe", "ga", "greedy", "exhaustive")  # layerswarm.searchers.SEARCHERS
 STRATEGY_CHOICES = ("full", "linear", "mask", "last-k", "first-k", "child-f", "child-d", "discriminative", "gradual",
                     "l2sp", "pso", "random-mask", "scratch")  # layerswarm.strategies.STRATEGIES
@@ -104,6 +105,9 @@ def app() -> None:
 @data_options
 @train_options
 @speed_options
+@click.option("--preset", type=click.Choice(PRESET_CHOICES), default=None,
+              help="a named set of options; 'paper': Algorithm 1 of METHOD.md exactly (random init, 10x12 PSO, "
+                   "5 fitness epochs, 110 final, --recipe paper, no final selection, no baselines); flags given win")
 @click.option("--searcher", type=click.Choice(SEARCHER_CHOICES), default="pso", show_default=True, help="searcher (docs/searchers.md)")
 @click.option("--particles", type=click.IntRange(min=1), default=10, show_default=True, help="PSO swarm size n (other searchers: masks per batch)")
 @click.option("--generations", type=click.IntRange(min=1), default=12, show_default=True, help="PSO generations G")
@@ -136,6 +140,9 @@ def search(**kw) -> None:
     config_file, resume_dir = kw.pop("config_file"), kw.pop("resume_dir")
     _setup_logging(quiet)
     given = _given_options()
+    from .presets import apply_preset
+
+    given |= apply_preset(kw, given)  # the preset's options count as given: they override a --config file
     if resume_dir and (config_file or overwrite):
         raise LayerswarmError(f"--resume excludes {'--config' if config_file else '--overwrite'}: a resumed run keeps "
                               "its own config.json (pass the options to change alone)")
@@ -246,9 +253,10 @@ _SEARCH_KEYS = {
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
     "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
+    "preset": ["preset"],
 }
 _PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
-_RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed")
+_RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 
 
 def _option_keys(name: str) -> list[str]:
@@ -331,6 +339,7 @@ def _search_config(kw: dict):
                             gpus_per_trial=kw.pop("gpus_per_trial")),
         seed=seed,
         speed=pop_config(SpeedConfig, kw, prefix="speed_"),
+        preset=kw.pop("preset"),
     )
     out_dir = kw.pop("out_dir") or f"runs/search-{model.name.replace(':', '_')}-{Path(data.data).name}"
     return cfg, out_dir

@@ -54,6 +54,7 @@ class RunConfig(JsonConfig):
     search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 0
     speed: SpeedConfig = field(default_factory=SpeedConfig)  # exact speed-ups on, approximate off
+    preset: str | None = None  # the --preset these settings started from (layerswarm.presets), None: none
 
     required = ("model", "data", "fitness", "final", "search")
     ignored = ("command", "versions", "device", "resumed", "kind")  # config.json's record of the run

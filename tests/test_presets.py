@@ -1,0 +1,76 @@
+"""--preset paper: Algorithm 1 of METHOD.md as one flag; explicit flags still win."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import layerswarm.search
+from layerswarm.cli import main
+from layerswarm.presets import PRESETS
+
+TINY = ["search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
+        "--train-per-class", "8", "--val-per-class", "4", "--batch-size", "16", "--quiet"]
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The RunConfig the search command builds, without running it."""
+    seen = {}
+
+    def fake_run_search(cfg, out_dir, **kw):
+        seen["cfg"] = cfg
+        return {"mask": [0], "fitness": 0.5, "test_accuracy": 0.5, "units": ["u"], "out_dir": str(out_dir)}
+
+    monkeypatch.setattr(layerswarm.search, "run_search", fake_run_search)
+    return seen
+
+
+def test_paper_preset_is_algorithm_1(tmp_path, captured):
+    assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "p")]) == 0
+    cfg = captured["cfg"]
+    assert cfg.preset == "paper"
+    assert cfg.search.searcher == "pso"
+    opts = cfg.search.options
+    assert (opts["particles"], opts["generations"], opts["c1"], opts["c2"]) == (10, 12, 1.5, 1.5)
+    assert (opts["inertia_start"], opts["inertia_end"], opts["velocity_max"]) == (1.4, 0.7, None)
+    assert cfg.fitness.epochs == 5 and cfg.final.epochs == 110
+    for train in (cfg.fitness, cfg.final):  # the paper's optimiser: SGD 0.01, momentum 0.9, wd 5e-4, x0.1 / 30
+        assert train.recipe == "paper" and train.optimizer == "sgd" and train.lr == 0.01 and train.momentum == 0.9
+        assert train.weight_decay == 5e-4 and train.schedule == "step" and train.step_size == 30 and train.gamma == 0.1
+    assert cfg.to_dict()["preset"] == "paper"  # recorded in config.json
+
+
+def test_flags_given_override_the_preset(tmp_path, captured):
+    assert main([*TINY, "--preset", "paper", "--particles", "3", "--final-epochs", "2", "--lr", "0.05",
+                 "--out", str(tmp_path / "p")]) == 0
+    cfg = captured["cfg"]
+    assert cfg.search.options["particles"] == 3 and cfg.search.options["generations"] == 12
+    assert cfg.final.epochs == 2 and cfg.fitness.epochs == 5
+    assert cfg.fitness.lr == 0.05 and cfg.fitness.recipe == "paper" and cfg.fitness.momentum == 0.9
+
+
+def test_no_preset_is_recorded_as_none(tmp_path, captured):
+    assert main([*TINY, "--out", str(tmp_path / "p")]) == 0
+    assert captured["cfg"].preset is None
+
+
+def test_preset_overrides_a_config_file_and_flags_override_both(tmp_path, captured):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"search": {"searcher": "random", "options": {"trials": 3}},
+                                  "fitness": {"epochs": 1}, "final": {"epochs": 1}}))
+    assert main(["search", "--config", str(config), "--preset", "paper", "--generations", "2",
+                 "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    cfg = captured["cfg"]
+    assert cfg.preset == "paper" and cfg.search.searcher == "pso"
+    assert cfg.search.options["particles"] == 10 and cfg.search.options["generations"] == 2
+    assert cfg.fitness.epochs == 5 and cfg.final.epochs == 110
+
+
+def test_every_preset_option_is_a_search_option():
+    from layerswarm.cli import search
+
+    names = {p.name for p in search.params}
+    for preset in PRESETS.values():
+        assert set(preset) <= names, set(preset) - names
