@@ -31,7 +31,10 @@ def test_search_writes_every_output(tmp_path, digits16):
     cfg = tiny_config()
     result = run_search(cfg, tmp_path / "run", data=digits16)
     run = tmp_path / "run"
-    assert json.loads((run / "config.json").read_text()) == cfg.to_dict()
+    saved = json.loads((run / "config.json").read_text())
+    # the settings, then the run's record: command line (none through the API), versions, device
+    assert {k: v for k, v in saved.items() if k not in ("command", "versions", "device")} == cfg.to_dict()
+    assert saved["command"] is None and "torch" in saved["versions"] and saved["device"] == "cpu"
     evals = read_jsonl(run / "evaluations.jsonl")
     assert len(evals) == 3 * 2
     # Within a generation, evaluations are logged as they finish (memo hits first, Ray in any order).
