@@ -293,3 +293,27 @@ def test_export_and_apply_mask(capsys, finished, tmp_path):
 
     msg = run_error(capsys, ["export", str(tmp_path)])
     assert "holds no run" in msg
+
+
+def test_the_readme_snippet_applies_an_exported_mask(finished):
+    """The plain PyTorch/timm lines of README's "Use a mask elsewhere" run as printed (offline:
+    random weights) and freeze what the export says."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Use a mask elsewhere"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert main(["export", str(finished)]) == 0
+    code = code.replace("runs/fmnist/mask_export.json", str(finished / "mask_export.json"))
+    code = code.replace("pretrained=True", "pretrained=False")
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    spec, model = scope["spec"], scope["model"]
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == {
+        n: spec["requires_grad"].get(n, True) for n, _ in model.named_parameters()}
+    import torch
+
+    model.train()
+    model(torch.rand(2, 3, 16, 16))  # the pre-hooks put the frozen modules back in eval mode
+    assert all(not model.get_submodule(m).training for m in spec["frozen_modules"])
