@@ -191,6 +191,13 @@ def test_config_file_yaml_with_flags_overriding(capsys, tmp_path):
     assert saved["train"]["lr"] == 0.05 and saved["train"]["epochs"] == 1  # from the file; the flag wins
     assert saved["kind"] == "finetune" and saved["command"][:2] == ["layerswarm", "finetune"]
     assert len(json.loads((out / "final" / "metrics.json").read_text())["epochs"]) == 1
+    # a recipe given over a file: the recipe's settings, the file's others, the options given on top
+    out2 = tmp_path / "ft2"
+    assert main(["finetune", "--config", str(config), "--recipe", "paper", "--momentum", "0.5", "--epochs", "1",
+                 "--quiet", "--out", str(out2)]) == 0
+    train = json.loads((out2 / "config.json").read_text())["train"]
+    assert train["recipe"] == "paper" and train["lr"] == 0.01 and train["momentum"] == 0.5
+    assert train["batch_size"] == 16  # not a recipe setting: from the file
     config.write_text("model: [unclosed\n")
     msg = run_error(capsys, ["finetune", "--config", str(config), "--out", str(tmp_path / "x")])
     assert "neither JSON nor valid YAML" in msg

@@ -269,6 +269,15 @@ def _option_keys(name: str) -> list[str]:
     return _SEARCH_KEYS.get(name, [])
 
 
+def _apply_recipe(settings: dict, flags: dict) -> None:
+    """``settings`` (training settings read from a file) take every value a recipe sets from
+    ``flags`` (built from ``--recipe`` and the options given): the file's other settings stay."""
+    recipes = getattr(light_module("layerswarm.training.config"), "RECIPES", {})
+    for key in {"recipe"} | {k for recipe in recipes.values() for k in recipe}:
+        if key in flags:
+            settings[key] = flags[key]
+
+
 def _get(d: dict, key: str):
     for part in key.split("."):
         d = d[part]
@@ -306,6 +315,9 @@ def _run_config(base: dict, flags, given: set[str], source: str):
             keys = []  # --searcher/--budget bring the whole options
         for key in keys:
             _set(merged, key, _get(flag_values, key))
+    if "train_recipe" in given:  # a recipe given over a file: its settings, then the options given
+        for part in ("fitness", "final"):
+            _apply_recipe(merged[part], flag_values[part])
     try:
         return RunConfig.from_dict(merged)
     except (KeyError, TypeError, ValueError) as err:
@@ -495,6 +507,8 @@ def _finetune_settings(kw: dict, given: set[str]) -> dict:
             settings[name] = flags[name]
     if "options" in given or "strategy" in given or "mask_file" in given:
         settings["options"] = flags["options"]
+    if "train_recipe" in given:
+        _apply_recipe(settings["train"], flags["train"])
     try:  # every part must read back as its dataclass
         ModelConfig.from_dict(settings["model"]), DataConfig.from_dict(settings["data"])
         TrainConfig.from_dict(settings["train"])
