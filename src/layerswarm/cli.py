@@ -119,6 +119,8 @@ def app() -> None:
 @click.option("--velocity-max", type=float, default=None, help="optional bound on |velocity| per dimension")
 @click.option("--fitness-epochs", type=click.IntRange(min=1), default=5, show_default=True, help="maxEpoch: epochs of each fitness fine-tune")
 @click.option("--final-epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the final fine-tune")
+@click.option("--fitness-repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="evaluations averaged per fitness, each with other seeds for the head and the batch order")
 @click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, help="retries of a failing evaluation")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="run evaluations here, one at a time, or in parallel on Ray")
 @click.option("--address", default=None, help="Ray cluster to join (auto, ray://HOST:10001); default: start Ray on this machine")
@@ -250,6 +252,7 @@ def _meta() -> dict:
 _SEARCH_KEYS = {
     "fitness_epochs": ["fitness.epochs"], "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
+    "fitness_repeats": ["search.fitness_repeats"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
     "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
@@ -348,7 +351,7 @@ def _search_config(kw: dict):
         final=train.replace(epochs=kw.pop("final_epochs")),
         search=SearchConfig(searcher=searcher, options=options, retries=kw.pop("retries"), backend=kw.pop("backend"),
                             address=kw.pop("address"), cpus_per_trial=kw.pop("cpus_per_trial"),
-                            gpus_per_trial=kw.pop("gpus_per_trial")),
+                            gpus_per_trial=kw.pop("gpus_per_trial"), fitness_repeats=kw.pop("fitness_repeats")),
         seed=seed,
         speed=pop_config(SpeedConfig, kw, prefix="speed_"),
         preset=kw.pop("preset"),

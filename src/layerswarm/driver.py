@@ -24,6 +24,7 @@ from .data.imageset import DatasetSplits, SearchSplits
 from .evaluation import Evaluation, Executor
 from .executors import FitnessSpec, create_executor
 from .io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
+from .noise import best_with_noise
 from .searchers import Searcher, Trial
 from .speed import wrap_executor
 from .units import Unit, save_mask
@@ -49,9 +50,11 @@ class SearchConfig(JsonConfig):
                                             "own (all cores) locally, 1 per Ray task. CPU results depend on the thread "
                                             "count: give both backends the same number to get equal results")
     gpus_per_trial: float = help_field(0.0, "GPUs per evaluation under Ray (0.5: two evaluations share a GPU)")
+    fitness_repeats: int = help_field(1, "evaluations averaged per fitness, each with other seeds for the new head "
+                                      "and the batch order (1: one evaluation, as the paper)")
 
 
-def _record(trial: Trial, ev: Evaluation) -> dict:
+def _record(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:
     finite = ev.fitness != float("-inf")
     return {
         "number": trial.number,
@@ -60,6 +63,9 @@ def _record(trial: Trial, ev: Evaluation) -> dict:
         "position": trial.position,
         "mask": list(trial.mask),
         "fitness": ev.fitness if finite else None,
+        "fitness_se": ev.fitness_se if finite else None,  # standard error (layerswarm.noise)
+        "repeats": repeats,
+        "val_images": ev.val_images,
         "seconds": round(ev.seconds, 3),
         "epochs_trained": ev.epochs_trained,
         "val_curve": [e.get("val_accuracy") for e in ev.epochs],  # None: not validated
@@ -100,8 +106,9 @@ def search_masks(
     out = Path(out_dir)
     records = read_jsonl(out / EVALUATIONS_FILE)
     _drop_torn_tail(out / EVALUATIONS_FILE, records)
-    done = {r["number"]: r for r in records}
+    done = {r["number"]: r for r in records if not r.get("phase")}  # the search's, not a final selection's
     _seed_memo(executor, records)
+    repeats = _repeats(executor)
 
     def batch(trials: list[Trial]) -> list[Trial]:
         atomic_write_json(out / STATE_FILE, searcher.state_dict())
@@ -115,7 +122,7 @@ def search_masks(
         return todo
 
     def result(trial: Trial, ev: Evaluation) -> None:
-        record = _record(trial, ev)
+        record = _record(trial, ev, repeats)
         append_jsonl(out / EVALUATIONS_FILE, record)
         done[trial.number] = record
         atomic_write_json(out / STATE_FILE, searcher.state_dict())
@@ -138,6 +145,15 @@ def _drop_torn_tail(path: Path, records: list[dict]) -> None:
         atomic_write_text(path, whole)
 
 
+def _repeats(executor: Executor) -> int:
+    """Evaluations averaged per fitness by ``executor`` (its ``repeats``, wherever it is wrapped)."""
+    while executor is not None:
+        if hasattr(executor, "repeats"):
+            return executor.repeats
+        executor = getattr(executor, "inner", None)
+    return 1
+
+
 def _seed_memo(executor: Executor, records: list[dict]) -> None:
     """Hand a resumed run's finished evaluations to the fitness memo, wherever it is wrapped."""
     while executor is not None:
@@ -147,20 +163,27 @@ def _seed_memo(executor: Executor, records: list[dict]) -> None:
         executor = getattr(executor, "inner", None)
 
 
-def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | DatasetSplits, on_epoch=None) -> Executor:
+def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | DatasetSplits, on_epoch=None,
+                  repeats: int | None = None, seed_offset: int = 0) -> Executor:
     """The executor of ``cfg.search`` (local or Ray) with the speed-ups of ``cfg.speed``.
+
+    Each fitness averages ``repeats`` evaluations (default ``cfg.search.fitness_repeats``)
+    with seeds from index ``seed_offset`` on (:class:`~layerswarm.fitness.MaskFitness`).
 
     ``cfg`` is a :class:`~layerswarm.search.RunConfig` or anything with its ``model``,
     ``fitness``, ``search``, ``speed`` and ``seed`` (the PSO strategy's search has no
     ``model``: it runs locally on its bundle). ``data`` never needs its test split.
     """
     data = data.for_search() if isinstance(data, DatasetSplits) else data
-    spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed)  # workers rebuild the same bundle
     s = cfg.search
+    repeats = repeats if repeats is not None else getattr(s, "fitness_repeats", 1)
+    spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed,  # workers rebuild
+                       repeats=repeats, seed_offset=seed_offset)  # the same bundle
     executor = create_executor(s.backend, spec, data, bundle=bundle, on_epoch=on_epoch, retries=s.retries,
                                cpus_per_trial=s.cpus_per_trial,
                                gpus_per_trial=s.gpus_per_trial, address=s.address)
-    return wrap_executor(executor, cfg.speed, cfg.fitness)  # memoisation, successive halving
+    executor.repeats = repeats  # what its evaluations average (records say it; the memo keys on it)
+    return wrap_executor(executor, cfg.speed, cfg.fitness, repeats)  # memoisation, successive halving
 
 
 def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, units: list[Unit],
@@ -171,7 +194,9 @@ def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, un
         mask, fitness = search_masks(searcher, executor, out, on_evaluation)
     finally:
         executor.close()
-    save_mask(out / BEST_MASK_FILE, mask, units, fitness=fitness, searcher=searcher.name, history=searcher.history())
+    noise = best_with_noise(read_jsonl(out / EVALUATIONS_FILE), mask, fitness)
+    save_mask(out / BEST_MASK_FILE, mask, units, fitness=fitness, **noise, searcher=searcher.name,
+              history=searcher.history())
     return mask, fitness
 
 

@@ -18,6 +18,8 @@ class Evaluation:
     """The outcome of one fitness evaluation."""
 
     fitness: float
+    fitness_se: float | None = None  # its standard error (layerswarm.noise); None: not known
+    val_images: int | None = None  # images the fitness was measured on
     epochs: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     epochs_trained: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -11,11 +12,29 @@ from typing import Any
 from .bundle import ModelBundle
 from .data.imageset import SearchSplits
 from .evaluation import Evaluation
+from .noise import repeats_se
 from .training import TrainConfig, fit
 from .training.trainer import TrainState
 from .units import apply_mask
 
 __all__ = ["Evaluation", "MaskFitness"]  # Evaluation lives in layerswarm.evaluation
+
+REPEAT_SEED_STRIDE = 1000  # repeat j of an evaluation: head and batch-order seeds + 1000 j
+
+
+def mean(values) -> float:
+    values = list(values)
+    return math.fsum(values) / len(values)
+
+
+def mean_curve(curves: list[list[dict]]) -> list[dict]:
+    """Epoch by epoch, the mean of each number every run has (None where one lacks it)."""
+    out = []
+    for rows in zip(*curves, strict=False):  # an early-stopped run ends the common curve
+        keys = [k for k in rows[0] if k != "val_se"]
+        out.append({k: mean(r[k] for r in rows) if all(isinstance(r.get(k), (int, float)) for r in rows) else None
+                    for k in keys})
+    return out
 
 
 class MaskFitness:
@@ -26,6 +45,10 @@ class MaskFitness:
     build on this module) trains on cached activations of the frozen prefix instead of
     recomputing it: same fitness, less time.
 
+    ``repeats`` R > 1: the fitness is the mean of R evaluations whose head and batch order come
+    from other seeds (repeat j: seeds + 1000 j; ``seed_offset`` shifts j, so that a final
+    selection draws fresh ones); every evaluation carries ``fitness_se`` (:mod:`layerswarm.noise`).
+
     Paused runs (``pause_mb`` > 0, a length-independent lr schedule): an evaluation asked for
     fewer epochs than ``cfg.epochs`` (a low rung of successive halving) keeps its end state in
     host memory; asked for the same mask with more epochs later, it continues from there
@@ -34,22 +57,46 @@ class MaskFitness:
 
     def __init__(self, bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig,
                  on_epoch: Callable[[dict], None] | None = None, cache: Any = None,
-                 pause_mb: int = 0) -> None:
+                 pause_mb: int = 0, repeats: int = 1, seed_offset: int = 0) -> None:
         self.bundle = bundle
         self.data = data
         # eager: compiling would recompile for every mask (guards on requires_grad) and never pay off
         self.cfg = cfg.replace(compile=False)
         self.on_epoch = on_epoch  # progress bars / TensorBoard; called after every epoch
         self.cache = cache
-        self.pause_bytes = pause_mb * 2**20 if self.cfg.truncatable else 0
+        # repeats j = seed_offset .. seed_offset + repeats - 1 (repeat 0 is the plain evaluation)
+        self.repeats, self.seed_offset = repeats, seed_offset
+        plain = repeats == 1 and seed_offset == 0  # only a plain evaluation is paused and continued
+        self.pause_bytes = pause_mb * 2**20 if self.cfg.truncatable and plain else 0
         # mask -> (weights, training state) of a paused low-budget run; least recently used first
         self.paused: OrderedDict[tuple[int, ...], tuple[dict, TrainState]] = OrderedDict()
 
     def __call__(self, mask: list[int], epochs: int | None = None,
                  stop: Callable[[dict], bool] | None = None) -> Evaluation:
+        """The mean validation accuracy over the repeats, with its standard error (layerswarm.noise)."""
         start = time.perf_counter()
         cfg = self.cfg if epochs is None else self.cfg.replace(epochs=epochs)
-        model = self.bundle.reset()
+        runs = [self._run(mask, cfg, j, stop) for j in range(self.seed_offset, self.seed_offset + self.repeats)]
+        if len(runs) == 1:
+            ev = runs[0]
+        else:
+            ev = Evaluation(fitness=mean(r.fitness for r in runs), epochs=mean_curve([r.epochs for r in runs]),
+                            epochs_trained=sum(r.epochs_trained for r in runs),
+                            info={**runs[0].info, "repeats": [r.fitness for r in runs]})
+        n = ev.val_images = len(self.data.val)
+        ev.fitness_se = repeats_se([r.fitness for r in runs], n)
+        if len(runs) > 1:  # each epoch's se over the repeats, for a shorter budget answered from this curve
+            for i, e in enumerate(ev.epochs):
+                if e.get("val_accuracy") is not None:
+                    e["val_se"] = repeats_se([r.epochs[i]["val_accuracy"] for r in runs], n)
+        ev.seconds = time.perf_counter() - start
+        return ev
+
+    def _run(self, mask: list[int], cfg: TrainConfig, repeat: int, stop: Callable[[dict], bool] | None) -> Evaluation:
+        """One evaluation; repeat j > 0 draws its head and batch order from seeds shifted by 1000 j."""
+        if repeat:
+            cfg = cfg.replace(seed=cfg.seed + REPEAT_SEED_STRIDE * repeat)
+        model = self.bundle.reset(self.bundle.seed + REPEAT_SEED_STRIDE * repeat if repeat else None)
         frozen = apply_mask(model, self.bundle.units, mask)
         state = self._resume(model, tuple(mask), cfg.epochs)
         done = state.epoch
@@ -62,13 +109,8 @@ class MaskFitness:
             info["continued_from"] = done
         if len(history.epochs) == cfg.epochs < self.cfg.epochs:  # a low rung: a later one may continue it
             self._pause(model, tuple(mask), state)
-        return Evaluation(
-            fitness=history.final_val_accuracy,
-            epochs=history.epochs,
-            seconds=time.perf_counter() - start,
-            epochs_trained=len(history.epochs) - done,
-            info=info,
-        )
+        return Evaluation(fitness=history.final_val_accuracy, epochs=history.epochs,
+                          epochs_trained=len(history.epochs) - done, info=info)
 
     def _resume(self, model, mask: tuple[int, ...], epochs: int) -> TrainState:
         """The paused state of ``mask`` (weights loaded into ``model``) if it has fewer than

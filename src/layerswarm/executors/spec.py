@@ -31,10 +31,13 @@ class FitnessSpec:
     num_classes: int
     seed: int = 0
     speed: object = None  # layerswarm.speed.SpeedConfig: prefix cache, subset fitness, early stopping
+    repeats: int = 1  # evaluations averaged per fitness (other seeds: MaskFitness)
+    seed_offset: int = 0  # the first repeat's seed index (a final selection's fresh seeds)
 
     def __call__(self, data: SearchSplits, bundle: ModelBundle | None = None,
                  on_epoch: Callable[[dict], None] | None = None) -> MaskFitness:
         """The evaluator; ``bundle`` reuses a model already built here (the local backend)."""
         if bundle is None:
             bundle = build_bundle(self.model, self.num_classes, self.fitness, seed=self.seed)
-        return build_fitness(bundle, data, self.fitness, self.speed, on_epoch=on_epoch)
+        return build_fitness(bundle, data, self.fitness, self.speed, on_epoch=on_epoch,
+                             repeats=self.repeats, seed_offset=self.seed_offset)

@@ -146,12 +146,16 @@ def plot_convergence(runs: Sequence[tuple[str, list[dict], list[dict]]]) -> Figu
     for k, (label, history, evaluations) in enumerate(runs):
         color = SEARCH_COLOR if len(runs) == 1 else f"C{k % 10}"
         suffix = "" if len(runs) == 1 else f" ({label})"
-        dots = [(int(e["generation"]) + 1, e["fitness"]) for e in evaluations if e.get("fitness") is not None]
+        dots = [(int(e["generation"]) + 1, e["fitness"], e.get("fitness_se") or 0.0) for e in evaluations
+                if e.get("fitness") is not None and not e.get("phase")]
         if dots:
             jitter = [(i % 7 - 3) * 0.03 for i in range(len(dots))]  # spread equal fitnesses
-            ax.scatter([g + j for (g, _), j in zip(dots, jitter, strict=True)], [f for _, f in dots],
-                       s=18, color=color, alpha=0.45, linewidths=0,
-                       label="each evaluation" if k == 0 else None)
+            xs = [g + j for (g, _, _), j in zip(dots, jitter, strict=True)]
+            ax.scatter(xs, [f for _, f, _ in dots], s=18, color=color, alpha=0.45, linewidths=0,
+                       label="each evaluation (bar: 1 se)" if k == 0 else None)
+            if any(se for _, _, se in dots):  # the fitness's standard error (layerswarm.noise)
+                ax.errorbar(xs, [f for _, f, _ in dots], yerr=[se for _, _, se in dots], fmt="none",
+                            ecolor=color, alpha=0.3, linewidth=0.8)
         gens = [int(h["generation"]) + 1 for h in history]
         best = [h["best_fitness"] if math.isfinite(h["best_fitness"]) else math.nan for h in history]
         mean = [h["mean_fitness"] if math.isfinite(h["mean_fitness"]) else math.nan for h in history]

@@ -94,12 +94,15 @@ def config_html(config: dict) -> str:
 def _summary_cards(run: RunRecord) -> str:
     cfg = run.config or {}
     mask = run.mask or []
-    fitness = (run.best_mask or {}).get("fitness")
+    best = run.best_mask or {}
+    fitness, se = best.get("fitness"), best.get("fitness_se")
+    shown = (_fmt(float(fitness)) + (f" ± {_fmt(float(se))}" if se is not None else "")) if fitness is not None else ""
     cards = [
         ("model", (cfg.get("model") or {}).get("name", "")),
         ("dataset", run.dataset),
         ("fine-tuned units", f"{sum(mask)} / {len(mask)}" if mask else ""),
-        ("search fitness (val)", _fmt(float(fitness)) if fitness is not None else ""),
+        ("search fitness (val, ± 1 se)", shown),
+        ("masks within noise of it", str(len(best["within_noise"])) if "within_noise" in best else ""),
         ("final test accuracy", _fmt(run.test_accuracy)),
         ("evaluations", str(len(run.evaluations))),
         ("time", f"{run.seconds / 60:.1f} min" if run.seconds else ""),

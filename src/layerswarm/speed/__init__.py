@@ -22,11 +22,13 @@ __all__ = [
 
 
 def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, speed: SpeedConfig | None = None,
-                  on_epoch: Callable[[dict], None] | None = None) -> Callable[..., Evaluation]:
+                  on_epoch: Callable[[dict], None] | None = None, repeats: int = 1,
+                  seed_offset: int = 0) -> Callable[..., Evaluation]:
     """The fitness function ``evaluate(mask, epochs)`` with the evaluator-side speed-ups of
-    ``speed`` (prefix cache, subset fitness, early stopping); ``None``: plain MaskFitness."""
+    ``speed`` (prefix cache, subset fitness, early stopping); ``None``: plain MaskFitness.
+    ``repeats``, ``seed_offset``: see :class:`MaskFitness`."""
     if speed is None:
-        return MaskFitness(bundle, data, cfg, on_epoch=on_epoch)
+        return MaskFitness(bundle, data, cfg, on_epoch=on_epoch, repeats=repeats, seed_offset=seed_offset)
     data = subset_splits(data, speed.train_fraction, speed.val_fraction, cfg.seed)
     if not speed.validates_every_epoch:
         cfg = cfg.replace(val_every=cfg.epochs)  # exact: validation does not change training
@@ -34,16 +36,18 @@ def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, spe
     use_cache = speed.prefix_cache and speed.cache_mb and not cfg.bn_recalibrate
     cache = PrefixCache(data, bundle.transform, speed.cache_mb) if use_cache else None
     pause_mb = speed.pause_mb if speed.fidelity == "halving" else 0
-    evaluate = MaskFitness(bundle, data, cfg, on_epoch=on_epoch, cache=cache, pause_mb=pause_mb)
+    evaluate = MaskFitness(bundle, data, cfg, on_epoch=on_epoch, cache=cache, pause_mb=pause_mb,
+                           repeats=repeats, seed_offset=seed_offset)
     return EarlyStopping(evaluate, speed.early_stop, cfg.epochs) if speed.early_stop is not None else evaluate
 
 
-def wrap_executor(executor: Executor, speed: SpeedConfig | None, fitness: TrainConfig) -> Executor:
-    """``executor`` with the batch-level speed-ups of ``speed``: memoisation, then halving."""
+def wrap_executor(executor: Executor, speed: SpeedConfig | None, fitness: TrainConfig, repeats: int = 1) -> Executor:
+    """``executor`` with the batch-level speed-ups of ``speed``: memoisation, then halving.
+    ``repeats``: evaluations averaged per fitness, which the memo's results belong to."""
     if speed is None:
         return executor
     if speed.memo:
-        executor = MemoExecutor(executor, fitness.epochs, truncatable=fitness.truncatable)
+        executor = MemoExecutor(executor, fitness.epochs, truncatable=fitness.truncatable, repeats=repeats)
     if speed.fidelity == "halving":
         executor = HalvingExecutor(executor, speed.halving_epochs, speed.halving_keep)
     return executor

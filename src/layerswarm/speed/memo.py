@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Iterator
 
 from ..evaluation import Evaluation, Executor
+from ..noise import binomial_se
 from ..searchers.base import Trial
 
 Key = tuple[tuple[int, ...], int]
@@ -37,8 +38,9 @@ class MemoExecutor(Executor):
     name = "memo"
 
     def __init__(self, inner: Executor, default_epochs: int, truncatable: bool = False,
-                 budget_epochs: float = math.inf) -> None:
+                 budget_epochs: float = math.inf, repeats: int = 1) -> None:
         self.inner, self.default_epochs, self.truncatable = inner, default_epochs, truncatable
+        self.repeats = repeats  # evaluations averaged per fitness: a record with another count is another fitness
         self.results: dict[Key, Evaluation] = {}
         self.hits = 0
         self.budget_epochs = budget_epochs
@@ -48,17 +50,20 @@ class MemoExecutor(Executor):
         """Seed with the finished evaluations of an interrupted run (``evaluations.jsonl``
         lines), so that a resumed search trains no mask the uninterrupted one would not.
 
-        Only complete, successful evaluations at the default budget are taken (their
-        validation curve has ``default_epochs`` points ending at the fitness).
+        Only complete, successful search evaluations at the default budget and with this
+        memo's ``repeats`` are taken (their validation curve has ``default_epochs`` points ending
+        at the fitness); a final selection's (``phase``) drew other seeds.
         """
         for r in records:
             curve = r.get("val_curve") or []
             if r.get("error") or r.get("fitness") is None or len(curve) != self.default_epochs:
                 continue
-            if curve[-1] != r["fitness"]:
+            if curve[-1] != r["fitness"] or r.get("phase") or r.get("repeats", 1) != self.repeats:
                 continue
             key = (tuple(r["mask"]), self.default_epochs)
-            self.results.setdefault(key, Evaluation(fitness=r["fitness"], epochs=[{"val_accuracy": v} for v in curve]))
+            epochs = [{"val_accuracy": v} for v in curve]
+            self.results.setdefault(key, Evaluation(fitness=r["fitness"], fitness_se=r.get("fitness_se"),
+                                                    val_images=r.get("val_images"), epochs=epochs))
 
     def _key(self, trial: Trial) -> Key:
         return tuple(trial.mask), trial.budget_epochs or self.default_epochs
@@ -78,7 +83,12 @@ class MemoExecutor(Executor):
     @staticmethod
     def _truncate(ev: Evaluation, epochs: int) -> Evaluation:
         curve = ev.epochs[:epochs]
-        return Evaluation(fitness=curve[-1]["val_accuracy"], epochs=curve, seconds=0.0, epochs_trained=0)
+        value = curve[-1]["val_accuracy"]
+        se = curve[-1].get("val_se")  # a mean over repeats carries its own; one evaluation's is binomial
+        if se is None and ev.val_images and ev.info.get("repeats") is None:
+            se = binomial_se(value, ev.val_images)
+        return Evaluation(fitness=value, fitness_se=se, val_images=ev.val_images, epochs=curve,
+                          seconds=0.0, epochs_trained=0)
 
     def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Evaluation]]:
         todo, duplicates, spent = [], {}, False
