@@ -119,6 +119,9 @@ def app() -> None:
 @click.option("--velocity-max", type=float, default=None, help="optional bound on |velocity| per dimension")
 @click.option("--fitness-epochs", type=click.IntRange(min=1), default=5, show_default=True, help="maxEpoch: epochs of each fitness fine-tune")
 @click.option("--final-epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the final fine-tune")
+@click.option("--fitness-steps", type=click.IntRange(min=1), default=None,
+              help="the fitness budget in optimizer steps instead of --fitness-epochs (an epoch is another number of "
+                   "steps on every dataset size): ceil(steps / steps per epoch) epochs, both saved in config.json")
 @click.option("--fitness-repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="evaluations averaged per fitness, each with other seeds for the head and the batch order")
 @click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, help="retries of a failing evaluation")
@@ -142,6 +145,8 @@ def search(**kw) -> None:
     config_file, resume_dir = kw.pop("config_file"), kw.pop("resume_dir")
     _setup_logging(quiet)
     given = _given_options()
+    if {"fitness_epochs", "fitness_steps"} <= given:
+        raise LayerswarmError("--fitness-epochs and --fitness-steps both give the fitness budget: pass one")
     from .presets import apply_preset
 
     given |= apply_preset(kw, given)  # the preset's options count as given: they override a --config file
@@ -250,7 +255,7 @@ def _meta() -> dict:
 
 # Options of ``search`` -> the config.json keys they set (besides model_*, data_*, train_*, speed_*).
 _SEARCH_KEYS = {
-    "fitness_epochs": ["fitness.epochs"], "final_epochs": ["final.epochs"],
+    "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "fitness_steps": ["search.fitness_steps"], "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
     "fitness_repeats": ["search.fitness_repeats"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
@@ -351,7 +356,8 @@ def _search_config(kw: dict):
         final=train.replace(epochs=kw.pop("final_epochs")),
         search=SearchConfig(searcher=searcher, options=options, retries=kw.pop("retries"), backend=kw.pop("backend"),
                             address=kw.pop("address"), cpus_per_trial=kw.pop("cpus_per_trial"),
-                            gpus_per_trial=kw.pop("gpus_per_trial"), fitness_repeats=kw.pop("fitness_repeats")),
+                            gpus_per_trial=kw.pop("gpus_per_trial"), fitness_repeats=kw.pop("fitness_repeats"),
+                            fitness_steps=kw.pop("fitness_steps")),
         seed=seed,
         speed=pop_config(SpeedConfig, kw, prefix="speed_"),
         preset=kw.pop("preset"),

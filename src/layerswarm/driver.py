@@ -50,6 +50,8 @@ class SearchConfig(JsonConfig):
                                             "own (all cores) locally, 1 per Ray task. CPU results depend on the thread "
                                             "count: give both backends the same number to get equal results")
     gpus_per_trial: float = help_field(0.0, "GPUs per evaluation under Ray (0.5: two evaluations share a GPU)")
+    fitness_steps: int | None = help_field(None, "the fitness budget in optimizer steps instead of epochs: resolved "
+                                           "to ceil(steps / steps per epoch) epochs once the data is loaded")
     fitness_repeats: int = help_field(1, "evaluations averaged per fitness, each with other seeds for the new head "
                                       "and the batch order (1: one evaluation, as the paper)")
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .budget import resolve_fitness_steps
 from .bundle import ModelConfig, build_bundle
 from .config_utils import JsonConfig
 from .data import DataConfig, DatasetSplits, load_dataset
@@ -134,6 +135,9 @@ def run_search(
 
     data = data if data is not None else load_dataset(cfg.data)
     check_classes(data.num_classes, data.classes)
+    cfg = resolve_fitness_steps(cfg, data)  # --fitness-steps: whole epochs of this training split
+    if cfg.search.fitness_steps is not None:
+        log.info("fitness budget: %d optimizer steps = %d epochs", cfg.search.fitness_steps, cfg.fitness.epochs)
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
     log.info("input %d px (resize %d, centre crop; %s), recipe %s, device %s", cfg.data.image_size,
              cfg.data.resize_size, cfg.data.interpolation, cfg.fitness.recipe, bundle.device)
