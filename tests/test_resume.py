@@ -27,7 +27,9 @@ from layerswarm.search import (
 from layerswarm.searchers import create_searcher
 
 PARTICLES, GENERATIONS = 4, 3
-TOTAL = PARTICLES * GENERATIONS
+# --init baselines (the CLI's default): 4 particles start on 4 of test_efficientnet's 5 baseline masks,
+# the fifth is one evaluation before the swarm's first generation
+TOTAL = PARTICLES * GENERATIONS + 1
 CLI = [sys.executable, "-m", "layerswarm.cli", "search", "--model", "test_efficientnet", "--weights", "none",
        "--data", "digits", "--image-size", "16", "--train-per-class", "20", "--val-per-class", "10",
        "--lr", "0.1", "--batch-size", "16", "--particles", str(PARTICLES), "--generations", str(GENERATIONS),

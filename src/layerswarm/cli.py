@@ -119,6 +119,9 @@ def app() -> None:
 @click.option("--velocity-max", type=float, default=None, help="optional bound on |velocity| per dimension")
 @click.option("--fitness-epochs", type=click.IntRange(min=1), default=5, show_default=True, help="maxEpoch: epochs of each fitness fine-tune")
 @click.option("--final-epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the final fine-tune")
+@click.option("--init", type=click.Choice(("baselines", "random")), default="baselines", show_default=True,
+              help="first masks asked: 'baselines' puts linear, full and last-k (k = 1, 2, 4, units/4) among them, so "
+                   "the search's best fitness is never below theirs; 'random' is the paper's")
 @click.option("--fitness-steps", type=click.IntRange(min=1), default=None,
               help="the fitness budget in optimizer steps instead of --fitness-epochs (an epoch is another number of "
                    "steps on every dataset size): ceil(steps / steps per epoch) epochs, both saved in config.json")
@@ -257,7 +260,7 @@ def _meta() -> dict:
 _SEARCH_KEYS = {
     "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "fitness_steps": ["search.fitness_steps"], "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
-    "fitness_repeats": ["search.fitness_repeats"],
+    "fitness_repeats": ["search.fitness_repeats"], "init": ["search.init"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
     "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
@@ -356,11 +359,11 @@ def _search_config(kw: dict):
         final=train.replace(epochs=kw.pop("final_epochs")),
         search=SearchConfig(searcher=searcher, options=options, retries=kw.pop("retries"), backend=kw.pop("backend"),
                             address=kw.pop("address"), cpus_per_trial=kw.pop("cpus_per_trial"),
-                            gpus_per_trial=kw.pop("gpus_per_trial"), fitness_repeats=kw.pop("fitness_repeats"),
-                            fitness_steps=kw.pop("fitness_steps")),
+                            gpus_per_trial=kw.pop("gpus_per_trial"), fitness_repeats=kw.pop("fitness_repeats", 1), init=kw.pop("init", "random"),
+                            fitness_steps=kw.pop("fitness_steps", None)),
         seed=seed,
         speed=pop_config(SpeedConfig, kw, prefix="speed_"),
-        preset=kw.pop("preset"),
+        preset=kw.pop("preset", None),
     )
     out_dir = kw.pop("out_dir") or f"runs/search-{model.name.replace(':', '_')}-{Path(data.data).name}"
     return cfg, out_dir

@@ -50,6 +50,8 @@ class SearchConfig(JsonConfig):
                                             "own (all cores) locally, 1 per Ray task. CPU results depend on the thread "
                                             "count: give both backends the same number to get equal results")
     gpus_per_trial: float = help_field(0.0, "GPUs per evaluation under Ray (0.5: two evaluations share a GPU)")
+    init: str = help_field("random", "first masks: 'random' (the paper's) or 'baselines' (linear, full and last-k "
+                           "among the first asked, so the best is never below them); `layerswarm search` defaults to baselines")
     fitness_steps: int | None = help_field(None, "the fitness budget in optimizer steps instead of epochs: resolved "
                                            "to ceil(steps / steps per epoch) epochs once the data is loaded")
     fitness_repeats: int = help_field(1, "evaluations averaged per fitness, each with other seeds for the new head "
@@ -72,6 +74,7 @@ def _record(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:
         "epochs_trained": ev.epochs_trained,
         "val_curve": [e.get("val_accuracy") for e in ev.epochs],  # None: not validated
         "error": ev.error,
+        **({"init": trial.info["init"]} if "init" in trial.info else {}),  # a baseline mask (--init baselines)
     }
 
 

@@ -141,7 +141,8 @@ def run_search(
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
     log.info("input %d px (resize %d, centre crop; %s), recipe %s, device %s", cfg.data.image_size,
              cfg.data.resize_size, cfg.data.interpolation, cfg.fitness.recipe, bundle.device)
-    searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed)
+    searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed,
+                               init=cfg.search.init)
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))
     # The work starts: only now does the folder appear (or the old run's files go).

@@ -21,9 +21,11 @@ from layerswarm.searchers.ga import GAConfig, GASearcher
 from layerswarm.searchers.greedy import GreedyConfig, GreedySearcher
 from layerswarm.searchers.pso import PSOConfig, PSOSearcher
 from layerswarm.searchers.random import RandomConfig, RandomSearcher
+from layerswarm.searchers.seeded import INITS, SeededSearcher, baseline_masks, with_initial_masks
 from layerswarm.searchers.tpe import TPEConfig, TPESearcher
 
 __all__ = [
+    "INITS",
     "SEARCHERS",
     "BatchSearcher",
     "ExhaustiveConfig",
@@ -36,13 +38,16 @@ __all__ = [
     "PSOSearcher",
     "RandomConfig",
     "RandomSearcher",
+    "SeededSearcher",
     "Searcher",
     "TPEConfig",
     "TPESearcher",
     "Trial",
+    "baseline_masks",
     "config_for_budget",
     "create_searcher",
     "register_searcher",
+    "with_initial_masks",
 ]
 
 SEARCHERS: Registry[type[Searcher]] = Registry("searcher")
@@ -66,12 +71,18 @@ def create_searcher(
     num_units: int,
     config: dict[str, Any] | Any | None = None,
     seed: int = 0,
+    init: str = "random",
 ) -> Searcher:
     """A new searcher ``name`` over masks of ``num_units``.
 
     ``config`` is the searcher's config dataclass, a dict of its fields (unknown keys are
-    refused by name), or ``None`` for the defaults.
+    refused by name), or ``None`` for the defaults. ``init="baselines"``: the masks of linear,
+    full and last-k are among the first asked (:mod:`layerswarm.searchers.seeded`).
     """
+    return with_initial_masks(_create(name, num_units, config, seed), init)
+
+
+def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed: int) -> Searcher:
     cls = SEARCHERS.lookup(name)
     config_class = getattr(cls, "config_class", None)
     if config_class is None:

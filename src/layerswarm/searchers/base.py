@@ -98,6 +98,12 @@ class Searcher(ABC):
         """Per-generation summaries (e.g. best and mean fitness); optional."""
         return []
 
+    def place_initial_masks(self, masks: list[tuple[str, list[int]]]) -> list[tuple[str, list[int]]]:
+        """Take some of ``masks`` ((name, mask) pairs) into the first batch, before any ask; returns
+        those not taken, which :func:`~layerswarm.searchers.seeded.with_initial_masks` asks first.
+        Default: none taken. A searcher with a population (PSO, GA) places them there."""
+        return list(masks)
+
 
 # --- Helpers shared by the built-in searchers (additions; the API above is unchanged) ---
 

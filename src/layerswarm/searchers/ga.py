@@ -65,10 +65,20 @@ class GASearcher(ReplaySearcher):
     def _reset(self) -> None:
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
         self._pop = self._random_genomes(self.config.population)
+        cfg = self.config
+        tau = (cfg.threshold_min + cfg.threshold_max) / 2
+        for i, (_, mask) in enumerate(getattr(self, "_initial", [])):  # --init baselines: the first individuals
+            self._pop[i] = [(1 + tau) / 2 if b else tau / 2 for b in mask] + [tau]
         self._pop_fit = np.full(self.config.population, np.nan)  # nan: not evaluated yet
         self._archive: dict[str, float] = {}
         self._generation = 0
         self._told_count = 0
+
+    def place_initial_masks(self, masks: list[tuple[str, list[int]]]) -> list[tuple[str, list[int]]]:
+        """The first individuals of the first generation carry ``masks`` (genes straddling a mid threshold)."""
+        self._initial = masks[: self.config.population]
+        self._reset()
+        return masks[len(self._initial):]
 
     # --- genomes ---
 
@@ -142,8 +152,11 @@ class GASearcher(ReplaySearcher):
 
     def _trial(self, number: int, i: int) -> Trial:
         genome = self._pop[i]
+        info = {"threshold": float(genome[-1])}
+        if self._generation == 0 and i < len(getattr(self, "_initial", [])):
+            info["init"] = self._initial[i][0]
         return Trial(number=number, generation=self._generation, index=i, mask=self._mask(genome),
-                     position=[float(g) for g in genome[:-1]], info={"threshold": float(genome[-1])})
+                     position=[float(g) for g in genome[:-1]], info=info)
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):

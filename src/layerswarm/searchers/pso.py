@@ -2,7 +2,8 @@
 
 Choices where the paper is open, kept fixed so that runs are reproducible:
 
-* Initialisation: positions x_i ~ U(0, 1)^L, then velocities v_i ~ U(-init_velocity,
+* Initialisation: positions x_i ~ U(0, 1)^L (``--init baselines``: the first particles then
+  moved onto the baseline masks, :meth:`PSOSearcher.place_initial_masks`), then velocities v_i ~ U(-init_velocity,
   init_velocity)^L (clipped to ``velocity_max`` when set), both drawn as one (n, L) array,
   particle by particle. p_i = x_i with f(p_i) = -inf; p_g = x_1 with f(p_g) = -inf.
 * Best updates use strict ``>`` in particle order, so ties keep the older best.
@@ -162,10 +163,21 @@ class PSOSearcher(BatchSearcher):
         self._g_fit = -math.inf
         self._generation = 0  # generations fully told so far (= index of the next one)
 
+    def place_initial_masks(self, masks: list[tuple[str, list[int]]]) -> list[tuple[str, list[int]]]:
+        """The first particles start on ``masks``: x = threshold / 2 for a frozen unit, (1 + threshold) / 2
+        for a trained one (0.25 / 0.75), p_i = x_i; their velocities stay the random draws."""
+        thr, taken = self.config.threshold, masks[: self.config.particles]
+        for i, (_, mask) in enumerate(taken):
+            self._x[i] = [(1 + thr) / 2 if b else thr / 2 for b in mask]
+        self._p, self._g = self._x.copy(), self._x[0].copy()
+        self._initial_names = [name for name, _ in taken]
+        return masks[len(taken):]
+
     # --- ask/tell ---
 
     def _new_batch(self, first_number: int) -> list[Trial]:
         thr = self.config.threshold
+        names = getattr(self, "_initial_names", []) if self._generation == 0 else []
         return [
             Trial(
                 number=first_number + i,
@@ -173,6 +185,7 @@ class PSOSearcher(BatchSearcher):
                 index=i,
                 mask=position_to_mask(x, thr),
                 position=[float(a) for a in x],
+                info={"init": names[i]} if i < len(names) else {},
             )
             for i, x in enumerate(self._x)
         ]

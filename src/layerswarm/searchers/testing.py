@@ -155,9 +155,37 @@ def check_same_seed_same_search(make: Factory) -> None:
     assert a.history() == b.history()
 
 
+def _first_drawn(searcher: Searcher) -> list[list[int]]:
+    """The masks of the first batch with a trial the searcher drew (not a fixed initial mask,
+    ``info["init"]``, which is the same for every seed), telling each batch before."""
+    while True:
+        batch = searcher.ask()
+        drawn = [t.mask for t in batch if "init" not in t.info]
+        if drawn:
+            return drawn
+        for trial in batch:
+            searcher.tell(trial.number, fitness_of(trial))
+
+
 def check_other_seed_other_search(make: Factory) -> None:
-    masks = [[t.mask for t in make(24, seed).ask()] for seed in (0, 1)]
+    masks = [_first_drawn(make(24, seed)) for seed in (0, 1)]
     assert masks[0] != masks[1], "seeds 0 and 1 gave the same first batch"
+
+
+def check_initial_masks_asked_first(make: Factory) -> None:
+    """With ``--init baselines`` every baseline mask is asked before any mask the searcher drew,
+    marked with its name, and the best is never below theirs."""
+    from layerswarm.searchers.seeded import baseline_masks, with_initial_masks
+
+    for num_units in (1, 2, NUM_UNITS):
+        expected = baseline_masks(num_units)
+        searcher = with_initial_masks(make(num_units, 0), "baselines")
+        trials = run_search(searcher)
+        first_drawn = next((i for i, t in enumerate(trials) if "init" not in t.info), len(trials))
+        head = {t.info["init"]: t.mask for t in trials[:first_drawn]}
+        assert head == dict(expected), f"{num_units} units: first asks {head}, expected the baselines {dict(expected)}"
+        _, best = searcher.best()
+        assert best >= max(fitness_of(t) for t in trials[:first_drawn]), "the best is below a baseline's fitness"
 
 
 def check_resume_mid_batch_and_between_batches(make: Factory) -> None:
@@ -248,6 +276,7 @@ CHECKS: list[Callable[[Factory], None]] = [
     check_state_dict_is_strict_json_with_failures,
     check_best_is_max_told,
     check_failed_evaluations_never_best,
+    check_initial_masks_asked_first,
 ]
 
 
@@ -305,3 +334,6 @@ class SearcherConformance:
 
     def test_failed_evaluations_never_best(self) -> None:
         check_failed_evaluations_never_best(self.make)
+
+    def test_initial_masks_asked_first(self) -> None:
+        check_initial_masks_asked_first(self.make)

@@ -1,0 +1,37 @@
+"""--init baselines (issue 14): a search starts from the masks a user would try by hand."""
+
+from __future__ import annotations
+
+from test_presets import TINY, captured  # noqa: F401  (the fixture)
+from test_search_run import tiny_config
+
+from layerswarm.cli import main
+from layerswarm.io import read_jsonl
+from layerswarm.search import run_search
+from layerswarm.searchers import baseline_masks
+
+
+def test_a_search_from_the_baselines_evaluates_them_first_and_never_ends_below(tmp_path, digits16):
+    cfg = tiny_config()
+    cfg = cfg.replace(search=cfg.search.replace(init="baselines"))
+    result = run_search(cfg, tmp_path / "run", data=digits16, report=False)
+    evals = read_jsonl(tmp_path / "run" / "evaluations.jsonl")
+    units = len(result["units"])
+    expected = dict(baseline_masks(units))
+    marked = {e["init"]: e for e in evals if "init" in e}
+    assert {k: e["mask"] for k, e in marked.items()} == expected
+    # 3 particles take 3 baselines, the other 2 are one batch before the swarm's first generation
+    assert [e["init"] for e in sorted(evals, key=lambda e: e["number"])[:5]] == list(expected)[3:] + list(expected)[:3]
+    assert result["fitness"] >= max(e["fitness"] for e in marked.values())
+    again = run_search(cfg, tmp_path / "run", data=digits16, resume=True, report=False)  # resumes as the same search
+    assert again["mask"] == result["mask"] and len(read_jsonl(tmp_path / "run" / "evaluations.jsonl")) == len(evals)
+
+
+def test_search_command_defaults_to_baselines_and_the_paper_preset_to_random(tmp_path, captured):  # noqa: F811
+    assert main([*TINY, "--out", str(tmp_path / "a")]) == 0
+    assert captured["cfg"].search.init == "baselines"
+    assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "b")]) == 0
+    assert captured["cfg"].search.init == "random"
+    assert main([*TINY, "--init", "random", "--out", str(tmp_path / "c")]) == 0
+    assert captured["cfg"].search.init == "random"
+    assert tiny_config().search.init == "random"  # the library's default, and old runs' on resume: the paper's
