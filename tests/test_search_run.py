@@ -81,7 +81,11 @@ def test_search_command_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     best = json.loads((out / "best_mask.json").read_text())
     assert "".join(map(str, best["mask"])) in printed and "final test accuracy" in printed
-    assert len(read_jsonl(out / "evaluations.jsonl")) == 4
+    records = read_jsonl(out / "evaluations.jsonl")
+    # the defaults: --init baselines (2 particles hold 2 of the 5 baseline masks, 3 are asked first) and
+    # --final-select 3 (the 3 best masks again, with fresh seeds)
+    assert len([r for r in records if not r.get("phase")]) == 3 + 4
+    assert len([r for r in records if r.get("phase") == "selection"]) == 3
 
 
 def test_finetune_command_with_a_mask_file(tmp_path, capsys):

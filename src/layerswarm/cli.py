@@ -122,6 +122,11 @@ def app() -> None:
 @click.option("--init", type=click.Choice(("baselines", "random")), default="baselines", show_default=True,
               help="first masks asked: 'baselines' puts linear, full and last-k (k = 1, 2, 4, units/4) among them, so "
                    "the search's best fitness is never below theirs; 'random' is the paper's")
+@click.option("--final-select", type=click.IntRange(min=0), default=3, show_default=True,
+              help="before the final fine-tune, re-evaluate the top K distinct masks with fresh seeds and fine-tune the "
+                   "best by the mean of all its evaluations (phase 'selection' in evaluations.jsonl); 0: off")
+@click.option("--select-repeats", type=click.IntRange(min=1), default=2, show_default=True,
+              help="fresh-seed evaluations of each mask in the final selection")
 @click.option("--fitness-steps", type=click.IntRange(min=1), default=None,
               help="the fitness budget in optimizer steps instead of --fitness-epochs (an epoch is another number of "
                    "steps on every dataset size): ceil(steps / steps per epoch) epochs, both saved in config.json")
@@ -261,11 +266,14 @@ _SEARCH_KEYS = {
     "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "fitness_steps": ["search.fitness_steps"], "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
     "fitness_repeats": ["search.fitness_repeats"], "init": ["search.init"],
+    "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
     "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
     "preset": ["preset"],
 }
+# search options that are SearchConfig fields of the same name
+_SEARCH_FIELDS = ("fitness_repeats", "fitness_steps", "init", "final_select", "select_repeats")
 _PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 
@@ -359,8 +367,8 @@ def _search_config(kw: dict):
         final=train.replace(epochs=kw.pop("final_epochs")),
         search=SearchConfig(searcher=searcher, options=options, retries=kw.pop("retries"), backend=kw.pop("backend"),
                             address=kw.pop("address"), cpus_per_trial=kw.pop("cpus_per_trial"),
-                            gpus_per_trial=kw.pop("gpus_per_trial"), fitness_repeats=kw.pop("fitness_repeats", 1), init=kw.pop("init", "random"),
-                            fitness_steps=kw.pop("fitness_steps", None)),
+                            gpus_per_trial=kw.pop("gpus_per_trial"),
+                            **{k: kw.pop(k) for k in _SEARCH_FIELDS if k in kw}),  # absent: SearchConfig's defaults
         seed=seed,
         speed=pop_config(SpeedConfig, kw, prefix="speed_"),
         preset=kw.pop("preset", None),

@@ -54,11 +54,15 @@ class SearchConfig(JsonConfig):
                            "among the first asked, so the best is never below them); `layerswarm search` defaults to baselines")
     fitness_steps: int | None = help_field(None, "the fitness budget in optimizer steps instead of epochs: resolved "
                                            "to ceil(steps / steps per epoch) epochs once the data is loaded")
+    final_select: int = help_field(0, "before the final fine-tune, re-evaluate the top K distinct masks with fresh seeds "
+                                   "and fine-tune the best by the mean of all its evaluations; 0: off (the paper)")
+    select_repeats: int = help_field(2, "fresh-seed evaluations of each mask in the final selection")
     fitness_repeats: int = help_field(1, "evaluations averaged per fitness, each with other seeds for the new head "
                                       "and the batch order (1: one evaluation, as the paper)")
 
 
-def _record(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:
+def record_evaluation(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:
+    """The ``evaluations.jsonl`` line of one evaluation."""
     finite = ev.fitness != float("-inf")
     return {
         "number": trial.number,
@@ -127,7 +131,7 @@ def search_masks(
         return todo
 
     def result(trial: Trial, ev: Evaluation) -> None:
-        record = _record(trial, ev, repeats)
+        record = record_evaluation(trial, ev, repeats)
         append_jsonl(out / EVALUATIONS_FILE, record)
         done[trial.number] = record
         atomic_write_json(out / STATE_FILE, searcher.state_dict())

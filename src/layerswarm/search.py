@@ -30,6 +30,7 @@ from .errors import LayerswarmError
 from .finetune import run_finetune
 from .io import atomic_write_json, read_json
 from .searchers import create_searcher
+from .selection import record_selection, select_final
 from .speed import SpeedConfig
 from .strategies import create_strategy
 from .training import TrainConfig, resolve_device
@@ -155,6 +156,9 @@ def run_search(
         log.info("resume: applied %s", ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     executor = make_executor(cfg, bundle, data, on_fitness_epoch)
     mask, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation)
+    selection = select_final(cfg, bundle, data, out)  # --final-select: the top K again, fresh seeds
+    if selection is not None:
+        mask, fitness = record_selection(out, selection)
 
     final_metrics_path = out / "final" / "metrics.json"
     if resume and final_metrics_path.is_file():

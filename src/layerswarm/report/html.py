@@ -112,6 +112,19 @@ def _summary_cards(run: RunRecord) -> str:
     return f'<div class="cards">{items}</div>{mask_line}'
 
 
+def _selection_html(run: RunRecord) -> str:
+    """The final selection (--final-select): each candidate's search and fresh-seed fitness."""
+    selection = (run.best_mask or {}).get("selection")
+    if not selection:
+        return ""
+    rows = [{"mask": "".join(map(str, c["mask"])) + (" (fine-tuned)" if c["mask"] == selection["mask"] else ""),
+             "search fitness": c["search_fitness"], "fresh seeds": c["selection_fitness"],
+             "mean of all": c["mean"], "± 1 se": c["mean_se"]} for c in selection["candidates"]]
+    return (f"<h2 id='selection'>Final selection</h2><p>The {len(rows)} best masks of the search, evaluated again "
+            f"with {_e(selection.get('select_repeats', ''))} fresh seed(s); the best mean is fine-tuned.</p>"
+            + table_html(rows))
+
+
 def _units_table(run: RunRecord) -> str:
     mask = run.mask or []
     rows = [{"index": i, "unit": u, "searched mask": ("fine-tuned" if mask[i] else "frozen") if i < len(mask) else ""}
@@ -132,6 +145,7 @@ def render_html(data: ReportData, figures: list[FigureSpec], pngs: dict[str, byt
     searches = data.search_runs
     for run in searches[:1] if len(searches) == 1 else []:
         parts.append(_summary_cards(run))
+        parts.append(_selection_html(run))
     if data.compare_config:
         c = data.compare_config
         parts.append(

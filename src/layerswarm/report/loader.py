@@ -43,7 +43,8 @@ class RunRecord:
     name: str  # path relative to the report root ('.' for the root itself)
     config: dict | None = None
     metrics: dict | None = None  # final/metrics.json
-    evaluations: list[dict] = field(default_factory=list)
+    evaluations: list[dict] = field(default_factory=list)  # the search's (evaluations.jsonl without a phase)
+    selection: list[dict] = field(default_factory=list)  # the final selection's re-evaluations (phase "selection")
     best_mask: dict | None = None
     state: dict | None = None  # search_state.json
     run_info: dict | None = None  # run.json of a comparison run (dataset label, strategy, repeat)
@@ -152,11 +153,13 @@ def load_run(path: Path, root: Path) -> RunRecord:
     if metrics is None and (path / "metrics.json").is_file():
         metrics = _read_json(path / "metrics.json")
     rel = os.path.relpath(path, root)
+    records = read_jsonl(path / "evaluations.jsonl")
     return RunRecord(
         path=path, name=rel,
         config=_read_json(path / "config.json"),
         metrics=metrics if isinstance(metrics, dict) else None,
-        evaluations=read_jsonl(path / "evaluations.jsonl"),
+        evaluations=[r for r in records if not r.get("phase")],
+        selection=[r for r in records if r.get("phase") == "selection"],
         best_mask=_read_json(path / "best_mask.json"),
         state=_read_json(path / "search_state.json"),
         run_info=_read_json(path / "run.json"),

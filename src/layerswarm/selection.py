@@ -1,0 +1,98 @@
+"""Final selection (``--final-select K``): before the final fine-tune, re-evaluate the K best
+distinct masks of the search with fresh seeds, and fine-tune the best by the mean of all its
+evaluations.
+
+The search's best is the maximum of many noisy fitnesses, biased upward and never re-checked.
+Each of the top K masks (by search fitness, ties to the earlier) is evaluated again
+``select_repeats`` times at the fitness budget, with seeds the search never used (repeat
+indices after its ``fitness_repeats``: :class:`~layerswarm.fitness.MaskFitness`). A mask's
+score is the mean of all its evaluations: (R f_search + S f_selection) / (R + S), its standard
+error that of a weighted mean of two independent estimates. The evaluations are lines of
+``evaluations.jsonl`` with ``phase: "selection"`` (so a resumed run re-runs none of them), the
+outcome is ``best_mask.json``'s ``selection`` and its ``mask`` the one fine-tuned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from .driver import EVALUATIONS_FILE, make_executor, record_evaluation
+from .io import append_jsonl, read_jsonl
+from .noise import distinct_masks
+from .searchers import Trial
+
+log = logging.getLogger(__name__)
+
+PHASE = "selection"
+
+
+def top_masks(records: list[dict], k: int) -> list[dict]:
+    """The first search evaluation of each of the ``k`` best distinct masks, best first (ties: asked first)."""
+    ranked = sorted(distinct_masks(records).values(), key=lambda r: (-r["fitness"], r["number"]))
+    return ranked[:k]
+
+
+def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=None) -> dict | None:
+    """Re-evaluate the top ``cfg.search.final_select`` masks (resumably) and return the selection:
+    ``{"mask": chosen, "candidates": [...]}``; ``None`` when selection is off or nothing finished."""
+    k, repeats = cfg.search.final_select, cfg.search.select_repeats
+    path = Path(out) / EVALUATIONS_FILE
+    records = read_jsonl(path)
+    candidates = top_masks(records, k) if k > 0 else []
+    if not candidates:
+        return None
+    done = {tuple(r["mask"]): r for r in records if r.get("phase") == PHASE and r.get("fitness") is not None}
+    todo = [Trial(number=i, generation=-1, index=i, mask=list(c["mask"]))
+            for i, c in enumerate(candidates) if tuple(c["mask"]) not in done]
+    if todo:
+        # the fitness as the search defined it, on seeds it never used, every mask at the full budget
+        plain = cfg.replace(speed=cfg.speed.replace(fidelity="full", early_stop=None)) if cfg.speed is not None else cfg
+        executor = make_executor(plain, bundle, data, on_epoch, repeats=repeats, seed_offset=cfg.search.fitness_repeats)
+        try:
+            for trial, ev in executor.run(todo):
+                record = {**record_evaluation(trial, ev, repeats), "phase": PHASE}
+                append_jsonl(path, record)
+                if record["fitness"] is not None:
+                    done[tuple(trial.mask)] = record
+                log.info("selection %d/%d: mask %s fitness %s over %d fresh seeds", trial.index + 1, len(candidates),
+                         "".join(map(str, trial.mask)), record["fitness"], repeats)
+        finally:
+            executor.close()
+    rows = [_score(c, done.get(tuple(c["mask"])), cfg.search.fitness_repeats) for c in candidates]
+    chosen = max(rows, key=lambda r: r["mean"])  # max keeps the first of equals: the search's order
+    return {"mask": chosen["mask"], "candidates": rows, "select_repeats": repeats}
+
+
+def _score(search: dict, selection: dict | None, r: int) -> dict:
+    """A candidate's search and selection fitness and the mean of all its evaluations."""
+    row = {"mask": list(search["mask"]), "search_fitness": search["fitness"], "search_se": search.get("fitness_se"),
+           "selection_fitness": None, "selection_se": None, "mean": search["fitness"], "mean_se": search.get("fitness_se")}
+    if selection is not None:
+        s = selection.get("repeats", 1)
+        row.update(selection_fitness=selection["fitness"], selection_se=selection.get("fitness_se"),
+                   mean=(r * search["fitness"] + s * selection["fitness"]) / (r + s),
+                   mean_se=math.sqrt((r * (search.get("fitness_se") or 0.0)) ** 2
+                                     + (s * (selection.get("fitness_se") or 0.0)) ** 2) / (r + s))
+    return row
+
+
+def record_selection(out: str | Path, selection: dict) -> tuple[list[int], float]:
+    """Make the chosen mask ``best_mask.json``'s (the one fine-tuned and exported), keeping the
+    search's best as ``search_best``; returns the chosen mask and its search fitness."""
+    from .driver import BEST_MASK_FILE
+    from .io import atomic_write_json, read_json
+
+    path = Path(out) / BEST_MASK_FILE
+    best = read_json(path)
+    chosen = next(r for r in selection["candidates"] if r["mask"] == selection["mask"])
+    search_best = best.get("search_best") or {k: best.get(k) for k in ("mask", "fitness", "fitness_se")}
+    best.update(mask=chosen["mask"], fitness=chosen["search_fitness"], fitness_se=chosen["search_se"],
+                search_best=search_best, selection=selection)
+    atomic_write_json(path, best)
+    if chosen["mask"] != search_best["mask"]:
+        log.info("final selection: mask %s (mean %.4f) replaces the search's best %s", "".join(map(str, chosen["mask"])),
+                 chosen["mean"], "".join(map(str, search_best["mask"])))
+    return chosen["mask"], chosen["search_fitness"]

@@ -1,0 +1,80 @@
+"""--final-select K (issue 14): the top K masks again with fresh seeds before the final fine-tune."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_presets import TINY, captured  # noqa: F401  (the fixture)
+from test_search_run import tiny_config
+
+from layerswarm.cli import main
+from layerswarm.io import read_jsonl
+from layerswarm.search import run_search
+from layerswarm.selection import top_masks
+
+
+def selecting(k=2, repeats=2):
+    cfg = tiny_config()
+    return cfg.replace(search=cfg.search.replace(final_select=k, select_repeats=repeats))
+
+
+def test_top_masks_are_distinct_best_first_ties_to_the_earlier():
+    records = [{"number": 0, "mask": [0], "fitness": 0.5}, {"number": 1, "mask": [1], "fitness": 0.7},
+               {"number": 2, "mask": [1], "fitness": 0.7}, {"number": 3, "mask": [2], "fitness": 0.7},
+               {"number": 4, "mask": [3], "fitness": 0.9, "phase": "selection"}, {"number": 5, "mask": [4], "fitness": None}]
+    assert [(r["mask"], r["number"]) for r in top_masks(records, 2)] == [([1], 1), ([2], 3)]
+
+
+def test_selection_reevaluates_the_top_masks_with_fresh_seeds_and_fine_tunes_the_best_mean(tmp_path, digits16):
+    run = tmp_path / "run"
+    result = run_search(selecting(), run, data=digits16, report=False)
+    records = read_jsonl(run / "evaluations.jsonl")
+    search = [r for r in records if not r.get("phase")]
+    chosen = [r for r in records if r.get("phase") == "selection"]
+    assert len(search) == 6 and len(chosen) == 2
+    top = top_masks(records, 2)
+    assert [r["mask"] for r in chosen] == [r["mask"] for r in top]
+    for r in chosen:
+        assert r["repeats"] == 2 and r["epochs_trained"] == 2 * 1 and r["fitness_se"] > 0  # trained, not memoised
+    best = json.loads((run / "best_mask.json").read_text())
+    means = {tuple(c["mask"]): c["mean"] for c in best["selection"]["candidates"]}
+    for c in best["selection"]["candidates"]:
+        s = next(r for r in chosen if r["mask"] == c["mask"])
+        search_f = next(r for r in top if r["mask"] == c["mask"])["fitness"]
+        assert c["mean"] == pytest.approx((search_f + 2 * s["fitness"]) / 3)
+    assert tuple(best["mask"]) == max(means, key=means.get) and result["mask"] == best["mask"]
+    assert best["search_best"]["mask"] == top[0]["mask"]
+    final = json.loads((run / "final" / "metrics.json").read_text())
+    assert final["mask"] == best["mask"]  # the selected mask is the one fine-tuned
+    # resumed: nothing is evaluated again, the same mask is chosen
+    again = run_search(selecting(), run, data=digits16, resume=True, report=False)
+    assert again["mask"] == result["mask"] and len(read_jsonl(run / "evaluations.jsonl")) == len(records)
+
+
+def test_selection_off_is_the_search_best(tmp_path, digits16):
+    result = run_search(selecting(k=0), tmp_path / "run", data=digits16, report=False)
+    assert not [r for r in read_jsonl(tmp_path / "run" / "evaluations.jsonl") if r.get("phase")]
+    assert "selection" not in json.loads((tmp_path / "run" / "best_mask.json").read_text())
+    assert result["mask"] == json.loads((tmp_path / "run" / "best_mask.json").read_text())["mask"]
+
+
+def test_cli_defaults_three_and_the_paper_preset_none(tmp_path, captured):  # noqa: F811
+    assert main([*TINY, "--out", str(tmp_path / "a")]) == 0
+    assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (3, 2)
+    assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "b")]) == 0
+    assert captured["cfg"].search.final_select == 0
+    assert main([*TINY, "--final-select", "5", "--select-repeats", "1", "--out", str(tmp_path / "c")]) == 0
+    assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (5, 1)
+
+
+def test_the_report_shows_the_selection_apart_from_the_search(tmp_path, digits16):
+    from layerswarm.report import write_report
+    from layerswarm.report.loader import load_run
+
+    run = tmp_path / "run"
+    run_search(selecting(), run, data=digits16, report=False)
+    record = load_run(run, run)
+    assert len(record.evaluations) == 6 and len(record.selection) == 2
+    html = write_report(run).read_text()
+    assert "Final selection" in html and "(fine-tuned)" in html
