@@ -127,6 +127,9 @@ def app() -> None:
                    "best by the mean of all its evaluations (phase 'selection' in evaluations.jsonl); 0: off")
 @click.option("--select-repeats", type=click.IntRange(min=1), default=2, show_default=True,
               help="fresh-seed evaluations of each mask in the final selection")
+@click.option("--baselines", default="linear,full,last-k", show_default=True,
+              help="after the final fine-tune, fine-tune these with the same recipe, split and seed and compare "
+                   "(DIR/baselines/NAME/; last-k is k=4, last-k:K another k; any strategy, e.g. l2sp); none: skip")
 @click.option("--fitness-steps", type=click.IntRange(min=1), default=None,
               help="the fitness budget in optimizer steps instead of --fitness-epochs (an epoch is another number of "
                    "steps on every dataset size): ceil(steps / steps per epoch) epochs, both saved in config.json")
@@ -200,6 +203,10 @@ def search(**kw) -> None:
     click.echo(f"best mask ({sum(result['mask'])}/{len(result['mask'])} units fine-tuned): {mask}")
     click.echo(f"search fitness (val accuracy): {result['fitness']:.4f}")
     click.echo(f"final test accuracy: {result['test_accuracy']:.4f}")
+    if result.get("baselines"):  # the searched mask next to the hand-picked strategies, and who won
+        from .baselines import describe
+
+        click.echo("\n".join(describe(result["baselines"])))
     click.echo(f"results in {out_dir}")
 
 
@@ -266,14 +273,14 @@ _SEARCH_KEYS = {
     "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "fitness_steps": ["search.fitness_steps"], "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
     "fitness_repeats": ["search.fitness_repeats"], "init": ["search.init"],
-    "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"],
+    "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"], "baselines": ["search.baselines"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
     "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
     "preset": ["preset"],
 }
 # search options that are SearchConfig fields of the same name
-_SEARCH_FIELDS = ("fitness_repeats", "fitness_steps", "init", "final_select", "select_repeats")
+_SEARCH_FIELDS = ("fitness_repeats", "fitness_steps", "init", "final_select", "select_repeats", "baselines")
 _PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 

@@ -57,6 +57,9 @@ class SearchConfig(JsonConfig):
     final_select: int = help_field(0, "before the final fine-tune, re-evaluate the top K distinct masks with fresh seeds "
                                    "and fine-tune the best by the mean of all its evaluations; 0: off (the paper)")
     select_repeats: int = help_field(2, "fresh-seed evaluations of each mask in the final selection")
+    baselines: str = help_field("none", "after the final fine-tune, fine-tune these strategies the same way and compare "
+                                "(linear,full,last-k; last-k:K; any strategy name; none); `layerswarm search` defaults "
+                                "to linear,full,last-k")
     fitness_repeats: int = help_field(1, "evaluations averaged per fitness, each with other seeds for the new head "
                                       "and the batch order (1: one evaluation, as the paper)")
 

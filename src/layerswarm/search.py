@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .baselines import compare_run, parse_baselines
 from .budget import resolve_fitness_steps
 from .bundle import ModelConfig, build_bundle
 from .config_utils import JsonConfig
@@ -64,7 +65,7 @@ class RunConfig(JsonConfig):
 
 # Settings a resume may change (the rest would mix two runs' results): the final fine-tune's
 # before it has started, and where or how often evaluations are tried.
-RESUME_SAFE_ALWAYS = ("search.retries", "search.address")
+RESUME_SAFE_ALWAYS = ("search.retries", "search.address", "search.baselines")
 
 
 def _resume_safe(key: str, final_started: bool) -> bool:
@@ -144,6 +145,7 @@ def run_search(
              cfg.data.resize_size, cfg.data.interpolation, cfg.fitness.recipe, bundle.device)
     searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed,
                                init=cfg.search.init)
+    parse_baselines(cfg.search.baselines, len(bundle.units))  # a misspelt baseline fails here, before any file
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))
     # The work starts: only now does the folder appear (or the old run's files go).
@@ -160,18 +162,20 @@ def run_search(
     if selection is not None:
         mask, fitness = record_selection(out, selection)
 
+    final_bundle = bundle  # the final fine-tune runs on its own device (its transform: run_finetune)
+    if resolve_device(cfg.final.device) != bundle.device:
+        final_bundle = build_bundle(cfg.model, data.num_classes, cfg.final, seed=cfg.seed)
     final_metrics_path = out / "final" / "metrics.json"
     if resume and final_metrics_path.is_file():
         final = read_json(final_metrics_path)
     else:
         strategy = create_strategy("mask", {"mask": mask})
-        final_bundle = bundle  # the final fine-tune runs on its own device (its transform: run_finetune)
-        if resolve_device(cfg.final.device) != bundle.device:
-            final_bundle = build_bundle(cfg.model, data.num_classes, cfg.final, seed=cfg.seed)
         final = run_finetune(final_bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed,
                              on_epoch=on_final_epoch, checkpoint=out / "final" / FINAL_CHECKPOINT)
+    # --baselines: the strategies a user would pick, same final recipe, split and seed (DIR/baselines/)
+    comparison = compare_run(cfg, final_bundle, data, out, final["test_accuracy"])
     if report:  # report.html + figures/; a failure is logged, never loses the finished run
         from .report import try_write_report
         try_write_report(out)
     return {"mask": mask, "fitness": fitness, "units": [u.name for u in bundle.units],
-            "test_accuracy": final["test_accuracy"], "out_dir": str(out)}
+            "test_accuracy": final["test_accuracy"], "out_dir": str(out), "baselines": comparison}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
@@ -133,3 +134,13 @@ class DataConfig(JsonConfig):
         """Images are resized to this size before the centre crop to ``image_size``."""
         cfg = self.resolved()
         return max(cfg.image_size, round(cfg.image_size / cfg.crop_pct))
+
+
+def dataset_label(spec: str | None) -> str:
+    """The short name of a ``--data`` value: ``digits``, a folder's name, a paper dataset's NAME."""
+    if not spec:
+        return ""
+    spec = str(spec).strip()
+    if ":" in spec and not Path(spec).exists():  # a paper dataset, NAME:ROOT
+        return spec.split(":", 1)[0]
+    return Path(spec).name or spec

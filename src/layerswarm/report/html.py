@@ -112,6 +112,22 @@ def _summary_cards(run: RunRecord) -> str:
     return f'<div class="cards">{items}</div>{mask_line}'
 
 
+def _baselines_html(run: RunRecord) -> str:
+    """The searched mask's test accuracy next to the baselines' (--baselines), chance and noise, the verdict."""
+    summary = run.baselines
+    if not summary:
+        return ""
+    from ..baselines import describe
+
+    rows = [{"strategy": name, "test accuracy": r["test_accuracy"], "± 1 se": r["se"]}
+            for name, r in summary["accuracies"].items()]
+    rows.append({"strategy": "chance (1 / classes)", "test accuracy": summary["chance"], "± 1 se": None})
+    verdict = describe(summary)[-1] if "verdict" in summary else ""
+    return (f"<h2 id='baselines'>Search against the baselines</h2><p><b>{_e(verdict)}</b> "
+            f"(same final recipe, split and seed; {_e(summary['test_images'])} test images)</p>"
+            + table_html(rows, {"search"}))
+
+
 def _selection_html(run: RunRecord) -> str:
     """The final selection (--final-select): each candidate's search and fresh-seed fitness."""
     selection = (run.best_mask or {}).get("selection")
@@ -146,6 +162,7 @@ def render_html(data: ReportData, figures: list[FigureSpec], pngs: dict[str, byt
     for run in searches[:1] if len(searches) == 1 else []:
         parts.append(_summary_cards(run))
         parts.append(_selection_html(run))
+        parts.append(_baselines_html(run))
     if data.compare_config:
         c = data.compare_config
         parts.append(

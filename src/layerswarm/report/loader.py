@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.config import dataset_label
 from ..errors import LayerswarmError
 from ..io import read_jsonl
 
@@ -45,6 +46,7 @@ class RunRecord:
     metrics: dict | None = None  # final/metrics.json
     evaluations: list[dict] = field(default_factory=list)  # the search's (evaluations.jsonl without a phase)
     selection: list[dict] = field(default_factory=list)  # the final selection's re-evaluations (phase "selection")
+    baselines: dict | None = None  # baselines/summary.json: the searched mask's test accuracy next to the baselines'
     best_mask: dict | None = None
     state: dict | None = None  # search_state.json
     run_info: dict | None = None  # run.json of a comparison run (dataset label, strategy, repeat)
@@ -68,13 +70,7 @@ class RunRecord:
     def dataset(self) -> str:
         if (self.run_info or {}).get("dataset"):
             return str(self.run_info["dataset"])
-        data = ((self.config or {}).get("data") or {}).get("data") or (self.metrics or {}).get("dataset")
-        if not data:
-            return ""
-        spec = str(data).strip()
-        if ":" in spec and not Path(spec).exists():  # a paper dataset, NAME:ROOT
-            return spec.split(":", 1)[0]
-        return Path(spec).name or spec
+        return dataset_label(((self.config or {}).get("data") or {}).get("data") or (self.metrics or {}).get("dataset"))
 
     @property
     def units(self) -> list[str]:
@@ -160,6 +156,7 @@ def load_run(path: Path, root: Path) -> RunRecord:
         metrics=metrics if isinstance(metrics, dict) else None,
         evaluations=[r for r in records if not r.get("phase")],
         selection=[r for r in records if r.get("phase") == "selection"],
+        baselines=_read_json(path / "baselines" / "summary.json"),
         best_mask=_read_json(path / "best_mask.json"),
         state=_read_json(path / "search_state.json"),
         run_info=_read_json(path / "run.json"),

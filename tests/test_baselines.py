@@ -1,0 +1,78 @@
+"""--baselines (issue 14): linear, full and last-k fine-tuned next to the searched mask, and a verdict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_presets import TINY, captured  # noqa: F401  (the fixture)
+from test_search_run import tiny_config
+
+from layerswarm.baselines import compare, describe, parse_baselines
+from layerswarm.cli import main
+from layerswarm.errors import LayerswarmError
+from layerswarm.noise import binomial_se
+from layerswarm.search import run_search
+
+
+def test_parse_baselines():
+    assert parse_baselines("linear,full,last-k", 17) == [("linear", "linear", {}), ("full", "full", {}),
+                                                          ("last-4", "last-k", {"k": 4})]
+    assert parse_baselines("last-k", 3) == [("last-2", "last-k", {"k": 2})]  # at most units - 1
+    assert parse_baselines("last-k:2, l2sp", 17) == [("last-2", "last-k", {"k": 2}), ("l2sp", "l2sp", {})]
+    assert parse_baselines("none") == [] and parse_baselines("") == []
+    for bad in ("linaer", "full:3", "last-k:x"):
+        with pytest.raises(LayerswarmError):
+            parse_baselines(bad, 17)
+
+
+def test_compare_gives_chance_noise_and_one_verdict():
+    summary = compare(0.80, {"linear": {"test_accuracy": 0.70}, "full": {"test_accuracy": 0.79}}, 10, 2000)
+    assert summary["chance"] == 0.1 and summary["best_baseline"] == "full" and summary["verdict"] == "tied"
+    assert summary["accuracies"]["search"]["se"] == pytest.approx(binomial_se(0.80, 2000))
+    assert compare(0.85, {"full": {"test_accuracy": 0.79}}, 10, 2000)["verdict"] == "won"
+    assert compare(0.70, {"full": {"test_accuracy": 0.79}}, 10, 2000)["verdict"] == "lost"
+    lines = describe(summary)
+    assert "chance 0.1000" in lines[0] and lines[-1].startswith("the search tied within noise against the best baseline, full")
+
+
+def test_a_search_fine_tunes_its_baselines_the_same_way_and_resumes(tmp_path, digits16):
+    cfg = tiny_config()
+    cfg = cfg.replace(search=cfg.search.replace(baselines="linear,full,last-k:2"))
+    run = tmp_path / "run"
+    result = run_search(cfg, run, data=digits16)
+    units = len(result["units"])
+    final = json.loads((run / "final" / "metrics.json").read_text())
+    for name, mask in (("linear", [0] * units), ("full", [1] * units), ("last-2", [0] * (units - 2) + [1, 1])):
+        metrics = json.loads((run / "baselines" / name / "final" / "metrics.json").read_text())
+        assert metrics["mask"] == mask and len(metrics["epochs"]) == len(final["epochs"]) == cfg.final.epochs
+        assert result["baselines"]["accuracies"][name]["test_accuracy"] == metrics["test_accuracy"]
+    summary = json.loads((run / "baselines" / "summary.json").read_text())
+    assert summary == result["baselines"] and summary["test_images"] == len(digits16.test)
+    assert summary["accuracies"]["search"]["test_accuracy"] == result["test_accuracy"] and summary["chance"] == 0.1
+    # the same split and seed: the full baseline is the final fine-tune of the all-ones mask
+    if result["mask"] == [1] * units:
+        assert summary["accuracies"]["full"]["test_accuracy"] == result["test_accuracy"]
+    html = (run / "report.html").read_text()
+    assert "Search against the baselines" in html and summary["verdict"] in html.replace("tied within noise", "tied")
+    # resumed: the finished baselines are read back, not trained again
+    stamp = (run / "baselines" / "linear" / "final" / "metrics.json").stat().st_mtime_ns
+    again = run_search(cfg, run, data=digits16, resume=True, report=False)
+    assert again["baselines"] == result["baselines"]
+    assert (run / "baselines" / "linear" / "final" / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_cli_prints_the_comparison_and_the_verdict(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main([*TINY, "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
+                 "--final-select", "0", "--init", "random", "--baselines", "linear,last-k:1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "linear" in printed and "last-1" in printed and "chance 0.1000" in printed and "the search " in printed
+
+
+def test_cli_default_and_paper_preset(tmp_path, captured):  # noqa: F811
+    assert main([*TINY, "--out", str(tmp_path / "a")]) == 0
+    assert captured["cfg"].search.baselines == "linear,full,last-k"
+    assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "b")]) == 0
+    assert captured["cfg"].search.baselines == "none"
+    assert tiny_config().search.baselines == "none"
