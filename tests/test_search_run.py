@@ -12,6 +12,7 @@ from layerswarm.cli import main
 from layerswarm.data import DataConfig
 from layerswarm.data.imageset import ImageSet
 from layerswarm.io import read_jsonl
+from layerswarm.models.factory import pretrained_input
 from layerswarm.search import RunConfig, SearchConfig, run_search
 from layerswarm.training import TrainConfig
 
@@ -32,8 +33,11 @@ def test_search_writes_every_output(tmp_path, digits16):
     result = run_search(cfg, tmp_path / "run", data=digits16)
     run = tmp_path / "run"
     saved = json.loads((run / "config.json").read_text())
-    # the settings, then the run's record: command line (none through the API), versions, device
-    assert {k: v for k, v in saved.items() if k not in ("command", "versions", "device")} == cfg.to_dict()
+    # the settings (the input resolved: size, crop and interpolation), then the run's record:
+    # command line (none through the API), versions, device
+    resolved = cfg.replace(data=cfg.data.resolved(pretrained_input("test_efficientnet")))
+    assert (saved["data"]["image_size"], saved["data"]["crop_pct"], saved["data"]["interpolation"]) == (16, 1.0, "bilinear")
+    assert {k: v for k, v in saved.items() if k not in ("command", "versions", "device")} == resolved.to_dict()
     assert saved["command"] is None and "torch" in saved["versions"] and saved["device"] == "cpu"
     evals = read_jsonl(run / "evaluations.jsonl")
     assert len(evals) == 3 * 2

@@ -43,6 +43,7 @@ class ModelInfo:
 
 def _close_names(name: str) -> str:
     pool = list(LITE_MODELS) + timm.list_models() + [f"tv:{n}" for n in torchvision.models.list_models()]
+    pool = list(dict.fromkeys(pool))  # the Lite names are timm names too: suggest each once
     close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
