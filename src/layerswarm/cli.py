@@ -56,10 +56,9 @@ SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs"
 MODEL_CHOICES = {"granularity": GRANULARITY_CHOICES}
 DATA_CHOICES = {"on_bad_image": light_module("layerswarm.data.config").BAD_IMAGE_POLICIES,
                 "interpolation": light_module("layerswarm.data.config").INTERPOLATIONS}
-TRAIN_CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("step", "cosine", "constant"),
-                 "augment": ("rrc", "crop-flip", "crop", "none")}
-if hasattr(light_module("layerswarm.training.config"), "RECIPES"):
-    TRAIN_CHOICES["recipe"] = tuple(light_module("layerswarm.training.config").RECIPES)
+_TRAIN = light_module("layerswarm.training.config")
+TRAIN_CHOICES = {"optimizer": _TRAIN.OPTIMIZERS, "schedule": _TRAIN.SCHEDULES, "augment": _TRAIN.AUGMENTATIONS,
+                 "recipe": tuple(_TRAIN.RECIPES)}
 SPEED_CHOICES = {"fidelity": light_module("layerswarm.speed.config").FIDELITIES}
 DATA_MINIMUM = {"image_size": 1, "train_per_class": 1, "val_per_class": 1, "max_test": 1}
 TRAIN_MINIMUM = {"batch_size": 1, "eval_batch_size": 1, "step_size": 1, "test_every": 1, "val_every": 1}

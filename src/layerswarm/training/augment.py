@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-AUGMENTATIONS = ("rrc", "crop-flip", "crop", "none")
+from .config import AUGMENTATIONS
 
 
 class BatchTransform:

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 from ..config_utils import JsonConfig, help_field
 
+# The names the trainer knows; torch-free here so that the CLI shows them in --help without
+# importing torch (training/augment.py and training/optim.py check against them).
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("step", "cosine", "constant")
+AUGMENTATIONS = ("rrc", "crop-flip", "crop", "none")
+
 
 @dataclass
 class TrainConfig(JsonConfig):

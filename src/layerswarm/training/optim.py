@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import LayerswarmError
-from .config import TrainConfig
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 def make_optimizer(params: Iterable, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -18,7 +18,7 @@ def make_optimizer(params: Iterable, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise LayerswarmError(f"unknown optimizer '{cfg.optimizer}': use sgd or adamw")
+    raise LayerswarmError(f"unknown optimizer '{cfg.optimizer}': use {' or '.join(OPTIMIZERS)}")
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -31,8 +31,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step_coun
     """A per-step schedule: linear warm-up over ``warmup_epochs``, then step decay (by epoch),
     cosine (over the run's steps) or constant. Per step, so that a warm-up of one epoch of eight
     steps is eight increments, not one."""
-    if cfg.schedule not in ("step", "cosine", "constant"):
-        raise LayerswarmError(f"unknown schedule '{cfg.schedule}': use step, cosine or constant")
+    if cfg.schedule not in SCHEDULES:
+        raise LayerswarmError(f"unknown schedule '{cfg.schedule}': use {', '.join(SCHEDULES)}")
     total, warmup = max(cfg.epochs * step_count, 1), cfg.warmup_epochs * step_count
 
     def factor(step: int) -> float:
