@@ -35,3 +35,15 @@ def test_search_command_defaults_to_baselines_and_the_paper_preset_to_random(tmp
     assert main([*TINY, "--init", "random", "--out", str(tmp_path / "c")]) == 0
     assert captured["cfg"].search.init == "random"
     assert tiny_config().search.init == "random"  # the library's default, and old runs' on resume: the paper's
+
+
+def test_search_config_refuses_bad_values():
+    import pytest
+
+    from layerswarm.errors import LayerswarmError
+    from layerswarm.search import SearchConfig
+
+    for bad in ({"init": "hand"}, {"fitness_repeats": 0}, {"select_repeats": 0}, {"final_select": -1},
+                {"fitness_steps": 0}):
+        with pytest.raises(LayerswarmError, match="search config"):
+            SearchConfig(**bad)

@@ -138,7 +138,9 @@ def test_cli_search_logs_lines_tensorboard_and_report(tmp_path):
     assert "final test accuracy" in result.stdout
     assert (out / "report.html").is_file()
     assert len(_scalars(out / "tensorboard" / "final", "final/val_accuracy")) == 1
-    assert len(list((out / "tensorboard" / "evals").iterdir())) == 2
+    # --init baselines (the default): 2 particles hold 2 of the 5 baseline masks, 3 are asked before the swarm
+    assert [line.split()[1] for line in err.splitlines() if line.startswith("init ")] == ["last-1", "last-2", "last-4"]
+    assert len(list((out / "tensorboard" / "evals").iterdir())) == 2 + 3
 
     quiet = CliRunner().invoke(app, [*args[:-3], "--out", str(tmp_path / "q"), "--quiet"], catch_exceptions=False)
     assert quiet.exit_code == 0 and "particle" not in quiet.stderr

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config_utils import JsonConfig, help_field
+from .config_utils import JsonConfig, help_field, refuse_invalid
 from .data.imageset import DatasetSplits, SearchSplits
 from .evaluation import Evaluation, Executor
 from .executors import FitnessSpec, create_executor
 from .io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from .noise import best_with_noise
-from .searchers import Searcher, Trial
+from .searchers import INITS, Searcher, Trial
 from .speed import wrap_executor
 from .units import Unit, save_mask
 
@@ -62,6 +62,14 @@ class SearchConfig(JsonConfig):
                                 "to linear,full,last-k")
     fitness_repeats: int = help_field(1, "evaluations averaged per fitness, each with other seeds for the new head "
                                       "and the batch order (1: one evaluation, as the paper)")
+
+    def __post_init__(self) -> None:
+        refuse_invalid("search config", {
+            f"init must be one of {', '.join(INITS)}": self.init not in INITS,
+            "fitness_repeats and select_repeats must be >= 1": self.fitness_repeats < 1 or self.select_repeats < 1,
+            "final_select must be >= 0": self.final_select < 0,
+            "fitness_steps must be >= 1 or None": self.fitness_steps is not None and self.fitness_steps < 1,
+        })
 
 
 def record_evaluation(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:

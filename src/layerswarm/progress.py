@@ -35,6 +35,9 @@ def format_evaluation(record: dict, best: float, generations: int | None = None,
     """``gen  2/12  particle  3/10  fitness 0.8125  best 0.8400  mask 0110... (12/18)  41.2s``."""
     gen = f"{record['generation'] + 1:>2}" + (f"/{generations}" if generations else "")
     part = f"{record['particle'] + 1:>2}" + (f"/{per_gen}" if per_gen else "")
+    where = f"gen {gen}  particle {part}"
+    if record.get("generation", 0) < 0:  # asked before the searcher's first generation (--init baselines)
+        where = f"init {record.get('init') or ''}"
     mask = record.get("mask") or []
     bits = "".join(map(str, mask))
     if len(bits) > MAX_MASK_CHARS:
@@ -43,7 +46,7 @@ def format_evaluation(record: dict, best: float, generations: int | None = None,
         fit = f"FAILED ({record.get('error') or 'error'})"
     else:
         fit = f"fitness {record['fitness']:.4f}  best {best:.4f}"
-    return (f"gen {gen}  particle {part}  {fit}  mask {bits} ({sum(mask)}/{len(mask)})  "
+    return (f"{where}  {fit}  mask {bits} ({sum(mask)}/{len(mask)})  "
             f"{record.get('seconds', 0.0):.1f}s")
 
 
@@ -107,6 +110,11 @@ class SearchProgress(RunListener):
         if record.get("fitness") is not None:
             self.best = max(self.best, float(record["fitness"]))
         gen = int(record.get("generation", 0))
+        if gen < 0:  # a mask asked before the first generation (--init baselines): counted, no generation
+            self.search.update(1)
+            self.epoch.reset(total=self.fitness_epochs)
+            self.write(format_evaluation(record, self.best, self.generations, self.per_generation))
+            return
         if gen != self._current_gen:  # a new generation began (robust to any batch size)
             self.generation.update(gen - self._current_gen)
             self.particle.reset(total=self.per_generation)

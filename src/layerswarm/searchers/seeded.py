@@ -45,8 +45,8 @@ def with_initial_masks(searcher: Searcher, init: str = "baselines") -> Searcher:
 
 
 class SeededSearcher(Searcher):
-    """``inner`` after one first batch of fixed masks (generation 0; the inner's generations
-    follow from 1, its trial numbers after the batch's)."""
+    """``inner`` after one first batch of fixed masks (generation -1, so that the inner's
+    generations keep their numbers; its trial numbers follow the batch's)."""
 
     def __init__(self, inner: Searcher, masks: Named) -> None:
         super().__init__(inner.num_units, inner.seed)
@@ -60,13 +60,12 @@ class SeededSearcher(Searcher):
         return len(self.masks)
 
     def _own(self) -> list[Trial]:
-        return [Trial(number=i, generation=0, index=i, mask=list(m), info={"init": name})
+        return [Trial(number=i, generation=-1, index=i, mask=list(m), info={"init": name})
                 for i, (name, m) in enumerate(self.masks)]
 
     def _shift(self, trials: list[Trial]) -> list[Trial]:
         for t in trials:
             t.number += self._k
-            t.generation += 1
         return trials
 
     def _seeds_done(self) -> bool:
@@ -117,10 +116,9 @@ class SeededSearcher(Searcher):
         if not self._seeds_done():
             return []
         told = [self._told[i] for i in range(self._k)]
-        rows = [batch_summary(0, told, max(told))]
+        rows = [batch_summary(-1, told, max(told))]
         for row in self.inner.history():
             row = dict(row)
-            row["generation"] = int(row.get("generation", 0)) + 1
             row["best_fitness"] = max(row["best_fitness"], max(told))
             rows.append(row)
         return rows

@@ -1,0 +1,74 @@
+"""Issue 14's table: the default search, the paper preset and the baselines, over seeds.
+
+    python benchmarks/search_table.py 'runs/i14/fmnist-*'
+
+Each argument is a glob of ``layerswarm search`` run folders named ``LABEL-sSEED`` (e.g.
+``fmnist-default-s11``). One row per label (the searched mask's test accuracy) and, from the
+runs' ``baselines/summary.json``, one per baseline (same final recipe, split and seed): the
+accuracy per seed, mean ± std, the verdict per seed against the run's best baseline (won / tied
+within noise / lost, layerswarm.noise), and the wall time of the whole run as a multiple of its
+final fine-tune (search + final selection + final, from the evaluations' and the final's seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import re
+import statistics
+from pathlib import Path
+
+from layerswarm.io import read_jsonl
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def collect(patterns: list[str]) -> dict[str, dict[int, dict]]:
+    """label -> seed -> {accuracy, verdict, multiple}; baselines as label 'baseline NAME'."""
+    rows: dict[str, dict[int, dict]] = {}
+    for folder in sorted({p for pattern in patterns for p in glob.glob(pattern)}):
+        run = Path(folder)
+        match = re.fullmatch(r"(.*)-s(\d+)", run.name)
+        final = _read(run / "final" / "metrics.json")
+        if match is None or final is None:
+            continue
+        label, seed = match.group(1), int(match.group(2))
+        evaluations = sum(float(r.get("seconds") or 0.0) for r in read_jsonl(run / "evaluations.jsonl"))
+        summary = _read(run / "baselines" / "summary.json") or {}
+        rows.setdefault(label, {})[seed] = {
+            "accuracy": final["test_accuracy"], "verdict": summary.get("verdict", ""),
+            "multiple": (evaluations + final["wall_seconds"]) / final["seconds"]}
+        for name, acc in (summary.get("accuracies") or {}).items():
+            if name != "search":
+                rows.setdefault(f"baseline {name}", {})[seed] = {"accuracy": acc["test_accuracy"], "verdict": "",
+                                                                  "multiple": None}
+    return rows
+
+
+def table(rows: dict[str, dict[int, dict]]) -> str:
+    seeds = sorted({s for per in rows.values() for s in per})
+    head = ["strategy", *(f"seed {s}" for s in seeds), "mean ± std", "verdicts", "wall / final"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, per in rows.items():
+        accs = [100 * per[s]["accuracy"] for s in seeds if s in per]
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        verdicts = ", ".join(per[s]["verdict"] for s in seeds if per.get(s, {}).get("verdict"))
+        multiples = [per[s]["multiple"] for s in seeds if per.get(s, {}).get("multiple")]
+        cells = [label, *(f"{100 * per[s]['accuracy']:.2f}" if s in per else "" for s in seeds),
+                 f"{statistics.fmean(accs):.2f} ± {std:.2f}", verdicts,
+                 f"{statistics.fmean(multiples):.1f}x" if multiples else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("patterns", nargs="+", help="globs of run folders named LABEL-sSEED")
+    print(table(collect(parser.parse_args().patterns)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""benchmarks/search_table.py: issue 14's table from run folders, on a real tiny search."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from test_search_run import tiny_config
+
+from layerswarm.search import run_search
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_table_of_searches_and_their_baselines(tmp_path, digits16):
+    cfg = tiny_config()
+    cfg = cfg.replace(search=cfg.search.replace(baselines="linear,last-k:1"))
+    for seed in (1, 2):
+        run_search(cfg.replace(seed=seed), tmp_path / f"tiny-default-s{seed}", data=digits16, report=False)
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_table.py"), str(tmp_path / "tiny-*")],
+                         capture_output=True, text=True, check=True).stdout
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("| strategy | seed 1 | seed 2 | mean ± std | verdicts | wall / final |")
+    rows = {line.split("|")[1].strip(): line for line in lines[2:]}
+    assert set(rows) == {"tiny-default", "baseline linear", "baseline last-1"}
+    for seed in (1, 2):
+        summary = json.loads((tmp_path / f"tiny-default-s{seed}" / "baselines" / "summary.json").read_text())
+        assert f"{100 * summary['accuracies']['search']['test_accuracy']:.2f}" in rows["tiny-default"]
+        assert f"{100 * summary['accuracies']['linear']['test_accuracy']:.2f}" in rows["baseline linear"]
+    assert rows["tiny-default"].rstrip(" |").endswith("x")  # the wall time as a multiple of one final fine-tune
