@@ -794,8 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
-        if signal.getsignal(signal.SIGINT) is _interrupted_at_start:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _raise_interrupt)
         # click's own main would print a blank line on Ctrl-C: parse and invoke here instead
         with app.make_context("layerswarm", list(_ARGV)) as ctx:
             app.invoke(ctx)
@@ -812,7 +811,25 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as err:
         click.echo(f"layerswarm: error: {_one_line(err)}", err=True)
         return err.exit_code
+    except Exception:
+        # a KeyboardInterrupt inside a half-done import (numpy, scipy) can surface as another
+        # error (RecursionError, ImportError): after a Ctrl-C it is still the interrupt
+        if not _SIGINT_SEEN:
+            raise
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        click.echo("layerswarm: interrupted", err=True)
+        return 130
     return 0
+
+
+_SIGINT_SEEN = False
+
+
+def _raise_interrupt(signum, frame) -> None:
+    """Python's default Ctrl-C (KeyboardInterrupt), remembering that it happened."""
+    global _SIGINT_SEEN
+    _SIGINT_SEEN = True
+    signal.default_int_handler(signum, frame)
 
 
 if __name__ == "__main__":
