@@ -28,7 +28,11 @@ from layerswarm.io import atomic_write_json
 from layerswarm.strategies import create_strategy
 from layerswarm.training.config import recipe_config
 
-STRATEGIES = {"linear": {}, "full": {}, "last-k": {"k": 4}}
+# label -> (strategy, options). "middle": blocks 4-11 of Lite0's 17 trained, 12-16 frozen behind
+# them: the kind of mask a search finds, and the one where BatchNorm re-estimation can act at all
+# (it touches only frozen units behind a trained one: none in linear, full or last-k).
+STRATEGIES = {"linear": ("linear", {}), "full": ("full", {}), "last-k": ("last-k", {"k": 4}),
+              "middle": ("mask", {"mask": [0] * 4 + [1] * 8 + [0] * 5})}
 # The practitioner's recipe measured against the paper's: SGD as the paper, plus every option
 # below. Each option alone on top of the paper's recipe makes a row that reads as its effect.
 CANDIDATE = {"head_lr_mult": 10.0, "warmup_epochs": 2.0, "schedule": "cosine", "decay_norm_bias": False,
@@ -52,7 +56,7 @@ def run_one(variant: str, strategy: str, seed: int, epochs: int, data_root: str 
     data = load_dataset(DataConfig(data="fashion-mnist", data_root=data_root, image_size=64, train_per_class=50,
                                    val_per_class=50, max_test=2000, seed=seed))
     bundle = build_bundle(ModelConfig(name="efficientnet_lite0"), data.num_classes, cfg, seed=seed)
-    metrics = run_finetune(bundle, data, create_strategy(strategy, STRATEGIES[strategy]), cfg, seed=seed)
+    metrics = run_finetune(bundle, data, create_strategy(*STRATEGIES[strategy]), cfg, seed=seed)
     return {"variant": variant, "strategy": strategy, "seed": seed, "config": cfg.to_dict(),
             "test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
             "seconds_per_epoch": metrics["seconds"] / max(len(metrics["epochs"]), 1),
@@ -63,6 +67,8 @@ def table(out: Path) -> str:
     rows: dict[tuple[str, str], list[dict]] = {}
     for f in sorted(out.glob("*.json")):
         r = json.loads(f.read_text())
+        if "test_accuracy" not in r:
+            continue
         rows.setdefault((r["variant"], r["strategy"]), []).append(r)
 
     def cell(rs: list[dict], key: str) -> str:
@@ -72,20 +78,31 @@ def table(out: Path) -> str:
         sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
         return f"{statistics.mean(vals):.2f} ± {sd:.2f}" + ("" if len(vals) >= 3 else f" (n={len(vals)})")
 
-    lines = ["| recipe | " + " | ".join(STRATEGIES) + " | s/epoch (full) |", "|---" * (2 + len(STRATEGIES)) + "|"]
+    def paired(v: str, s: str) -> str:
+        """Mean ± std over seeds of (this row - the paper row), same seed: the option's effect."""
+        base = {r["seed"]: r["test_accuracy"] for r in rows.get(("paper", s), [])}
+        diffs = [100 * (r["test_accuracy"] - base[r["seed"]]) for r in rows.get((v, s), []) if r["seed"] in base]
+        if v == "paper" or len(diffs) < 2:
+            return ""
+        return f" ({statistics.mean(diffs):+.2f} ± {statistics.stdev(diffs):.2f})"
+
+    columns = [s for s in STRATEGIES if any(key[1] == s for key in rows)]
+    # no time column: these runs share the cores (benchmarks/epoch_time.py measures speed)
+    lines = ["| recipe | " + " | ".join(columns) + " |", "|---" * (1 + len(columns)) + "|"]
     for v in VARIANTS:
-        if not any((v, s) in rows for s in STRATEGIES):
+        if not any((v, s) in rows for s in columns):
             continue
-        final = [cell(rows.get((v, s), []), "test_accuracy") for s in STRATEGIES]
-        secs = [r["seconds_per_epoch"] for r in rows.get((v, "full"), [])]
-        lines.append(f"| {v} | " + " | ".join(final) + (f" | {statistics.mean(secs):.1f} |" if secs else " | - |"))
+        final = [cell(rows.get((v, s), []), "test_accuracy") + paired(v, s) for s in columns]
+        lines.append(f"| {v} | " + " | ".join(final) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--strategies", default="linear,full,last-k")
+    ap.add_argument("--jobs", default=None, help="VARIANT:STRATEGY,... in this order (each over --seeds); "
+                    "default: paper and practitioner on --strategies, then every option row on --effects")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--effects", default="last-k", help="strategies the single-option rows run (all: the 3)")
     ap.add_argument("--epochs", type=int, default=30)
@@ -102,8 +119,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(v, s, int(seed)) for v in args.variants.split(",") for seed in args.seeds.split(",")
-            for s in args.strategies.split(",") if v in ("paper", "practitioner") or s in args.effects.split(",")]
+    if args.jobs:
+        pairs = [tuple(job.split(":")) for job in args.jobs.split(",")]
+        jobs = [(v, s, int(seed)) for v, s in pairs for seed in args.seeds.split(",")]
+    else:
+        jobs = [(v, s, int(seed)) for v in args.variants.split(",") for seed in args.seeds.split(",")
+                for s in args.strategies.split(",") if v in ("paper", "practitioner") or s in args.effects.split(",")]
     index, count = map(int, args.shard.split("/"))
     for n, (v, s, seed) in enumerate(jobs):
         path = out / f"{v}__{s}__{seed}.json"
