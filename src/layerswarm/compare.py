@@ -315,7 +315,7 @@ def write_table(table: Table, out: Path) -> None:
     atomic_write_text(out / "results.csv", table.csv())
 
 
-# --- command-line helpers (the click command in cli.py stays thin) ---
+# --- command-line helpers (the click command in cli/experiments.py stays thin) ---
 
 
 def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, dict]:

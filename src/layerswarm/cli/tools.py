@@ -1,0 +1,137 @@
+"""The small commands: layers, models, strategies, report, export, predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import LayerswarmError
+from ..model_config import GRANULARITY_CHOICES
+from .common import app
+
+
+@app.command()
+@click.option("--model", "name", default="efficientnet_lite0", show_default=True, help="model name")
+@click.option("--granularity", type=click.Choice(GRANULARITY_CHOICES), default="block", show_default=True, help="mask units")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def layers(name: str, granularity: str, as_json: bool) -> None:
+    """List the layer units of a model: one mask bit each."""
+    from ..models import create_model
+    from ..units import split_units
+
+    # Units depend on the architecture only: skip downloading weights.
+    weights = "pretrained" if name.startswith("efficientnet_lite") else "none"
+    model, info = create_model(name, num_classes=2, weights=weights)
+    units = split_units(model, info.head, granularity)
+    if as_json:
+        click.echo(json.dumps({"model": name, "granularity": granularity, "head": info.head,
+                               "units": [u.to_dict() for u in units]}, indent=2))
+        return
+    click.echo(f"{name}: {len(units)} units ({granularity}); head {', '.join(info.head)} always trained")
+    for u in units:
+        click.echo(f"{u.index:>4}  {u.name:<40} {u.num_params:>12,d} params  {len(u.params)} tensors")
+
+
+@app.command()
+@click.argument("pattern", required=False, default="*")
+def models(pattern: str) -> None:
+    """List model names (timm, torchvision as tv:NAME, offline EfficientNet-Lite)."""
+    import fnmatch
+
+    import timm
+    import torchvision
+
+    from ..models.efficientnet_lite import LITE_MODELS
+
+    names = [n for n in LITE_MODELS if fnmatch.fnmatch(n, pattern)] + timm.list_models(pattern) + [
+        f"tv:{n}" for n in torchvision.models.list_models() if fnmatch.fnmatch(n, pattern.removeprefix("tv:"))
+    ]
+    names = list(dict.fromkeys(names))  # the offline EfficientNet-Lite names are timm names too
+    if not names:
+        raise LayerswarmError(f"no model name matches '{pattern}': use a shell pattern such as 'resnet*' or '*vit*', "
+                              "or list every name with: layerswarm models")
+    for n in names:
+        click.echo(n)
+
+
+@app.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def strategies(as_json: bool) -> None:
+    """List the fine-tuning strategies and their options."""
+    from ..strategies.describe import describe_strategies, format_strategies
+
+    click.echo(json.dumps(describe_strategies(), indent=2) if as_json else format_strategies())
+
+
+@app.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None, help="HTML file (default DIR/report.html)")
+def report(run_dir: str, out_file: str | None) -> None:
+    """Write report.html (figures embedded, also as DIR/figures/*.png) for a search or comparison."""
+    from ..report import write_report
+
+    click.echo(f"report: {write_report(run_dir, out_file)}")
+
+
+@app.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None, help="JSON file (default DIR/mask_export.json)")
+def export(run_dir: str, out_file: str | None) -> None:
+    """Write the run's mask as parameter-name patterns and a requires_grad map, for your own
+    timm, PyTorch or Hugging Face training code (README: "Use a mask elsewhere")."""
+    from ..export import export_mask
+    from ..io import read_json
+
+    path = export_mask(run_dir, out_file)
+    spec = read_json(path)
+    click.echo(f"mask {''.join(map(str, spec['mask']))}: {len(spec['frozen_patterns'])} frozen patterns, "
+               f"{sum(not v for v in spec['requires_grad'].values())}/{len(spec['requires_grad'])} parameters frozen -> {path}")
+
+
+@app.command()
+@click.argument("run_dir", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="classes to show per image")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def predict(run_dir: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
+    """Classify IMAGES (image files, or folders of them) with the final model of RUN_DIR (a search or
+    finetune --out folder). Unreadable images are skipped with one warning naming them."""
+    import torch
+
+    from ..data.imagefolder import list_images
+    from ..predict import Prediction, Predictor, format_predictions
+
+    paths: list[str] = []
+    for image in images:
+        path = Path(image)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise LayerswarmError(f"folder '{image}' holds no image files: pass image files or a folder of them")
+            paths.extend(map(str, found))
+        elif not path.exists():
+            raise LayerswarmError(f"image '{image}' does not exist: pass image files or folders of them")
+        else:
+            paths.append(image)
+    predictor = Predictor(run_dir, device=device)
+    good, batches, skipped = [], [], []
+    for p in paths:  # one at a time: a file that does not decode is skipped, not fatal to the batch
+        try:
+            batches.append(predictor.load_images([p]))
+            good.append(p)
+        except LayerswarmError:
+            skipped.append(p)
+    shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+    if not good:
+        raise LayerswarmError(f"no readable image to classify ({shown} could not be decoded): "
+                              "pass JPEG, PNG or other image files")
+    if skipped:
+        click.echo(f"layerswarm: warning: skipped {len(skipped)} unreadable image(s): {shown}", err=True)
+    probs = predictor.probabilities(torch.cat(batches))
+    values, indices = probs.topk(min(top_k, len(predictor.classes)), dim=1)
+    results = [Prediction(p, [(predictor.classes[int(i)], float(v)) for v, i in zip(vs, ix, strict=True)])
+               for p, vs, ix in zip(good, values, indices, strict=True)]
+    click.echo(json.dumps([r.to_dict() for r in results], indent=2) if as_json else format_predictions(results))
