@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_presets import TINY, captured  # noqa: F401  (the fixture)
-from test_search_run import tiny_config
 
 from layerswarm.baselines import compare, describe, parse_baselines
 from layerswarm.cli import main
 from layerswarm.errors import LayerswarmError
 from layerswarm.noise import binomial_se
 from layerswarm.search import run_search
+from test_presets import TINY, captured  # noqa: F401  (the fixture)
+from test_search_run import tiny_config
 
 
 def test_parse_baselines():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_presets import TINY, captured  # noqa: F401  (the fixture)
-from test_search_run import tiny_config
 
 from layerswarm.cli import main
 from layerswarm.io import read_jsonl
 from layerswarm.search import run_search
 from layerswarm.selection import top_masks
+from test_presets import TINY, captured  # noqa: F401  (the fixture)
+from test_search_run import tiny_config
 
 
 def selecting(k=2, repeats=2):

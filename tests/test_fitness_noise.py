@@ -12,7 +12,14 @@ from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.evaluation import Evaluation
 from layerswarm.fitness import MaskFitness
 from layerswarm.io import read_jsonl
-from layerswarm.noise import NOISE_Z, best_with_noise, binomial_se, repeats_se, verdict, within_noise
+from layerswarm.noise import (
+    NOISE_Z,
+    best_with_noise,
+    binomial_se,
+    repeats_se,
+    verdict,
+    within_noise,
+)
 from layerswarm.search import run_search
 from layerswarm.speed import MemoExecutor
 from layerswarm.training import TrainConfig

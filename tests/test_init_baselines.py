@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from test_presets import TINY, captured  # noqa: F401  (the fixture)
-from test_search_run import tiny_config
-
 from layerswarm.cli import main
 from layerswarm.io import read_jsonl
 from layerswarm.search import run_search
 from layerswarm.searchers import baseline_masks
+from test_presets import TINY, captured  # noqa: F401  (the fixture)
+from test_search_run import tiny_config
 
 
 def test_a_search_from_the_baselines_evaluates_them_first_and_never_ends_below(tmp_path, digits16):

@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_search_run import tiny_config
-
 from layerswarm.search import run_search
+from test_search_run import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

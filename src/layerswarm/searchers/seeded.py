@@ -16,7 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from layerswarm.errors import LayerswarmError
-from layerswarm.searchers.base import Searcher, Trial, batch_summary, check_fitness, decode_float, encode_float
+from layerswarm.searchers.base import (
+    Searcher,
+    Trial,
+    batch_summary,
+    check_fitness,
+    decode_float,
+    encode_float,
+)
 
 __all__ = ["INITS", "SeededSearcher", "baseline_masks", "with_initial_masks"]
 
