@@ -97,15 +97,16 @@ class ChildTuningF(Strategy):
     Config = ChildFConfig
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
-        _check_fraction("child-f p_f", self.config.p_f, "child-f.p_f")
-        named = _all_trainable(ctx)
+        named = _all_trainable(ctx, "child-f.p_f", self.config.p_f)
         device = ctx.bundle.device
         gen = torch.Generator(device=device.type if device.type != "mps" else "cpu").manual_seed(ctx.seed + 7919)
         return _child_plan(ctx, BernoulliGradMask([p for _, p in named], self.config.p_f, gen))
 
 
-def _all_trainable(ctx: StrategyContext) -> list[tuple[str, nn.Parameter]]:
-    """Every unit of the model trains (the child is chosen per entry): its pretrained parameters."""
+def _all_trainable(ctx: StrategyContext, option: str, fraction: float) -> list[tuple[str, nn.Parameter]]:
+    """Check the child's ``fraction``; every unit of the model trains (the child is chosen per
+    entry): return its pretrained parameters."""
+    _check_fraction(option.replace(".", " "), fraction, option)
     set_trainable(ctx.bundle.model)
     return pretrained_named_params(ctx.bundle.model, ctx.bundle)
 
@@ -166,8 +167,7 @@ class ChildTuningD(Strategy):
     Config = ChildDConfig
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
-        _check_fraction("child-d p_d", self.config.p_d, "child-d.p_d")
-        named = _all_trainable(ctx)
+        named = _all_trainable(ctx, "child-d.p_d", self.config.p_d)
         fisher = fisher_information(ctx.bundle.model, named, ctx.data.train, ctx.bundle.transform,
                                     ctx.train_cfg.batch_size, self.config.fisher_images)
         masks = top_fraction_masks(fisher, self.config.p_d)
