@@ -107,26 +107,24 @@ def test_head_learning_rate_and_no_decay_groups(digits16):
     assert {g["lr"] for g in own} == {0.003}
 
 
-def test_warmup_is_per_step_then_step_decay_by_epoch():
+def _lrs(cfg: TrainConfig, steps: int, step_count: int = 4) -> list[float]:
+    """The learning rate of each of ``steps`` optimizer steps under ``cfg``'s schedule."""
     param = torch.nn.Parameter(torch.zeros(1))
-    cfg = TrainConfig(lr=0.1, warmup_epochs=1.0, schedule="step", step_size=2, gamma=0.1, epochs=4)
     opt = make_optimizer([{"params": [param]}], cfg)
-    sched = make_scheduler(opt, cfg, step_count=4)
+    sched = make_scheduler(opt, cfg, step_count=step_count)
     lrs = []
-    for _ in range(16):
+    for _ in range(steps):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
+    return lrs
+
+
+def test_warmup_is_per_step_then_step_decay_by_epoch():
+    lrs = _lrs(TrainConfig(lr=0.1, warmup_epochs=1.0, schedule="step", step_size=2, gamma=0.1, epochs=4), 16)
     assert lrs[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # four increments over the first epoch
     assert lrs[4:8] == pytest.approx([0.1] * 4) and lrs[8:] == pytest.approx([0.01] * 8)  # x0.1 after 2 epochs
-    cosine = TrainConfig(lr=0.1, schedule="cosine", epochs=2)
-    opt = make_optimizer([{"params": [param]}], cosine)
-    sched = make_scheduler(opt, cosine, step_count=4)
-    seen = []
-    for _ in range(8):
-        seen.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    seen = _lrs(TrainConfig(lr=0.1, schedule="cosine", epochs=2), 8)
     assert seen[0] == pytest.approx(0.1) and all(a > b for a, b in zip(seen, seen[1:], strict=False))
 
 
