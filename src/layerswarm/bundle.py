@@ -10,7 +10,9 @@ from torch import nn
 
 from .model_config import ModelConfig
 from .models import ModelInfo, create_model
+from .models.factory import init_head
 from .training import BatchTransform, TrainConfig, resolve_device
+from .training.augment import TokenTransform
 from .units import Unit, split_units
 
 
@@ -39,8 +41,7 @@ class ModelBundle:
             for name in self.info.head:
                 head = self.model.get_submodule(name)
                 fresh = copy.deepcopy(head).cpu()  # drawn on the CPU, as at creation, wherever the model is
-                torch.manual_seed(seed)
-                fresh.reset_parameters()
+                init_head(fresh, seed)
                 head.load_state_dict(fresh.state_dict())
         for p in self.model.parameters():
             p.grad = None
@@ -60,5 +61,7 @@ def build_bundle(
     return ModelBundle(model, info, units, initial, transform, device, seed)
 
 
-def make_transform(info: ModelInfo, cfg: TrainConfig) -> BatchTransform:
+def make_transform(info: ModelInfo, cfg: TrainConfig) -> BatchTransform | TokenTransform:
+    if info.is_text:
+        return TokenTransform()
     return BatchTransform(info.mean, info.std, cfg.augment, cfg.crop_padding, scale=(cfg.rrc_scale_min, 1.0))

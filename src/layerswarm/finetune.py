@@ -88,8 +88,10 @@ def run_finetune(
         **plan.info,
     }
     if out_dir is not None:
-        save_model(Path(out_dir) / "model.safetensors", model, bundle, data.classes, plan.mask,
-                   int(data.train.images.shape[-1]), data.input_config)
+        # splits built in code carry no input_config: their tensors say the size
+        key = "max_length" if bundle.info.is_text else "image_size"
+        input_config = {key: int(data.train.inputs.shape[-1]), **data.input_config}
+        save_model(Path(out_dir) / "model.safetensors", model, bundle, data.classes, plan.mask, input_config)
         atomic_write_json(Path(out_dir) / "metrics.json", metrics)
     if checkpoint is not None:
         from .checkpoint import remove_checkpoint
@@ -99,20 +101,18 @@ def run_finetune(
 
 
 def save_model(
-    path: Path, model: nn.Module, bundle: ModelBundle, classes: list[str], mask, image_size: int,
-    input_config: dict | None = None,
+    path: Path, model: nn.Module, bundle: ModelBundle, classes: list[str], mask, input_config: dict,
 ) -> None:
-    """Weights plus what is needed to rebuild the model (name, units, classes, normalisation)."""
-    meta = {
-        "model": bundle.info.to_dict(),
-        "classes": list(classes),
-        "units": [u.name for u in bundle.units],
-        "mask": mask,
-        "image_size": image_size,
+    """Weights plus what is needed to rebuild the model and feed it as in training (name, units,
+    classes, normalisation; the image size and crop, or the text's max_length)."""
+    meta = {"model": bundle.info.to_dict(), "classes": list(classes), "units": [u.name for u in bundle.units],
+            "mask": mask}
+    if bundle.info.is_text:
+        meta["max_length"] = int(input_config["max_length"])
+    else:
         # how predict decodes a file: resize to image_size / crop_pct, centre crop (the loader's view)
-        "crop_pct": (input_config or {}).get("crop_pct", 1.0),
-        "interpolation": (input_config or {}).get("interpolation", "bilinear"),
-    }
+        meta.update(image_size=int(input_config["image_size"]), crop_pct=input_config.get("crop_pct", 1.0),
+                    interpolation=input_config.get("interpolation", "bilinear"))
     if isinstance(model, IntermediateProbe):
         meta["probe"] = model.describe()
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}

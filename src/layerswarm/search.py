@@ -141,8 +141,8 @@ def run_search(
     if cfg.search.fitness_steps is not None:
         log.info("fitness budget: %d optimizer steps = %d epochs", cfg.search.fitness_steps, cfg.fitness.epochs)
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
-    log.info("input %d px (resize %d, centre crop; %s), recipe %s, device %s", cfg.data.image_size,
-             cfg.data.resize_size, cfg.data.interpolation, cfg.fitness.recipe, bundle.device)
+    log.info("input %s, recipe %s, device %s", cfg.data.describe_input(data.input_config), cfg.fitness.recipe,
+             bundle.device)
     searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed,
                                init=cfg.search.init)
     parse_baselines(cfg.search.baselines, len(bundle.units))  # a misspelt baseline fails here, before any file

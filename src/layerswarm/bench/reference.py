@@ -33,19 +33,19 @@ def plain_finetune(model: nn.Module, start: dict, units: list[Unit], mask: list[
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                           momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
-    gen = torch.Generator(device=train.images.device.type).manual_seed(cfg.seed)
+    gen = torch.Generator(device=train.inputs.device.type).manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     for _ in range(cfg.epochs):
         model.train()
         for u, bit in zip(units, mask, strict=True):
             for m in u.modules if not bit else []:
                 model.get_submodule(m).eval()
-        order = torch.randperm(len(train), generator=gen, device=train.images.device)
+        order = torch.randperm(len(train), generator=gen, device=train.inputs.device)
         for i in range(0, len(train), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
             if len(idx) < 2:
                 continue
-            x = transform(train.images[idx], train=True, generator=gen)
+            x = transform(train.inputs[idx], train=True, generator=gen)
             loss = F.cross_entropy(model(x), train.labels[idx])
             opt.zero_grad()
             loss.backward()
@@ -59,7 +59,7 @@ def plain_accuracy(model: nn.Module, data: ImageSet, transform: BatchTransform, 
     model.eval()
     correct = 0
     for i in range(0, len(data), batch_size):
-        logits = model(transform(data.images[i : i + batch_size], train=False))
+        logits = model(transform(data.inputs[i : i + batch_size], train=False))
         correct += int((logits.argmax(1) == data.labels[i : i + batch_size]).sum())
     return correct / len(data)
 

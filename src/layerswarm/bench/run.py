@@ -186,7 +186,7 @@ def measure_throughput(data: DatasetSplits, epochs: int, device: str, repeats: i
             order = torch.randperm(len(train), generator=gen, device=bundle.device)
             for i in range(0, len(train), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
-                loss = F.cross_entropy(model(bundle.transform(train.images[idx], train=True, generator=gen)), train.labels[idx])
+                loss = F.cross_entropy(model(bundle.transform(train.inputs[idx], train=True, generator=gen)), train.labels[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -25,7 +25,8 @@ STRATEGY_CHOICES = ("full", "linear", "mask", "last-k", "first-k", "child-f", "c
                     "l2sp", "pso", "random-mask", "scratch")  # layerswarm.strategies.STRATEGIES
 
 DATA_FIELDS = ["data", "data_root", "image_size", "crop_pct", "interpolation", "train_per_class", "val_per_class", "val_fraction",
-               "test_fraction", "max_test", "on_bad_image"]
+               "test_fraction", "max_test", "on_bad_image", "max_length", "text_column", "label_column", "categories",
+               "tokenizer"]
 TRAIN_FIELDS = ["recipe", "lr", "momentum", "weight_decay", "batch_size", "optimizer", "schedule", "step_size",
                 "gamma", "warmup_epochs", "head_lr_mult", "decay_norm_bias", "label_smoothing", "augment", "rrc_scale_min",
                 "crop_padding", "bn_recalibrate", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last", "compile"]
@@ -44,7 +45,7 @@ _TRAIN = light_module("layerswarm.training.config")
 TRAIN_CHOICES = {"optimizer": _TRAIN.OPTIMIZERS, "schedule": _TRAIN.SCHEDULES, "augment": _TRAIN.AUGMENTATIONS,
                  "recipe": tuple(_TRAIN.RECIPES)}
 SPEED_CHOICES = {"fidelity": light_module("layerswarm.speed.config").FIDELITIES}
-DATA_MINIMUM = {"image_size": 1, "train_per_class": 1, "val_per_class": 1, "max_test": 1}
+DATA_MINIMUM = {"max_length": 2, "image_size": 1, "train_per_class": 1, "val_per_class": 1, "max_test": 1}
 TRAIN_MINIMUM = {"batch_size": 1, "eval_batch_size": 1, "step_size": 1, "test_every": 1, "val_every": 1}
 SPEED_MINIMUM = {"cache_mb": 0, "pause_mb": 0, "halving_epochs": 1}
 

@@ -23,12 +23,20 @@ _FASHION_ALIASES = frozenset({"fashion-mnist", "fashion_mnist", "fashionmnist"})
 
 def load_dataset(cfg: DataConfig) -> DatasetSplits:
     """Load ``cfg.data``: ``digits``, ``fashion-mnist``, ``NAME:ROOT`` for a paper dataset,
-    or a path to an ImageFolder tree."""
+    or a path to an ImageFolder tree; text data (``wordnet``, a CSV/TSV/JSONL file, a folder of
+    .txt files) with ``cfg.tokenizer`` (a text model's, set by ``DataConfig.resolved``)."""
     # imported here so that `import layerswarm.data` stays light (no PIL/sklearn/scipy)
-    from layerswarm.data import builtin, imagefolder, paper
+    from layerswarm.data import builtin, imagefolder, paper, textfiles
 
-    cfg = cfg.resolved()  # input size, crop, interpolation: the caller's, else the defaults
     data = cfg.data.strip()
+    if textfiles.is_text_data(data):
+        from layerswarm.data.text import load_text_splits
+
+        return load_text_splits(cfg)
+    if cfg.tokenizer:
+        raise LayerswarmError(f"--data {data} holds images but the model reads text: pick an image model "
+                              "(e.g. --model efficientnet_lite0) or text data (wordnet, a CSV/TSV/JSONL file)")
+    cfg = cfg.resolved()  # input size, crop, interpolation: the caller's, else the defaults
     key = data.lower()
     if key == "digits":
         splits = builtin.load_digits_splits(cfg)

@@ -18,6 +18,7 @@ INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic")
 # 28 x 28 Fashion-MNIST to 224 costs 12-50x the compute and adds no detail.
 BUILTIN_INPUT = {"digits": {"size": 32, "crop_pct": 1.0, "interpolation": "bilinear"},
                  "fashion-mnist": {"size": 64, "crop_pct": 1.0, "interpolation": "bilinear"}}
+DEFAULT_MAX_LENGTH = 128  # tokens: most sentence-classification fine-tunes use 128
 # What an ImageNet model expects when nothing else says (timm's defaults).
 IMAGENET_INPUT = {"size": 224, "crop_pct": 0.875, "interpolation": "bilinear"}
 
@@ -30,7 +31,8 @@ class DataConfig(JsonConfig):
         "digits",
         "dataset: 'digits', 'fashion-mnist', a paper dataset as NAME:ROOT (caltech256-30, "
         "caltech256-60, mit-indoor, stanford-dogs) or a path to an ImageFolder tree (class "
-        "subfolders of images, optionally under train/ val/ test/)",
+        "subfolders of images, optionally under train/ val/ test/); text (with a text model): "
+        "'wordnet', a .csv/.tsv/.jsonl file, or a folder of class subfolders of .txt files",
     )
     data_root: str | None = help_field(
         None,
@@ -80,6 +82,14 @@ class DataConfig(JsonConfig):
         "unreadable image files: 'skip' them with one warning, or 'error'",
     )
     max_test: int | None = help_field(None, "cap on test images (stratified sample) for quick runs")
+    max_length: int | None = help_field(
+        None, f"text: tokens kept per text, longer ones are cut (default: {DEFAULT_MAX_LENGTH}, or less "
+        "where the model's positions end)")
+    text_column: str = help_field("text", "text: the column (CSV/TSV header, JSONL key) holding the text")
+    label_column: str = help_field("label", "text: the column holding the label")
+    categories: str = help_field("10", "wordnet: N (the N lexicographer categories with the most noun "
+                                 "definitions) or a comma list of names, e.g. noun.animal,noun.food")
+    tokenizer: str | None = help_field(None, "text: the tokenizer (default: the model's own)")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -113,6 +123,8 @@ class DataConfig(JsonConfig):
                 raise LayerswarmError(
                     f"{name}={value} is outside (0, 1): pass {flag} F with 0 < F < 1, e.g. 0.2"
                 )
+        if self.max_length is not None and self.max_length < 2:
+            raise LayerswarmError(f"max_length={self.max_length} is too short: pass --max-length N with N >= 2")
         if self.on_bad_image not in BAD_IMAGE_POLICIES:
             raise LayerswarmError(
                 f"on_bad_image={self.on_bad_image!r} is not known: pass --on-bad-image skip or --on-bad-image error"
@@ -123,11 +135,19 @@ class DataConfig(JsonConfig):
         own default for digits and fashion-mnist, else from ``model_input`` (``size``, ``crop_pct``,
         ``interpolation``: the model's pretrained config), else ImageNet's 224 / 0.875. Values
         set explicitly stay; resolving twice changes nothing."""
+        if model_input and "tokenizer" in model_input:  # a text model: its tokenizer reads the data
+            return replace(self, tokenizer=self.tokenizer or model_input["tokenizer"])
         key = self.data.strip().lower().replace("_", "-").replace("fashionmnist", "fashion-mnist")
         base = BUILTIN_INPUT.get(key, model_input or IMAGENET_INPUT)
         return replace(self, image_size=self.image_size or int(base["size"]),
                        crop_pct=self.crop_pct or float(base.get("crop_pct", 1.0)),
                        interpolation=self.interpolation or base.get("interpolation", "bilinear"))
+
+    def describe_input(self, input_config: dict) -> str:
+        """What the model is fed, for the start-up line: ``input_config`` of the loaded splits."""
+        if "max_length" in input_config:
+            return f"texts of at most {input_config['max_length']} tokens ({input_config.get('tokenizer')}'s tokenizer)"
+        return f"{self.image_size} px (resize {self.resize_size}, centre crop; {self.interpolation})"
 
     @property
     def resize_size(self) -> int:

@@ -1,4 +1,5 @@
-"""In-memory image sets: images decoded once and held as uint8 tensors."""
+"""In-memory datasets: images decoded once and held as uint8 tensors, texts tokenised once and
+held as padded token ids. The trainer reads ``inputs`` and ``labels`` of either."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ class ImageSet:
             raise ValueError("labels must be [N] and match images")
         self.labels = self.labels.long()
 
+    @property
+    def inputs(self) -> torch.Tensor:
+        return self.images
+
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
@@ -29,6 +34,35 @@ class ImageSet:
 
     def to(self, device: torch.device | str) -> ImageSet:
         return ImageSet(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class TextSet:
+    """Token ids ``int64 [N, L]`` (each text padded at the end with the tokenizer's pad id up to
+    the longest, at most ``max_length``) and labels ``int64 [N]``."""
+
+    tokens: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.tokens.dtype != torch.int64 or self.tokens.ndim != 2:
+            raise ValueError(f"tokens must be int64 [N,L], got {self.tokens.dtype} {tuple(self.tokens.shape)}")
+        if self.labels.shape != (self.tokens.shape[0],):
+            raise ValueError("labels must be [N] and match tokens")
+        self.labels = self.labels.long()
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        return self.tokens
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, index: torch.Tensor) -> TextSet:
+        return TextSet(self.tokens[index], self.labels[index])
+
+    def to(self, device: torch.device | str) -> TextSet:
+        return TextSet(self.tokens.to(device), self.labels.to(device))
 
 
 @dataclass
@@ -64,8 +98,11 @@ class DatasetSplits:
         return SearchSplits(self.train, self.val, self.classes)
 
     def summary(self) -> str:
-        shape = "x".join(str(s) for s in self.train.images.shape[1:])
+        if isinstance(self.train, TextSet):
+            what = f"texts of at most {self.train.tokens.shape[1]} tokens"
+        else:
+            what = "images " + "x".join(str(s) for s in self.train.images.shape[1:])
         return (
             f"{self.name}: {self.num_classes} classes, train {len(self.train)}, "
-            f"val {len(self.val)}, test {len(self.test)}, images {shape}"
+            f"val {len(self.val)}, test {len(self.test)}, {what}"
         )

@@ -1,4 +1,5 @@
-"""``create_model(name)``: timm names, ``tv:NAME`` for torchvision, offline EfficientNet-Lite.
+"""``create_model(name)``: timm names, ``tv:NAME`` for torchvision, offline EfficientNet-Lite,
+and text encoders (``all-minilm-l6-v2``, ``hf:PATH``: :mod:`layerswarm.models.text`).
 
 The source classifier is always replaced by a new head sized to the target classes.
 """
@@ -37,8 +38,21 @@ class ModelInfo:
     def to_dict(self) -> dict:
         return {
             "name": self.name, "num_classes": self.num_classes, "head": list(self.head),
-            "mean": list(self.mean), "std": list(self.std), "weights": self.weights,
+            "mean": list(self.mean), "std": list(self.std), "weights": self.weights, "extra": dict(self.extra),
         }
+
+    @property
+    def is_text(self) -> bool:
+        return self.extra.get("modality") == "text"
+
+
+def init_head(module: nn.Module, seed: int) -> None:
+    """Draw ``module``'s parameters afresh from ``seed``, the same draw whenever it is asked:
+    every submodule that can reset itself does, in order."""
+    torch.manual_seed(seed)
+    for m in module.modules():
+        if hasattr(m, "reset_parameters") and any(True for _ in m.parameters(recurse=False)):
+            m.reset_parameters()
 
 
 def _close_names(name: str) -> str:
@@ -104,6 +118,10 @@ def pretrained_input(name: str) -> dict:
     """The input a model was pretrained on, from timm's ``pretrained_cfg`` without building the
     model: ``{"size", "crop_pct", "interpolation"}`` (torchvision's classifiers: 224, 0.875,
     bilinear). Unknown names get ImageNet's defaults; ``create_model`` reports them."""
+    from .text import is_text_model
+
+    if is_text_model(name):  # text: the tokenizer decides the input
+        return {"tokenizer": name}
     arch = LITE_MODELS[name][0] if name in LITE_MODELS else name
     cfg = None if name.startswith("tv:") else timm.models.get_pretrained_cfg(arch)
     if cfg is None:
@@ -129,6 +147,17 @@ def create_model(
     if file_weights and not Path(weights).is_file():
         raise LayerswarmError(f"weights file '{weights}' does not exist: pass an existing file, 'pretrained' or 'none'")
     hub_pretrained = weights == "pretrained"
+    from .text import build_text_model, head_modules, is_text_model
+
+    if is_text_model(name):
+        model, extra = build_text_model(name, num_classes, hub_pretrained)
+        if file_weights:
+            load_weights_file(model, weights, model_name=name)
+        head = head_modules(model)
+        for path in head:  # the draw bundle.reset repeats
+            init_head(model.get_submodule(path), seed)
+        info = ModelInfo(name=name, num_classes=num_classes, head=head, weights=weights, extra=extra)
+        return model, info
     if name in LITE_MODELS:
         model, info = _build_timm(LITE_MODELS[name][0], pretrained=False)
         info.name = name

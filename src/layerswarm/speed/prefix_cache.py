@@ -169,7 +169,7 @@ class PrefixCache:
         self.hits = 0
 
     def _probe(self, device: torch.device) -> torch.Tensor:
-        return self.transform(self.data.val.images[:2].to(device), train=False)
+        return self.transform(self.data.val.inputs[:2].to(device), train=False)
 
     def frozen_depth(self, model: nn.Module) -> int:
         """Leading chain modules that are frozen under the current mask and modes."""

@@ -132,7 +132,7 @@ def fisher_information(
     n = len(data) if max_images is None else min(len(data), max_images)
     batches = 0
     for start in range(0, n, batch_size):
-        x = transform(data.images[start : min(start + batch_size, n)].to(device), train=False)
+        x = transform(data.inputs[start : min(start + batch_size, n)].to(device), train=False)
         y = data.labels[start : min(start + batch_size, n)].to(device)
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()

@@ -55,7 +55,7 @@ class LinearProbe(Strategy):
             raise LayerswarmError(f"unit {k} ({unit.name}) holds loose parameters, no module whose output a probe "
                                   "could read: pick another unit")
         model.requires_grad_(False)  # the model's own head is never reached: nothing of it trains
-        example = ctx.bundle.transform(ctx.data.val.images[:2].to(ctx.bundle.device), train=False)
+        example = ctx.bundle.transform(ctx.data.val.inputs[:2].to(ctx.bundle.device), train=False)
         probe = build_probe(model, unit.modules[-1], ctx.data.num_classes, example, seed=ctx.seed)
         return TrainPlan(frozen=["backbone"], param_groups=trainable_param_groups(probe), mask=plan.mask,
                          model=probe, head=["head"], info={"features_from": unit.name})

@@ -69,3 +69,13 @@ class BatchTransform:
         x0, y0 = (w - cw) * draws[2], (h - ch) * draws[3]
         boxes = torch.stack([torch.arange(b, device=x.device, dtype=x.dtype), x0, y0, x0 + cw, y0 + ch], 1)
         return roi_align(x, boxes.to(x.dtype), output_size=(h, w), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+
+
+class TokenTransform:
+    """Text batches: token ids go to the model unchanged (no augmentation, no normalisation;
+    the model derives the attention mask and cuts the padding)."""
+
+    augment = "none"
+
+    def __call__(self, tokens: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        return tokens

@@ -126,7 +126,8 @@ def resolve_device(name: str) -> torch.device:
 
 class ImageBatches:
     """Where :func:`fit` gets its batches: uint8 images held in memory, shuffled, augmented and
-    normalised on the device (no per-epoch decode, no DataLoader workers).
+    normalised on the device (no per-epoch decode, no DataLoader workers); token ids of texts
+    the same way, passed through unchanged.
 
     One seeded generator draws the epoch order and then each batch's crops and flips, so with
     the same seed every run sees the same sequence of batches. The frozen-prefix activation
@@ -164,11 +165,16 @@ class ImageBatches:
             idx = order[i : i + bs]
             if len(idx) < 2 and n >= 2:
                 continue  # a batch of one breaks BatchNorm in training mode
-            x = self.transform(self.train.images[idx], train=True, generator=self.generator)
-            yield x.contiguous(memory_format=self.memory_format), self.train.labels[idx]
+            x = self.transform(self.train.inputs[idx], train=True, generator=self.generator)
+            yield formatted(x, self.memory_format), self.train.labels[idx]
 
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return eval_batches(self.val, self.transform, self.cfg.eval_batch_size, self.device, self.memory_format)
+
+
+def formatted(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
+    """``x`` in memory format ``fmt`` where it has one (images; token ids are 2-d)."""
+    return x.contiguous(memory_format=fmt) if x.ndim == 4 else x
 
 
 def memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format:
@@ -179,9 +185,9 @@ def eval_batches(data: ImageSet, transform: BatchTransform, batch_size: int, dev
                  fmt: torch.memory_format = torch.contiguous_format) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(inputs, labels)`` of ``data`` in order, without augmentation."""
     for start in range(0, len(data), batch_size):
-        images = data.images[start : start + batch_size].to(device, non_blocking=True)
+        images = data.inputs[start : start + batch_size].to(device, non_blocking=True)
         labels = data.labels[start : start + batch_size].to(device, non_blocking=True)
-        yield transform(images, train=False).contiguous(memory_format=fmt), labels
+        yield formatted(transform(images, train=False), fmt), labels
 
 
 def accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:

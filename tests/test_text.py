@@ -1,0 +1,132 @@
+"""Text encoders: units, true freezing, text data and an end-to-end search, on a tiny BERT built
+from a config (no download)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from layerswarm.bundle import ModelConfig, build_bundle  # noqa: E402
+from layerswarm.cli import main  # noqa: E402
+from layerswarm.data import DataConfig, load_dataset  # noqa: E402
+from layerswarm.errors import LayerswarmError  # noqa: E402
+from layerswarm.models import create_model  # noqa: E402
+from layerswarm.models.factory import pretrained_input  # noqa: E402
+from layerswarm.models.text import TextClassifier, head_modules  # noqa: E402
+from layerswarm.training import TrainConfig, fit  # noqa: E402
+from layerswarm.units import apply_mask, split_units  # noqa: E402
+from text_fixtures import make_text_csv, make_tiny_bert  # noqa: E402
+
+# AdamW as BERT is fine-tuned; the paper's SGD barely moves a random tiny BERT in a few steps
+TRAIN = TrainConfig(epochs=2, batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=0.01, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("text")
+    bert = make_tiny_bert(root / "bert")
+    return {"model": f"hf:{bert}", "csv": make_text_csv(root / "texts.csv"), "root": root}
+
+
+def _splits(tiny, **kw):
+    cfg = DataConfig(data=str(tiny["csv"]), train_per_class=10, val_per_class=5, **kw)
+    return load_dataset(cfg.resolved(pretrained_input(tiny["model"])))
+
+
+def test_units_are_embeddings_each_layer_and_pooler(tiny):
+    model, info = create_model(tiny["model"], num_classes=3)
+    units = split_units(model, info.head)
+    assert [u.name for u in units] == ["hf.bert.embeddings", "hf.bert.encoder.layer.0", "hf.bert.encoder.layer.1",
+                                       "hf.bert.pooler"]
+    assert info.head == ["hf.classifier"] and info.is_text
+    assert [u.name for u in split_units(model, info.head, "stage")] == [
+        "hf.bert.embeddings", "hf.bert.encoder", "hf.bert.pooler"]
+
+
+@pytest.mark.parametrize("family, expected_head", [
+    (transformers.RobertaConfig, ["hf.classifier"]),
+    (transformers.DistilBertConfig, ["hf.pre_classifier", "hf.classifier"]),
+    (transformers.ElectraConfig, ["hf.classifier"]),
+])
+def test_the_unit_rule_covers_the_usual_families(family, expected_head):
+    sizes = {"vocab_size": 50, "max_position_embeddings": 40}
+    if family is transformers.DistilBertConfig:
+        config = family(dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=4, **sizes)
+    else:
+        config = family(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=4,
+                        **({"embedding_size": 8} if family is transformers.ElectraConfig else {}), **sizes)
+    model = TextClassifier(transformers.AutoModelForSequenceClassification.from_config(config), pad_token_id=0)
+    head = head_modules(model)
+    units = split_units(model, head)
+    assert head == expected_head
+    assert units[0].name.startswith(f"hf.{model.hf.base_model_prefix}.embeddings")
+    layers = [u.name.rsplit(".", 1)[-1] for u in units[1:4]]
+    assert layers == ["0", "1", "2"], [u.name for u in units]
+    assert model(torch.tensor([[5, 6, 7, 0, 0]])).shape == (1, 4)
+
+
+def test_frozen_units_stay_bit_identical_and_run_without_dropout(tiny):
+    data = _splits(tiny)
+    bundle = build_bundle(ModelConfig(name=tiny["model"]), data.num_classes, TRAIN)
+    model = bundle.reset()
+    mask = [0, 1, 0, 1]  # embeddings and layer 1 frozen between trained units
+    frozen = apply_mask(model, bundle.units, mask)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes: dict[str, set[bool]] = {}
+    hooks = [model.get_submodule(u.name).register_forward_pre_hook(
+        lambda m, _a, name=u.name: modes.setdefault(name, set()).add(m.training)) for u in bundle.units]
+    assert model.hf.config.hidden_dropout_prob > 0  # dropout is on in trained units
+    fit(model, data.train, data.val, TRAIN.replace(momentum=0.9), bundle.transform, frozen=frozen,
+        head=bundle.info.head)
+    for h in hooks:
+        h.remove()
+    after = model.state_dict()
+    for unit, bit in zip(bundle.units, mask, strict=True):
+        same = all(torch.equal(before[p], after[p]) for p in unit.params)
+        assert same == (bit == 0), unit.name
+        if bit == 0:
+            assert True not in modes[unit.name], f"{unit.name} ran in training mode (dropout on)"
+        else:
+            assert True in modes[unit.name]
+
+
+def test_text_data_split_tokenised_once_and_padded_at_the_end(tiny):
+    data = _splits(tiny, max_length=6, max_test=9)
+    assert data.classes == ["animal", "food", "tool"]
+    assert (len(data.train), len(data.val), len(data.test)) == (30, 15, 9)
+    tokens = data.train.tokens
+    assert tokens.dtype == torch.int64 and tokens.shape[1] <= 6
+    pad = create_model(tiny["model"], 3)[1].extra["pad_token_id"]
+    real = tokens != pad
+    assert torch.equal(real, real.cummin(dim=1).values)  # no token after padding starts
+    assert data.input_config["max_length"] == 6
+    whole = _splits(tiny)  # uncut: a text's tokens identify it, and each text lands in one split only
+    rows = [{tuple(r[r != pad].tolist()) for r in s.tokens} for s in (whole.train, whole.val, whole.test)]
+    assert sum(map(len, rows)) == len(set().union(*rows)) == len(whole.train) + len(whole.val) + len(whole.test)
+
+
+def test_text_and_image_mismatches_are_one_line_errors(tiny):
+    with pytest.raises(LayerswarmError, match="is text: pick a text model"):
+        load_dataset(DataConfig(data=str(tiny["csv"])))
+    with pytest.raises(LayerswarmError, match="holds images but the model reads text"):
+        load_dataset(DataConfig(data="digits").resolved(pretrained_input(tiny["model"])))
+
+
+def test_tiny_search_end_to_end_on_text(tiny, capsys):
+    out = tiny["root"] / "run"
+    argv = ["search", "--model", tiny["model"], "--data", str(tiny["csv"]), "--train-per-class", "10",
+            "--val-per-class", "5", "--optimizer", "adamw", "--lr", "1e-3", "--weight-decay", "0.01",
+            "--batch-size", "8", "--particles", "3", "--generations", "2", "--fitness-epochs", "1",
+            "--final-epochs", "2", "--baselines", "linear,full", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    best = json.loads((out / "best_mask.json").read_text())
+    assert len(best["mask"]) == 4
+    metrics = json.loads((out / "final" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert (out / "baselines" / "full" / "final" / "metrics.json").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["tokenizer"] == tiny["model"]
