@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -92,31 +93,62 @@ def export(run_dir: str, out_file: str | None) -> None:
 
 @app.command()
 @click.argument("run_dir", type=click.Path())
-@click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="classes to show per image")
+@click.argument("inputs", nargs=-1, metavar="[IMAGES | TEXTS]...")
+@click.option("--lines", "lines_files", multiple=True, metavar="FILE",
+              help="text model: classify each non-empty line of FILE (UTF-8; - for standard input); repeatable")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="classes to show per image or text")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def predict(run_dir: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
-    """Classify IMAGES (image files, or folders of them) with the final model of RUN_DIR (a search or
-    finetune --out folder). Unreadable images are skipped with one warning naming them."""
+def predict(run_dir: str, inputs: tuple[str, ...], lines_files: tuple[str, ...], top_k: int, device: str,
+            as_json: bool) -> None:
+    """Classify images or texts with the final model of RUN_DIR (a search or finetune --out folder).
+
+    An image model takes IMAGES: image files, or folders of them; unreadable images are skipped
+    with one warning naming them. A text model takes TEXTS (quote each one; put -- before
+    the first if it starts with -) and the lines of --lines FILE. Output: per input, its top classes with probabilities ('image' or 'text' and
+    'top_k' with --json)."""
+    from ..predict import Predictor, format_predictions, read_text_lines
+
+    if not inputs and not lines_files:
+        raise LayerswarmError("nothing to classify: pass image files or folders of them, or texts (or --lines FILE) "
+                              "for a text model")
+    predictor = Predictor(run_dir, device=device)
+    if predictor.is_text:
+        texts = list(inputs)
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise LayerswarmError(f"text {i + 1} is empty: pass non-empty texts")
+            if os.path.isfile(text):  # os.path: False, not an error, for a text too long to be a path
+                click.echo(f"layerswarm: warning: '{text}' is a file, classified as the text '{text}'; to classify "
+                           f"its lines pass --lines {text}", err=True)
+        for spec in lines_files:
+            texts.extend(read_text_lines(spec))
+        results = predictor.predict_texts(texts, top_k=top_k)
+    else:
+        if lines_files:
+            raise LayerswarmError(f"--lines reads texts but '{predictor.path}' holds an image model "
+                                  f"({predictor.model_name}): pass image files or folders of them")
+        results = _predict_images(predictor, inputs, top_k)
+    click.echo(json.dumps([r.to_dict() for r in results], indent=2) if as_json else format_predictions(results))
+
+
+def _predict_images(predictor, images: tuple[str, ...], top_k: int) -> list:
+    """Image files and folders' images, ranked; files that do not decode are skipped with a warning."""
     import torch
 
     from ..data.imagefolder import list_images
-    from ..predict import Prediction, Predictor, format_predictions
 
     paths: list[str] = []
     for image in images:
-        path = Path(image)
-        if path.is_dir():
-            found = list_images(path)
+        if os.path.isdir(image):  # os.path: False, not an error, for a text too long to be a path
+            found = list_images(Path(image))
             if not found:
                 raise LayerswarmError(f"folder '{image}' holds no image files: pass image files or a folder of them")
             paths.extend(map(str, found))
-        elif not path.exists():
+        elif not os.path.exists(image):
             raise LayerswarmError(f"image '{image}' does not exist: pass image files or folders of them")
         else:
             paths.append(image)
-    predictor = Predictor(run_dir, device=device)
     good, batches, skipped = [], [], []
     for p in paths:  # one at a time: a file that does not decode is skipped, not fatal to the batch
         try:
@@ -130,8 +162,4 @@ def predict(run_dir: str, images: tuple[str, ...], top_k: int, device: str, as_j
                               "pass JPEG, PNG or other image files")
     if skipped:
         click.echo(f"layerswarm: warning: skipped {len(skipped)} unreadable image(s): {shown}", err=True)
-    probs = predictor.probabilities(torch.cat(batches))
-    values, indices = probs.topk(min(top_k, len(predictor.classes)), dim=1)
-    results = [Prediction(p, [(predictor.classes[int(i)], float(v)) for v, i in zip(vs, ix, strict=True)])
-               for p, vs, ix in zip(good, values, indices, strict=True)]
-    click.echo(json.dumps([r.to_dict() for r in results], indent=2) if as_json else format_predictions(results))
+    return predictor.rank(good, predictor.probabilities(torch.cat(batches)), top_k)
