@@ -1,0 +1,149 @@
+"""How well does a short fitness predict the final result? (issue 14, point 1; docs/fitness.md)
+
+For each of N masks (linear, full, last-k for k = 1, 2, 4, 8, and random masks of random density)
+one 30-epoch fine-tune is validated after every epoch and tested at the end. With the paper's
+step schedule (x0.1 every 30 epochs) the first e epochs of that run are exactly an e-epoch
+fitness evaluation, so one run gives the truncated fitness for every budget e. Each mask is also
+trained in a complete short run of e epochs whose cosine schedule decays to zero within the
+budget: it ends converged and may rank masks better. The table gives Spearman's rank correlation
+between each fitness and the 30-epoch test accuracy, and how often each fitness's best mask is
+within the test set's noise of the best final mask.
+
+    python benchmarks/fitness_fidelity.py --data digits --out benchmarks/results/fidelity/digits [--shard i/n]
+    python benchmarks/fitness_fidelity.py --table benchmarks/results/fidelity/digits
+
+One JSON file per (mask, run) under --out, written when the run ends: rerunning skips what is
+done, so the study resumes and can be split over processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from layerswarm.bundle import ModelConfig, build_bundle
+from layerswarm.data import DataConfig, load_dataset
+from layerswarm.finetune import run_finetune
+from layerswarm.io import atomic_write_json
+from layerswarm.strategies import create_strategy
+from layerswarm.training.config import recipe_config
+
+BUDGETS = (1, 2, 5, 10)  # fitness epochs the table reports
+SHORT = (1, 2, 5)  # budgets of the complete (cosine-to-zero) short runs
+
+
+def masks(units: int, random_count: int, seed: int) -> dict[str, list[int]]:
+    named = {"linear": [0] * units, "full": [1] * units}
+    for k in (1, 2, 4, 8):
+        named[f"last-{k}"] = [0] * (units - k) + [1] * k
+    rng = np.random.default_rng(seed)
+    while len(named) < 6 + random_count:
+        density = rng.uniform(0.1, 0.9)  # sparse and dense masks both: a swarm visits both
+        mask = [int(b) for b in rng.random(units) < density]
+        if mask not in named.values():
+            named[f"random-{len(named) - 5:02d}"] = mask
+    return named
+
+
+def run(args, data, bundle, name: str, mask: list[int], epochs: int, schedule: str) -> dict:
+    cfg = recipe_config("paper", epochs=epochs, schedule=schedule, seed=args.seed, val_every=1,
+                        test_every=epochs, device="cpu")
+    start = time.perf_counter()
+    metrics = run_finetune(bundle, data, create_strategy("mask", {"mask": mask}), cfg, seed=args.seed)
+    return {"mask_name": name, "mask": mask, "epochs": epochs, "schedule": schedule, "seed": args.seed,
+            "data": args.data, "val_by_epoch": [e["val_accuracy"] for e in metrics["epochs"]],
+            "test_accuracy": metrics["test_accuracy"], "test_images": len(data.test), "seconds": time.perf_counter() - start}
+
+
+def table(out: Path, final_epochs: int) -> str:
+    runs = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
+    long = {r["mask_name"]: r for r in runs if r["schedule"] == "step" and r["epochs"] == final_epochs}
+    short = {(r["mask_name"], r["epochs"]): r for r in runs if r["schedule"] == "cosine"}
+    names = sorted(long)
+    if len(names) < 3:
+        return f"{len(names)} masks finished: too few for a rank correlation\n"
+    final = np.array([long[n]["test_accuracy"] for n in names])
+    n_test = runs[0]["test_images"]
+    best_final = final.max()
+    # one standard error of the best final accuracy, binomial over the test set
+    noise = math.sqrt(best_final * (1 - best_final) / n_test)
+
+    def row(label: str, scores: list[float | None]) -> str:
+        pairs = [(s, f) for s, f in zip(scores, final, strict=True) if s is not None]
+        if len(pairs) < 3:
+            return f"| {label} | - | - | - | {len(pairs)} |"
+        s, f = map(np.array, zip(*pairs, strict=True))
+        rho = spearmanr(s, f).statistic
+        pick = f[int(np.argmax(s))]  # the final accuracy of the mask this fitness calls best
+        return (f"| {label} | {rho:.2f} | {100 * pick:.2f} | {100 * (best_final - pick):.2f} | {len(pairs)} |")
+
+    lines = [f"{len(names)} masks, seed {runs[0]['seed']}, data {runs[0]['data']}; best final test "
+             f"{100 * best_final:.2f} (one standard error {100 * noise:.2f} points)", "",
+             "| fitness | Spearman vs final test | final test of its best mask | gap to best final | masks |",
+             "|---|---|---|---|---|"]
+    for e in BUDGETS:
+        lines.append(row(f"truncated, {e} epoch{'s' * (e > 1)} (val)",
+                         [long[n]["val_by_epoch"][e - 1] for n in names]))
+    for e in SHORT:
+        lines.append(row(f"complete cosine run, {e} epoch{'s' * (e > 1)} (val)",
+                         [short[(n, e)]["val_by_epoch"][-1] if (n, e) in short else None for n in names]))
+    lines.append(row(f"{final_epochs} epochs (val)", [long[n]["val_by_epoch"][-1] for n in names]))
+    lines += ["", "| mask | " + " | ".join(f"val@{e}" for e in BUDGETS) + f" | val@{final_epochs} | test@{final_epochs} |",
+              "|---" * (3 + len(BUDGETS)) + "|"]
+    for n in sorted(names, key=lambda n: -long[n]["test_accuracy"]):
+        v = long[n]["val_by_epoch"]
+        lines.append(f"| {n} `{''.join(map(str, long[n]['mask']))}` | "
+                     + " | ".join(f"{100 * v[e - 1]:.1f}" for e in BUDGETS)
+                     + f" | {100 * v[-1]:.1f} | {100 * long[n]['test_accuracy']:.2f} |")
+    secs = [long[n]["seconds"] for n in names]
+    lines.append(f"\n(mean {statistics.mean(secs):.0f} s per {final_epochs}-epoch run, shared cores: not a speed figure)")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="digits", choices=["digits", "fashion-mnist"])
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--random-masks", type=int, default=18)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--final-epochs", type=int, default=30)
+    ap.add_argument("--out", default="benchmarks/results/fidelity/digits")
+    ap.add_argument("--shard", default="0/1", help="i/n: run every n-th mask starting at i")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--table", metavar="DIR", default=None)
+    args = ap.parse_args()
+    if args.table:
+        print(table(Path(args.table), args.final_epochs), end="")
+        return
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(DataConfig(data=args.data, train_per_class=50, val_per_class=50, max_test=2000,
+                                   seed=args.seed))
+    bundle = build_bundle(ModelConfig(name=args.model), data.num_classes, recipe_config("paper", device="cpu"),
+                          seed=args.seed)
+    index, count = map(int, args.shard.split("/"))
+    for n, (name, mask) in enumerate(masks(len(bundle.units), args.random_masks, args.seed).items()):
+        if n % count != index:
+            continue
+        for epochs, schedule in [(args.final_epochs, "step")] + [(e, "cosine") for e in SHORT]:
+            path = out / f"{name}__{schedule}{epochs}.json"
+            if path.exists():
+                continue
+            result = run(args, data, bundle, name, mask, epochs, schedule)
+            atomic_write_json(path, result)
+            print(f"{name:<10} {''.join(map(str, mask))} {schedule}{epochs}: "
+                  f"val {result['val_by_epoch'][-1]:.3f} test {result['test_accuracy']:.4f} "
+                  f"({result['seconds']:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
