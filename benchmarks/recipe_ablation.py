@@ -3,12 +3,16 @@ paper's optimiser, the new default, and each recipe option alone on top of the p
 
     python benchmarks/recipe_ablation.py --variants paper,default --seeds 0,1,2 --out benchmarks/results/recipe
     python benchmarks/recipe_ablation.py --table benchmarks/results/recipe   # the markdown table
+    python benchmarks/recipe_ablation.py --benchmark text --variants paper,bert --epochs 10 \
+        --out benchmarks/results/text-recipe                                     # docs/text.md
 
 One JSON file per (variant, strategy, seed) under --out, written when the run ends: rerunning
 skips what is done, so the study resumes and can be split over processes (--shard i/n).
-Benchmark: EfficientNet-Lite0 (offline ImageNet weights) -> Fashion-MNIST, 50 train + 50
-validation images per class from the training files, 64 px, 2,000 test images; one --seed drives
-the split, the head, the batch order and the augmentation draws.
+Benchmarks (--benchmark): vision, EfficientNet-Lite0 (offline ImageNet weights) -> Fashion-MNIST,
+50 train + 50 validation images per class from the training files, 64 px, 2,000 test images;
+text, all-MiniLM-L6-v2 -> WordNet noun definitions, 10 categories, 50 + 50 per class, 32 tokens,
+2,000 test definitions. One --seed drives the split, the head, the batch order and the
+augmentation draws.
 """
 
 from __future__ import annotations
@@ -47,17 +51,26 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "+rrc": ("paper", {"augment": "rrc"}),
     "+adamw": ("paper", {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05}),
     "+bn-recalibrate": ("paper", {"bn_recalibrate": True}),
+    "bert": ("bert", {}),
+}
+BENCHMARKS = {
+    "vision": ("efficientnet_lite0", {"data": "fashion-mnist", "image_size": 64}),
+    "text": ("all-minilm-l6-v2", {"data": "wordnet", "max_length": 32, "tokenizer": "all-minilm-l6-v2"}),
 }
 
 
-def run_one(variant: str, strategy: str, seed: int, epochs: int, data_root: str | None, device: str) -> dict:
+def run_one(variant: str, strategy: str, seed: int, epochs: int, data_root: str | None, device: str,
+            benchmark: str = "vision") -> dict:
     recipe, changes = VARIANTS[variant]
     cfg = recipe_config(recipe, **changes, epochs=epochs, seed=seed, test_every=epochs, val_every=epochs, device=device)
-    data = load_dataset(DataConfig(data="fashion-mnist", data_root=data_root, image_size=64, train_per_class=50,
-                                   val_per_class=50, max_test=2000, seed=seed))
-    bundle = build_bundle(ModelConfig(name="efficientnet_lite0"), data.num_classes, cfg, seed=seed)
-    metrics = run_finetune(bundle, data, create_strategy(*STRATEGIES[strategy]), cfg, seed=seed)
-    return {"variant": variant, "strategy": strategy, "seed": seed, "config": cfg.to_dict(),
+    model, data_spec = BENCHMARKS[benchmark]
+    data = load_dataset(DataConfig(**data_spec, data_root=data_root, train_per_class=50, val_per_class=50,
+                                   max_test=2000, seed=seed))
+    bundle = build_bundle(ModelConfig(name=model), data.num_classes, cfg, seed=seed)
+    # last-k: k=4 of Lite0's 17 units; on MiniLM's 8 (embeddings, 6 layers, pooler) the last 2 layers + pooler
+    name, options = ("last-k", {"k": 3}) if (benchmark, strategy) == ("text", "last-k") else STRATEGIES[strategy]
+    metrics = run_finetune(bundle, data, create_strategy(name, options), cfg, seed=seed)
+    return {"variant": variant, "strategy": strategy, "seed": seed, "benchmark": benchmark, "config": cfg.to_dict(),
             "test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
             "seconds_per_epoch": metrics["seconds"] / max(len(metrics["epochs"]), 1),
             "epochs": metrics["epochs"], "threads": torch.get_num_threads()}
@@ -105,6 +118,7 @@ def main() -> None:
                     "default: paper and practitioner on --strategies, then every option row on --effects")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--effects", default="last-k", help="strategies the single-option rows run (all: the 3)")
+    ap.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="vision")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--out", default="benchmarks/results/recipe")
     ap.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i (one process per core)")
@@ -131,7 +145,7 @@ def main() -> None:
         if n % count != index or path.exists():
             continue
         start = time.perf_counter()
-        result = run_one(v, s, seed, args.epochs, args.data_root, args.device)
+        result = run_one(v, s, seed, args.epochs, args.data_root, args.device, args.benchmark)
         atomic_write_json(path, result)
         print(f"{v:<20} {s:<7} seed {seed}: test {result['test_accuracy']:.4f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)

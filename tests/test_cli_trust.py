@@ -82,6 +82,10 @@ def test_choices_agree_with_the_code():
     from layerswarm.units import GRANULARITIES
 
     assert tuple(GRANULARITY_CHOICES) == tuple(GRANULARITIES)
+    from layerswarm.model_config import POOLING_CHOICES
+    from layerswarm.models.text import POOLINGS
+
+    assert tuple(POOLING_CHOICES) == tuple(POOLINGS)
     assert set(SEARCHER_CHOICES) == set(SEARCHERS)
     assert set(STRATEGY_CHOICES) == set(STRATEGIES)
     assert set(TRAIN_CHOICES["augment"]) == set(AUGMENTATIONS)

@@ -37,14 +37,27 @@ def _splits(tiny, **kw):
     return load_dataset(cfg.resolved(pretrained_input(tiny["model"])))
 
 
-def test_units_are_embeddings_each_layer_and_pooler(tiny):
+def test_units_are_embeddings_each_layer_and_pooler_where_read(tiny):
+    # mean pooling (default): a new head on the mean of the last layer; BERT's pooler is unused, dropped
     model, info = create_model(tiny["model"], num_classes=3)
     units = split_units(model, info.head)
-    assert [u.name for u in units] == ["hf.bert.embeddings", "hf.bert.encoder.layer.0", "hf.bert.encoder.layer.1",
-                                       "hf.bert.pooler"]
-    assert info.head == ["hf.classifier"] and info.is_text
+    assert [u.name for u in units] == ["hf.embeddings", "hf.encoder.layer.0", "hf.encoder.layer.1"]
+    assert info.head == ["head"] and info.is_text and info.extra["pooling"] == "mean"
+    # cls: the family's own head on the first token, behind BERT's pooler, which is then a unit
+    model, info = create_model(tiny["model"], num_classes=3, pooling="cls")
+    assert [u.name for u in split_units(model, info.head)] == [
+        "hf.bert.embeddings", "hf.bert.encoder.layer.0", "hf.bert.encoder.layer.1", "hf.bert.pooler"]
+    assert info.head == ["hf.classifier"]
     assert [u.name for u in split_units(model, info.head, "stage")] == [
         "hf.bert.embeddings", "hf.bert.encoder", "hf.bert.pooler"]
+
+
+def test_mean_pooling_ignores_padding(tiny):
+    model, _ = create_model(tiny["model"], num_classes=3)
+    model.eval()
+    ids = torch.tensor([[2, 15, 16, 3]])
+    padded = torch.tensor([[2, 15, 16, 3, 0, 0, 0]])
+    assert torch.allclose(model(ids), model(padded), atol=1e-6)
 
 
 @pytest.mark.parametrize("family, expected_head", [
@@ -73,7 +86,7 @@ def test_frozen_units_stay_bit_identical_and_run_without_dropout(tiny):
     data = _splits(tiny)
     bundle = build_bundle(ModelConfig(name=tiny["model"]), data.num_classes, TRAIN)
     model = bundle.reset()
-    mask = [0, 1, 0, 1]  # embeddings and layer 1 frozen between trained units
+    mask = [1, 0, 1]  # layer 0 frozen between trained units
     frozen = apply_mask(model, bundle.units, mask)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     modes: dict[str, set[bool]] = {}
@@ -124,7 +137,7 @@ def test_tiny_search_end_to_end_on_text(tiny, capsys):
             "--final-epochs", "2", "--baselines", "linear,full", "--quiet", "--out", str(out)]
     assert main(argv) == 0
     best = json.loads((out / "best_mask.json").read_text())
-    assert len(best["mask"]) == 4
+    assert len(best["mask"]) == 3
     metrics = json.loads((out / "final" / "metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert (out / "baselines" / "full" / "final" / "metrics.json").is_file()

@@ -53,7 +53,7 @@ def build_bundle(
 ) -> ModelBundle:
     """Create the model, split it into units and remember its starting state."""
     device = resolve_device(train_cfg.device)
-    model, info = create_model(model_cfg.name, num_classes, model_cfg.weights, seed=seed)
+    model, info = create_model(model_cfg.name, num_classes, model_cfg.weights, seed=seed, pooling=model_cfg.pooling)
     units = split_units(model, info.head, model_cfg.granularity)
     model.to(device)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}

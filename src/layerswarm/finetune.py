@@ -107,8 +107,8 @@ def save_model(
     classes, normalisation; the image size and crop, or the text's max_length)."""
     meta = {"model": bundle.info.to_dict(), "classes": list(classes), "units": [u.name for u in bundle.units],
             "mask": mask}
-    if bundle.info.is_text:
-        meta["max_length"] = int(input_config["max_length"])
+    if bundle.info.is_text:  # predict tokenises with the same tokenizer and length
+        meta.update(max_length=int(input_config["max_length"]), tokenizer=input_config.get("tokenizer"))
     else:
         # how predict decodes a file: resize to image_size / crop_pct, centre crop (the loader's view)
         meta.update(image_size=int(input_config["image_size"]), crop_pct=input_config.get("crop_pct", 1.0),

@@ -9,6 +9,7 @@ from .config_utils import JsonConfig, help_field
 
 # The unit granularities of ``layerswarm.units.split_units`` (tests check the two agree).
 GRANULARITY_CHOICES = ("block", "stage", "module")
+POOLING_CHOICES = ("mean", "cls")  # layerswarm.models.text.POOLINGS
 
 
 @dataclass
@@ -16,3 +17,6 @@ class ModelConfig(JsonConfig):
     name: str = help_field("efficientnet_lite0", "timm name, tv:NAME (torchvision) or efficientnet_lite0/1/2")
     weights: str = help_field("pretrained", "pretrained, none (random init) or a checkpoint path")
     granularity: str = help_field("block", "mask units: block, stage or module")
+    pooling: str = help_field("mean", "text models: mean (a new linear head on the mean of the last hidden states, "
+                              "what sentence encoders are trained for) or cls (the family's own head on the "
+                              "first token, BERT's pooler included)")

@@ -95,7 +95,8 @@ class Predictor:
             self.interpolation = meta.get("interpolation", "bilinear")
             self.transform = BatchTransform(info["mean"], info["std"], augment="none")
         # 'none': the saved state replaces every weight, so nothing is downloaded or loaded twice
-        model, _ = create_model(self.model_name, num_classes=len(self.classes), weights="none")
+        model, _ = create_model(self.model_name, num_classes=len(self.classes), weights="none",
+                                pooling=info.get("extra", {}).get("pooling", "mean"))
         if self.is_text:
             # a text longer than the model's positions is cut there: training could not have fed it
             # whole either (a tokenizer without model_max_length leaves max_length above them)

@@ -11,7 +11,7 @@ import click
 from .._light import light_module
 from ..cli_options import dataclass_options
 from ..errors import LayerswarmError
-from ..model_config import GRANULARITY_CHOICES, ModelConfig
+from ..model_config import GRANULARITY_CHOICES, POOLING_CHOICES, ModelConfig
 
 # Only torch-free modules at the top: `layerswarm --help` and every COMMAND --help import neither
 # torch nor ray (tests/test_cli_start.py). Commands import what they need when they run.
@@ -30,7 +30,7 @@ DATA_FIELDS = ["data", "data_root", "image_size", "crop_pct", "interpolation", "
 TRAIN_FIELDS = ["recipe", "lr", "momentum", "weight_decay", "batch_size", "optimizer", "schedule", "step_size",
                 "gamma", "warmup_epochs", "head_lr_mult", "decay_norm_bias", "label_smoothing", "augment", "rrc_scale_min",
                 "crop_padding", "bn_recalibrate", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last", "compile"]
-MODEL_FIELDS = ["name", "weights", "granularity"]
+MODEL_FIELDS = ["name", "weights", "granularity", "pooling"]
 SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs", "halving_keep", "pause_mb", "early_stop",
                 "train_fraction", "val_fraction", "val_curve"]
 
@@ -38,7 +38,7 @@ SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs"
 # Options with a fixed set of values: shown in --help, checked before any work. The trainer's own
 # lists live beside torch code (training/augment.py, trainer.py): tests/test_cli_start.py checks
 # that these agree with them.
-MODEL_CHOICES = {"granularity": GRANULARITY_CHOICES}
+MODEL_CHOICES = {"granularity": GRANULARITY_CHOICES, "pooling": POOLING_CHOICES}
 DATA_CHOICES = {"on_bad_image": light_module("layerswarm.data.config").BAD_IMAGE_POLICIES,
                 "interpolation": light_module("layerswarm.data.config").INTERPOLATIONS}
 _TRAIN = light_module("layerswarm.training.config")
@@ -127,9 +127,12 @@ def _meta() -> dict:
 
 
 def _apply_recipe(settings: dict, flags: dict) -> None:
-    """``settings`` (training settings read from a file) take every value a recipe sets from
-    ``flags`` (built from ``--recipe`` and the options given): the file's other settings stay."""
+    """``settings`` (training settings read from a file) take from ``flags`` (built from
+    ``--recipe`` and the options given) every value the new recipe sets, and every value the
+    file's own recipe had set (it came with that recipe, not from the user): the file's other
+    settings stay."""
     recipes = getattr(light_module("layerswarm.training.config"), "RECIPES", {})
-    for key in {"recipe"} | {k for recipe in recipes.values() for k in recipe}:
+    keys = set(recipes.get(flags.get("recipe"), {})) | set(recipes.get(settings.get("recipe"), {}))
+    for key in {"recipe"} | keys:
         if key in flags:
             settings[key] = flags[key]

@@ -83,7 +83,8 @@ def finetune(**kw) -> None:
     bundle = build_bundle(model_cfg, data.num_classes, train, seed=seed)
     if mask_file:
         load_mask(mask_file, bundle.units)  # a mask of the wrong length fails here, before any file is written
-    click.echo(f"{data.summary()}; input {data_cfg.image_size} px, recipe {train.recipe}, device {bundle.device}", err=True)
+    click.echo(f"{data.summary()}; input {data_cfg.describe_input(data.input_config)}, recipe {train.recipe}, "
+               f"device {bundle.device}", err=True)
     # The work starts: only now does the folder appear (or the old run's files go).
     if overwrite:
         clear_run(out)

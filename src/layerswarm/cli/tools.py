@@ -9,22 +9,24 @@ from pathlib import Path
 import click
 
 from ..errors import LayerswarmError
-from ..model_config import GRANULARITY_CHOICES
+from ..model_config import GRANULARITY_CHOICES, POOLING_CHOICES
 from .common import app
 
 
 @app.command()
 @click.option("--model", "name", default="efficientnet_lite0", show_default=True, help="model name")
 @click.option("--granularity", type=click.Choice(GRANULARITY_CHOICES), default="block", show_default=True, help="mask units")
+@click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="mean", show_default=True,
+              help="text models: mean or cls head (cls keeps BERT's pooler as a unit)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def layers(name: str, granularity: str, as_json: bool) -> None:
+def layers(name: str, granularity: str, pooling: str, as_json: bool) -> None:
     """List the layer units of a model: one mask bit each."""
     from ..models import create_model
     from ..units import split_units
 
     # Units depend on the architecture only: skip downloading weights.
     weights = "pretrained" if name.startswith("efficientnet_lite") else "none"
-    model, info = create_model(name, num_classes=2, weights=weights)
+    model, info = create_model(name, num_classes=2, weights=weights, pooling=pooling)
     units = split_units(model, info.head, granularity)
     if as_json:
         click.echo(json.dumps({"model": name, "granularity": granularity, "head": info.head,

@@ -40,7 +40,7 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
 
 def load_text_splits(cfg: DataConfig) -> DatasetSplits:
     """``cfg.data`` as train / val / test splits of token ids from ``cfg.tokenizer``."""
-    from ..models.text import load_tokenizer
+    from ..models.text import load_tokenizer, model_positions
 
     if not cfg.tokenizer:
         raise LayerswarmError(f"--data {cfg.data} is text: pick a text model, e.g. --model all-minilm-l6-v2 "
@@ -53,8 +53,13 @@ def load_text_splits(cfg: DataConfig) -> DatasetSplits:
     test_idx, train_pool = stratified_split(labels, cfg.test_fraction, cfg.seed, stage=STAGE_TEST, classes=classes)
     parts = split_pools(labels, train_pool, test_idx, cfg, classes)
     tokenizer = load_tokenizer(cfg.tokenizer)
-    # the model's positions end at tokenizer.model_max_length (512 for BERT; a huge sentinel if unset)
-    max_length = cfg.max_length or min(DEFAULT_MAX_LENGTH, int(tokenizer.model_max_length or DEFAULT_MAX_LENGTH))
+    max_length = cfg.max_length or DEFAULT_MAX_LENGTH
+    positions = model_positions(cfg.tokenizer)
+    if positions is not None and max_length > positions:
+        if cfg.max_length:
+            raise LayerswarmError(f"--max-length {cfg.max_length} exceeds the {positions} positions of "
+                                  f"{cfg.tokenizer}: pass --max-length {positions} or less")
+        max_length = positions
 
     def make(idx: np.ndarray) -> TextSet:
         return TextSet(tokenize(tokenizer, [texts[i] for i in idx], max_length), torch.from_numpy(labels[idx]))

@@ -131,7 +131,7 @@ def pretrained_input(name: str) -> dict:
 
 
 def create_model(
-    name: str, num_classes: int, weights: str = "pretrained", seed: int = 0
+    name: str, num_classes: int, weights: str = "pretrained", seed: int = 0, pooling: str = "mean"
 ) -> tuple[nn.Module, ModelInfo]:
     """Build ``name`` with its source classifier replaced by a fresh ``num_classes`` head.
 
@@ -150,7 +150,7 @@ def create_model(
     from .text import build_text_model, head_modules, is_text_model
 
     if is_text_model(name):
-        model, extra = build_text_model(name, num_classes, hub_pretrained)
+        model, extra = build_text_model(name, num_classes, hub_pretrained, pooling)
         if file_weights:
             load_weights_file(model, weights, model_name=name)
         head = head_modules(model)

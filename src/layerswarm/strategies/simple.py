@@ -47,6 +47,9 @@ class LinearProbe(Strategy):
         k = self.config.unit
         if k is None:
             return plan
+        if ctx.bundle.info.is_text:  # a layer's output is a sequence with a mask, not a feature map to pool
+            raise LayerswarmError("linear.unit is for image models: a text model's linear probe reads the "
+                                  "pooled last layer (leave linear.unit unset)")
         if not -len(units) <= k < len(units):
             raise LayerswarmError(f"linear.unit={k} is not a unit of this model ({len(units)} units): "
                                   f"pass 0..{len(units) - 1} or a negative index (see 'layerswarm layers')")
