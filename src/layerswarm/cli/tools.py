@@ -40,15 +40,18 @@ def layers(name: str, granularity: str, pooling: str, as_json: bool) -> None:
 @app.command()
 @click.argument("pattern", required=False, default="*")
 def models(pattern: str) -> None:
-    """List model names (timm, torchvision as tv:NAME, offline EfficientNet-Lite)."""
+    """List model names (timm, torchvision as tv:NAME, offline EfficientNet-Lite, offline text
+    encoders; any local Hugging Face folder also works as hf:PATH)."""
     import fnmatch
 
     import timm
     import torchvision
 
     from ..models.efficientnet_lite import LITE_MODELS
+    from ..models.text import TEXT_MODELS
 
-    names = [n for n in LITE_MODELS if fnmatch.fnmatch(n, pattern)] + timm.list_models(pattern) + [
+    offline = [*LITE_MODELS, *TEXT_MODELS]
+    names = [n for n in offline if fnmatch.fnmatch(n, pattern)] + timm.list_models(pattern) + [
         f"tv:{n}" for n in torchvision.models.list_models() if fnmatch.fnmatch(n, pattern.removeprefix("tv:"))
     ]
     names = list(dict.fromkeys(names))  # the offline EfficientNet-Lite names are timm names too

@@ -56,7 +56,9 @@ def init_head(module: nn.Module, seed: int) -> None:
 
 
 def _close_names(name: str) -> str:
-    pool = list(LITE_MODELS) + timm.list_models() + [f"tv:{n}" for n in torchvision.models.list_models()]
+    from .text import TEXT_MODELS
+
+    pool = list(LITE_MODELS) + list(TEXT_MODELS) + timm.list_models() + [f"tv:{n}" for n in torchvision.models.list_models()]
     pool = list(dict.fromkeys(pool))  # the Lite names are timm names too: suggest each once
     close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
     return f" (did you mean {', '.join(close)}?)" if close else ""
@@ -65,7 +67,7 @@ def _close_names(name: str) -> str:
 def _unknown(name: str) -> LayerswarmError:
     return LayerswarmError(
         f"unknown model '{name}'{_close_names(name)}: use a timm name, tv:NAME for torchvision, "
-        "or efficientnet_lite0/1/2 (list with: layerswarm models)"
+        "efficientnet_lite0/1/2, all-minilm-l6-v2 or hf:PATH for text (list with: layerswarm models)"
     )
 
 
