@@ -149,3 +149,26 @@ def test_bench_exact_on_ray_equals_the_plain_reference(local_ray, data):
     assert result["backend"] == "ray"
     assert result["exact_check"] == {"same_masks": True, "max_fitness_difference": 0.0}
     assert len(set(result["reference"]["fitnesses"])) > 1
+
+
+def test_text_search_on_ray_equals_the_local_search(local_ray, tmp_path):
+    pytest.importorskip("transformers")
+    from layerswarm.models.factory import pretrained_input
+    from text_fixtures import make_text_csv, make_tiny_bert
+
+    name = f"hf:{make_tiny_bert(tmp_path / 'bert')}"  # workers rebuild the model from this folder
+    spec = DataConfig(data=str(make_text_csv(tmp_path / "texts.csv")), train_per_class=10, val_per_class=5)
+    spec = spec.resolved(pretrained_input(name))
+    text = load_dataset(spec)
+    train = TrainConfig(epochs=1, lr=3e-3, batch_size=8, optimizer="adamw", weight_decay=0.01)
+
+    def config(backend: str) -> RunConfig:
+        return RunConfig(model=ModelConfig(name=name), data=spec, fitness=train, final=train,
+                         search=SearchConfig(options={"particles": 3, "generations": 2}, backend=backend,
+                                             cpus_per_trial=1), seed=0)
+
+    runs = {b: run_search(config(b), tmp_path / b, data=text, report=False) for b in ("local", "ray")}
+    local, remote = ({r["number"]: (r["mask"], r["fitness"]) for r in read_jsonl(tmp_path / b / EVALUATIONS_FILE)}
+                     for b in ("local", "ray"))
+    assert local == remote and len(local) >= 6
+    assert runs["local"]["test_accuracy"] == runs["ray"]["test_accuracy"]
