@@ -46,3 +46,19 @@ def test_search_config_refuses_bad_values():
                 {"fitness_steps": 0}):
         with pytest.raises(LayerswarmError, match="search config"):
             SearchConfig(**bad)
+
+
+def test_compare_pso_strategy_starts_from_the_baselines_when_asked(tmp_path, digits16):
+    from layerswarm.bundle import ModelConfig, build_bundle
+    from layerswarm.finetune import run_finetune
+    from layerswarm.strategies import create_strategy
+    from layerswarm.training import TrainConfig
+
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.05)
+    bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, cfg)
+    options = {"particles": 3, "generations": 1, "fitness_epochs": 1, "init": "baselines"}
+    metrics = run_finetune(bundle, digits16, create_strategy("pso", options), cfg, out_dir=tmp_path / "final")
+    evals = read_jsonl(tmp_path / "evaluations.jsonl")
+    expected = dict(baseline_masks(len(bundle.units)))
+    assert {e["init"]: e["mask"] for e in evals if "init" in e} == expected
+    assert metrics["search"]["fitness"] >= max(e["fitness"] for e in evals if "init" in e)

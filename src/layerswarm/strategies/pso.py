@@ -38,6 +38,8 @@ class PSOStrategyConfig(StrategyConfig):
     fitness_epochs: int = help_field(5, "maxEpoch: epochs of each fitness fine-tune (paper: 5)")
     searcher: str = help_field("pso", "searcher: pso, random, ga, greedy, tpe, exhaustive (layerswarm search --searcher)")
     options: dict | None = help_field(None, "further searcher options, e.g. {\"c1\": 1.5, \"velocity_max\": 0.5}")
+    init: str = help_field("random", "first masks: random (the paper) or baselines (linear, full and last-k among "
+                           "the first asked, as layerswarm search does by default)")
 
 
 @dataclass
@@ -67,7 +69,7 @@ class PSOMask(Strategy):
     def plan(self, ctx: StrategyContext) -> TrainPlan:
         units = ctx.bundle.units
         search = SearchConfig(searcher=self.config.searcher, options=self.searcher_options())
-        searcher = create_searcher(search.searcher, len(units), search.options, seed=ctx.seed)
+        searcher = create_searcher(search.searcher, len(units), search.options, seed=ctx.seed, init=self.config.init)
         fitness = ctx.train_cfg.replace(epochs=self.config.fitness_epochs)
         tmp = None
         if ctx.out_dir is not None:
