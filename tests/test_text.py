@@ -162,3 +162,16 @@ def test_minilm_on_wordnet_learns_offline(tmp_path):
     model, info = create_model("all-minilm-l6-v2", num_classes=10)
     assert [u.name for u in split_units(model, info.head)] == ["hf.embeddings"] + [
         f"hf.encoder.layer.{i}" for i in range(6)]
+
+
+def test_text_models_default_to_the_bert_recipe_and_a_given_recipe_wins(tiny):
+    base = ["finetune", "--model", tiny["model"], "--data", str(tiny["csv"]), "--train-per-class", "10",
+            "--val-per-class", "5", "--epochs", "1", "--strategy", "linear", "--quiet"]
+    for extra, recipe, optimizer in [([], "bert", "adamw"), (["--recipe", "paper"], "paper", "sgd"),
+                                     (["--recipe", "default"], "default", "sgd")]:
+        out = tiny["root"] / f"recipe-{recipe}"
+        assert main([*base, *extra, "--out", str(out)]) == 0
+        train = json.loads((out / "config.json").read_text())["train"]
+        assert (train["recipe"], train["optimizer"]) == (recipe, optimizer)
+    assert train["lr"] == 0.01 and json.loads((tiny["root"] / "recipe-bert" / "config.json").read_text())[
+        "train"]["lr"] == 5e-5

@@ -87,3 +87,16 @@ def pop_config(cls: type, kwargs: dict[str, Any], prefix: str = "", **overrides:
     if recipe_aware:
         return cls.for_recipe(values.pop("recipe"), **values)
     return cls(**values)
+
+
+def default_recipe_for_model(kw: dict[str, Any], model_name: str, key: str = "train_recipe") -> None:
+    """A text model run without ``--recipe`` trains with the ``bert`` recipe: on the text
+    benchmark it beats the paper's SGD on full fine-tuning and the searched masks (docs/text.md).
+    Image models keep ``default``; a recipe given on the command line, a preset or a file wins."""
+    from .model_config import is_text_model
+
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(key) if ctx is not None else None
+    chosen = source is not None and source != click.core.ParameterSource.DEFAULT
+    if kw.get(key) == "default" and not chosen and is_text_model(model_name):
+        kw[key] = "bert"

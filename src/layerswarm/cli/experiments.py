@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import dataclass_options, pop_config
+from ..cli_options import dataclass_options, default_recipe_for_model, pop_config
 from ..errors import LayerswarmError
 from ..model_config import ModelConfig
 from .common import (
@@ -70,6 +70,7 @@ def race(**kw) -> None:
     seed = kw.pop("seed")
     model = pop_config(ModelConfig, kw, prefix="model_")
     data = pop_config(DataConfig, kw, prefix="data_", seed=seed)
+    default_recipe_for_model(kw, model.name)
     train = pop_config(TrainConfig, kw, prefix="train_", seed=seed)
     run_cfg = RunConfig(model=model, data=data, fitness=train.replace(epochs=kw["fitness_epochs"]),
                         final=train.replace(epochs=kw["final_epochs"]), seed=seed)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import pop_config
+from ..cli_options import default_recipe_for_model, pop_config
 from ..errors import LayerswarmError
 from ..model_config import ModelConfig
 from . import common  # run helpers, as common.NAME
@@ -137,8 +137,10 @@ def _finetune_settings(kw: dict, given: set[str]) -> dict:
     """The fine-tune's settings (config.json's keys) from the options, over --config FILE's."""
     config_file, out_dir = kw.pop("config_file"), kw.pop("out_dir")
     seed = kw.pop("seed")
+    model = pop_config(ModelConfig, kw, prefix="model_")
+    default_recipe_for_model(kw, model.name)
     flags = {
-        "model": pop_config(ModelConfig, kw, prefix="model_").to_dict(),
+        "model": model.to_dict(),
         "data": pop_config(DataConfig, kw, prefix="data_", seed=seed).to_dict(),
         "train": pop_config(TrainConfig, kw, prefix="train_", seed=seed, epochs=kw.pop("epochs")).to_dict(),
         "strategy": kw.pop("strategy"), "options": list(kw.pop("options")), "mask_file": kw.pop("mask_file"),

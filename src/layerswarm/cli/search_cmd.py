@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import pop_config
+from ..cli_options import default_recipe_for_model, pop_config
 from ..errors import LayerswarmError
 from ..io import read_json
 from ..model_config import ModelConfig
@@ -254,6 +254,7 @@ def _search_config(kw: dict):
     seed = kw.pop("seed")
     model = pop_config(ModelConfig, kw, prefix="model_")
     data = pop_config(DataConfig, kw, prefix="data_", seed=seed)
+    default_recipe_for_model(kw, model.name)
     train = pop_config(TrainConfig, kw, prefix="train_", seed=seed)
     options = {k: kw.pop(k) for k in ("c1", "c2", "inertia_start", "inertia_end", "velocity_max")}
     options.update(particles=kw.pop("particles"), generations=kw.pop("generations"))

