@@ -100,7 +100,8 @@ def race_command(
         build_table(run_cfg, table_path,
                     on_entry=lambda r: echo(f"table: {r['mask']} fitness {r['fitness']:.4f} ({r['seconds']:.1f}s)"))
     header, _ = load_table(table_path)
-    if header["config"]["model"] != run_cfg.model.to_dict():
+    # settings added since the table was built take their defaults (a table from before --pooling)
+    if type(run_cfg.model).from_dict(header["config"]["model"]).to_dict() != run_cfg.model.to_dict():
         raise LayerswarmError(
             f"the table '{table_path}' is for model {header['config']['model']}; pass the same --model and --granularity"
         )
