@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
+import os
 
-from layerswarm.data import DataConfig, load_dataset
+# Tests are offline by design (tiny models built from configs, packaged weights): transformers
+# must not look for a hub it cannot reach and wait on retries
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from layerswarm.data import DataConfig, load_dataset  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
