@@ -36,7 +36,7 @@ def trained(tmp_path_factory):
     out = root / "run"
     args = ["finetune", "--model", f"hf:{bert}", "--data", str(data), "--strategy", "full", "--epochs", "20",
             "--train-per-class", "10", "--val-per-class", "5", "--optimizer", "adamw", "--lr", "3e-3",
-            "--batch-size", "8", "--device", "cpu", "--quiet", "--out", str(out)]
+            "--batch-size", "8", "--recipe", "default", "--device", "cpu", "--quiet", "--out", str(out)]
     assert main(args) == 0
     metrics = read_json(out / "final" / "metrics.json")
     assert metrics["test_accuracy"] == 1.0  # the premise: the task was learnt
