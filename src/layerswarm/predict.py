@@ -96,13 +96,7 @@ class Predictor:
             self.transform = BatchTransform(info["mean"], info["std"], augment="none")
         # 'none': the saved state replaces every weight, so nothing is downloaded or loaded twice
         model, _ = create_model(self.model_name, num_classes=len(self.classes), weights="none",
-                                pooling=info.get("extra", {}).get("pooling", "mean"))
-        if self.is_text:
-            # a text longer than the model's positions is cut there: training could not have fed it
-            # whole either (a tokenizer without model_max_length leaves max_length above them)
-            positions = getattr(getattr(getattr(model, "hf", None), "config", None), "max_position_embeddings", None)
-            if isinstance(positions, int) and positions > 1:
-                self.max_length = min(self.max_length, positions)
+                                pooling=extra.get("pooling", "mean"))
         if "probe" in meta:  # a linear probe on an intermediate unit
             model = IntermediateProbe.rebuild(model, meta["probe"], len(self.classes))
         model.load_state_dict(load_saved_state(self.path))
@@ -114,11 +108,17 @@ class Predictor:
 
     def _check_text_source(self) -> None:
         """A local ``hf:PATH`` folder must still exist: the config and tokenizer come from it."""
+        from .models.text import model_folder
+
         name = self.model_name
-        if name.startswith("hf:") and name[3:].startswith(("/", ".", "~")) and not Path(name[3:]).is_dir():
+        if not name.startswith("hf:"):
+            return  # a packaged model: its own error names the package to install
+        try:
+            model_folder(name)
+        except LayerswarmError as err:
             raise LayerswarmError(
                 f"'{self.path}' was fine-tuned from the folder '{name[3:]}', which no longer exists: predict "
-                "reads its config and tokenizer again, so restore that folder at the same path")
+                "reads its config and tokenizer again, so restore that folder at the same path") from err
 
     def _require(self, kind: str) -> None:
         if kind == self.kind:
@@ -167,8 +167,7 @@ class Predictor:
 
     def rank(self, inputs: Sequence[str], probs: torch.Tensor, top_k: int = 5) -> list[Prediction]:
         """One :class:`Prediction` per input: its ``top_k`` classes (at most all), most probable first."""
-        if top_k < 1:
-            raise LayerswarmError(f"--top-k {top_k} must be at least 1")
+        _check_top_k(top_k)
         values, indices = probs.topk(min(top_k, len(self.classes)), dim=1)
         return [
             Prediction(str(p), [(self.classes[int(i)], float(v)) for v, i in zip(vs, ix, strict=True)], self.kind)
@@ -178,20 +177,23 @@ class Predictor:
     def predict(self, paths: Sequence[str | Path], top_k: int = 5) -> list[Prediction]:
         """Top-``top_k`` classes of image files."""
         self._require("image")
-        if top_k < 1:
-            raise LayerswarmError(f"--top-k {top_k} must be at least 1")
+        _check_top_k(top_k)
         return self.rank([str(p) for p in paths], self.probabilities(self.load_images(paths)), top_k)
 
     def predict_texts(self, texts: Sequence[str], top_k: int = 5, batch_size: int = 64) -> list[Prediction]:
         """Top-``top_k`` classes of texts."""
         self._require("text")
-        if top_k < 1:
-            raise LayerswarmError(f"--top-k {top_k} must be at least 1")
+        _check_top_k(top_k)
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise LayerswarmError(f"text {i + 1} is a {type(text).__name__}, not a string: pass texts as str")
         return self.rank(texts, self.probabilities(self.token_ids(texts), batch_size), top_k)
+
+
+def _check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise LayerswarmError(f"--top-k {top_k} must be at least 1")
 
 
 def predict(run_dir: str | Path, images: Sequence[str | Path], top_k: int = 5, device: str = "cpu") -> list[Prediction]:

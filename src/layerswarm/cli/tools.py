@@ -47,8 +47,8 @@ def models(pattern: str) -> None:
     import timm
     import torchvision
 
+    from ..model_config import TEXT_MODELS
     from ..models.efficientnet_lite import LITE_MODELS
-    from ..models.text import TEXT_MODELS
 
     offline = [*LITE_MODELS, *TEXT_MODELS]
     names = [n for n in offline if fnmatch.fnmatch(n, pattern)] + timm.list_models(pattern) + [

@@ -8,8 +8,28 @@ from dataclasses import dataclass, field
 import torch
 
 
+class _Examples:
+    """What the trainer reads of a set: ``inputs`` and ``labels``, indexed and moved together.
+    A subclass is a dataclass of two fields, its inputs then ``labels``."""
+
+    labels: torch.Tensor
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, index: torch.Tensor):
+        return type(self)(self.inputs[index], self.labels[index])
+
+    def to(self, device: torch.device | str):
+        return type(self)(self.inputs.to(device), self.labels.to(device))
+
+
 @dataclass
-class ImageSet:
+class ImageSet(_Examples):
     """Images ``uint8 [N, C, H, W]`` (C is 1 or 3) and labels ``int64 [N]``."""
 
     images: torch.Tensor
@@ -26,18 +46,9 @@ class ImageSet:
     def inputs(self) -> torch.Tensor:
         return self.images
 
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, index: torch.Tensor) -> ImageSet:
-        return ImageSet(self.images[index], self.labels[index])
-
-    def to(self, device: torch.device | str) -> ImageSet:
-        return ImageSet(self.images.to(device), self.labels.to(device))
-
 
 @dataclass
-class TextSet:
+class TextSet(_Examples):
     """Token ids ``int64 [N, L]`` (each text padded at the end with the tokenizer's pad id up to
     the longest, at most ``max_length``) and labels ``int64 [N]``."""
 
@@ -54,15 +65,6 @@ class TextSet:
     @property
     def inputs(self) -> torch.Tensor:
         return self.tokens
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, index: torch.Tensor) -> TextSet:
-        return TextSet(self.tokens[index], self.labels[index])
-
-    def to(self, device: torch.device | str) -> TextSet:
-        return TextSet(self.tokens.to(device), self.labels.to(device))
 
 
 @dataclass

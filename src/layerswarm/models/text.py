@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import LayerswarmError
+from ..model_config import POOLING_CHOICES as POOLINGS
 from ..model_config import TEXT_MODELS, is_text_model  # noqa: F401  (is_text_model: re-exported)
 
 _LAYER = re.compile(r"\.layers?\.(\d+)\.")  # encoder.layer.N (BERT, RoBERTa, ELECTRA), transformer.layer.N
@@ -63,9 +64,6 @@ def load_tokenizer(name: str):
     except (OSError, ValueError) as err:
         raise LayerswarmError(f"could not load the tokenizer of '{name}' ({type(err).__name__}): pass a "
                               "folder holding tokenizer files, or check the network for a hub name") from err
-
-
-POOLINGS = ("mean", "cls")
 
 
 def model_positions(name: str) -> int | None:
