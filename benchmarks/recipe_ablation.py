@@ -5,6 +5,8 @@ paper's optimiser, the new default, and each recipe option alone on top of the p
     python benchmarks/recipe_ablation.py --table benchmarks/results/recipe   # the markdown table
     python benchmarks/recipe_ablation.py --benchmark text --variants paper,bert --epochs 10 \
         --out benchmarks/results/text-recipe                                     # docs/text.md
+    python benchmarks/recipe_ablation.py --benchmark text --jobs bert:linear,bert:full,bert:last-k \
+        --epochs 10 --pooling cls --out benchmarks/results/text-pooling-cls      # docs/text.md
 
 One JSON file per (variant, strategy, seed) under --out, written when the run ends: rerunning
 skips what is done, so the study resumes and can be split over processes (--shard i/n).
@@ -60,17 +62,21 @@ BENCHMARKS = {
 
 
 def run_one(variant: str, strategy: str, seed: int, epochs: int, data_root: str | None, device: str,
-            benchmark: str = "vision") -> dict:
+            benchmark: str = "vision", pooling: str = "mean") -> dict:
     recipe, changes = VARIANTS[variant]
     cfg = recipe_config(recipe, **changes, epochs=epochs, seed=seed, test_every=epochs, val_every=epochs, device=device)
     model, data_spec = BENCHMARKS[benchmark]
     data = load_dataset(DataConfig(**data_spec, data_root=data_root, train_per_class=50, val_per_class=50,
                                    max_test=2000, seed=seed))
-    bundle = build_bundle(ModelConfig(name=model), data.num_classes, cfg, seed=seed)
-    # last-k: k=4 of Lite0's 17 units; on MiniLM's 8 (embeddings, 6 layers, pooler) the last 2 layers + pooler
-    name, options = ("last-k", {"k": 3}) if (benchmark, strategy) == ("text", "last-k") else STRATEGIES[strategy]
+    bundle = build_bundle(ModelConfig(name=model, **({"pooling": pooling} if benchmark == "text" else {})),
+                          data.num_classes, cfg, seed=seed)
+    # last-k: k=4 of Lite0's 17 units; on MiniLM the last 3 layers (k=3 of embeddings and 6 layers; with
+    # cls pooling the pooler is a unit too: k=4)
+    text_k = 3 if pooling == "mean" else 4
+    name, options = ("last-k", {"k": text_k}) if (benchmark, strategy) == ("text", "last-k") else STRATEGIES[strategy]
     metrics = run_finetune(bundle, data, create_strategy(name, options), cfg, seed=seed)
     return {"variant": variant, "strategy": strategy, "seed": seed, "benchmark": benchmark, "config": cfg.to_dict(),
+            **({"pooling": pooling} if benchmark == "text" else {}),
             "test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
             "seconds_per_epoch": metrics["seconds"] / max(len(metrics["epochs"]), 1),
             "epochs": metrics["epochs"], "threads": torch.get_num_threads()}
@@ -120,6 +126,7 @@ def main() -> None:
     ap.add_argument("--effects", default="last-k", help="strategies the single-option rows run (all: the 3)")
     ap.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="vision")
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--pooling", choices=["mean", "cls"], default="mean", help="text: the head's pooling")
     ap.add_argument("--out", default="benchmarks/results/recipe")
     ap.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i (one process per core)")
     ap.add_argument("--threads", type=int, default=1)
@@ -145,7 +152,7 @@ def main() -> None:
         if n % count != index or path.exists():
             continue
         start = time.perf_counter()
-        result = run_one(v, s, seed, args.epochs, args.data_root, args.device, args.benchmark)
+        result = run_one(v, s, seed, args.epochs, args.data_root, args.device, args.benchmark, args.pooling)
         atomic_write_json(path, result)
         print(f"{v:<20} {s:<7} seed {seed}: test {result['test_accuracy']:.4f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)

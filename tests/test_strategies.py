@@ -141,6 +141,25 @@ def test_discriminative_rates_per_parameter_group(digits16):
     assert seen == [CFG.lr]
 
 
+@pytest.mark.parametrize("name", ["gradual", "discriminative"])
+def test_the_head_learns_at_the_recipes_head_rate_unless_given(digits16, name):
+    """Under a recipe with a head multiplier (bert: 20x) the new head of these strategies learns
+    at lr x head_lr_mult like every strategy's head, and the units keep their rates below it."""
+    cfg = CFG.replace(head_lr_mult=20.0)
+    bundle = _bundle(digits16, cfg)
+    head, *units = _plan(create_strategy(name), bundle, digits16, cfg).param_groups
+    assert head["lr"] == pytest.approx(cfg.lr * 20.0)
+    assert all(g["lr"] < head["lr"] for g in units)
+    given, *_ = _plan(create_strategy(name, {"head_lr": 0.003}), bundle, digits16, cfg).param_groups
+    assert given["lr"] == 0.003
+    # the optimizer the trainer builds carries it, not multiplied again (it multiplies only groups
+    # without a rate of their own)
+    seen = []
+    _fit(bundle, digits16, _plan(create_strategy(name), bundle, digits16, cfg), cfg,
+         on_epoch=lambda r: seen.append(r["lr"]))
+    assert seen == [pytest.approx(cfg.lr * 20.0)]
+
+
 def test_l2sp_gradient_is_alpha_times_distance_and_replaces_weight_decay(digits16):
     bundle = _bundle(digits16)
     plan = _plan(create_strategy("l2sp", {"alpha": 0.3, "beta": 0.05}), bundle, digits16)

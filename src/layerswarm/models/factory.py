@@ -17,6 +17,7 @@ from torch import nn
 
 from ..errors import LayerswarmError
 from .efficientnet_lite import LITE_MODELS, load_lite_weights
+from .modules import replace_module
 from .weights import load_weights_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -77,12 +78,6 @@ def _last_linear(model: nn.Module) -> str:
     if not linears:
         raise LayerswarmError("model has no nn.Linear classifier to replace: pick a classification model")
     return linears[-1]
-
-
-def _replace_module(model: nn.Module, path: str, new: nn.Module) -> None:
-    parent_path, _, attr = path.rpartition(".")
-    parent = model.get_submodule(parent_path) if parent_path else model
-    setattr(parent, attr, new)
 
 
 def _build_timm(arch: str, pretrained: bool) -> tuple[nn.Module, ModelInfo]:
@@ -180,7 +175,7 @@ def create_model(
     else:
         path = _last_linear(model)
         old = model.get_submodule(path)
-        _replace_module(model, path, nn.Linear(old.in_features, num_classes))
+        replace_module(model, path, nn.Linear(old.in_features, num_classes))
         head = [path]
     info.num_classes = num_classes
     info.head = head

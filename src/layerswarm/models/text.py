@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -24,8 +26,10 @@ from torch import nn
 from ..errors import LayerswarmError
 from ..model_config import POOLING_CHOICES as POOLINGS
 from ..model_config import TEXT_MODELS, is_text_model  # noqa: F401  (is_text_model: re-exported)
+from .modules import replace_module
 
 _LAYER = re.compile(r"\.layers?\.(\d+)\.")  # encoder.layer.N (BERT, RoBERTa, ELECTRA), transformer.layer.N
+_LAYER_MODULE = re.compile(r"(?:\w+\.)*layers?\.\d+")  # the layer itself, not a module inside it
 
 
 def model_folder(name: str) -> str:
@@ -96,6 +100,8 @@ class TextClassifier(nn.Module):
             self.head = head
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.is_floating_point():  # a state packed by run_stages, inside skip_stages: see there
+            self._replay, ids = ids[..., :-1], ids[..., -1].long()
         mask = ids != self.pad_token_id
         length = max(int(mask.sum(1).max()), 1)  # padding sits at the end: cut it off
         ids, mask = ids[:, :length], mask[:, :length]
@@ -105,6 +111,63 @@ class TextClassifier(nn.Module):
         weights = mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
         pooled = (out.last_hidden_state * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return self.head(pooled)
+
+    # The frozen-prefix cache (speed/prefix_cache.py) runs a model as a chain of stages. Here the
+    # stages cannot simply be called one after another: each layer needs the attention mask that
+    # the family's own forward prepares. So the state between stages is packed into one tensor,
+    # the hidden states with the token ids as a last channel (float32 holds ids below 2**24
+    # exactly), and stages are skipped inside the family's forward, which keeps preparing the mask.
+    def cache_stages(self) -> list[list[str]]:
+        """Module paths of each stage in call order: the embeddings (with ELECTRA's projection,
+        called right after them), then each encoder layer."""
+        base = self.encoder_prefix
+        encoder = self.get_submodule(base[:-1])
+        embed = [f"{base}embeddings"] + ([f"{base}embeddings_project"] if hasattr(encoder, "embeddings_project") else [])
+        layers = sorted((n for n, _ in self.named_modules() if n.startswith(base) and _LAYER_MODULE.fullmatch(n[len(base):])),
+                        key=lambda n: int(n.rsplit(".", 1)[1]))
+        return [embed] + [[n] for n in layers]
+
+    def run_stages(self, start: int, stop: int, x: torch.Tensor) -> torch.Tensor:
+        """The packed state after ``stop`` stages, from token ids (``start`` 0) or from the
+        packed state after ``start`` stages: the forward runs until the last module of stage
+        ``stop - 1`` returns."""
+        last = self.get_submodule(self.cache_stages()[stop - 1][-1])
+        captured: list[torch.Tensor] = []
+
+        def stop_here(_module, _args, output):
+            captured.append(output[0] if isinstance(output, tuple) else output)
+            raise _StageReached
+
+        handle = last.register_forward_hook(stop_here)
+        try:
+            with self.skip_stages(start):
+                self(x)
+        except _StageReached:
+            pass
+        finally:
+            handle.remove()
+        ids = x[..., -1].long() if x.is_floating_point() else x
+        hidden = captured[0]
+        return torch.cat([hidden, ids[:, : hidden.shape[1]].unsqueeze(-1).to(hidden.dtype)], -1)
+
+    @contextmanager
+    def skip_stages(self, depth: int) -> Iterator[None]:
+        """The forward takes the packed state after ``depth`` stages: the embeddings return its
+        hidden states and the skipped layers pass them on (modules restored after)."""
+        if depth == 0:
+            yield
+            return
+        stages = self.cache_stages()[:depth]
+        swaps = {stages[0][0]: _Replay(self)} | {p: _PassOn() for stage in stages for p in stage if p != stages[0][0]}
+        originals = {p: self.get_submodule(p) for p in swaps}
+        try:
+            for p, m in swaps.items():
+                replace_module(self, p, m)
+            yield
+        finally:
+            for p, m in originals.items():
+                replace_module(self, p, m)
+            self.__dict__.pop("_replay", None)
 
     @property
     def encoder_prefix(self) -> str:
@@ -129,6 +192,29 @@ class TextClassifier(nn.Module):
             return (2.0,)
 
         return ordinal
+
+
+class _StageReached(Exception):
+    """Raised by run_stages' hook: the stages it was asked for have run."""
+
+
+class _Replay(nn.Module):
+    """Stands in for the embeddings: returns the hidden states unpacked by the forward."""
+
+    def __init__(self, owner: TextClassifier) -> None:
+        super().__init__()
+        self.__dict__["owner"] = owner  # not a submodule: no cycle in the module tree
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        return self.owner._replay[:, : ids.shape[1]]  # the forward cut the ids to the batch's longest
+
+
+class _PassOn(nn.Module):
+    """Stands in for a skipped layer: hands its input hidden states on."""
+
+    def forward(self, hidden: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return hidden
 
 
 def head_modules(model: TextClassifier) -> list[str]:
@@ -159,7 +245,8 @@ def build_text_model(name: str, num_classes: int, pretrained: bool, pooling: str
     try:
         config = transformers.AutoConfig.from_pretrained(folder, num_labels=num_classes, local_files_only=local)
         cls = transformers.AutoModel if pooling == "mean" else transformers.AutoModelForSequenceClassification
-        hf = (cls.from_pretrained(folder, config=config, local_files_only=local) if pretrained
+        # no hub kernels: they fetch code at run time and re-kernelize on every train()/eval() switch
+        hf = (cls.from_pretrained(folder, config=config, local_files_only=local, use_kernels=False) if pretrained
               else cls.from_config(config))
     except (OSError, ValueError, KeyError) as err:
         raise LayerswarmError(f"could not load text model '{name}' ({type(err).__name__}: {str(err).splitlines()[0]}): "

@@ -22,6 +22,9 @@ after another (``nn.Sequential`` containers expanded) in call order, each depth 
 on a probe batch (full model == suffix(prefix(x))) before it is used. A model whose forward is
 not such a chain (functional code between modules, e.g. ViT's position embedding after the
 patch embedding) fails the check at that depth and is simply trained without the cache there.
+A model that knows its own chain says so (``cache_stages``, ``run_stages``, ``skip_stages``:
+the text classifier, whose layers need the attention mask its family prepares), and is
+verified the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import torch
 from torch import nn
 
 from ..data.imageset import SearchSplits
+from ..models.modules import replace_module
 from ..training.augment import BatchTransform
 from ..training.config import TrainConfig
 from ..training.trainer import ImageBatches, memory_format
@@ -104,22 +108,49 @@ def is_frozen(module: nn.Module) -> bool:
                for m in module.modules())
 
 
-def _set(model: nn.Module, path: str, new: nn.Module) -> None:
-    parent, _, attr = path.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, new)
-
-
 @contextmanager
 def without(model: nn.Module, paths: list[str]) -> Iterator[None]:
     """``model`` with the modules at ``paths`` replaced by ``nn.Identity`` (restored after)."""
     originals = [(p, model.get_submodule(p)) for p in paths]
     try:
         for p, _ in originals:
-            _set(model, p, nn.Identity())
+            replace_module(model, p, nn.Identity())
         yield
     finally:
         for p, m in originals:
-            _set(model, p, m)
+            replace_module(model, p, m)
+
+
+class ModuleChain:
+    """A forward that calls single-tensor modules one after another: found by hooks, run by
+    calling them, skipped by swapping them for ``nn.Identity``. Each stage is one module."""
+
+    def __init__(self, model: nn.Module, probe: torch.Tensor) -> None:
+        self.stages = [[path] for path in module_chain(model, probe)]
+
+    def run(self, model: nn.Module, start: int, stop: int, x: torch.Tensor) -> torch.Tensor:
+        """The output of stages ``start..stop-1`` on ``x`` (the output of stage ``start - 1``)."""
+        for (path,) in self.stages[start:stop]:
+            x = model.get_submodule(path)(x)
+        return x
+
+    def skipping(self, model: nn.Module, depth: int):
+        """While open, ``model`` takes the output of its first ``depth`` stages as its input."""
+        return without(model, [path for (path,) in self.stages[:depth]])
+
+
+class OwnChain:
+    """The chain a model declares itself (``cache_stages``, ``run_stages``, ``skip_stages``):
+    stages of one or more modules, with the model's own way of running and skipping them."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.stages = model.cache_stages()
+
+    def run(self, model: nn.Module, start: int, stop: int, x: torch.Tensor) -> torch.Tensor:
+        return model.run_stages(start, stop, x)
+
+    def skipping(self, model: nn.Module, depth: int):
+        return model.skip_stages(depth)
 
 
 @dataclass
@@ -162,7 +193,7 @@ class PrefixCache:
 
     def __init__(self, data: SearchSplits, transform: BatchTransform, max_mb: int = 2048) -> None:
         self.data, self.transform, self.max_bytes = data, transform, max_mb * 2**20
-        self.chain: list[str] | None = None
+        self.chain: ModuleChain | OwnChain | None = None
         self.levels: OrderedDict[int, Level] = OrderedDict()  # least recently used first
         self.verified: dict[int, bool] = {}
         self.too_big: set[int] = set()
@@ -174,10 +205,11 @@ class PrefixCache:
     def frozen_depth(self, model: nn.Module) -> int:
         """Leading chain modules that are frozen under the current mask and modes."""
         if self.chain is None:
-            self.chain = module_chain(model, self._probe(next(model.parameters()).device))
+            self.chain = (OwnChain(model) if hasattr(model, "cache_stages")
+                          else ModuleChain(model, self._probe(next(model.parameters()).device)))
         depth = 0
-        for path in self.chain:
-            if not is_frozen(model.get_submodule(path)):
+        for stage in self.chain.stages:
+            if not all(is_frozen(model.get_submodule(path)) for path in stage):
                 break
             depth += 1
         return depth
@@ -187,9 +219,9 @@ class PrefixCache:
         if depth not in self.verified:
             x = self._probe(next(model.parameters()).device)
             with eval_mode(model):
-                full, features = model(x), self._run(model, 0, depth, x)
+                full, features = model(x), self.chain.run(model, 0, depth, x)
                 try:
-                    with without(model, self.chain[:depth]):
+                    with self.chain.skipping(model, depth):
                         cut = model(features)
                 except Exception:  # noqa: BLE001 - the suffix cannot run on its own: no cache here
                     cut = None
@@ -197,13 +229,8 @@ class PrefixCache:
                 full, cut, rtol=1e-4, atol=1e-5)
             if not self.verified[depth]:
                 log.info("prefix cache: the model is not a plain chain up to %s; training without the cache there",
-                         self.chain[depth - 1])
+                         self.chain.stages[depth - 1][-1])
         return self.verified[depth]
-
-    def _run(self, model: nn.Module, start: int, stop: int, x: torch.Tensor) -> torch.Tensor:
-        for path in self.chain[start:stop]:
-            x = model.get_submodule(path)(x)
-        return x
 
     def _build(self, model: nn.Module, depth: int, cfg: TrainConfig) -> Level | None:
         """Level ``depth`` for ``cfg.epochs`` epochs, from the deepest usable shallower level."""
@@ -213,7 +240,7 @@ class PrefixCache:
         start = source.depth if source else 0
         # Estimate the size from one probe image before spending the time.
         with torch.no_grad():
-            per_image = self._run(model, 0, depth, self._probe(device)[:1]).nbytes
+            per_image = self.chain.run(model, 0, depth, self._probe(device)[:1]).nbytes
         if per_image * (cfg.epochs * len(self.data.train) + len(self.data.val)) > self.max_bytes:
             self.too_big.add(depth)
             return None
@@ -225,8 +252,8 @@ class PrefixCache:
             epochs, val = source.train[: cfg.epochs], source.val
         level = Level(depth)
         with torch.no_grad():
-            level.train = [[(self._run(model, start, depth, x), y) for x, y in batches] for batches in epochs]
-            level.val = [(self._run(model, start, depth, x), y) for x, y in val]
+            level.train = [[(self.chain.run(model, start, depth, x), y) for x, y in batches] for batches in epochs]
+            level.val = [(self.chain.run(model, start, depth, x), y) for x, y in val]
         while self.levels and sum(lv.nbytes for lv in self.levels.values()) + level.nbytes > self.max_bytes:
             self.levels.popitem(last=False)
         self.levels[depth] = level
@@ -257,7 +284,7 @@ class PrefixCache:
         if level is None:
             yield None, frozen
             return
-        cut = self.chain[: level.depth]
+        cut = [path for stage in self.chain.stages[: level.depth] for path in stage]
         rest = [f for f in frozen if not any(f == p or f.startswith(f"{p}.") for p in cut)]
-        with without(model, cut):
+        with self.chain.skipping(model, level.depth):
             yield CachedBatches(level), rest

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from ..config_utils import help_field
 from ..errors import LayerswarmError
 from .base import Strategy, StrategyConfig, StrategyContext, TrainPlan
-from .groups import head_params, set_trainable, unit_params
+from .groups import default_head_lr, head_params, set_trainable, unit_params
 from .registry import register_strategy
 
 
 @dataclass
 class DiscriminativeConfig(StrategyConfig):
     decay: float = help_field(0.8, "lr factor per unit from the head down: unit j (of L) gets lr x decay^(L-j)")
-    head_lr: float | None = help_field(None, "learning rate of the head (default: the run's --lr)")
+    head_lr: float | None = help_field(None, "learning rate of the head (default: the run's --lr x --head-lr-mult)")
 
 
 def unit_lrs(head_lr: float, num_units: int, decay: float) -> list[float]:
@@ -34,7 +34,7 @@ class Discriminative(Strategy):
             raise LayerswarmError(f"discriminative: decay={self.config.decay} must be in (0, 1]: e.g. --option discriminative.decay=0.8")
         model = ctx.bundle.model
         set_trainable(model)
-        head_lr = ctx.train_cfg.lr if self.config.head_lr is None else self.config.head_lr
+        head_lr = default_head_lr(ctx.train_cfg, self.config.head_lr)
         lrs = unit_lrs(head_lr, len(ctx.bundle.units), self.config.decay)
         groups = [{"params": head_params(model, ctx.bundle), "lr": head_lr}]
         groups += [{"params": ps, "lr": lr} for ps, lr in zip(unit_params(model, ctx.bundle), lrs, strict=True)]

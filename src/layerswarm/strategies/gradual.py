@@ -19,13 +19,13 @@ from ..errors import LayerswarmError
 from ..training import TrainHooks
 from ..units import frozen_modules
 from .base import Strategy, StrategyConfig, StrategyContext, TrainPlan
-from .groups import head_params, set_trainable, unit_params
+from .groups import default_head_lr, head_params, set_trainable, unit_params
 from .registry import register_strategy
 
 
 @dataclass
 class GradualConfig(StrategyConfig):
-    head_lr: float | None = help_field(None, "learning rate of the new head (default: the run's --lr)")
+    head_lr: float | None = help_field(None, "learning rate of the new head (default: the run's --lr x --head-lr-mult)")
     unit_lr_factor: float = help_field(0.1, "pretrained units train at head_lr x this factor")
     epochs_per_stage: int = help_field(1, "epochs between two unfreezing steps")
     units_per_stage: int | None = help_field(
@@ -76,7 +76,7 @@ class GradualUnfreezing(Strategy):
             raise LayerswarmError("gradual: epochs_per_stage and units_per_stage must be >= 1")
         stages_after_head = max(math.ceil(ctx.train_cfg.epochs / c.epochs_per_stage) - 1, 1)
         per_stage = c.units_per_stage or math.ceil(len(units) / stages_after_head)
-        head_lr = ctx.train_cfg.lr if c.head_lr is None else c.head_lr
+        head_lr = default_head_lr(ctx.train_cfg, c.head_lr)
         set_trainable(model)
         params = unit_params(model, ctx.bundle)
         groups = [{"params": head_params(model, ctx.bundle), "lr": head_lr}]

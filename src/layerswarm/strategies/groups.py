@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..bundle import ModelBundle
+from ..training import TrainConfig
 
 
 def head_param_names(bundle: ModelBundle) -> list[str]:
@@ -28,6 +29,12 @@ def pretrained_named_params(model: nn.Module, bundle: ModelBundle) -> list[tuple
     """Every parameter outside the new head, in model order (what came from the source task)."""
     head = set(head_param_names(bundle))
     return [(n, p) for n, p in model.named_parameters() if n not in head]
+
+
+def default_head_lr(train_cfg: TrainConfig, head_lr: float | None) -> float:
+    """The head's rate: ``head_lr`` where the strategy's options give it, else the recipe's rate for
+    a new head in every strategy (``lr x head_lr_mult``: the paper's lr; 20x under ``bert``)."""
+    return train_cfg.lr * train_cfg.head_lr_mult if head_lr is None else head_lr
 
 
 def set_trainable(model: nn.Module, trainable: bool = True) -> None:
