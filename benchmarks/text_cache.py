@@ -43,6 +43,7 @@ def main() -> None:
     bundle = build_bundle(ModelConfig(name="all-minilm-l6-v2"), data.num_classes, cfg, seed=0)
     splits, n = data.for_search(), len(bundle.units)
     plain = MaskFitness(bundle, splits, cfg)
+    plain([1] * n, epochs=1)  # warm-up (allocator, kernels): the first evaluation of a process is slower
     rows = []
     for depth in map(int, args.depths.split(",")):
         mask = [0] * depth + [1] * (n - depth)

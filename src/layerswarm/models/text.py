@@ -207,7 +207,8 @@ class _Replay(nn.Module):
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         ids = kwargs.get("input_ids", args[0] if args else None)
-        return self.owner._replay[:, : ids.shape[1]]  # the forward cut the ids to the batch's longest
+        # the forward cut the ids to the batch's longest; contiguous: the packed view strides over the ids
+        return self.owner._replay[:, : ids.shape[1]].contiguous()
 
 
 class _PassOn(nn.Module):
