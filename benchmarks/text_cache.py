@@ -56,8 +56,8 @@ def main() -> None:
         rows.append((depth, "".join(map(str, mask)), t_plain, t_build, t_hit))
         print(f"depth {depth}: plain {t_plain:.1f} s, cached (build) {t_build:.1f} s, cached (built) {t_hit:.1f} s, "
               f"x{t_plain / t_hit:.2f}", flush=True)
-    print(f"\n| frozen prefix | mask | plain s | cached, building s | cached, built s | speed-up (built) |\n"
-          f"|---|---|---|---|---|---|")
+    print("\n| frozen prefix | mask | plain s | cached, building s | cached, built s | speed-up (built) |\n"
+          "|---|---|---|---|---|---|")
     for depth, mask, t_plain, t_build, t_hit in rows:
         print(f"| {depth} | `{mask}` | {t_plain:.1f} | {t_build:.1f} | {t_hit:.1f} | x{t_plain / t_hit:.2f} |")
 
