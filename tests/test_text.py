@@ -16,10 +16,10 @@ from layerswarm.data import DataConfig, load_dataset  # noqa: E402
 from layerswarm.errors import LayerswarmError  # noqa: E402
 from layerswarm.models import create_model  # noqa: E402
 from layerswarm.models.factory import pretrained_input  # noqa: E402
-from layerswarm.models.text import TextClassifier, head_modules  # noqa: E402
+from layerswarm.models.text import head_modules  # noqa: E402
 from layerswarm.training import TrainConfig, fit  # noqa: E402
 from layerswarm.units import apply_mask, split_units  # noqa: E402
-from text_fixtures import make_text_csv, make_tiny_bert  # noqa: E402
+from text_fixtures import make_text_csv, make_tiny_bert, tiny_family_classifier  # noqa: E402
 
 # AdamW as BERT is fine-tuned; the paper's SGD barely moves a random tiny BERT in a few steps
 TRAIN = TrainConfig(epochs=2, batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=0.01, device="cpu")
@@ -66,13 +66,7 @@ def test_mean_pooling_ignores_padding(tiny):
     (transformers.ElectraConfig, ["hf.classifier"]),
 ])
 def test_the_unit_rule_covers_the_usual_families(family, expected_head):
-    sizes = {"vocab_size": 50, "max_position_embeddings": 40}
-    if family is transformers.DistilBertConfig:
-        config = family(dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=4, **sizes)
-    else:
-        config = family(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=4,
-                        **({"embedding_size": 8} if family is transformers.ElectraConfig else {}), **sizes)
-    model = TextClassifier(transformers.AutoModelForSequenceClassification.from_config(config), pad_token_id=0)
+    model = tiny_family_classifier(family)
     head = head_modules(model)
     units = split_units(model, head)
     assert head == expected_head

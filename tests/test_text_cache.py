@@ -11,11 +11,11 @@ from layerswarm.bundle import ModelConfig, build_bundle  # noqa: E402
 from layerswarm.data import DataConfig, load_dataset  # noqa: E402
 from layerswarm.fitness import MaskFitness  # noqa: E402
 from layerswarm.models.factory import pretrained_input  # noqa: E402
-from layerswarm.models.text import TextClassifier, head_modules  # noqa: E402
+from layerswarm.models.text import head_modules  # noqa: E402
 from layerswarm.speed import PrefixCache  # noqa: E402
 from layerswarm.training import TrainConfig  # noqa: E402
 from layerswarm.units import split_units  # noqa: E402
-from text_fixtures import make_text_csv, make_tiny_bert  # noqa: E402
+from text_fixtures import make_text_csv, make_tiny_bert, tiny_family_classifier  # noqa: E402
 
 # dropout on in the trained layers (the tiny BERT's 0.1), momentum on: the suffix must see the
 # same random draws with and without the cache
@@ -71,14 +71,8 @@ def test_a_deeper_level_built_from_a_shallower_one_is_the_same(tiny):
 @pytest.mark.parametrize("family", [transformers.RobertaConfig, transformers.DistilBertConfig,
                                     transformers.ElectraConfig])
 def test_every_family_runs_from_each_cached_depth(family):
-    sizes = {"vocab_size": 50, "max_position_embeddings": 40}
-    if family is transformers.DistilBertConfig:
-        config = family(dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=4, **sizes)
-    else:
-        config = family(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=4,
-                        **({"embedding_size": 8} if family is transformers.ElectraConfig else {}), **sizes)
     torch.manual_seed(0)
-    model = TextClassifier(transformers.AutoModelForSequenceClassification.from_config(config), pad_token_id=1).eval()
+    model = tiny_family_classifier(family, pad_token_id=1).eval()
     units = split_units(model, head_modules(model))
     stages = model.cache_stages()
     assert ["+".join(s) for s in stages] == [u.name for u in units[:4]]  # the stages are the units, in order

@@ -29,6 +29,22 @@ def make_tiny_bert(folder: Path, layers: int = 2) -> Path:
     return folder
 
 
+def tiny_family_classifier(family, pad_token_id: int = 0):
+    """A ``TextClassifier`` around a 3-layer ``AutoModelForSequenceClassification`` of ``family``
+    (a transformers config class: RoBERTa, DistilBERT, ELECTRA...), 4 labels, random weights."""
+    import transformers
+
+    from layerswarm.models.text import TextClassifier
+
+    sizes = {"vocab_size": 50, "max_position_embeddings": 40}
+    if family is transformers.DistilBertConfig:
+        config = family(dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=4, **sizes)
+    else:
+        config = family(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=4,
+                        **({"embedding_size": 8} if family is transformers.ElectraConfig else {}), **sizes)
+    return TextClassifier(transformers.AutoModelForSequenceClassification.from_config(config), pad_token_id=pad_token_id)
+
+
 def text_of(label: str, rng: random.Random) -> str:
     words = [rng.choice(WORDS[label]) for _ in range(rng.randint(1, 3))] + rng.sample(FILLER, rng.randint(1, 6))
     rng.shuffle(words)
