@@ -27,10 +27,11 @@ data:
 	  || echo "note: could not install wordnet-base; WordNet tests will be skipped"
 
 # The main job on the embedded default: EfficientNet-Lite0 (offline ImageNet weights) on digits,
-# a swarm scaled to finish in about ten minutes on 2 CPU cores.
+# the default search (ga, 10 evaluations from the hand-picked masks, top 3 re-checked, then the
+# baselines beside it) with shorter fine-tunes, to finish in a few minutes on 2 CPU cores.
 demo: install
 	$(BIN)/layerswarm search --model efficientnet_lite0 --data digits --image-size 32 \
-	  --train-per-class 50 --val-per-class 20 --particles 5 --generations 4 --fitness-epochs 2 \
+	  --train-per-class 50 --val-per-class 20 --fitness-epochs 4 \
 	  --final-epochs 15 --step-size 10 --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install data

@@ -64,7 +64,7 @@ def test_a_search_fine_tunes_its_baselines_the_same_way_and_resumes(tmp_path, di
 
 def test_cli_prints_the_comparison_and_the_verdict(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main([*TINY, "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
+    assert main([*TINY, "--searcher", "pso", "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
                  "--final-select", "0", "--init", "random", "--baselines", "linear,last-k:1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "linear" in printed and "last-1" in printed and "chance 0.1000" in printed and "the search " in printed

@@ -17,7 +17,7 @@ from layerswarm.cli import main
 
 DATA = ["--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
         "--train-per-class", "5", "--val-per-class", "3", "--max-test", "20", "--batch-size", "16"]
-SEARCH = ["search", *DATA, "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
+SEARCH = ["search", *DATA, "--searcher", "pso", "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
           "--quiet"]
 FINETUNE = ["finetune", *DATA, "--epochs", "1", "--quiet"]
 

@@ -77,7 +77,7 @@ def test_interrupted_final_finetune_resumes_to_the_same_result(tmp_path, keep_be
 def test_killed_final_finetune_resumes_through_the_command_line(tmp_path):
     args = ["--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
             "--train-per-class", "8", "--val-per-class", "4", "--max-test", "40", "--batch-size", "16",
-            "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "8", "--quiet"]
+            "--searcher", "pso", "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "8", "--quiet"]
     straight, cut = tmp_path / "straight", tmp_path / "cut"
     assert main(["search", *args, "--out", str(straight)]) == 0
 

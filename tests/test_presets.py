@@ -74,3 +74,33 @@ def test_every_preset_option_is_a_search_option():
     names = {p.name for p in search.params}
     for preset in PRESETS.values():
         assert set(preset) <= names, set(preset) - names
+
+
+def test_the_default_search_is_the_measured_one(tmp_path, captured):
+    """docs/search.md: ga over 10 evaluations of 10 epochs from the baselines' masks, top 3 re-checked once."""
+    assert main([*TINY, "--out", str(tmp_path / "d")]) == 0
+    cfg = captured["cfg"]
+    assert cfg.search.searcher == "ga" and cfg.search.options["trials"] == 10
+    assert cfg.search.options["population"] == 5  # half the budget: the baselines, then a bred generation
+    assert cfg.fitness.epochs == 10 and cfg.search.init == "baselines"
+    assert (cfg.search.final_select, cfg.search.select_repeats) == (3, 1)
+    assert main([*TINY, "--searcher", "pso", "--out", str(tmp_path / "p")]) == 0  # pso keeps the paper's n x G
+    assert (captured["cfg"].search.options["particles"], captured["cfg"].search.options["generations"]) == (10, 12)
+    assert main([*TINY, "--particles", "4", "--budget", "12", "--out", str(tmp_path / "g")]) == 0  # ga's batch
+    assert (captured["cfg"].search.options["population"], captured["cfg"].search.options["trials"]) == (4, 12)
+
+
+def test_a_pso_option_without_pso_is_refused_not_ignored(tmp_path, capsys):
+    from test_cli_trust import run_error
+
+    msg = run_error(capsys, [*TINY, "--generations", "3", "--out", str(tmp_path / "x")])
+    assert msg.endswith("--generations is a PSO option and the searcher is 'ga': add --searcher pso, or drop it")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_pso_runs_options_may_be_changed_alone_from_its_config(tmp_path, captured):
+    assert main([*TINY, "--searcher", "pso", "--out", str(tmp_path / "a")]) == 0
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps(captured["cfg"].to_dict()))
+    assert main(["search", "--config", str(config), "--generations", "2", "--out", str(tmp_path / "b")]) == 0
+    assert captured["cfg"].search.searcher == "pso" and captured["cfg"].search.options["generations"] == 2

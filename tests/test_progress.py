@@ -129,7 +129,7 @@ def test_cli_search_logs_lines_tensorboard_and_report(tmp_path):
     out = tmp_path / "run"
     args = ["search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
             "--train-per-class", "6", "--val-per-class", "3", "--max-test", "30", "--batch-size", "16",
-            "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
+            "--searcher", "pso", "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
             "--out", str(out), "--tensorboard"]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -22,7 +22,7 @@ PARTICLES, GENERATIONS = 4, 2
 LOOPBACK = "127.0.0.1"
 ARGS = ["--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
         "--train-per-class", "10", "--val-per-class", "5", "--max-test", "40", "--batch-size", "16",
-        "--particles", str(PARTICLES), "--generations", str(GENERATIONS), "--fitness-epochs", "2",
+        "--searcher", "pso", "--particles", str(PARTICLES), "--generations", str(GENERATIONS), "--fitness-epochs", "2",
         "--final-epochs", "1", "--device", "cpu", "--cpus-per-trial", "1", "--retries", "3", "--seed", "0", "--quiet"]
 
 

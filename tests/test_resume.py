@@ -32,7 +32,7 @@ PARTICLES, GENERATIONS = 4, 3
 TOTAL = PARTICLES * GENERATIONS + 1
 CLI = [sys.executable, "-m", "layerswarm.cli", "search", "--model", "test_efficientnet", "--weights", "none",
        "--data", "digits", "--image-size", "16", "--train-per-class", "20", "--val-per-class", "10",
-       "--lr", "0.1", "--batch-size", "16", "--particles", str(PARTICLES), "--generations", str(GENERATIONS),
+       "--lr", "0.1", "--batch-size", "16", "--searcher", "pso", "--particles", str(PARTICLES), "--generations", str(GENERATIONS),
        "--fitness-epochs", "1", "--final-epochs", "2", "--seed", "0", "--quiet"]
 
 

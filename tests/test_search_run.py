@@ -78,7 +78,7 @@ def test_search_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "cli"
     code = main([
         "search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-        "--train-per-class", "8", "--val-per-class", "4", "--particles", "2", "--generations", "2",
+        "--train-per-class", "8", "--val-per-class", "4", "--searcher", "pso", "--particles", "2", "--generations", "2",
         "--fitness-epochs", "1", "--final-epochs", "1", "--batch-size", "16", "--out", str(out), "--quiet",
     ])
     assert code == 0

@@ -389,3 +389,25 @@ def test_live_race_trains_masks_as_met_and_resumes_from_its_table(tmp_path, caps
     assert "trained " not in capsys.readouterr().err
     assert main(["race", "--out", str(tmp_path / "x")]) == 2
     assert "--table FILE" in capsys.readouterr().err
+
+
+def test_ga_on_a_small_budget_breeds_from_the_baselines() -> None:
+    """The default search: 10 evaluations, population 5 = the 5 baseline masks of 17 units, then
+    bred masks, none of them asked twice."""
+    from layerswarm.searchers import baseline_masks, config_for_budget, create_searcher
+
+    options = config_for_budget("ga", 10)
+    assert options["population"] == 5 and options["trials"] == 10
+    searcher = create_searcher("ga", 17, options, seed=0, init="baselines")
+    first = searcher.ask()
+    assert [t.mask for t in first] == [m for _, m in baseline_masks(17)]
+    for t in first:
+        searcher.tell(t.number, sum(t.mask) / 17)
+    seen = [t.mask for t in first]
+    while not searcher.is_done():
+        batch = searcher.ask()
+        assert batch and all(t.mask not in seen for t in batch)
+        seen += [t.mask for t in batch]
+        for t in batch:
+            searcher.tell(t.number, sum(t.mask) / 17)
+    assert len(seen) == 10

@@ -127,7 +127,7 @@ def test_tiny_search_end_to_end_on_text(tiny, capsys):
     out = tiny["root"] / "run"
     argv = ["search", "--model", tiny["model"], "--data", str(tiny["csv"]), "--train-per-class", "10",
             "--val-per-class", "5", "--optimizer", "adamw", "--lr", "1e-3", "--weight-decay", "0.01",
-            "--batch-size", "8", "--particles", "3", "--generations", "2", "--fitness-epochs", "1",
+            "--batch-size", "8", "--searcher", "pso", "--particles", "3", "--generations", "2", "--fitness-epochs", "1",
             "--final-epochs", "2", "--baselines", "linear,full", "--quiet", "--out", str(out)]
     assert main(argv) == 0
     best = json.loads((out / "best_mask.json").read_text())

@@ -30,6 +30,11 @@ from .common import (
     train_options,
 )
 
+# The default search (docs/search.md: its 3-seed table against the baselines): ga over 10 fitness
+# evaluations of 10 epochs, from the baselines' masks. PSO's n x G are the paper's.
+DEFAULT_BUDGET = 10
+PSO_PARTICLES, PSO_GENERATIONS = 10, 12
+
 
 @app.command()
 @model_options
@@ -39,16 +44,20 @@ from .common import (
 @click.option("--preset", type=click.Choice(PRESET_CHOICES), default=None,
               help="a named set of options; 'paper': Algorithm 1 of METHOD.md exactly (random init, 10x12 PSO, "
                    "5 fitness epochs, 110 final, --recipe paper, no final selection, no baselines); flags given win")
-@click.option("--searcher", type=click.Choice(SEARCHER_CHOICES), default="pso", show_default=True, help="searcher (docs/searchers.md)")
-@click.option("--particles", type=click.IntRange(min=1), default=10, show_default=True, help="PSO swarm size n (other searchers: masks per batch)")
-@click.option("--generations", type=click.IntRange(min=1), default=12, show_default=True, help="PSO generations G")
-@click.option("--budget", type=click.IntRange(min=1), default=None, help="fitness evaluations of the search, any searcher (default: particles x generations)")
+@click.option("--searcher", type=click.Choice(SEARCHER_CHOICES), default="ga", show_default=True,
+              help="searcher (docs/searchers.md); pso is the paper's (--preset paper)")
+@click.option("--particles", type=click.IntRange(min=1), default=None,
+              help=f"PSO swarm size n (default {PSO_PARTICLES}); other searchers: masks per batch (default: their own)")
+@click.option("--generations", type=click.IntRange(min=1), default=PSO_GENERATIONS, show_default=True, help="PSO generations G")
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help=f"fitness evaluations of the search, any searcher (default: {DEFAULT_BUDGET}; pso: particles x generations)")
 @click.option("--c1", type=float, default=1.5, show_default=True, help="PSO cognitive factor")
 @click.option("--c2", type=float, default=1.5, show_default=True, help="PSO social factor")
 @click.option("--inertia-start", type=float, default=1.4, show_default=True, help="inertia weight at the first generation")
 @click.option("--inertia-end", type=float, default=0.7, show_default=True, help="inertia weight at the last generation")
 @click.option("--velocity-max", type=float, default=None, help="optional bound on |velocity| per dimension")
-@click.option("--fitness-epochs", type=click.IntRange(min=1), default=5, show_default=True, help="maxEpoch: epochs of each fitness fine-tune")
+@click.option("--fitness-epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="maxEpoch: epochs of each fitness fine-tune (the paper: 5, which ranks masks backwards: docs/fitness.md)")
 @click.option("--final-epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the final fine-tune")
 @click.option("--init", type=click.Choice(("baselines", "random")), default="baselines", show_default=True,
               help="first masks asked: 'baselines' puts linear, full and last-k (k = 1, 2, 4, units/4) among them, so "
@@ -56,7 +65,7 @@ from .common import (
 @click.option("--final-select", type=click.IntRange(min=0), default=3, show_default=True,
               help="before the final fine-tune, re-evaluate the top K distinct masks with fresh seeds and fine-tune the "
                    "best by the mean of all its evaluations (phase 'selection' in evaluations.jsonl); 0: off")
-@click.option("--select-repeats", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--select-repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="fresh-seed evaluations of each mask in the final selection")
 @click.option("--baselines", default="linear,full,last-k", show_default=True,
               help="after the final fine-tune, fine-tune these with the same recipe, split and seed and compare "
@@ -82,11 +91,12 @@ from .common import (
 @click.option("--quiet", is_flag=True, help="only warnings and the result: no progress bars or log lines")
 @click.option("--tensorboard", is_flag=True, help="write TensorBoard logs to OUT/tensorboard")
 def search(**kw) -> None:
-    """Search a freeze/fine-tune mask with PSO on train/val, fine-tune it, test it."""
+    """Search a freeze/fine-tune mask on train/val (ga by default, the paper's PSO with --preset paper), fine-tune it, test it."""
     quiet, tensorboard, overwrite = kw.pop("quiet"), kw.pop("tensorboard"), kw.pop("overwrite")
     config_file, resume_dir = kw.pop("config_file"), kw.pop("resume_dir")
     _setup_logging(quiet)
     given = _given_options()
+    typed = set(given)  # on the command line (the preset adds its own options to given)
     if {"fitness_epochs", "fitness_steps"} <= given:
         raise LayerswarmError("--fitness-epochs and --fitness-steps both give the fitness budget: pass one")
     from ..presets import apply_preset
@@ -99,18 +109,21 @@ def search(**kw) -> None:
         raise LayerswarmError(f"--resume {resume_dir} and --out {kw['out_dir']} name different folders: pass --resume alone")
     if tensorboard:
         _need_module("tensorboard", "--tensorboard", "report")
-    flags, default_out = _search_config(kw)
+    base, source = None, resume_dir or config_file  # the run (or file) these options change
     if resume_dir:
         if not (Path(resume_dir) / CONFIG_FILE).is_file():
             raise LayerswarmError(f"nothing to resume in '{resume_dir}': no {CONFIG_FILE} there "
                                   f"(start a run with: layerswarm search --out {resume_dir})")
-        cfg, out_dir = _run_config(read_json(Path(resume_dir) / CONFIG_FILE), flags, given, source=resume_dir), resume_dir
+        base = read_json(Path(resume_dir) / CONFIG_FILE)
     elif config_file:
         from ..rundir import read_config_file
 
-        cfg, out_dir = _run_config(read_config_file(config_file), flags, given, source=config_file), default_out
-    else:
-        cfg, out_dir = flags, default_out
+        base = read_config_file(config_file)
+    if base is not None and "searcher" not in given and isinstance(base.get("search"), dict):
+        kw["searcher"] = base["search"].get("searcher", "pso")  # its searcher's options may be given alone
+    flags, default_out = _search_config(kw, typed)
+    cfg = flags if base is None else _run_config(base, flags, given, source=source)
+    out_dir = resume_dir or default_out
     from ..listeners import Listeners
     from ..progress import search_listeners
     from ..search import run_search
@@ -248,7 +261,8 @@ def _run_config(base: dict, flags, given: set[str], source: str):
                               "write the keys of a run's config.json") from err
 
 
-def _search_config(kw: dict):
+def _search_config(kw: dict, typed: set[str]):
+    """The run configuration the options build; ``typed``: the options on the command line."""
     from ..search import RunConfig, SearchConfig
 
     seed = kw.pop("seed")
@@ -257,12 +271,17 @@ def _search_config(kw: dict):
     default_recipe_for_model(kw, model.name)
     train = pop_config(TrainConfig, kw, prefix="train_", seed=seed)
     options = {k: kw.pop(k) for k in ("c1", "c2", "inertia_start", "inertia_end", "velocity_max")}
-    options.update(particles=kw.pop("particles"), generations=kw.pop("generations"))
+    particles = kw.pop("particles")  # None: PSO's n, or the other searcher's own batch size
+    options.update(particles=particles or PSO_PARTICLES, generations=kw.pop("generations"))
     searcher, budget = kw.pop("searcher"), kw.pop("budget")
+    pso_only = sorted(typed & set(_PSO_OPTIONS) - {"particles"})
+    if searcher != "pso" and pso_only:  # would be silently ignored
+        raise LayerswarmError(f"--{pso_only[0].replace('_', '-')} is a PSO option and the searcher is '{searcher}': "
+                              f"add --searcher pso, or drop it")
     if searcher != "pso" or budget is not None:  # every searcher's config from one budget
         from ..searchers import config_for_budget
 
-        sized = config_for_budget(searcher, budget or options["particles"] * options["generations"], options["particles"])
+        sized = config_for_budget(searcher, budget or DEFAULT_BUDGET, particles or (PSO_PARTICLES if searcher == "pso" else None))
         options = {**options, **sized} if searcher == "pso" else sized
     cfg = RunConfig(
         model=model, data=data,

@@ -52,7 +52,9 @@ class GAConfig(JsonConfig):
 
     @classmethod
     def from_budget(cls, evaluations: int, batch_size: int | None = None) -> GAConfig:
-        population = max(2, batch_size or 10)
+        """``batch_size`` individuals per generation; by default up to 10, and at most half the
+        budget, so that at least a second generation is bred from the first."""
+        population = max(2, batch_size or min(10, evaluations // 2))
         return cls(trials=evaluations, population=population, elite=min(2, population - 1))
 
 
