@@ -82,6 +82,7 @@ def test_resumed_bars_start_where_the_run_stopped():
 def test_search_budget_of_each_searcher():
     assert search_budget("pso", {"particles": 10, "generations": 12}) == (12, 10)
     assert search_budget("random", {"trials": 25, "batch_size": 10}) == (3, 10)
+    assert search_budget("ga", {"trials": 10, "population": 5}) == (None, 5)  # its generations: as many as it needs
     assert search_budget("other", {}) == (None, None)
     assert format_evaluation({"generation": 0, "particle": 0, "mask": [1] * 100, "fitness": 0.5}, 0.5).count("1") > 64
 
@@ -144,3 +145,16 @@ def test_cli_search_logs_lines_tensorboard_and_report(tmp_path):
 
     quiet = CliRunner().invoke(app, [*args[:-3], "--out", str(tmp_path / "q"), "--quiet"], catch_exceptions=False)
     assert quiet.exit_code == 0 and "particle" not in quiet.stderr
+
+
+def test_a_ga_search_bar_counts_its_budget_and_the_log_its_population():
+    from layerswarm.search import RunConfig, SearchConfig
+
+    cfg = RunConfig(search=SearchConfig(searcher="ga", options={"trials": 10, "population": 5}))
+    out = io.StringIO()
+    progress = SearchProgress.for_config(cfg, file=out, bars=True)
+    assert (progress.search.total, progress.particle.total, progress.generation.total) == (10, 5, None)
+    progress.close()
+    line = format_evaluation({"generation": 2, "particle": 1, "mask": [0, 1], "fitness": 0.5, "seconds": 1.0}, 0.5,
+                             *search_budget("ga", cfg.search.options))
+    assert line.startswith("gen  3  particle  2/5  fitness")  # no made-up count of generations

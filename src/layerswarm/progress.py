@@ -25,6 +25,8 @@ def search_budget(searcher: str, options: dict) -> tuple[int | None, int | None]
     """``(generations, per generation)`` of a search, or ``None`` where the options do not say."""
     if "particles" in options and "generations" in options:
         return int(options["generations"]), int(options["particles"])
+    if "population" in options:  # a GA: its generations ask only masks not seen yet, so their count is open
+        return None, int(options["population"])
     if "trials" in options:
         batch = int(options.get("batch_size") or 1)
         return math.ceil(int(options["trials"]) / batch), batch
@@ -71,7 +73,7 @@ class SearchProgress(RunListener):
     def __init__(
         self, generations: int | None, per_generation: int | None, fitness_epochs: int | None,
         final_epochs: int | None, done: int = 0, quiet: bool = False, file: TextIO | None = None,
-        bars: bool | None = None,
+        bars: bool | None = None, total: int | None = None,
     ) -> None:
         self.file = file if file is not None else sys.stderr
         self.quiet = quiet
@@ -79,7 +81,7 @@ class SearchProgress(RunListener):
         self.generations, self.per_generation = generations, per_generation
         self.fitness_epochs, self.final_epochs = fitness_epochs, final_epochs
         self.best = -math.inf
-        total = generations * per_generation if generations and per_generation else None
+        total = total or (generations * per_generation if generations and per_generation else None)
         opts: dict[str, Any] = {"file": self.file, "disable": not self.bars, "dynamic_ncols": True}
         gen_done, in_gen = divmod(done, per_generation) if per_generation else (0, done)
         self.search = tqdm(total=total, initial=done, desc="search", unit="eval", position=0, **opts)
@@ -96,7 +98,8 @@ class SearchProgress(RunListener):
     def for_config(cls, cfg, done: int = 0, quiet: bool = False, **kw: Any) -> SearchProgress:
         """From a :class:`layerswarm.search.RunConfig`."""
         generations, per_gen = search_budget(cfg.search.searcher, cfg.search.options or {})
-        return cls(generations, per_gen, cfg.fitness.epochs, cfg.final.epochs, done=done, quiet=quiet, **kw)
+        total = (cfg.search.options or {}).get("trials")  # evaluations, where the searcher has a budget
+        return cls(generations, per_gen, cfg.fitness.epochs, cfg.final.epochs, done=done, quiet=quiet, total=total, **kw)
 
     def write(self, line: str) -> None:
         if not self.quiet:
