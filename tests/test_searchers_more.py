@@ -218,13 +218,15 @@ def test_cli_search_config_uses_the_budget() -> None:
         fitness_epochs=1, final_epochs=1, retries=1, seed=0, out_dir="x",
     )
     defaults = dict(backend="local", address=None, cpus_per_trial=1, gpus_per_trial=0.0)
-    cfg, _ = _search_config({**base, **defaults, "searcher": "ga", "budget": None})
-    assert cfg.search.options["trials"] == 20 and cfg.search.options["population"] == 5
-    cfg, _ = _search_config({**base, **defaults, "searcher": "pso", "budget": 23})
+    cfg, _ = _search_config({**base, **defaults, "searcher": "ga", "budget": None}, set())  # the default budget
+    assert cfg.search.options["trials"] == 10 and cfg.search.options["population"] == 5
+    cfg, _ = _search_config({**base, **defaults, "searcher": "pso", "budget": 23}, set())
     assert cfg.search.options["particles"] == 5 and cfg.search.options["generations"] == 5
     assert cfg.search.options["c1"] == 1.5
-    cfg, _ = _search_config({**base, **defaults, "searcher": "pso", "budget": None})
+    cfg, _ = _search_config({**base, **defaults, "searcher": "pso", "budget": None}, set())  # n x G
     assert cfg.search.options["generations"] == 4
+    with pytest.raises(LayerswarmError, match="--generations is a PSO option"):
+        _search_config({**base, **defaults, "searcher": "ga", "budget": None}, {"generations"})
 
 
 # --- the race ---
