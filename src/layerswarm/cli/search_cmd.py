@@ -281,7 +281,7 @@ def _search_config(kw: dict, typed: set[str]):
     if searcher != "pso" or budget is not None:  # every searcher's config from one budget
         from ..searchers import config_for_budget
 
-        sized = config_for_budget(searcher, budget or DEFAULT_BUDGET, particles or (PSO_PARTICLES if searcher == "pso" else None))
+        sized = config_for_budget(searcher, budget or DEFAULT_BUDGET, particles)  # None: the searcher's own batch
         options = {**options, **sized} if searcher == "pso" else sized
     cfg = RunConfig(
         model=model, data=data,
