@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config_utils import JsonConfig, help_field, refuse_invalid
 from .data.imageset import DatasetSplits, SearchSplits
-from .evaluation import Evaluation, Executor
+from .evaluation import FITNESS_SCORES, Evaluation, Executor
 from .executors import FitnessSpec, create_executor
 from .io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from .noise import best_with_noise
@@ -62,10 +62,14 @@ class SearchConfig(JsonConfig):
                                 "to linear,full,last-k")
     fitness_repeats: int = help_field(1, "evaluations averaged per fitness, each with other seeds for the new head "
                                       "and the batch order (1: one evaluation, as the paper)")
+    fitness_score: str = help_field("accuracy", "how the validation curve of a fitness fine-tune becomes the fitness: "
+                                    "'accuracy', its last value (the paper), or 'trend', that plus its rise since the "
+                                    "middle epoch (docs/fitness.md)")
 
     def __post_init__(self) -> None:
         refuse_invalid("search config", {
             f"init must be one of {', '.join(INITS)}": self.init not in INITS,
+            f"fitness_score must be one of {', '.join(FITNESS_SCORES)}": self.fitness_score not in FITNESS_SCORES,
             "fitness_repeats and select_repeats must be >= 1": self.fitness_repeats < 1 or self.select_repeats < 1,
             "final_select must be >= 0": self.final_select < 0,
             "fitness_steps must be >= 1 or None": self.fitness_steps is not None and self.fitness_steps < 1,
@@ -197,13 +201,14 @@ def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | Dat
     data = data.for_search() if isinstance(data, DatasetSplits) else data
     s = cfg.search
     repeats = repeats if repeats is not None else getattr(s, "fitness_repeats", 1)
+    score = getattr(s, "fitness_score", "accuracy")  # the PSO strategy's search config has none: the paper's
     spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed,  # workers rebuild
-                       repeats=repeats, seed_offset=seed_offset)  # the same bundle
+                       repeats=repeats, seed_offset=seed_offset, score=score)  # the same bundle
     executor = create_executor(s.backend, spec, data, bundle=bundle, on_epoch=on_epoch, retries=s.retries,
                                cpus_per_trial=s.cpus_per_trial,
                                gpus_per_trial=s.gpus_per_trial, address=s.address)
     executor.repeats = repeats  # what its evaluations average (records say it; the memo keys on it)
-    return wrap_executor(executor, cfg.speed, cfg.fitness, repeats)  # memoisation, successive halving
+    return wrap_executor(executor, cfg.speed, cfg.fitness, repeats, score)  # memoisation, successive halving
 
 
 def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, units: list[Unit],

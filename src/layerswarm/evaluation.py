@@ -10,7 +10,43 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .noise import binomial_se, combined_se
 from .searchers.base import Trial
+
+# how a validation curve becomes a fitness (SearchConfig.fitness_score; docs/fitness.md)
+FITNESS_SCORES = ("accuracy", "trend")
+
+
+def middle_epoch(epochs: int) -> int:
+    """The epoch (1-based) whose validation the 'trend' score compares with the last: E // 2."""
+    return epochs // 2
+
+
+def curve_score(curve: list[dict], score: str, val_images: int | None = None) -> tuple[float, float | None] | None:
+    """(fitness, its standard error) of a validation curve (one dict per epoch, ``val_accuracy``
+    None where not validated); None when the curve lacks an epoch the score needs.
+
+    'accuracy' (the paper): the last epoch's validation accuracy.
+    'trend': the last value plus its rise since the middle epoch, i.e. the line through epochs
+    E // 2 and E carried on as far again. A short fine-tune of a mask that freezes most of the
+    network learns fast and then flattens, one that trains most of it is still climbing: on the
+    last value alone the first outranks the second, though after the final fine-tune the
+    second ends higher (docs/fitness.md). Its se treats the two values as independent.
+    """
+    if not curve or curve[-1].get("val_accuracy") is None:
+        return None
+    last, n = curve[-1]["val_accuracy"], val_images or 0
+
+    def se(e: dict) -> float:
+        return e["val_se"] if e.get("val_se") is not None else binomial_se(e["val_accuracy"], n)
+
+    middle = middle_epoch(len(curve))
+    if score == "accuracy" or middle < 1:
+        return last, se(curve[-1]) if n else None
+    if curve[middle - 1].get("val_accuracy") is None:
+        return None
+    start = curve[middle - 1]["val_accuracy"]
+    return 2.0 * last - start, combined_se(2.0 * se(curve[-1]), se(curve[middle - 1])) if n else None
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 
 from .bundle import ModelBundle
 from .data.imageset import SearchSplits
-from .evaluation import Evaluation
+from .evaluation import Evaluation, curve_score, middle_epoch
 from .noise import repeats_se
 from .training import TrainConfig, fit
 from .training.trainer import TrainState
@@ -38,7 +38,8 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
 
 
 class MaskFitness:
-    """f(mask) = validation accuracy after ``cfg.epochs`` epochs (maxEpoch) with that mask.
+    """f(mask) = validation accuracy after ``cfg.epochs`` epochs (maxEpoch) with that mask;
+    ``score`` 'trend': that plus its rise since epoch E // 2 (:func:`~layerswarm.evaluation.curve_score`).
 
     Holds only :class:`SearchSplits`: the test split cannot reach the search. ``cache`` (a
     :class:`~layerswarm.speed.prefix_cache.PrefixCache`; not imported here, as the speed-ups
@@ -57,8 +58,9 @@ class MaskFitness:
 
     def __init__(self, bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig,
                  on_epoch: Callable[[dict], None] | None = None, cache: Any = None,
-                 pause_mb: int = 0, repeats: int = 1, seed_offset: int = 0) -> None:
+                 pause_mb: int = 0, repeats: int = 1, seed_offset: int = 0, score: str = "accuracy") -> None:
         self.bundle = bundle
+        self.score = score
         self.data = data
         # eager: compiling would recompile for every mask (guards on requires_grad) and never pay off
         self.cfg = cfg.replace(compile=False)
@@ -84,7 +86,8 @@ class MaskFitness:
                             epochs_trained=sum(r.epochs_trained for r in runs),
                             info={**runs[0].info, "repeats": [r.fitness for r in runs]})
         n = ev.val_images = len(self.data.val)
-        ev.fitness_se = repeats_se([r.fitness for r in runs], n)
+        image_se = curve_score(ev.epochs, self.score, n)[1] if self.score != "accuracy" else None
+        ev.fitness_se = repeats_se([r.fitness for r in runs], n, image_se)
         if len(runs) > 1:  # each epoch's se over the repeats, for a shorter budget answered from this curve
             for i, e in enumerate(ev.epochs):
                 if e.get("val_accuracy") is not None:
@@ -96,6 +99,9 @@ class MaskFitness:
         """One evaluation; repeat j > 0 draws its head and batch order from seeds shifted by 1000 j."""
         if repeat:
             cfg = cfg.replace(seed=cfg.seed + REPEAT_SEED_STRIDE * repeat)
+        middle = middle_epoch(cfg.epochs) if self.score == "trend" else 0
+        if middle and middle % cfg.val_every:  # the score needs the middle epoch validated (validating trains nothing)
+            cfg = cfg.replace(val_every=math.gcd(middle, cfg.val_every))
         model = self.bundle.reset(self.bundle.seed + REPEAT_SEED_STRIDE * repeat if repeat else None)
         frozen = apply_mask(model, self.bundle.units, mask)
         state = self._resume(model, tuple(mask), cfg.epochs)
@@ -109,7 +115,9 @@ class MaskFitness:
             info["continued_from"] = done
         if len(history.epochs) == cfg.epochs < self.cfg.epochs:  # a low rung: a later one may continue it
             self._pause(model, tuple(mask), state)
-        return Evaluation(fitness=history.final_val_accuracy, epochs=history.epochs,
+        scored = curve_score(history.epochs, self.score) if len(history.epochs) == cfg.epochs else None
+        fitness = history.final_val_accuracy if scored is None else scored[0]  # an early-stopped run: its last value
+        return Evaluation(fitness=fitness, epochs=history.epochs,
                           epochs_trained=len(history.epochs) - done, info=info)
 
     def _resume(self, model, mask: tuple[int, ...], epochs: int) -> TrainState:

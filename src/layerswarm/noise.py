@@ -28,13 +28,15 @@ def binomial_se(p: float, n: int) -> float:
     return math.sqrt(p * (1.0 - p) / n)
 
 
-def repeats_se(values: Sequence[float], n: int) -> float:
-    """Standard error of the mean of ``values`` (repeats on the same ``n`` images)."""
+def repeats_se(values: Sequence[float], n: int, image_se: float | None = None) -> float:
+    """Standard error of the mean of ``values`` (repeats on the same ``n`` images).
+    ``image_se``: the image-sample part when the values are not plain accuracies (a 'trend'
+    fitness); default the binomial se of their mean."""
     mean = math.fsum(values) / len(values)
     spread = 0.0
     if len(values) > 1:
         spread = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values)
-    return math.sqrt(binomial_se(mean, n) ** 2 + spread)
+    return math.sqrt((binomial_se(mean, n) if image_se is None else image_se) ** 2 + spread)
 
 
 def combined_se(*ses: float | None) -> float:

@@ -18,7 +18,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "searcher": "pso", "budget": None, "particles": 10, "generations": 12,
         "c1": 1.5, "c2": 1.5, "inertia_start": 1.4, "inertia_end": 0.7, "velocity_max": None,
-        "fitness_epochs": 5, "fitness_steps": None, "fitness_repeats": 1, "final_epochs": 110, "train_recipe": "paper",
+        "fitness_epochs": 5, "fitness_steps": None, "fitness_repeats": 1, "fitness_score": "accuracy",
+        "final_epochs": 110, "train_recipe": "paper",
         "init": "random", "final_select": 0, "baselines": "none",
     },
 }

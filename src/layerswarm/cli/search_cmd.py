@@ -8,6 +8,7 @@ import click
 
 from ..cli_options import default_recipe_for_model, pop_config
 from ..errors import LayerswarmError
+from ..evaluation import FITNESS_SCORES
 from ..io import read_json
 from ..model_config import ModelConfig
 from .common import (
@@ -75,6 +76,10 @@ PSO_PARTICLES, PSO_GENERATIONS = 10, 12
                    "steps on every dataset size): ceil(steps / steps per epoch) epochs, both saved in config.json")
 @click.option("--fitness-repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="evaluations averaged per fitness, each with other seeds for the head and the batch order")
+@click.option("--fitness-score", type=click.Choice(FITNESS_SCORES), default="accuracy", show_default=True,
+              help="the fitness of a mask: 'accuracy', validation accuracy after the fitness fine-tune (the paper), or "
+                   "'trend', that plus its rise since the middle epoch, which ranks a still-climbing mask above one "
+                   "that has flattened (docs/fitness.md)")
 @click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, help="retries of a failing evaluation")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="run evaluations here, one at a time, or in parallel on Ray")
 @click.option("--address", default=None, help="Ray cluster to join (auto, ray://HOST:10001); default: start Ray on this machine")
@@ -189,7 +194,7 @@ def _tensorboard(out_dir: str, cfg):
 _SEARCH_KEYS = {
     "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "fitness_steps": ["search.fitness_steps"], "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
-    "fitness_repeats": ["search.fitness_repeats"], "init": ["search.init"],
+    "fitness_repeats": ["search.fitness_repeats"], "fitness_score": ["search.fitness_score"], "init": ["search.init"],
     "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"], "baselines": ["search.baselines"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
@@ -197,7 +202,7 @@ _SEARCH_KEYS = {
     "preset": ["preset"],
 }
 # search options that are SearchConfig fields of the same name
-_SEARCH_FIELDS = ("fitness_repeats", "fitness_steps", "init", "final_select", "select_repeats", "baselines")
+_SEARCH_FIELDS = ("fitness_repeats", "fitness_score", "fitness_steps", "init", "final_select", "select_repeats", "baselines")
 _PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 

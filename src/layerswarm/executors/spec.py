@@ -33,6 +33,7 @@ class FitnessSpec:
     speed: object = None  # layerswarm.speed.SpeedConfig: prefix cache, subset fitness, early stopping
     repeats: int = 1  # evaluations averaged per fitness (other seeds: MaskFitness)
     seed_offset: int = 0  # the first repeat's seed index (a final selection's fresh seeds)
+    score: str = "accuracy"  # how the validation curve becomes the fitness (layerswarm.evaluation.curve_score)
 
     def __call__(self, data: SearchSplits, bundle: ModelBundle | None = None,
                  on_epoch: Callable[[dict], None] | None = None) -> MaskFitness:
@@ -40,4 +41,4 @@ class FitnessSpec:
         if bundle is None:
             bundle = build_bundle(self.model, self.num_classes, self.fitness, seed=self.seed)
         return build_fitness(bundle, data, self.fitness, self.speed, on_epoch=on_epoch,
-                             repeats=self.repeats, seed_offset=self.seed_offset)
+                             repeats=self.repeats, seed_offset=self.seed_offset, score=self.score)

@@ -23,12 +23,12 @@ __all__ = [
 
 def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, speed: SpeedConfig | None = None,
                   on_epoch: Callable[[dict], None] | None = None, repeats: int = 1,
-                  seed_offset: int = 0) -> Callable[..., Evaluation]:
+                  seed_offset: int = 0, score: str = "accuracy") -> Callable[..., Evaluation]:
     """The fitness function ``evaluate(mask, epochs)`` with the evaluator-side speed-ups of
     ``speed`` (prefix cache, subset fitness, early stopping); ``None``: plain MaskFitness.
-    ``repeats``, ``seed_offset``: see :class:`MaskFitness`."""
+    ``repeats``, ``seed_offset``, ``score``: see :class:`MaskFitness`."""
     if speed is None:
-        return MaskFitness(bundle, data, cfg, on_epoch=on_epoch, repeats=repeats, seed_offset=seed_offset)
+        return MaskFitness(bundle, data, cfg, on_epoch=on_epoch, repeats=repeats, seed_offset=seed_offset, score=score)
     data = subset_splits(data, speed.train_fraction, speed.val_fraction, cfg.seed)
     if not speed.validates_every_epoch:
         cfg = cfg.replace(val_every=cfg.epochs)  # exact: validation does not change training
@@ -37,17 +37,19 @@ def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, spe
     cache = PrefixCache(data, bundle.transform, speed.cache_mb) if use_cache else None
     pause_mb = speed.pause_mb if speed.fidelity == "halving" else 0
     evaluate = MaskFitness(bundle, data, cfg, on_epoch=on_epoch, cache=cache, pause_mb=pause_mb,
-                           repeats=repeats, seed_offset=seed_offset)
+                           repeats=repeats, seed_offset=seed_offset, score=score)
     return EarlyStopping(evaluate, speed.early_stop, cfg.epochs) if speed.early_stop is not None else evaluate
 
 
-def wrap_executor(executor: Executor, speed: SpeedConfig | None, fitness: TrainConfig, repeats: int = 1) -> Executor:
+def wrap_executor(executor: Executor, speed: SpeedConfig | None, fitness: TrainConfig, repeats: int = 1,
+                  score: str = "accuracy") -> Executor:
     """``executor`` with the batch-level speed-ups of ``speed``: memoisation, then halving.
-    ``repeats``: evaluations averaged per fitness, which the memo's results belong to."""
+    ``repeats``, ``score``: how the fitness the memo's results hold was computed."""
     if speed is None:
         return executor
     if speed.memo:
-        executor = MemoExecutor(executor, fitness.epochs, truncatable=fitness.truncatable, repeats=repeats)
+        executor = MemoExecutor(executor, fitness.epochs, truncatable=fitness.truncatable, repeats=repeats,
+                                  score=score)
     if speed.fidelity == "halving":
         executor = HalvingExecutor(executor, speed.halving_epochs, speed.halving_keep)
     return executor

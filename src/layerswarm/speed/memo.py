@@ -13,8 +13,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 
-from ..evaluation import Evaluation, Executor
-from ..noise import binomial_se
+from ..evaluation import Evaluation, Executor, curve_score
 from ..searchers.base import Trial
 
 Key = tuple[tuple[int, ...], int]
@@ -38,8 +37,9 @@ class MemoExecutor(Executor):
     name = "memo"
 
     def __init__(self, inner: Executor, default_epochs: int, truncatable: bool = False,
-                 budget_epochs: float = math.inf, repeats: int = 1) -> None:
+                 budget_epochs: float = math.inf, repeats: int = 1, score: str = "accuracy") -> None:
         self.inner, self.default_epochs, self.truncatable = inner, default_epochs, truncatable
+        self.score = score  # how a curve becomes a fitness: a truncated curve is scored the same way
         self.repeats = repeats  # evaluations averaged per fitness: a record with another count is another fitness
         self.results: dict[Key, Evaluation] = {}
         self.hits = 0
@@ -58,10 +58,11 @@ class MemoExecutor(Executor):
             curve = r.get("val_curve") or []
             if r.get("error") or r.get("fitness") is None or len(curve) != self.default_epochs:
                 continue
-            if curve[-1] != r["fitness"] or r.get("phase") or r.get("repeats", 1) != self.repeats:
-                continue
-            key = (tuple(r["mask"]), self.default_epochs)
             epochs = [{"val_accuracy": v} for v in curve]
+            scored = curve_score(epochs, self.score)
+            if scored is None or scored[0] != r["fitness"] or r.get("phase") or r.get("repeats", 1) != self.repeats:
+                continue  # another score's, an early-stopped run's, or another phase's fitness
+            key = (tuple(r["mask"]), self.default_epochs)
             self.results.setdefault(key, Evaluation(fitness=r["fitness"], fitness_se=r.get("fitness_se"),
                                                     val_images=r.get("val_images"), epochs=epochs))
 
@@ -72,21 +73,22 @@ class MemoExecutor(Executor):
         ev = self.results.get(key)
         if ev is None and self.truncatable:
             mask, epochs = key
-            ev = next((self._truncate(e, epochs) for (m, n), e in self.results.items()
-                       if m == mask and n > epochs and len(e.epochs) == n
-                       and e.epochs[epochs - 1].get("val_accuracy") is not None), None)
+            ev = next((t for (m, n), e in self.results.items() if m == mask and n > epochs and len(e.epochs) == n
+                       for t in [self._truncate(e, epochs)] if t is not None), None)
         if ev is None:
             return None
         self.hits += 1
         return dataclasses.replace(ev, seconds=0.0, epochs_trained=0, info={**ev.info, "memo": True})
 
-    @staticmethod
-    def _truncate(ev: Evaluation, epochs: int) -> Evaluation:
+    def _truncate(self, ev: Evaluation, epochs: int) -> Evaluation | None:
+        """The ``epochs``-epoch evaluation within a longer one; None if its curve lacks an epoch the score needs."""
         curve = ev.epochs[:epochs]
-        value = curve[-1]["val_accuracy"]
-        se = curve[-1].get("val_se")  # a mean over repeats carries its own; one evaluation's is binomial
-        if se is None and ev.val_images and ev.info.get("repeats") is None:
-            se = binomial_se(value, ev.val_images)
+        # a mean over repeats carries each epoch's se (val_se); one evaluation's is binomial
+        repeated_without_se = ev.info.get("repeats") is not None and curve[-1].get("val_se") is None
+        scored = curve_score(curve, self.score, None if repeated_without_se else ev.val_images)
+        if scored is None:
+            return None
+        value, se = scored
         return Evaluation(fitness=value, fitness_se=se, val_images=ev.val_images, epochs=curve,
                           seconds=0.0, epochs_trained=0)
 
