@@ -36,6 +36,7 @@ def test_paper_preset_is_algorithm_1(tmp_path, captured):
     assert (opts["particles"], opts["generations"], opts["c1"], opts["c2"]) == (10, 12, 1.5, 1.5)
     assert (opts["inertia_start"], opts["inertia_end"], opts["velocity_max"]) == (1.4, 0.7, None)
     assert cfg.fitness.epochs == 5 and cfg.final.epochs == 110
+    assert cfg.search.fitness_score == "accuracy"  # the last validation accuracy, whatever the default
     for train in (cfg.fitness, cfg.final):  # the paper's optimiser: SGD 0.01, momentum 0.9, wd 5e-4, x0.1 / 30
         assert train.recipe == "paper" and train.optimizer == "sgd" and train.lr == 0.01 and train.momentum == 0.9
         assert train.weight_decay == 5e-4 and train.schedule == "step" and train.step_size == 30 and train.gamma == 0.1
@@ -84,6 +85,8 @@ def test_the_default_search_is_the_measured_one(tmp_path, captured):
     assert cfg.search.options["population"] == 5  # half the budget: the baselines, then a bred generation
     assert cfg.fitness.epochs == 10 and cfg.search.init == "baselines"
     assert (cfg.search.final_select, cfg.search.select_repeats) == (3, 1)
+    assert main([*TINY, "--fitness-score", "trend", "--out", str(tmp_path / "t")]) == 0
+    assert captured["cfg"].search.fitness_score == "trend"
     assert main([*TINY, "--searcher", "pso", "--out", str(tmp_path / "p")]) == 0  # pso keeps the paper's n x G
     assert (captured["cfg"].search.options["particles"], captured["cfg"].search.options["generations"]) == (10, 12)
     assert main([*TINY, "--particles", "4", "--budget", "12", "--out", str(tmp_path / "g")]) == 0  # ga's batch
