@@ -31,6 +31,7 @@ from scipy.stats import spearmanr
 
 from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.evaluation import curve_score
 from layerswarm.finetune import run_finetune
 from layerswarm.io import atomic_write_json
 from layerswarm.strategies import create_strategy
@@ -92,6 +93,10 @@ def table(out: Path, final_epochs: int) -> str:
     for e in BUDGETS:
         lines.append(row(f"truncated, {e} epoch{'s' * (e > 1)} (val)",
                          [long[n]["val_by_epoch"][e - 1] for n in names]))
+    for e in BUDGETS[1:]:  # --fitness-score trend: the same curves, scored by their rise since epoch e // 2
+        lines.append(row(f"trend, {e} epochs (val + rise since epoch {e // 2})",
+                         [curve_score([{"val_accuracy": v} for v in long[n]["val_by_epoch"][:e]], "trend")[0]
+                          for n in names]))
     for e in SHORT:
         lines.append(row(f"complete cosine run, {e} epoch{'s' * (e > 1)} (val)",
                          [short[(n, e)]["val_by_epoch"][-1] if (n, e) in short else None for n in names]))

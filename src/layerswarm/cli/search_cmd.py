@@ -150,7 +150,8 @@ def search(**kw) -> None:
         listeners.close(result)
     mask = "".join(map(str, result["mask"]))
     click.echo(f"best mask ({sum(result['mask'])}/{len(result['mask'])} units fine-tuned): {mask}")
-    click.echo(f"search fitness (val accuracy): {result['fitness']:.4f}")
+    scored = "val accuracy" if cfg.search.fitness_score == "accuracy" else "val accuracy + its rise since the middle epoch"
+    click.echo(f"search fitness ({scored}): {result['fitness']:.4f}")
     click.echo(f"final test accuracy: {result['test_accuracy']:.4f}")
     if result.get("baselines"):  # the searched mask next to the hand-picked strategies, and who won
         from ..baselines import describe
