@@ -163,7 +163,7 @@ def plot_convergence(runs: Sequence[tuple[str, list[dict], list[dict]]]) -> Figu
         ax.plot(gens, mean, color=color, linewidth=1.4, linestyle="--", marker="s", markersize=3,
                 label=f"generation mean{suffix}")
     ax.set_xlabel("generation")
-    ax.set_ylabel("fitness (validation accuracy)")
+    ax.set_ylabel("fitness (val accuracy, or its trend)")  # --fitness-score
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
