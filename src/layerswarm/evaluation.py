@@ -9,9 +9,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .noise import binomial_se, combined_se
-from .searchers.base import Trial
+
+if TYPE_CHECKING:  # annotations only: the command line imports this module for FITNESS_SCORES, without numpy
+    from .searchers.base import Trial
 
 # how a validation curve becomes a fitness (SearchConfig.fitness_score; docs/fitness.md)
 FITNESS_SCORES = ("accuracy", "trend")
