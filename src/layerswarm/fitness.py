@@ -86,7 +86,8 @@ class MaskFitness:
                             epochs_trained=sum(r.epochs_trained for r in runs),
                             info={**runs[0].info, "repeats": [r.fitness for r in runs]})
         n = ev.val_images = len(self.data.val)
-        image_se = curve_score(ev.epochs, self.score, n)[1] if self.score != "accuracy" else None
+        scored = curve_score(ev.epochs, self.score, n) if self.score != "accuracy" else None
+        image_se = scored[1] if scored is not None else None  # an early-stopped curve may lack its middle epoch
         ev.fitness_se = repeats_se([r.fitness for r in runs], n, image_se)
         if len(runs) > 1:  # each epoch's se over the repeats, for a shorter budget answered from this curve
             for i, e in enumerate(ev.epochs):
