@@ -8,6 +8,9 @@ runs' ``baselines/summary.json``, one per baseline (same final recipe, split and
 accuracy per seed, mean ± std, the verdict per seed against the run's best baseline (won / tied
 within noise / lost, layerswarm.noise), and the wall time of the whole run as a multiple of its
 final fine-tune (search + final selection + final, from the evaluations' and the final's seconds).
+A run with ``--answer validation`` adds a row ``LABEL answer``: the test accuracy of the model it
+answers with (the best by final validation among the searched mask and the baselines), its
+verdict against the best baseline, and its wall multiple counting the baselines' fine-tunes too.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import statistics
 from pathlib import Path
 
 from layerswarm.io import read_jsonl
+from layerswarm.noise import binomial_se, verdict
 
 
 def _read(path: Path) -> dict | None:
@@ -41,11 +45,23 @@ def collect(patterns: list[str]) -> dict[str, dict[int, dict]]:
         rows.setdefault(label, {})[seed] = {
             "accuracy": final["test_accuracy"], "verdict": summary.get("verdict", ""),
             "multiple": (evaluations + final["wall_seconds"]) / final["seconds"]}
+        if "answer" in summary:  # --answer validation: the model the run answers with
+            rows.setdefault(f"{label} answer", {})[seed] = _answer_row(run, summary, evaluations, final)
         for name, acc in (summary.get("accuracies") or {}).items():
             if name != "search":
                 rows.setdefault(f"baseline {name}", {})[seed] = {"accuracy": acc["test_accuracy"], "verdict": "",
                                                                   "multiple": None}
     return rows
+
+
+def _answer_row(run: Path, summary: dict, evaluations: float, final: dict) -> dict:
+    """The answer's accuracy, its verdict against the best baseline and its cost (baselines included)."""
+    n, answer, best = summary["test_images"], summary["answer"]["test_accuracy"], summary["best_baseline"]
+    theirs = summary["accuracies"][best]["test_accuracy"]
+    baselines = sum(_read(run / "baselines" / name / "final" / "metrics.json")["wall_seconds"]
+                    for name in summary["accuracies"] if name != "search")
+    return {"accuracy": answer, "verdict": verdict(answer, binomial_se(answer, n), theirs, binomial_se(theirs, n)),
+            "multiple": (evaluations + final["wall_seconds"] + baselines) / final["seconds"]}
 
 
 def table(rows: dict[str, dict[int, dict]]) -> str:

@@ -6,10 +6,12 @@ import json
 
 import pytest
 
-from layerswarm.baselines import compare, describe, parse_baselines
+from layerswarm.baselines import answer_record, choose_answer, compare, describe, parse_baselines
 from layerswarm.cli import main
 from layerswarm.errors import LayerswarmError
+from layerswarm.export import export_mask
 from layerswarm.noise import binomial_se
+from layerswarm.predict import find_model_file
 from layerswarm.search import run_search
 from test_presets import TINY, captured  # noqa: F401  (the fixture)
 from test_search_run import tiny_config
@@ -17,8 +19,8 @@ from test_search_run import tiny_config
 
 def test_parse_baselines():
     assert parse_baselines("linear,full,last-k", 17) == [("linear", "linear", {}), ("full", "full", {}),
-                                                          ("last-4", "last-k", {"k": 4})]
-    assert parse_baselines("last-k", 3) == [("last-2", "last-k", {"k": 2})]  # at most units - 1
+                                                          ("last-8", "last-k", {"k": 8})]  # half the units
+    assert parse_baselines("last-k", 3) == [("last-1", "last-k", {"k": 1})]
     assert parse_baselines("last-k:2, l2sp", 17) == [("last-2", "last-k", {"k": 2}), ("l2sp", "l2sp", {})]
     assert parse_baselines("none") == [] and parse_baselines("") == []
     for bad in ("linaer", "full:3", "last-k:x"):
@@ -73,6 +75,44 @@ def test_cli_prints_the_comparison_and_the_verdict(tmp_path, capsys):
 def test_cli_default_and_paper_preset(tmp_path, captured):  # noqa: F811
     assert main([*TINY, "--out", str(tmp_path / "a")]) == 0
     assert captured["cfg"].search.baselines == "linear,full,last-k"
+    assert captured["cfg"].search.answer == "validation"
     assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "b")]) == 0
-    assert captured["cfg"].search.baselines == "none"
-    assert tiny_config().search.baselines == "none"
+    assert captured["cfg"].search.baselines == "none" and captured["cfg"].search.answer == "mask"
+    assert tiny_config().search.baselines == "none" and tiny_config().search.answer == "mask"
+
+
+def test_the_answer_is_the_best_validated_candidate_never_the_best_tested():
+    final = {"val_accuracy": 0.90, "test_accuracy": 0.70, "mask": [0, 1]}
+    baselines = {"linear": {"val_accuracy": 0.80, "test_accuracy": 0.99, "mask": [0, 0]},
+                 "full": {"val_accuracy": 0.95, "test_accuracy": 0.60, "mask": [1, 1]},
+                 "last-1": {"val_accuracy": 0.95, "test_accuracy": 0.65, "mask": [0, 1]}}
+    assert choose_answer(final, baselines) == "full"  # highest validation; a tie keeps the earlier one
+    record = answer_record(final, baselines)
+    assert record["model_dir"] == "baselines/full/final" and record["mask"] == [1, 1]
+    assert record["test_accuracy"] == 0.60 and record["validation"]["search"] == 0.90
+    assert choose_answer({**final, "val_accuracy": 0.95}, baselines) == "search"  # a tie keeps the searched mask
+    assert choose_answer(final, {}) == "search"
+    assert answer_record(final, {"linear": baselines["linear"]})["model_dir"] == "final"
+
+
+def test_answer_validation_names_the_best_validated_model_and_predict_and_export_follow_it(tmp_path, digits16):
+    cfg = tiny_config()
+    cfg = cfg.replace(search=cfg.search.replace(baselines="linear,full", answer="validation"))
+    run = tmp_path / "run"
+    result = run_search(cfg, run, data=digits16, report=False)
+    final = json.loads((run / "final" / "metrics.json").read_text())
+    vals = {"search": final["val_accuracy"]}
+    for name in ("linear", "full"):
+        vals[name] = json.loads((run / "baselines" / name / "final" / "metrics.json").read_text())["val_accuracy"]
+    best = max(vals.values())
+    expected = next(name for name, val in vals.items() if val == best)  # the first of the best
+    answer = json.loads((run / "answer.json").read_text())
+    assert answer == result["baselines"]["answer"] and answer["answer"] == expected and answer["validation"] == vals
+    model_dir = run / answer["model_dir"]
+    assert find_model_file(run) == model_dir / "model.safetensors"
+    exported = json.loads(export_mask(run, tmp_path / "mask.json").read_text())
+    assert exported["mask"] == json.loads((model_dir / "metrics.json").read_text())["mask"]
+    assert describe(result["baselines"])[-1].startswith("answer: ")
+    # resumed with --answer mask (the paper's): the searched mask's model answers again
+    run_search(cfg.replace(search=cfg.search.replace(answer="mask")), run, data=digits16, resume=True, report=False)
+    assert not (run / "answer.json").exists() and find_model_file(run) == run / "final" / "model.safetensors"

@@ -7,6 +7,12 @@ from its checkpoint. :func:`compare` sets the searched mask's test accuracy next
 the chance level (1 / classes) and each accuracy's binomial standard error over the test images,
 and says whether the search won, tied within noise or lost against the best baseline
 (:mod:`layerswarm.noise`); it is saved as ``DIR/baselines/summary.json``.
+
+``--answer validation`` makes the run answer with the best of the searched mask and the
+baselines by final validation accuracy (:func:`choose_answer`): a short fitness ranks masks
+poorly (docs/fitness.md) while a whole fine-tune's validation ranks them well, and the baselines
+are fine-tuned anyway. ``DIR/answer.json`` names the chosen model's folder; ``layerswarm predict``
+and ``export`` follow it. The test split only reports the choice.
 """
 
 from __future__ import annotations
@@ -24,12 +30,17 @@ log = logging.getLogger(__name__)
 
 BASELINES_DIR = "baselines"
 SUMMARY_FILE = "summary.json"
-DEFAULT_K = 4  # last-k's k unless given (last-k:K); the best k of the benchmark so far
+# last-k's k unless given (last-k:K): half the units, 8 of Lite0's 17, the best k of the 3-seed
+# tables on both benchmarks (docs/search.md: last-8 above last-4 by 1.2 and 2.3 points)
+DEFAULT_K = 8  # without the unit count (a spec checked before the model is built)
+ANSWERS = ("mask", "validation")  # --answer: the searched mask's model, or the best validated candidate
+ANSWER_FILE = "answer.json"
+SEARCHED = "search"  # the searched mask's name among the candidates
 
 
 def parse_baselines(spec: str | None, num_units: int | None = None) -> list[tuple[str, str, dict]]:
     """``"linear,full,last-k"`` -> (name, strategy, options) each; ``last-k:K``/``first-k:K`` set k
-    (last-k alone: k = 4, at most units - 1); ``none`` or empty: no baseline."""
+    (last-k alone: k = half the units); ``none`` or empty: no baseline."""
     from .strategies import STRATEGIES  # the training stack: only where a baseline is named
 
     out = []
@@ -43,7 +54,7 @@ def parse_baselines(spec: str | None, num_units: int | None = None) -> list[tupl
         options = {}
         if strategy in ("last-k", "first-k"):
             try:
-                options["k"] = int(k) if k else DEFAULT_K if num_units is None else max(1, min(DEFAULT_K, num_units - 1))
+                options["k"] = int(k) if k else DEFAULT_K if num_units is None else max(1, num_units // 2)
             except ValueError as err:
                 raise LayerswarmError(f"baseline '{item}': K must be a whole number (last-k:4)") from err
         elif k:
@@ -97,14 +108,50 @@ def describe(summary: dict) -> list[str]:
         gap = ours - rows[best]["test_accuracy"]
         said = {"won": "won", "tied": "tied within noise", "lost": "lost"}[summary["verdict"]]
         lines.append(f"the search {said} against the best baseline, {best} ({gap:+.4f}; noise: 2 x combined se)")
+    if "answer" in summary:  # --answer validation
+        answer = summary["answer"]
+        which = "the searched mask" if answer["answer"] == SEARCHED else f"the baseline {answer['answer']}"
+        lines.append(f"answer: {which}, the best final validation accuracy ({answer['val_accuracy']:.4f}); "
+                     f"its test accuracy {answer['test_accuracy']:.4f}; model in {answer['model_dir']}/")
     return lines
 
 
-def compare_run(cfg: Any, bundle: Any, data: Any, out: str | Path, search_accuracy: float) -> dict | None:
-    """Run the baselines of ``cfg`` and save and return the comparison; ``None`` without baselines."""
+def choose_answer(final: dict, baselines: dict[str, dict]) -> str:
+    """The candidate with the highest final validation accuracy: ``"search"`` (the searched mask)
+    or a baseline's name. A tie keeps the searched mask (then the earlier baseline). Test
+    accuracies are not read."""
+    best, best_val = SEARCHED, final.get("val_accuracy")
+    for name, metrics in baselines.items():
+        val = metrics.get("val_accuracy")
+        if val is not None and (best_val is None or val > best_val):
+            best, best_val = name, val
+    return best
+
+
+def answer_record(final: dict, baselines: dict[str, dict]) -> dict:
+    """``answer.json``: the chosen candidate, its model folder (relative to the run), mask and
+    accuracies, and every candidate's validation accuracy it was chosen by."""
+    name = choose_answer(final, baselines)
+    metrics = final if name == SEARCHED else baselines[name]
+    return {"answer": name, "model_dir": "final" if name == SEARCHED else f"{BASELINES_DIR}/{name}/final",
+            "strategy": metrics.get("strategy"), "mask": metrics.get("mask"), "units": metrics.get("units"),
+            "val_accuracy": metrics.get("val_accuracy"), "test_accuracy": metrics["test_accuracy"],
+            "validation": {SEARCHED: final.get("val_accuracy"),
+                           **{n: m.get("val_accuracy") for n, m in baselines.items()}}}
+
+
+def compare_run(cfg: Any, bundle: Any, data: Any, out: str | Path, final: dict) -> dict | None:
+    """Run the baselines of ``cfg`` and save and return the comparison (with ``--answer validation``,
+    the answer too, also in ``DIR/answer.json``); ``None`` without baselines."""
+    out = Path(out)
     baselines = run_baselines(cfg, bundle, data, out)
     if not baselines:
         return None
-    summary = compare(search_accuracy, baselines, data.num_classes, len(data.test))
-    atomic_write_json(Path(out) / BASELINES_DIR / SUMMARY_FILE, summary)
+    summary = compare(final["test_accuracy"], baselines, data.num_classes, len(data.test))
+    if cfg.search.answer == "validation":
+        summary["answer"] = answer_record(final, baselines)
+        atomic_write_json(out / ANSWER_FILE, summary["answer"])
+    elif (out / ANSWER_FILE).is_file():  # resumed with --answer mask: the searched mask answers again
+        (out / ANSWER_FILE).unlink()
+    atomic_write_json(out / BASELINES_DIR / SUMMARY_FILE, summary)
     return summary

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .baselines import ANSWERS
 from .config_utils import JsonConfig, help_field, refuse_invalid
 from .data.imageset import DatasetSplits, SearchSplits
 from .evaluation import FITNESS_SCORES, Evaluation, Executor
@@ -65,11 +66,15 @@ class SearchConfig(JsonConfig):
     fitness_score: str = help_field("accuracy", "how the validation curve of a fitness fine-tune becomes the fitness: "
                                     "'accuracy', its last value (the paper), or 'trend', that plus its rise since the "
                                     "middle epoch (docs/fitness.md)")
+    answer: str = help_field("mask", "the run's answer: 'mask', the searched mask's final fine-tune (the paper), or "
+                             "'validation', the best by final validation accuracy among it and the baselines "
+                             "(answer.json names it; predict and export follow it)")
 
     def __post_init__(self) -> None:
         refuse_invalid("search config", {
             f"init must be one of {', '.join(INITS)}": self.init not in INITS,
             f"fitness_score must be one of {', '.join(FITNESS_SCORES)}": self.fitness_score not in FITNESS_SCORES,
+            f"answer must be one of {', '.join(ANSWERS)}": self.answer not in ANSWERS,
             "fitness_repeats and select_repeats must be >= 1": self.fitness_repeats < 1 or self.select_repeats < 1,
             "final_select must be >= 0": self.final_select < 0,
             "fitness_steps must be >= 1 or None": self.fitness_steps is not None and self.fitness_steps < 1,

@@ -80,13 +80,15 @@ def _head_of(model) -> list[str]:
 
 def _run_mask(run_dir: Path) -> tuple[dict, dict]:
     """(config.json, {"mask", "units", ...}) of a search or finetune folder."""
+    from .baselines import ANSWER_FILE
     from .io import read_json
 
     if not (run_dir / "config.json").is_file():
         raise LayerswarmError(f"'{run_dir}' holds no run (no config.json): pass a folder written by "
                               "'layerswarm search' or 'layerswarm finetune --mask'")
     config = read_json(run_dir / "config.json")
-    for source in (run_dir / "best_mask.json", run_dir / "final" / "metrics.json"):
+    # the run's answer (--answer validation: maybe a baseline), else the searched mask
+    for source in (run_dir / ANSWER_FILE, run_dir / "best_mask.json", run_dir / "final" / "metrics.json"):
         if source.is_file():
             found = read_json(source)
             if found.get("mask") is not None:

@@ -31,9 +31,15 @@ IMAGE_HINT = "pass image files or folders of them"
 
 
 def find_model_file(path: str | Path) -> Path:
-    """``path`` itself, ``path/model.safetensors`` or ``path/final/model.safetensors``."""
+    """``path`` itself, ``path/model.safetensors``, the model ``path/answer.json`` names (a search
+    run with ``--answer validation``) or ``path/final/model.safetensors``."""
+    from .baselines import ANSWER_FILE
+    from .io import read_json
+
     path = Path(path)
-    for candidate in (path, path / MODEL_FILE, path / "final" / MODEL_FILE):
+    answer = path / ANSWER_FILE
+    answered = [path / read_json(answer)["model_dir"] / MODEL_FILE] if answer.is_file() else []
+    for candidate in (path, path / MODEL_FILE, *answered, path / "final" / MODEL_FILE):
         if candidate.is_file():
             return candidate
     raise LayerswarmError(

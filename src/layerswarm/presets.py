@@ -2,8 +2,9 @@
 
 ``--preset paper`` is Algorithm 1 of ../shared/METHOD.md exactly: random initial positions,
 n = 10 particles, G = 12 generations, maxEpoch = 5 fitness epochs, no final selection, no
-baselines, a 110-epoch final fine-tune, and the paper's optimiser (``--recipe paper``). A
-preset fills only the options not given on the command line: an explicit flag still wins.
+baselines (the searched mask answers), a 110-epoch final fine-tune, and the paper's optimiser
+(``--recipe paper``). A preset fills only the options not given on the command line: an
+explicit flag still wins.
 The preset's name is recorded in ``config.json`` (``preset``).
 """
 
@@ -20,7 +21,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "c1": 1.5, "c2": 1.5, "inertia_start": 1.4, "inertia_end": 0.7, "velocity_max": None,
         "fitness_epochs": 5, "fitness_steps": None, "fitness_repeats": 1, "fitness_score": "accuracy",
         "final_epochs": 110, "train_recipe": "paper",
-        "init": "random", "final_select": 0, "baselines": "none",
+        "init": "random", "final_select": 0, "baselines": "none", "answer": "mask",
     },
 }
 

@@ -65,7 +65,7 @@ class RunConfig(JsonConfig):
 
 # Settings a resume may change (the rest would mix two runs' results): the final fine-tune's
 # before it has started, and where or how often evaluations are tried.
-RESUME_SAFE_ALWAYS = ("search.retries", "search.address", "search.baselines")
+RESUME_SAFE_ALWAYS = ("search.retries", "search.address", "search.baselines", "search.answer")
 
 
 def _resume_safe(key: str, final_started: bool) -> bool:
@@ -173,7 +173,7 @@ def run_search(
         final = run_finetune(final_bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed,
                              on_epoch=on_final_epoch, checkpoint=out / "final" / FINAL_CHECKPOINT)
     # --baselines: the strategies a user would pick, same final recipe, split and seed (DIR/baselines/)
-    comparison = compare_run(cfg, final_bundle, data, out, final["test_accuracy"])
+    comparison = compare_run(cfg, final_bundle, data, out, final)
     if report:  # report.html + figures/; a failure is logged, never loses the finished run
         from .report import try_write_report
         try_write_report(out)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..baselines import ANSWERS
 from ..cli_options import default_recipe_for_model, pop_config
 from ..errors import LayerswarmError
 from ..evaluation import FITNESS_SCORES
@@ -70,7 +71,11 @@ PSO_PARTICLES, PSO_GENERATIONS = 10, 12
               help="fresh-seed evaluations of each mask in the final selection")
 @click.option("--baselines", default="linear,full,last-k", show_default=True,
               help="after the final fine-tune, fine-tune these with the same recipe, split and seed and compare "
-                   "(DIR/baselines/NAME/; last-k is k=4, last-k:K another k; any strategy, e.g. l2sp); none: skip")
+                   "(DIR/baselines/NAME/; last-k: k = half the units, last-k:K another k; any strategy, e.g. l2sp); none: skip")
+@click.option("--answer", type=click.Choice(ANSWERS), default="validation", show_default=True,
+              help="the run's answer: 'validation', the best by final validation accuracy among the searched mask and "
+                   "the --baselines (answer.json; predict and export follow it; the test split only reports it), or "
+                   "'mask', the searched mask's fine-tune (the paper)")
 @click.option("--fitness-steps", type=click.IntRange(min=1), default=None,
               help="the fitness budget in optimizer steps instead of --fitness-epochs (an epoch is another number of "
                    "steps on every dataset size): ceil(steps / steps per epoch) epochs, both saved in config.json")
@@ -197,13 +202,15 @@ _SEARCH_KEYS = {
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
     "fitness_repeats": ["search.fitness_repeats"], "fitness_score": ["search.fitness_score"], "init": ["search.init"],
     "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"], "baselines": ["search.baselines"],
+    "answer": ["search.answer"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
     "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
     "preset": ["preset"],
 }
 # search options that are SearchConfig fields of the same name
-_SEARCH_FIELDS = ("fitness_repeats", "fitness_score", "fitness_steps", "init", "final_select", "select_repeats", "baselines")
+_SEARCH_FIELDS = ("fitness_repeats", "fitness_score", "fitness_steps", "init", "final_select", "select_repeats", "baselines",
+                  "answer")
 _PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 

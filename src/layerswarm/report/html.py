@@ -122,9 +122,11 @@ def _baselines_html(run: RunRecord) -> str:
     rows = [{"strategy": name, "test accuracy": r["test_accuracy"], "± 1 se": r["se"]}
             for name, r in summary["accuracies"].items()]
     rows.append({"strategy": "chance (1 / classes)", "test accuracy": summary["chance"], "± 1 se": None})
-    verdict = describe(summary)[-1] if "verdict" in summary else ""
+    lines = describe(summary)
+    verdict = next((line for line in lines if line.startswith("the search ")), "")
+    answer = next((f"<p>{_e(line)}</p>" for line in lines if line.startswith("answer: ")), "")  # --answer validation
     return (f"<h2 id='baselines'>Search against the baselines</h2><p><b>{_e(verdict)}</b> "
-            f"(same final recipe, split and seed; {_e(summary['test_images'])} test images)</p>"
+            f"(same final recipe, split and seed; {_e(summary['test_images'])} test images)</p>{answer}"
             + table_html(rows, {"search"}))
 
 
