@@ -59,11 +59,11 @@ def test_selection_off_is_the_search_best(tmp_path, digits16):
     assert result["mask"] == json.loads((tmp_path / "run" / "best_mask.json").read_text())["mask"]
 
 
-def test_cli_defaults_three_and_the_paper_preset_none(tmp_path, captured):  # noqa: F811
-    assert main([*TINY, "--out", str(tmp_path / "a")]) == 0
-    assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (3, 1)
-    assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "b")]) == 0
+def test_cli_defaults_off_and_takes_k_and_repeats(tmp_path, captured):  # noqa: F811
+    assert main([*TINY, "--out", str(tmp_path / "a")]) == 0  # off: the swarm without it measured best (docs/search.md)
     assert captured["cfg"].search.final_select == 0
+    assert main([*TINY, "--final-select", "3", "--out", str(tmp_path / "b")]) == 0
+    assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (3, 1)
     assert main([*TINY, "--final-select", "5", "--select-repeats", "2", "--out", str(tmp_path / "c")]) == 0
     assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (5, 2)
 

@@ -78,25 +78,32 @@ def test_every_preset_option_is_a_search_option():
 
 
 def test_the_default_search_is_the_measured_one(tmp_path, captured):
-    """docs/search.md: ga over 10 evaluations of 10 epochs from the baselines' masks, top 3 re-checked once."""
+    """docs/search.md: the paper's swarm (10 x 12 PSO, 5 fitness epochs, random start, no selection),
+    the baselines beside it, and the best of them by final validation accuracy as the answer."""
     assert main([*TINY, "--out", str(tmp_path / "d")]) == 0
     cfg = captured["cfg"]
-    assert cfg.search.searcher == "ga" and cfg.search.options["trials"] == 10
-    assert cfg.search.options["population"] == 5  # half the budget: the baselines, then a bred generation
-    assert cfg.fitness.epochs == 10 and cfg.search.init == "baselines"
-    assert (cfg.search.final_select, cfg.search.select_repeats) == (3, 1)
+    assert cfg.search.searcher == "pso"
+    assert (cfg.search.options["particles"], cfg.search.options["generations"]) == (10, 12)
+    assert cfg.fitness.epochs == 5 and cfg.search.init == "random" and cfg.search.final_select == 0
+    assert cfg.search.baselines == "linear,full,last-k" and cfg.search.answer == "validation"
+    assert cfg.search.fitness_score == "accuracy" and cfg.search.fitness_repeats == 1
+    assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "p")]) == 0  # the same search, the paper's answer
+    paper = captured["cfg"]
+    # the same fitness fine-tune: --recipe paper pins the values the default recipe has today
+    assert paper.search.options == cfg.search.options and paper.fitness.replace(recipe=cfg.fitness.recipe) == cfg.fitness
+    assert (paper.search.baselines, paper.search.answer) == ("none", "mask")
     assert main([*TINY, "--fitness-score", "trend", "--out", str(tmp_path / "t")]) == 0
     assert captured["cfg"].search.fitness_score == "trend"
-    assert main([*TINY, "--searcher", "pso", "--out", str(tmp_path / "p")]) == 0  # pso keeps the paper's n x G
-    assert (captured["cfg"].search.options["particles"], captured["cfg"].search.options["generations"]) == (10, 12)
-    assert main([*TINY, "--particles", "4", "--budget", "12", "--out", str(tmp_path / "g")]) == 0  # ga's batch
+    assert main([*TINY, "--searcher", "ga", "--out", str(tmp_path / "g")]) == 0  # the swarm's number of evaluations
+    assert (captured["cfg"].search.options["trials"], captured["cfg"].search.options["population"]) == (120, 10)
+    assert main([*TINY, "--searcher", "ga", "--particles", "4", "--budget", "12", "--out", str(tmp_path / "b")]) == 0
     assert (captured["cfg"].search.options["population"], captured["cfg"].search.options["trials"]) == (4, 12)
 
 
 def test_a_pso_option_without_pso_is_refused_not_ignored(tmp_path, capsys):
     from test_cli_trust import run_error
 
-    msg = run_error(capsys, [*TINY, "--generations", "3", "--out", str(tmp_path / "x")])
+    msg = run_error(capsys, [*TINY, "--searcher", "ga", "--generations", "3", "--out", str(tmp_path / "x")])
     assert msg.endswith("--generations is a PSO option and the searcher is 'ga': add --searcher pso, or drop it")
     assert not (tmp_path / "x").exists()
 

@@ -131,7 +131,7 @@ def test_cli_search_logs_lines_tensorboard_and_report(tmp_path):
     args = ["search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
             "--train-per-class", "6", "--val-per-class", "3", "--max-test", "30", "--batch-size", "16",
             "--searcher", "pso", "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
-            "--out", str(out), "--tensorboard"]
+            "--init", "baselines", "--out", str(out), "--tensorboard"]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     err = result.stderr
@@ -139,7 +139,7 @@ def test_cli_search_logs_lines_tensorboard_and_report(tmp_path):
     assert "final test accuracy" in result.stdout
     assert (out / "report.html").is_file()
     assert len(_scalars(out / "tensorboard" / "final", "final/val_accuracy")) == 1
-    # --init baselines (the default): 2 particles hold 2 of the 5 baseline masks, 3 are asked before the swarm
+    # --init baselines: 2 particles hold 2 of the 5 baseline masks, 3 are asked before the swarm
     assert [line.split()[1] for line in err.splitlines() if line.startswith("init ")] == ["last-1", "last-2", "last-4"]
     assert len(list((out / "tensorboard" / "evals").iterdir())) == 2 + 3
 

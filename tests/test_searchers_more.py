@@ -219,7 +219,7 @@ def test_cli_search_config_uses_the_budget() -> None:
     )
     defaults = dict(backend="local", address=None, cpus_per_trial=1, gpus_per_trial=0.0)
     cfg, _ = _search_config({**base, **defaults, "searcher": "ga", "budget": None}, set())  # the default budget
-    assert cfg.search.options["trials"] == 10 and cfg.search.options["population"] == 5
+    assert cfg.search.options["trials"] == 120 and cfg.search.options["population"] == 5  # the swarm's 10 x 12
     cfg, _ = _search_config({**base, **defaults, "searcher": "pso", "budget": 23}, set())
     assert cfg.search.options["particles"] == 5 and cfg.search.options["generations"] == 5
     assert cfg.search.options["c1"] == 1.5
