@@ -116,3 +116,7 @@ def test_answer_validation_names_the_best_validated_model_and_predict_and_export
     # resumed with --answer mask (the paper's): the searched mask's model answers again
     run_search(cfg.replace(search=cfg.search.replace(answer="mask")), run, data=digits16, resume=True, report=False)
     assert not (run / "answer.json").exists() and find_model_file(run) == run / "final" / "model.safetensors"
+    run_search(cfg, run, data=digits16, resume=True, report=False)  # answered again, then without baselines
+    assert (run / "answer.json").is_file()
+    run_search(cfg.replace(search=cfg.search.replace(baselines="none")), run, data=digits16, resume=True, report=False)
+    assert not (run / "answer.json").exists()

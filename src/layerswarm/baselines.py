@@ -145,13 +145,14 @@ def compare_run(cfg: Any, bundle: Any, data: Any, out: str | Path, final: dict) 
     the answer too, also in ``DIR/answer.json``); ``None`` without baselines."""
     out = Path(out)
     baselines = run_baselines(cfg, bundle, data, out)
+    answered = bool(baselines) and cfg.search.answer == "validation"
+    if not answered and (out / ANSWER_FILE).is_file():  # resumed with --answer mask or no baselines
+        (out / ANSWER_FILE).unlink()  # the searched mask answers again
     if not baselines:
         return None
     summary = compare(final["test_accuracy"], baselines, data.num_classes, len(data.test))
-    if cfg.search.answer == "validation":
+    if answered:
         summary["answer"] = answer_record(final, baselines)
         atomic_write_json(out / ANSWER_FILE, summary["answer"])
-    elif (out / ANSWER_FILE).is_file():  # resumed with --answer mask: the searched mask answers again
-        (out / ANSWER_FILE).unlink()
     atomic_write_json(out / BASELINES_DIR / SUMMARY_FILE, summary)
     return summary
