@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from layerswarm.baselines import answer_record, choose_answer, compare, describe, parse_baselines
+from layerswarm.answer import answer_record, choose_answer
+from layerswarm.baselines import compare, describe, parse_baselines
 from layerswarm.cli import main
 from layerswarm.errors import LayerswarmError
 from layerswarm.export import export_mask

@@ -9,10 +9,8 @@ and says whether the search won, tied within noise or lost against the best base
 (:mod:`layerswarm.noise`); it is saved as ``DIR/baselines/summary.json``.
 
 ``--answer validation`` makes the run answer with the best of the searched mask and the
-baselines by final validation accuracy (:func:`choose_answer`): a short fitness ranks masks
-poorly (docs/fitness.md) while a whole fine-tune's validation ranks them well, and the baselines
-are fine-tuned anyway. ``DIR/answer.json`` names the chosen model's folder; ``layerswarm predict``
-and ``export`` follow it. The test split only reports the choice.
+baselines by final validation accuracy; :func:`compare_run` writes it to ``DIR/answer.json``
+(:mod:`layerswarm.answer`).
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .answer import ANSWER_FILE, SEARCHED, answer_record
 from .data.config import dataset_label
 from .errors import LayerswarmError
 from .io import atomic_write_json, read_json
@@ -33,9 +32,6 @@ SUMMARY_FILE = "summary.json"
 # last-k's k unless given (last-k:K): half the units, 8 of Lite0's 17, the best k of the 3-seed
 # tables on both benchmarks (docs/search.md: last-8 above last-4 by 1.2 and 2.3 points)
 DEFAULT_K = 8  # without the unit count (a spec checked before the model is built)
-ANSWERS = ("mask", "validation")  # --answer: the searched mask's model, or the best validated candidate
-ANSWER_FILE = "answer.json"
-SEARCHED = "search"  # the searched mask's name among the candidates
 
 
 def parse_baselines(spec: str | None, num_units: int | None = None) -> list[tuple[str, str, dict]]:
@@ -116,30 +112,6 @@ def describe(summary: dict) -> list[str]:
     return lines
 
 
-def choose_answer(final: dict, baselines: dict[str, dict]) -> str:
-    """The candidate with the highest final validation accuracy: ``"search"`` (the searched mask)
-    or a baseline's name. A tie keeps the searched mask (then the earlier baseline). Test
-    accuracies are not read."""
-    best, best_val = SEARCHED, final.get("val_accuracy")
-    for name, metrics in baselines.items():
-        val = metrics.get("val_accuracy")
-        if val is not None and (best_val is None or val > best_val):
-            best, best_val = name, val
-    return best
-
-
-def answer_record(final: dict, baselines: dict[str, dict]) -> dict:
-    """``answer.json``: the chosen candidate, its model folder (relative to the run), mask and
-    accuracies, and every candidate's validation accuracy it was chosen by."""
-    name = choose_answer(final, baselines)
-    metrics = final if name == SEARCHED else baselines[name]
-    return {"answer": name, "model_dir": "final" if name == SEARCHED else f"{BASELINES_DIR}/{name}/final",
-            "strategy": metrics.get("strategy"), "mask": metrics.get("mask"), "units": metrics.get("units"),
-            "val_accuracy": metrics.get("val_accuracy"), "test_accuracy": metrics["test_accuracy"],
-            "validation": {SEARCHED: final.get("val_accuracy"),
-                           **{n: m.get("val_accuracy") for n, m in baselines.items()}}}
-
-
 def compare_run(cfg: Any, bundle: Any, data: Any, out: str | Path, final: dict) -> dict | None:
     """Run the baselines of ``cfg`` and save and return the comparison (with ``--answer validation``,
     the answer too, also in ``DIR/answer.json``); ``None`` without baselines."""
@@ -152,7 +124,7 @@ def compare_run(cfg: Any, bundle: Any, data: Any, out: str | Path, final: dict) 
         return None
     summary = compare(final["test_accuracy"], baselines, data.num_classes, len(data.test))
     if answered:
-        summary["answer"] = answer_record(final, baselines)
+        summary["answer"] = answer_record(final, baselines, BASELINES_DIR)
         atomic_write_json(out / ANSWER_FILE, summary["answer"])
     atomic_write_json(out / BASELINES_DIR / SUMMARY_FILE, summary)
     return summary

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .baselines import ANSWERS
+from .answer import ANSWERS
 from .config_utils import JsonConfig, help_field, refuse_invalid
 from .data.imageset import DatasetSplits, SearchSplits
 from .evaluation import FITNESS_SCORES, Evaluation, Executor

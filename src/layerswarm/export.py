@@ -80,7 +80,7 @@ def _head_of(model) -> list[str]:
 
 def _run_mask(run_dir: Path) -> tuple[dict, dict]:
     """(config.json, {"mask", "units", ...}) of a search or finetune folder."""
-    from .baselines import ANSWER_FILE
+    from .answer import ANSWER_FILE
     from .io import read_json
 
     if not (run_dir / "config.json").is_file():

@@ -33,7 +33,7 @@ IMAGE_HINT = "pass image files or folders of them"
 def find_model_file(path: str | Path) -> Path:
     """``path`` itself, ``path/model.safetensors``, the model ``path/answer.json`` names (a search
     run with ``--answer validation``) or ``path/final/model.safetensors``."""
-    from .baselines import ANSWER_FILE
+    from .answer import ANSWER_FILE
     from .io import read_json
 
     path = Path(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..baselines import ANSWERS
+from ..answer import ANSWERS
 from ..cli_options import default_recipe_for_model, pop_config
 from ..errors import LayerswarmError
 from ..evaluation import FITNESS_SCORES
