@@ -86,10 +86,12 @@ def test_search_command_end_to_end(tmp_path, capsys):
     best = json.loads((out / "best_mask.json").read_text())
     assert "".join(map(str, best["mask"])) in printed and "final test accuracy" in printed
     records = read_jsonl(out / "evaluations.jsonl")
-    # the defaults: --init baselines (2 particles hold 2 of the 5 baseline masks, 3 are asked first) and
-    # --final-select 3 (the 3 best masks again, with fresh seeds)
-    assert len([r for r in records if not r.get("phase")]) == 3 + 4
-    assert len([r for r in records if r.get("phase") == "selection"]) == 3
+    # the defaults: random start (the swarm's 2 x 2 asks only), no final selection, the baselines
+    # linear, full and last-k (k = half of the 6 units) beside it, and the best validated answers
+    assert len(records) == 4 and not [r for r in records if r.get("phase")]
+    assert sorted(p.name for p in (out / "baselines").iterdir() if p.is_dir()) == ["full", "last-3", "linear"]
+    answer = json.loads((out / "answer.json").read_text())
+    assert answer["val_accuracy"] == max(answer["validation"].values()) and "answer: " in printed
 
 
 def test_finetune_command_with_a_mask_file(tmp_path, capsys):
