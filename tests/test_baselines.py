@@ -121,3 +121,16 @@ def test_answer_validation_names_the_best_validated_model_and_predict_and_export
     assert (run / "answer.json").is_file()
     run_search(cfg.replace(search=cfg.search.replace(baselines="none")), run, data=digits16, resume=True, report=False)
     assert not (run / "answer.json").exists()
+
+
+def test_predict_takes_the_answer_model_and_never_another_silently(tmp_path):
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "final" / "model.safetensors").write_bytes(b"searched")
+    (run / "answer.json").write_text(json.dumps({"answer": "full", "model_dir": "baselines/full/final"}))
+    with pytest.raises(LayerswarmError, match="which is missing"):  # not the searched mask's model instead
+        find_model_file(run)
+    (run / "baselines" / "full" / "final").mkdir(parents=True)
+    (run / "baselines" / "full" / "final" / "model.safetensors").write_bytes(b"full")
+    assert find_model_file(run) == run / "baselines" / "full" / "final" / "model.safetensors"
+    assert find_model_file(run / "final") == run / "final" / "model.safetensors"  # a model folder itself

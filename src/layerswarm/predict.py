@@ -37,9 +37,13 @@ def find_model_file(path: str | Path) -> Path:
     from .io import read_json
 
     path = Path(path)
-    answer = path / ANSWER_FILE
-    answered = [path / read_json(answer)["model_dir"] / MODEL_FILE] if answer.is_file() else []
-    for candidate in (path, path / MODEL_FILE, *answered, path / "final" / MODEL_FILE):
+    if (path / ANSWER_FILE).is_file() and not (path / MODEL_FILE).is_file():
+        answered = path / read_json(path / ANSWER_FILE)["model_dir"] / MODEL_FILE
+        if not answered.is_file():  # never another model than the run's answer, silently
+            raise LayerswarmError(f"'{path / ANSWER_FILE}' names {answered}, which is missing: restore it, or pass "
+                                  f"the model to use ({path / 'final'} is the searched mask's)")
+        return answered
+    for candidate in (path, path / MODEL_FILE, path / "final" / MODEL_FILE):
         if candidate.is_file():
             return candidate
     raise LayerswarmError(
