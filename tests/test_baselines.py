@@ -7,7 +7,7 @@ import json
 import pytest
 
 from layerswarm.answer import answer_record, choose_answer
-from layerswarm.baselines import compare, describe, parse_baselines
+from layerswarm.baselines import BASELINES_DIR, compare, describe, parse_baselines
 from layerswarm.cli import main
 from layerswarm.errors import LayerswarmError
 from layerswarm.export import export_mask
@@ -88,12 +88,12 @@ def test_the_answer_is_the_best_validated_candidate_never_the_best_tested():
                  "full": {"val_accuracy": 0.95, "test_accuracy": 0.60, "mask": [1, 1]},
                  "last-1": {"val_accuracy": 0.95, "test_accuracy": 0.65, "mask": [0, 1]}}
     assert choose_answer(final, baselines) == "full"  # highest validation; a tie keeps the earlier one
-    record = answer_record(final, baselines)
+    record = answer_record(final, baselines, BASELINES_DIR)
     assert record["model_dir"] == "baselines/full/final" and record["mask"] == [1, 1]
     assert record["test_accuracy"] == 0.60 and record["validation"]["search"] == 0.90
     assert choose_answer({**final, "val_accuracy": 0.95}, baselines) == "search"  # a tie keeps the searched mask
     assert choose_answer(final, {}) == "search"
-    assert answer_record(final, {"linear": baselines["linear"]})["model_dir"] == "final"
+    assert answer_record(final, {"linear": baselines["linear"]}, BASELINES_DIR)["model_dir"] == "final"
 
 
 def test_answer_validation_names_the_best_validated_model_and_predict_and_export_follow_it(tmp_path, digits16):

@@ -26,9 +26,9 @@ def choose_answer(final: dict, baselines: dict[str, dict]) -> str:
     return best
 
 
-def answer_record(final: dict, baselines: dict[str, dict], baselines_dir: str = "baselines") -> dict:
-    """``answer.json``: the chosen candidate, its model folder (relative to the run), mask and
-    accuracies, and every candidate's validation accuracy it was chosen by."""
+def answer_record(final: dict, baselines: dict[str, dict], baselines_dir: str) -> dict:
+    """``answer.json``: the chosen candidate, its model folder (relative to the run; a baseline's is
+    under ``baselines_dir``), mask and accuracies, and every candidate's validation accuracy."""
     name = choose_answer(final, baselines)
     metrics = final if name == SEARCHED else baselines[name]
     return {"answer": name, "model_dir": "final" if name == SEARCHED else f"{baselines_dir}/{name}/final",
