@@ -40,11 +40,12 @@ def collect(patterns: list[str]) -> dict[str, dict[int, dict]]:
         if match is None or final is None:
             continue
         label, seed = match.group(1), int(match.group(2))
-        evaluations = sum(float(r.get("seconds") or 0.0) for r in read_jsonl(run / "evaluations.jsonl"))
+        searched = (run / "evaluations.jsonl").is_file()  # else a `layerswarm finetune` folder: no search cost
+        evaluations = sum(float(r.get("seconds") or 0.0) for r in read_jsonl(run / "evaluations.jsonl")) if searched else 0.0
         summary = _read(run / "baselines" / "summary.json") or {}
         rows.setdefault(label, {})[seed] = {
             "accuracy": final["test_accuracy"], "verdict": summary.get("verdict", ""),
-            "multiple": (evaluations + final["wall_seconds"]) / final["seconds"]}
+            "multiple": (evaluations + final["wall_seconds"]) / final["seconds"] if searched else None}
         if "answer" in summary:  # --answer validation: the model the run answers with
             rows.setdefault(f"{label} answer", {})[seed] = _answer_row(run, summary, evaluations, final)
         for name, acc in (summary.get("accuracies") or {}).items():

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from layerswarm.cli import main
 from layerswarm.search import run_search
 from test_search_run import tiny_config
 
@@ -18,12 +19,21 @@ def test_table_of_searches_and_their_baselines(tmp_path, digits16):
     cfg = cfg.replace(search=cfg.search.replace(baselines="linear,last-k:1"))
     for seed in (1, 2):
         run_search(cfg.replace(seed=seed), tmp_path / f"tiny-default-s{seed}", data=digits16, report=False)
+    # a searched mask fine-tuned again by `layerswarm finetune` (here with its frozen BatchNorm re-estimated)
+    assert main(["finetune", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size",
+                 "16", "--train-per-class", "8", "--val-per-class", "4", "--epochs", "1", "--seed", "1", "--quiet",
+                 "--mask", str(tmp_path / "tiny-default-s1" / "best_mask.json"), "--bn-recalibrate",
+                 "--out", str(tmp_path / "tiny-recal-s1")]) == 0
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_table.py"), str(tmp_path / "tiny-*")],
                          capture_output=True, text=True, check=True).stdout
     lines = out.strip().splitlines()
     assert lines[0].startswith("| strategy | seed 1 | seed 2 | mean ± std | verdicts | wall / final |")
     rows = {line.split("|")[1].strip(): line for line in lines[2:]}
-    assert set(rows) == {"tiny-default", "baseline linear", "baseline last-1"}
+    assert set(rows) == {"tiny-default", "tiny-recal", "baseline linear", "baseline last-1"}
+    again = json.loads((tmp_path / "tiny-recal-s1" / "final" / "metrics.json").read_text())
+    cells = [cell.strip() for cell in rows["tiny-recal"].split("|")[1:-1]]
+    assert cells[1] == f"{100 * again['test_accuracy']:.2f}" and cells[2] == ""  # seed 1 only
+    assert cells[-2:] == ["", ""]  # a fine-tune has no verdict and no search cost to report
     for seed in (1, 2):
         summary = json.loads((tmp_path / f"tiny-default-s{seed}" / "baselines" / "summary.json").read_text())
         assert f"{100 * summary['accuracies']['search']['test_accuracy']:.2f}" in rows["tiny-default"]
