@@ -125,3 +125,11 @@ def test_baseline_masks_and_where_they_go() -> None:
     assert create_searcher("tpe", 17, {"trials": 4}, 0, init="random").name == "tpe"
     with pytest.raises(LayerswarmError, match="init"):
         create_searcher("pso", 5, None, 0, init="hand")
+
+
+# --patience (issue 14): every searcher that may stop early still passes every check.
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_searcher_with_patience_passes_every_check(name, check) -> None:
+    most = 12 if name == "exhaustive" else 10**6
+    check(lambda n, seed: create_searcher(name, min(n, most), SMALL[name], seed, patience=1))

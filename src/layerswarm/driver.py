@@ -66,6 +66,8 @@ class SearchConfig(JsonConfig):
     fitness_score: str = help_field("accuracy", "how the validation curve of a fitness fine-tune becomes the fitness: "
                                     "'accuracy', its last value (the paper), or 'trend', that plus its rise since the "
                                     "middle epoch (docs/fitness.md)")
+    patience: int = help_field(0, "end the search after this many batches (PSO: generations) in a row without a "
+                               "better fitness; 0: off, the whole budget (the paper)")
     answer: str = help_field("mask", "the run's answer: 'mask', the searched mask's final fine-tune (the paper), or "
                              "'validation', the best by final validation accuracy among it and the baselines "
                              "(answer.json names it; predict and export follow it)")
@@ -77,6 +79,7 @@ class SearchConfig(JsonConfig):
             f"answer must be one of {', '.join(ANSWERS)}": self.answer not in ANSWERS,
             "fitness_repeats and select_repeats must be >= 1": self.fitness_repeats < 1 or self.select_repeats < 1,
             "final_select must be >= 0": self.final_select < 0,
+            "patience must be >= 0 (0: off)": self.patience < 0,
             "fitness_steps must be >= 1 or None": self.fitness_steps is not None and self.fitness_steps < 1,
         })
 

@@ -144,7 +144,7 @@ def run_search(
     log.info("input %s, recipe %s, device %s", cfg.data.describe_input(data.input_config), cfg.fitness.recipe,
              bundle.device)
     searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed,
-                               init=cfg.search.init)
+                               init=cfg.search.init, patience=cfg.search.patience)
     parse_baselines(cfg.search.baselines, len(bundle.units))  # a misspelt baseline fails here, before any file
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))

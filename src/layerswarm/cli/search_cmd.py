@@ -71,6 +71,9 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
 @click.option("--final-select", type=click.IntRange(min=0), default=0, show_default=True,
               help="before the final fine-tune, re-evaluate the top K distinct masks with fresh seeds and fine-tune the "
                    "best by the mean of all its evaluations (phase 'selection' in evaluations.jsonl); 0: off")
+@click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
+              help="end the search after this many generations (batches of asks) in a row without a better fitness; "
+                   "0: off, the whole budget (the paper)")
 @click.option("--select-repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="fresh-seed evaluations of each mask in the final selection")
 @click.option("--baselines", default="linear,full,last-k", show_default=True,
@@ -206,7 +209,7 @@ _SEARCH_KEYS = {
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
     "fitness_repeats": ["search.fitness_repeats"], "fitness_score": ["search.fitness_score"], "init": ["search.init"],
     "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"], "baselines": ["search.baselines"],
-    "answer": ["search.answer"],
+    "answer": ["search.answer"], "patience": ["search.patience"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
     "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
@@ -214,7 +217,7 @@ _SEARCH_KEYS = {
 }
 # search options that are SearchConfig fields of the same name
 _SEARCH_FIELDS = ("fitness_repeats", "fitness_score", "fitness_steps", "init", "final_select", "select_repeats", "baselines",
-                  "answer")
+                  "answer", "patience")
 _PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 

@@ -19,6 +19,7 @@ from layerswarm.searchers.base import BatchSearcher, Searcher, Trial
 from layerswarm.searchers.exhaustive import ExhaustiveConfig, ExhaustiveSearcher
 from layerswarm.searchers.ga import GAConfig, GASearcher
 from layerswarm.searchers.greedy import GreedyConfig, GreedySearcher
+from layerswarm.searchers.patience import PatientSearcher, with_patience
 from layerswarm.searchers.pso import PSOConfig, PSOSearcher
 from layerswarm.searchers.random import RandomConfig, RandomSearcher
 from layerswarm.searchers.seeded import INITS, SeededSearcher, baseline_masks, with_initial_masks
@@ -36,6 +37,7 @@ __all__ = [
     "GreedySearcher",
     "PSOConfig",
     "PSOSearcher",
+    "PatientSearcher",
     "RandomConfig",
     "RandomSearcher",
     "SeededSearcher",
@@ -48,6 +50,7 @@ __all__ = [
     "create_searcher",
     "register_searcher",
     "with_initial_masks",
+    "with_patience",
 ]
 
 SEARCHERS: Registry[type[Searcher]] = Registry("searcher")
@@ -72,14 +75,16 @@ def create_searcher(
     config: dict[str, Any] | Any | None = None,
     seed: int = 0,
     init: str = "random",
+    patience: int = 0,
 ) -> Searcher:
     """A new searcher ``name`` over masks of ``num_units``.
 
     ``config`` is the searcher's config dataclass, a dict of its fields (unknown keys are
     refused by name), or ``None`` for the defaults. ``init="baselines"``: the masks of linear,
     full and last-k are among the first asked (:mod:`layerswarm.searchers.seeded`).
+    ``patience=P``: done after P batches without a better fitness (:mod:`layerswarm.searchers.patience`).
     """
-    return with_initial_masks(_create(name, num_units, config, seed), init)
+    return with_patience(with_initial_masks(_create(name, num_units, config, seed), init), patience)
 
 
 def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed: int) -> Searcher:
