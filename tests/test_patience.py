@@ -3,6 +3,9 @@ uninterrupted run without patience would have been after the same evaluations.""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from layerswarm.errors import LayerswarmError
@@ -75,6 +78,12 @@ def test_a_search_run_with_patience_stops_where_its_records_say(tmp_path, digits
     assert [(r["mask"], r["fitness"]) for r in records] == [(r["mask"], r["fitness"]) for r in prefix]
     best = max(prefix, key=lambda r: r["fitness"])  # first of equals: the searcher's strict >
     assert result["fitness"] == best["fitness"]
+    # benchmarks/patience_replay.py reads the same stop and mask from the run without patience
+    spec = importlib.util.spec_from_file_location("patience_replay", Path(__file__).parents[1] / "benchmarks" / "patience_replay.py")
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    replayed = replay.replay(tmp_path / "whole", 1)
+    assert (replayed["stop"], replayed["mask"]) == (stop, "".join(map(str, result["mask"])))
     # a resume of the stopped run evaluates nothing more
     run_search(patient, tmp_path / "patient", data=digits16, resume=True, report=False)
     assert read_jsonl(tmp_path / "patient" / "evaluations.jsonl") == records
