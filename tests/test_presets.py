@@ -78,8 +78,9 @@ def test_every_preset_option_is_a_search_option():
 
 
 def test_the_default_search_is_the_measured_one(tmp_path, captured):
-    """docs/search.md: the paper's swarm (10 x 12 PSO, 5 fitness epochs, random start, no selection),
-    the baselines beside it, and the best of them by final validation accuracy as the answer."""
+    """docs/search.md: the paper's swarm (10 x 12 PSO, 5 fitness epochs, random start, no selection,
+    ended after 3 generations without a better fitness), the baselines beside it, and the best of
+    them by final validation accuracy as the answer."""
     assert main([*TINY, "--out", str(tmp_path / "d")]) == 0
     cfg = captured["cfg"]
     assert cfg.search.searcher == "pso"
@@ -87,8 +88,10 @@ def test_the_default_search_is_the_measured_one(tmp_path, captured):
     assert cfg.fitness.epochs == 5 and cfg.search.init == "random" and cfg.search.final_select == 0
     assert cfg.search.baselines == "linear,full,last-k" and cfg.search.answer == "validation"
     assert cfg.search.fitness_score == "accuracy" and cfg.search.fitness_repeats == 1
+    assert cfg.search.patience == 3  # stops after 3 generations without a better fitness
     assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "p")]) == 0  # the same search, the paper's answer
     paper = captured["cfg"]
+    assert paper.search.patience == 0  # the paper's swarm runs all 12 generations
     # the same fitness fine-tune: --recipe paper pins the values the default recipe has today
     assert paper.search.options == cfg.search.options and paper.fitness.replace(recipe=cfg.fitness.recipe) == cfg.fitness
     assert (paper.search.baselines, paper.search.answer) == ("none", "mask")
