@@ -65,14 +65,16 @@ def test_patience_zero_is_the_searcher_itself_and_negative_is_refused():
         create_searcher("pso", 5, None, 0, patience=-1)
 
 
-def test_a_search_run_with_patience_stops_where_its_records_say(tmp_path, digits16):
+def test_a_search_run_with_patience_stops_where_its_records_say(tmp_path, digits16, caplog):
     cfg = tiny_config(particles=2, generations=8)
     run_search(cfg, tmp_path / "whole", data=digits16, report=False)
     whole = read_jsonl(tmp_path / "whole" / "evaluations.jsonl")
     stop = _stop_generation(whole, 1)
     assert stop is not None and stop < 7, "this tiny swarm must have a generation without a better fitness"
     patient = cfg.replace(search=cfg.search.replace(patience=1))
-    result = run_search(patient, tmp_path / "patient", data=digits16, report=False)
+    with caplog.at_level("INFO", logger="layerswarm"):
+        result = run_search(patient, tmp_path / "patient", data=digits16, report=False)
+    assert f"search ended after {stop + 1} generations: no better fitness for the last 1 (--patience)" in caplog.text
     records = read_jsonl(tmp_path / "patient" / "evaluations.jsonl")
     prefix = [r for r in whole if r["generation"] <= stop]
     assert [(r["mask"], r["fitness"]) for r in records] == [(r["mask"], r["fitness"]) for r in prefix]

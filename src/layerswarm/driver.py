@@ -26,7 +26,7 @@ from .evaluation import FITNESS_SCORES, Evaluation, Executor
 from .executors import FitnessSpec, create_executor
 from .io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from .noise import best_with_noise
-from .searchers import INITS, Searcher, Trial
+from .searchers import INITS, PatientSearcher, Searcher, Trial
 from .speed import wrap_executor
 from .units import Unit, save_mask
 
@@ -227,6 +227,9 @@ def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, un
         mask, fitness = search_masks(searcher, executor, out, on_evaluation)
     finally:
         executor.close()
+    if isinstance(searcher, PatientSearcher) and not searcher.inner.is_done():
+        log.info("search ended after %d generations: no better fitness for the last %d (--patience)",
+                 len(searcher.history()), searcher.patience)
     noise = best_with_noise(read_jsonl(out / EVALUATIONS_FILE), mask, fitness)
     save_mask(out / BEST_MASK_FILE, mask, units, fitness=fitness, **noise, searcher=searcher.name,
               history=searcher.history())
