@@ -30,6 +30,8 @@ def replay(run: Path, patience: int) -> dict:
         for r in (r for r in records if r["generation"] == g and r["fitness"] is not None):
             if best is None or r["fitness"] > best["fitness"]:  # strict >: the first of equals, as the searchers
                 best = r
+        if best is None:  # every evaluation so far failed: the searchers have no best either
+            continue
         history.append({"best_fitness": best["fitness"]})
         if batches_without_gain(history) >= patience:
             stop = g
