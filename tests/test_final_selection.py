@@ -52,6 +52,29 @@ def test_selection_reevaluates_the_top_masks_with_fresh_seeds_and_fine_tunes_the
     assert again["mask"] == result["mask"] and len(read_jsonl(run / "evaluations.jsonl")) == len(records)
 
 
+def test_a_longer_selection_trains_longer_and_ranks_by_its_own_fitness_alone(tmp_path, digits16):
+    cfg = selecting(k=2, repeats=1)
+    assert cfg.fitness.epochs == 1
+    cfg = cfg.replace(search=cfg.search.replace(select_epochs=3))
+    run = tmp_path / "run"
+    result = run_search(cfg, run, data=digits16, report=False)
+    records = read_jsonl(run / "evaluations.jsonl")
+    chosen = [r for r in records if r.get("phase") == "selection"]
+    assert len(chosen) == 2
+    for r in chosen:  # three epochs each, validated after every one, not the search's one
+        assert r["epochs_trained"] == 3 and len(r["val_curve"]) == 3
+    assert max(r["epochs_trained"] for r in records if not r.get("phase")) == 1  # (0: a memo hit)
+    best = json.loads((run / "best_mask.json").read_text())
+    assert best["selection"]["select_epochs"] == 3
+    scores = {}
+    for c in best["selection"]["candidates"]:  # the 3-epoch fitness alone: the 1-epoch one measures something else
+        s = next(r for r in chosen if r["mask"] == c["mask"])
+        assert c["mean"] == s["fitness"] and c["mean_se"] == s["fitness_se"]
+        scores[tuple(c["mask"])] = c["mean"]
+    assert tuple(result["mask"]) == max(scores, key=scores.get)
+    assert json.loads((run / "final" / "metrics.json").read_text())["mask"] == best["mask"]
+
+
 def test_selection_off_is_the_search_best(tmp_path, digits16):
     result = run_search(selecting(k=0), tmp_path / "run", data=digits16, report=False)
     assert not [r for r in read_jsonl(tmp_path / "run" / "evaluations.jsonl") if r.get("phase")]
@@ -66,6 +89,9 @@ def test_cli_defaults_off_and_takes_k_and_repeats(tmp_path, captured):  # noqa: 
     assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (3, 1)
     assert main([*TINY, "--final-select", "5", "--select-repeats", "2", "--out", str(tmp_path / "c")]) == 0
     assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (5, 2)
+    assert captured["cfg"].search.select_epochs is None  # the fitness budget
+    assert main([*TINY, "--final-select", "3", "--select-epochs", "4", "--out", str(tmp_path / "d")]) == 0
+    assert captured["cfg"].search.select_epochs == 4
 
 
 def test_the_report_shows_the_selection_apart_from_the_search(tmp_path, digits16):

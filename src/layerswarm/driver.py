@@ -58,6 +58,9 @@ class SearchConfig(JsonConfig):
     final_select: int = help_field(0, "before the final fine-tune, re-evaluate the top K distinct masks with fresh seeds "
                                    "and fine-tune the best by the mean of all its evaluations; 0: off (the paper)")
     select_repeats: int = help_field(2, "fresh-seed evaluations of each mask in the final selection")
+    select_epochs: int | None = help_field(None, "epochs of each final-selection evaluation; None: the fitness budget "
+                                           "(then a mask's score is the mean of its search and selection fitness), "
+                                           "more: the selection's fitness alone ranks the candidates")
     baselines: str = help_field("none", "after the final fine-tune, fine-tune these strategies the same way and compare "
                                 "(linear,full,last-k; last-k:K; any strategy name; none); `layerswarm search` defaults "
                                 "to linear,full,last-k")
@@ -79,6 +82,7 @@ class SearchConfig(JsonConfig):
             f"answer must be one of {', '.join(ANSWERS)}": self.answer not in ANSWERS,
             "fitness_repeats and select_repeats must be >= 1": self.fitness_repeats < 1 or self.select_repeats < 1,
             "final_select must be >= 0": self.final_select < 0,
+            "select_epochs must be >= 1 or None": self.select_epochs is not None and self.select_epochs < 1,
             "patience must be >= 0 (0: off)": self.patience < 0,
             "fitness_steps must be >= 1 or None": self.fitness_steps is not None and self.fitness_steps < 1,
         })

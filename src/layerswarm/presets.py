@@ -21,7 +21,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "c1": 1.5, "c2": 1.5, "inertia_start": 1.4, "inertia_end": 0.7, "velocity_max": None,
         "fitness_epochs": 5, "fitness_steps": None, "fitness_repeats": 1, "fitness_score": "accuracy",
         "final_epochs": 110, "train_recipe": "paper",
-        "init": "random", "final_select": 0, "patience": 0, "baselines": "none", "answer": "mask",
+        "init": "random", "final_select": 0, "select_epochs": None, "patience": 0, "baselines": "none", "answer": "mask",
     },
 }
 

@@ -1,13 +1,16 @@
 """Final selection (``--final-select K``): before the final fine-tune, re-evaluate the K best
 distinct masks of the search with fresh seeds, and fine-tune the best by the mean of all its
-evaluations.
+evaluations, or, with ``--select-epochs E`` longer than the fitness budget, by the longer
+evaluation alone.
 
 The search's best is the maximum of many noisy fitnesses, biased upward and never re-checked.
 Each of the top K masks (by search fitness, ties to the earlier) is evaluated again
 ``select_repeats`` times at the fitness budget, with seeds the search never used (repeat
 indices after its ``fitness_repeats``: :class:`~layerswarm.fitness.MaskFitness`). A mask's
 score is the mean of all its evaluations: (R f_search + S f_selection) / (R + S), its standard
-error that of a weighted mean of two independent estimates. The evaluations are lines of
+error that of a weighted mean of two independent estimates. A longer selection budget measures
+something else (a 10-epoch accuracy is not a 5-epoch one, and ranks masks better:
+docs/fitness.md), so then a mask's score is its selection fitness alone. The evaluations are lines of
 ``evaluations.jsonl`` with ``phase: "selection"`` (so a resumed run re-runs none of them), the
 outcome is ``best_mask.json``'s ``selection`` and its ``mask`` the one fine-tuned.
 """
@@ -39,6 +42,7 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
     """Re-evaluate the top ``cfg.search.final_select`` masks (resumably) and return the selection:
     ``{"mask": chosen, "candidates": [...]}``; ``None`` when selection is off or nothing finished."""
     k, repeats = cfg.search.final_select, cfg.search.select_repeats
+    epochs = cfg.search.select_epochs or cfg.fitness.epochs
     path = Path(out) / EVALUATIONS_FILE
     records = read_jsonl(path)
     candidates = top_masks(records, k) if k > 0 else []
@@ -48,8 +52,10 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
     todo = [Trial(number=i, generation=-1, index=i, mask=list(c["mask"]))
             for i, c in enumerate(candidates) if tuple(c["mask"]) not in done]
     if todo:
-        # the fitness as the search defined it, on seeds it never used, every mask at the full budget
-        plain = cfg.replace(speed=cfg.speed.replace(fidelity="full", early_stop=None)) if cfg.speed is not None else cfg
+        # the fitness as the search defined it (--select-epochs long), on seeds it never used, no early stops
+        plain = cfg.replace(fitness=cfg.fitness.replace(epochs=epochs))
+        if cfg.speed is not None:
+            plain = plain.replace(speed=cfg.speed.replace(fidelity="full", early_stop=None))
         executor = make_executor(plain, bundle, data, on_epoch, repeats=repeats, seed_offset=cfg.search.fitness_repeats)
         try:
             for trial, ev in executor.run(todo):
@@ -61,16 +67,21 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
                          "".join(map(str, trial.mask)), record["fitness"], repeats)
         finally:
             executor.close()
-    rows = [_score(c, done.get(tuple(c["mask"])), cfg.search.fitness_repeats) for c in candidates]
+    longer = epochs != cfg.fitness.epochs
+    rows = [_score(c, done.get(tuple(c["mask"])), cfg.search.fitness_repeats, longer) for c in candidates]
     chosen = max(rows, key=lambda r: r["mean"])  # max keeps the first of equals: the search's order
-    return {"mask": chosen["mask"], "candidates": rows, "select_repeats": repeats}
+    return {"mask": chosen["mask"], "candidates": rows, "select_repeats": repeats, "select_epochs": epochs}
 
 
-def _score(search: dict, selection: dict | None, r: int) -> dict:
-    """A candidate's search and selection fitness and the mean of all its evaluations."""
+def _score(search: dict, selection: dict | None, r: int, longer: bool = False) -> dict:
+    """A candidate's search and selection fitness and its score ("mean"): the mean of all its
+    evaluations, or the selection's alone when it ran ``longer`` than the search's fitness."""
     row = {"mask": list(search["mask"]), "search_fitness": search["fitness"], "search_se": search.get("fitness_se"),
            "selection_fitness": None, "selection_se": None, "mean": search["fitness"], "mean_se": search.get("fitness_se")}
-    if selection is not None:
+    if selection is not None and longer:
+        row.update(selection_fitness=selection["fitness"], selection_se=selection.get("fitness_se"),
+                   mean=selection["fitness"], mean_se=selection.get("fitness_se"))
+    elif selection is not None:
         s = selection.get("repeats", 1)
         row.update(selection_fitness=selection["fitness"], selection_se=selection.get("fitness_se"),
                    mean=(r * search["fitness"] + s * selection["fitness"]) / (r + s),

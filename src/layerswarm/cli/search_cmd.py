@@ -79,6 +79,9 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
                    "0: off, the whole budget (the paper)")
 @click.option("--select-repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="fresh-seed evaluations of each mask in the final selection")
+@click.option("--select-epochs", type=click.IntRange(min=1), default=None,
+              help="epochs of each final-selection evaluation (default: --fitness-epochs); longer ranks the candidates "
+                   "by the selection's fitness alone (10 ranks masks better than 5: docs/fitness.md)")
 @click.option("--baselines", default="linear,full,last-k", show_default=True,
               help="after the final fine-tune, fine-tune these with the same recipe, split and seed and compare "
                    "(DIR/baselines/NAME/; last-k: k = half the units, last-k:K another k; any strategy, e.g. l2sp); none: skip")
@@ -211,7 +214,8 @@ _SEARCH_KEYS = {
     "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "fitness_steps": ["search.fitness_steps"], "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
     "fitness_repeats": ["search.fitness_repeats"], "fitness_score": ["search.fitness_score"], "init": ["search.init"],
-    "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"], "baselines": ["search.baselines"],
+    "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"],
+    "select_epochs": ["search.select_epochs"], "baselines": ["search.baselines"],
     "answer": ["search.answer"], "patience": ["search.patience"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
@@ -219,8 +223,8 @@ _SEARCH_KEYS = {
     "preset": ["preset"],
 }
 # search options that are SearchConfig fields of the same name
-_SEARCH_FIELDS = ("fitness_repeats", "fitness_score", "fitness_steps", "init", "final_select", "select_repeats", "baselines",
-                  "answer", "patience")
+_SEARCH_FIELDS = ("fitness_repeats", "fitness_score", "fitness_steps", "init", "final_select", "select_repeats",
+                  "select_epochs", "baselines", "answer", "patience")
 _PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 

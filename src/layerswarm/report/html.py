@@ -137,9 +137,13 @@ def _selection_html(run: RunRecord) -> str:
         return ""
     rows = [{"mask": "".join(map(str, c["mask"])) + (" (fine-tuned)" if c["mask"] == selection["mask"] else ""),
              "search fitness": c["search_fitness"], "fresh seeds": c["selection_fitness"],
-             "mean of all": c["mean"], "± 1 se": c["mean_se"]} for c in selection["candidates"]]
+             "score": c["mean"], "± 1 se": c["mean_se"]} for c in selection["candidates"]]
+    epochs = selection.get("select_epochs")
     return (f"<h2 id='selection'>Final selection</h2><p>The {len(rows)} best masks of the search, evaluated again "
-            f"with {_e(selection.get('select_repeats', ''))} fresh seed(s); the best mean is fine-tuned.</p>"
+            f"with {_e(selection.get('select_repeats', ''))} fresh seed(s)"
+            + (f" for {_e(epochs)} epochs" if epochs else "")
+            + "; the best score (the mean of all its evaluations, or the selection's alone when it ran longer than "
+            "the search's fitness) is fine-tuned.</p>"
             + table_html(rows))
 
 
