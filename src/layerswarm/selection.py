@@ -1,15 +1,15 @@
 """Final selection (``--final-select K``): before the final fine-tune, re-evaluate the K best
 distinct masks of the search with fresh seeds, and fine-tune the best by the mean of all its
-evaluations, or, with ``--select-epochs E`` longer than the fitness budget, by the longer
-evaluation alone.
+evaluations, or, with ``--select-epochs E`` other than the fitness budget, by that evaluation
+alone.
 
 The search's best is the maximum of many noisy fitnesses, biased upward and never re-checked.
 Each of the top K masks (by search fitness, ties to the earlier) is evaluated again
-``select_repeats`` times at the fitness budget, with seeds the search never used (repeat
+``select_repeats`` times at the fitness budget (or ``select_epochs``), with seeds the search never used (repeat
 indices after its ``fitness_repeats``: :class:`~layerswarm.fitness.MaskFitness`). A mask's
 score is the mean of all its evaluations: (R f_search + S f_selection) / (R + S), its standard
-error that of a weighted mean of two independent estimates. A longer selection budget measures
-something else (a 10-epoch accuracy is not a 5-epoch one, and ranks masks better:
+error that of a weighted mean of two independent estimates. A selection budget other than the
+fitness' measures something else (a 10-epoch accuracy is not a 5-epoch one, and ranks masks better:
 docs/fitness.md), so then a mask's score is its selection fitness alone. The evaluations are lines of
 ``evaluations.jsonl`` with ``phase: "selection"`` (so a resumed run re-runs none of them), the
 outcome is ``best_mask.json``'s ``selection`` and its ``mask`` the one fine-tuned.
@@ -67,18 +67,18 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
                          "".join(map(str, trial.mask)), record["fitness"], repeats)
         finally:
             executor.close()
-    longer = epochs != cfg.fitness.epochs
-    rows = [_score(c, done.get(tuple(c["mask"])), cfg.search.fitness_repeats, longer) for c in candidates]
+    other_budget = epochs != cfg.fitness.epochs  # then the two fitnesses measure different things
+    rows = [_score(c, done.get(tuple(c["mask"])), cfg.search.fitness_repeats, other_budget) for c in candidates]
     chosen = max(rows, key=lambda r: r["mean"])  # max keeps the first of equals: the search's order
     return {"mask": chosen["mask"], "candidates": rows, "select_repeats": repeats, "select_epochs": epochs}
 
 
-def _score(search: dict, selection: dict | None, r: int, longer: bool = False) -> dict:
+def _score(search: dict, selection: dict | None, r: int, alone: bool = False) -> dict:
     """A candidate's search and selection fitness and its score ("mean"): the mean of all its
-    evaluations, or the selection's alone when it ran ``longer`` than the search's fitness."""
+    evaluations, or the selection's ``alone`` (it ran another budget than the search's fitness)."""
     row = {"mask": list(search["mask"]), "search_fitness": search["fitness"], "search_se": search.get("fitness_se"),
            "selection_fitness": None, "selection_se": None, "mean": search["fitness"], "mean_se": search.get("fitness_se")}
-    if selection is not None and longer:
+    if selection is not None and alone:
         row.update(selection_fitness=selection["fitness"], selection_se=selection.get("fitness_se"),
                    mean=selection["fitness"], mean_se=selection.get("fitness_se"))
     elif selection is not None:
