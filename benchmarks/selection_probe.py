@@ -1,0 +1,55 @@
+"""Would a baseline's mask have won a run's final selection? Evaluates full and last-k masks the
+way ``--final-select`` evaluated that run's candidates (same budget, fresh seeds, split and seed)
+and prints them beside the candidates' selection fitnesses.
+
+    OMP_NUM_THREADS=1 python benchmarks/selection_probe.py runs/i14/digits-sel10-s0 runs/i14/digits-sel10-s1 --last-k 8
+
+Session 11 (docs/search.md): on digits full fine-tuning ends best on most seeds, yet its 10-epoch
+fitness is below the selected mask's on all 6 seeds, so adding it to the candidates would not
+have chosen it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from layerswarm.bundle import build_bundle
+from layerswarm.data import load_dataset
+from layerswarm.driver import make_executor
+from layerswarm.searchers import Trial
+from layerswarm.search import RunConfig
+
+
+def probe(run: Path, last_k: int) -> dict:
+    cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    selection = json.loads((run / "best_mask.json").read_text())["selection"]
+    data = load_dataset(cfg.data)
+    bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
+    n = len(bundle.units)
+    plain = cfg.replace(fitness=cfg.fitness.replace(epochs=selection.get("select_epochs") or cfg.fitness.epochs))
+    plain = plain.replace(speed=cfg.speed.replace(fidelity="full", early_stop=None))  # as selection.select_final
+    executor = make_executor(plain, bundle, data, None, repeats=selection["select_repeats"],
+                             seed_offset=cfg.search.fitness_repeats)
+    masks = {"full": [1] * n, f"last-{last_k}": [0] * (n - last_k) + [1] * last_k}
+    trials = [Trial(number=i, generation=-1, index=i, mask=m) for i, m in enumerate(masks.values())]
+    try:
+        fitness = {name: ev.fitness for name, (_, ev) in zip(masks, executor.run(trials), strict=True)}
+    finally:
+        executor.close()
+    return {"run": run.name, **fitness, "candidates": [c["selection_fitness"] for c in selection["candidates"]],
+            "chosen": max(c["mean"] for c in selection["candidates"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders with a final selection")
+    parser.add_argument("--last-k", type=int, default=8)
+    args = parser.parse_args()
+    for run in args.runs:
+        print(json.dumps(probe(run, args.last_k)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
