@@ -18,8 +18,8 @@ from pathlib import Path
 from layerswarm.bundle import build_bundle
 from layerswarm.data import load_dataset
 from layerswarm.driver import make_executor
-from layerswarm.searchers import Trial
 from layerswarm.search import RunConfig
+from layerswarm.searchers import Trial
 
 
 def probe(run: Path, last_k: int) -> dict:
