@@ -23,7 +23,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from layerswarm.io import atomic_write_json, read_jsonl
+# config.json's dotted keys, set as --resume sets them
+from layerswarm.cli.search_cmd import _set as set_key
+from layerswarm.io import atomic_write_json, atomic_write_text, read_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
 from patience_replay import replay  # noqa: E402
@@ -39,13 +41,9 @@ def branch(src: Path, out: Path, patience: int, changes: dict[str, object], base
         records = [r for r in records if r["generation"] <= stop]
     config = json.loads((src / "config.json").read_text())
     for key, value in {"search.patience": patience, **changes}.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+        set_key(config, key, value)
     out.mkdir(parents=True)
-    (out / "evaluations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(out / "evaluations.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     atomic_write_json(out / "config.json", config)
     if baselines_from is not None:
         shutil.copytree(baselines_from / "baselines", out / "baselines", ignore=shutil.ignore_patterns("summary.json"))

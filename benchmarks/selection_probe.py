@@ -20,6 +20,7 @@ from layerswarm.data import load_dataset
 from layerswarm.driver import make_executor
 from layerswarm.search import RunConfig
 from layerswarm.searchers import Trial
+from layerswarm.selection import selection_config
 
 
 def probe(run: Path, last_k: int) -> dict:
@@ -28,9 +29,7 @@ def probe(run: Path, last_k: int) -> dict:
     data = load_dataset(cfg.data)
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
     n = len(bundle.units)
-    plain = cfg.replace(fitness=cfg.fitness.replace(epochs=selection.get("select_epochs") or cfg.fitness.epochs))
-    plain = plain.replace(speed=cfg.speed.replace(fidelity="full", early_stop=None))  # as selection.select_final
-    executor = make_executor(plain, bundle, data, None, repeats=selection["select_repeats"],
+    executor = make_executor(selection_config(cfg), bundle, data, None, repeats=selection["select_repeats"],
                              seed_offset=cfg.search.fitness_repeats)
     masks = {"full": [1] * n, f"last-{last_k}": [0] * (n - last_k) + [1] * last_k}
     trials = [Trial(number=i, generation=-1, index=i, mask=m) for i, m in enumerate(masks.values())]

@@ -60,7 +60,7 @@ class SearchConfig(JsonConfig):
     select_repeats: int = help_field(2, "fresh-seed evaluations of each mask in the final selection")
     select_epochs: int | None = help_field(None, "epochs of each final-selection evaluation; None: the fitness budget "
                                            "(then a mask's score is the mean of its search and selection fitness), "
-                                           "more: the selection's fitness alone ranks the candidates")
+                                           "another: the selection's fitness alone ranks the candidates")
     baselines: str = help_field("none", "after the final fine-tune, fine-tune these strategies the same way and compare "
                                 "(linear,full,last-k; last-k:K; any strategy name; none); `layerswarm search` defaults "
                                 "to linear,full,last-k")

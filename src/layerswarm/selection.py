@@ -38,11 +38,21 @@ def top_masks(records: list[dict], k: int) -> list[dict]:
     return ranked[:k]
 
 
+def selection_config(cfg: Any) -> Any:
+    """``cfg`` as the final selection evaluates with it: the search's fitness at ``select_epochs``
+    (default: the fitness budget), every mask trained to the end (no successive halving or early stop)."""
+    plain = cfg.replace(fitness=cfg.fitness.replace(epochs=cfg.search.select_epochs or cfg.fitness.epochs))
+    if cfg.speed is not None:
+        plain = plain.replace(speed=cfg.speed.replace(fidelity="full", early_stop=None))
+    return plain
+
+
 def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=None) -> dict | None:
     """Re-evaluate the top ``cfg.search.final_select`` masks (resumably) and return the selection:
     ``{"mask": chosen, "candidates": [...]}``; ``None`` when selection is off or nothing finished."""
     k, repeats = cfg.search.final_select, cfg.search.select_repeats
-    epochs = cfg.search.select_epochs or cfg.fitness.epochs
+    plain = selection_config(cfg)
+    epochs = plain.fitness.epochs
     path = Path(out) / EVALUATIONS_FILE
     records = read_jsonl(path)
     candidates = top_masks(records, k) if k > 0 else []
@@ -52,10 +62,6 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
     todo = [Trial(number=i, generation=-1, index=i, mask=list(c["mask"]))
             for i, c in enumerate(candidates) if tuple(c["mask"]) not in done]
     if todo:
-        # the fitness as the search defined it (--select-epochs long), on seeds it never used, no early stops
-        plain = cfg.replace(fitness=cfg.fitness.replace(epochs=epochs))
-        if cfg.speed is not None:
-            plain = plain.replace(speed=cfg.speed.replace(fidelity="full", early_stop=None))
         executor = make_executor(plain, bundle, data, on_epoch, repeats=repeats, seed_offset=cfg.search.fitness_repeats)
         try:
             for trial, ev in executor.run(todo):

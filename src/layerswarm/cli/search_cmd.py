@@ -80,7 +80,7 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
 @click.option("--select-repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="fresh-seed evaluations of each mask in the final selection")
 @click.option("--select-epochs", type=click.IntRange(min=1), default=None,
-              help="epochs of each final-selection evaluation (default: --fitness-epochs); longer ranks the candidates "
+              help="epochs of each final-selection evaluation (default: --fitness-epochs); another budget ranks the candidates "
                    "by the selection's fitness alone (10 ranks masks better than 5: docs/fitness.md)")
 @click.option("--baselines", default="linear,full,last-k", show_default=True,
               help="after the final fine-tune, fine-tune these with the same recipe, split and seed and compare "

@@ -142,8 +142,8 @@ def _selection_html(run: RunRecord) -> str:
     return (f"<h2 id='selection'>Final selection</h2><p>The {len(rows)} best masks of the search, evaluated again "
             f"with {_e(selection.get('select_repeats', ''))} fresh seed(s)"
             + (f" for {_e(epochs)} epochs" if epochs else "")
-            + "; the best score (the mean of all its evaluations, or the selection's alone when it ran longer than "
-            "the search's fitness) is fine-tuned.</p>"
+            + "; the best score (the mean of all its evaluations, or the selection's alone when it ran another budget "
+            "than the search's fitness) is fine-tuned.</p>"
             + table_html(rows))
 
 
