@@ -23,8 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-# config.json's dotted keys, set as --resume sets them
-from layerswarm.cli.search_cmd import _set as set_key
+from layerswarm.config_utils import set_dotted
 from layerswarm.io import atomic_write_json, atomic_write_text, read_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -41,7 +40,7 @@ def branch(src: Path, out: Path, patience: int, changes: dict[str, object], base
         records = [r for r in records if r["generation"] <= stop]
     config = json.loads((src / "config.json").read_text())
     for key, value in {"search.patience": patience, **changes}.items():
-        set_key(config, key, value)
+        set_dotted(config, key, value)  # as --resume sets a dotted key
     out.mkdir(parents=True)
     atomic_write_text(out / "evaluations.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     atomic_write_json(out / "config.json", config)

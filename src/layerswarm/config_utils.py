@@ -31,6 +31,21 @@ def help_field(default: Any, help: str, **kwargs: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
 
 
+def get_dotted(d: dict, key: str) -> Any:
+    """``d["a"]["b"]`` for the key ``"a.b"`` (config.json's dotted keys, as the CLI names them)."""
+    for part in key.split("."):
+        d = d[part]
+    return d
+
+
+def set_dotted(d: dict, key: str, value: Any) -> None:
+    """Set the dotted ``key`` of ``d`` to ``value``, making the parents it lacks."""
+    *parents, last = key.split(".")
+    for part in parents:
+        d = d.setdefault(part, {})
+    d[last] = value
+
+
 def refuse_invalid(what: str, problems: dict[str, bool]) -> None:
     """Raise one :class:`LayerswarmError` naming every problem (message -> whether it holds)."""
     found = [message for message, holds in problems.items() if holds]

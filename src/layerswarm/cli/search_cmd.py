@@ -8,6 +8,7 @@ import click
 
 from ..answer import ANSWERS
 from ..cli_options import default_recipe_for_model, pop_config
+from ..config_utils import get_dotted, set_dotted
 from ..errors import LayerswarmError
 from ..evaluation import FITNESS_SCORES
 from ..io import read_json
@@ -239,19 +240,6 @@ def _option_keys(name: str) -> list[str]:
     return _SEARCH_KEYS.get(name, [])
 
 
-def _get(d: dict, key: str):
-    for part in key.split("."):
-        d = d[part]
-    return d
-
-
-def _set(d: dict, key: str, value) -> None:
-    *parents, last = key.split(".")
-    for part in parents:
-        d = d.setdefault(part, {})
-    d[last] = value
-
-
 def _run_config(base: dict, flags, given: set[str], source: str):
     """The run configuration of ``base`` (a config.json or --config file) with every option given
     on the command line taken from ``flags`` (the configuration those options build)."""
@@ -275,7 +263,7 @@ def _run_config(base: dict, flags, given: set[str], source: str):
         elif name in _PSO_OPTIONS:
             keys = []  # --searcher/--budget bring the whole options
         for key in keys:
-            _set(merged, key, _get(flag_values, key))
+            set_dotted(merged, key, get_dotted(flag_values, key))
     if "train_recipe" in given:  # a recipe given over a file: its settings, then the options given
         for part in ("fitness", "final"):
             _apply_recipe(merged[part], flag_values[part])
