@@ -11,6 +11,8 @@ final fine-tune (search + final selection + final, from the evaluations' and the
 A run with ``--answer validation`` adds a row ``LABEL answer``: the test accuracy of the model it
 answers with (the best by final validation among the searched mask and the baselines), its
 verdict against the best baseline, and its wall multiple counting the baselines' fine-tunes too.
+``--ceiling`` adds ``LABEL ceiling``: the best test accuracy among the same candidates, what an
+answer rule could reach at most (it reads the test split, so it is a bound, never a rule).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def collect(patterns: list[str]) -> dict[str, dict[int, dict]]:
+def collect(patterns: list[str], ceiling: bool = False) -> dict[str, dict[int, dict]]:
     """label -> seed -> {accuracy, verdict, multiple}; baselines as label 'baseline NAME'."""
     rows: dict[str, dict[int, dict]] = {}
     for folder in sorted({p for pattern in patterns for p in glob.glob(pattern)}):
@@ -48,6 +50,9 @@ def collect(patterns: list[str]) -> dict[str, dict[int, dict]]:
             "multiple": (evaluations + final["wall_seconds"]) / final["seconds"] if searched else None}
         if "answer" in summary:  # --answer validation: the model the run answers with
             rows.setdefault(f"{label} answer", {})[seed] = _answer_row(run, summary, evaluations, final)
+            if ceiling:
+                best = max(acc["test_accuracy"] for acc in summary["accuracies"].values())
+                rows.setdefault(f"{label} ceiling", {})[seed] = {"accuracy": best, "verdict": "", "multiple": None}
         for name, acc in (summary.get("accuracies") or {}).items():
             if name != "search":
                 rows.setdefault(f"baseline {name}", {})[seed] = {"accuracy": acc["test_accuracy"], "verdict": "",
@@ -84,7 +89,10 @@ def table(rows: dict[str, dict[int, dict]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("patterns", nargs="+", help="globs of run folders named LABEL-sSEED")
-    print(table(collect(parser.parse_args().patterns)))
+    parser.add_argument("--ceiling", action="store_true",
+                        help="add the best test accuracy among each answered run's candidates (a bound, not a rule)")
+    args = parser.parse_args()
+    print(table(collect(args.patterns, ceiling=args.ceiling)))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_table_of_searches_and_their_baselines(tmp_path, digits16):
     cfg = tiny_config()
-    cfg = cfg.replace(search=cfg.search.replace(baselines="linear,last-k:1"))
+    cfg = cfg.replace(search=cfg.search.replace(baselines="linear,last-k:1", answer="validation"))
     for seed in (1, 2):
         run_search(cfg.replace(seed=seed), tmp_path / f"tiny-default-s{seed}", data=digits16, report=False)
     # a searched mask fine-tuned again by `layerswarm finetune` (here with its frozen BatchNorm re-estimated)
@@ -29,7 +29,7 @@ def test_table_of_searches_and_their_baselines(tmp_path, digits16):
     lines = out.strip().splitlines()
     assert lines[0].startswith("| strategy | seed 1 | seed 2 | mean ± std | verdicts | wall / final |")
     rows = {line.split("|")[1].strip(): line for line in lines[2:]}
-    assert set(rows) == {"tiny-default", "tiny-recal", "baseline linear", "baseline last-1"}
+    assert set(rows) == {"tiny-default", "tiny-default answer", "tiny-recal", "baseline linear", "baseline last-1"}
     again = json.loads((tmp_path / "tiny-recal-s1" / "final" / "metrics.json").read_text())
     cells = [cell.strip() for cell in rows["tiny-recal"].split("|")[1:-1]]
     assert cells[1] == f"{100 * again['test_accuracy']:.2f}" and cells[2] == ""  # seed 1 only
@@ -39,3 +39,13 @@ def test_table_of_searches_and_their_baselines(tmp_path, digits16):
         assert f"{100 * summary['accuracies']['search']['test_accuracy']:.2f}" in rows["tiny-default"]
         assert f"{100 * summary['accuracies']['linear']['test_accuracy']:.2f}" in rows["baseline linear"]
     assert rows["tiny-default"].rstrip(" |").endswith("x")  # the wall time as a multiple of one final fine-tune
+
+    # --ceiling: per seed, the best test accuracy among the answered run's candidates, never below its answer
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_table.py"), "--ceiling",
+                          str(tmp_path / "tiny-default-s*")], capture_output=True, text=True, check=True).stdout
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]] for line in out.splitlines()[2:]}
+    for i, seed in enumerate((1, 2)):
+        summary = json.loads((tmp_path / f"tiny-default-s{seed}" / "baselines" / "summary.json").read_text())
+        best = max(acc["test_accuracy"] for acc in summary["accuracies"].values())
+        assert rows["tiny-default ceiling"][i] == f"{100 * best:.2f}"
+        assert float(rows["tiny-default ceiling"][i]) >= float(rows["tiny-default answer"][i])
