@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import curve_fit
 from scipy.stats import spearmanr
 
 from layerswarm.bundle import ModelConfig, build_bundle
@@ -64,6 +65,23 @@ def run(args, data, bundle, name: str, mask: list[int], epochs: int, schedule: s
             "test_accuracy": metrics["test_accuracy"], "test_images": len(data.test), "seconds": time.perf_counter() - start}
 
 
+def extrapolate(curve: list[float], at: int) -> float:
+    """Learning-curve extrapolation: fit v(t) = a - b exp(-c t) to the validation curve (epochs
+    1..len) and read it at epoch ``at``; the curve's last value when the fit fails. A score tried
+    here, offline, on the stored curves (docs/fitness.md); not a ``--fitness-score``."""
+    t = np.arange(1, len(curve) + 1, dtype=float)
+    y = np.asarray(curve, dtype=float)
+
+    def model(t, a, b, c):
+        return a - b * np.exp(-c * t)
+
+    try:
+        params, _ = curve_fit(model, t, y, p0=[y[-1], y[-1] - y[0], 0.3], bounds=([0, -2, 0], [1, 2, 5]))
+    except (RuntimeError, ValueError):
+        return float(y[-1])
+    return float(model(at, *params))
+
+
 def table(out: Path, final_epochs: int) -> str:
     runs = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
     long = {r["mask_name"]: r for r in runs if r["schedule"] == "step" and r["epochs"] == final_epochs}
@@ -97,6 +115,9 @@ def table(out: Path, final_epochs: int) -> str:
         lines.append(row(f"trend, {e} epochs (val + rise since epoch {e // 2})",
                          [curve_score([{"val_accuracy": v} for v in long[n]["val_by_epoch"][:e]], "trend")[0]
                           for n in names]))
+    for e in BUDGETS[2:]:  # three parameters need more than three points
+        lines.append(row(f"exponential fit to {e} epochs, read at epoch {final_epochs}",
+                         [extrapolate(long[n]["val_by_epoch"][:e], final_epochs) for n in names]))
     for e in SHORT:
         lines.append(row(f"complete cosine run, {e} epoch{'s' * (e > 1)} (val)",
                          [short[(n, e)]["val_by_epoch"][-1] if (n, e) in short else None for n in names]))
