@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import torch
 
@@ -13,6 +16,7 @@ from layerswarm.data import DataConfig
 from layerswarm.data.imageset import ImageSet
 from layerswarm.io import read_jsonl
 from layerswarm.models.factory import pretrained_input
+from layerswarm.rundir import META_KEYS
 from layerswarm.search import RunConfig, SearchConfig, run_search
 from layerswarm.training import TrainConfig
 
@@ -37,8 +41,9 @@ def test_search_writes_every_output(tmp_path, digits16):
     # command line (none through the API), versions, device
     resolved = cfg.replace(data=cfg.data.resolved(pretrained_input("test_efficientnet")))
     assert (saved["data"]["image_size"], saved["data"]["crop_pct"], saved["data"]["interpolation"]) == (16, 1.0, "bilinear")
-    assert {k: v for k, v in saved.items() if k not in ("command", "versions", "device")} == resolved.to_dict()
+    assert {k: v for k, v in saved.items() if k not in META_KEYS} == resolved.to_dict()
     assert saved["command"] is None and "torch" in saved["versions"] and saved["device"] == "cpu"
+    assert saved["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()  # the kernels that made these numbers
     evals = read_jsonl(run / "evaluations.jsonl")
     assert len(evals) == 3 * 2
     # Within a generation, evaluations are logged as they finish (memo hits first, Ray in any order).
@@ -103,3 +108,12 @@ def test_finetune_command_with_a_mask_file(tmp_path, capsys):
     assert code == 0
     metrics = json.loads((tmp_path / "ft" / "final" / "metrics.json").read_text())
     assert metrics["mask"] == [0, 0, 0, 1, 1, 1] and metrics["strategy"] == "mask"
+
+
+def test_recorded_cpu_kernels_follow_the_dispatch_cap():
+    # Pinning the kernels is how a record made on another CPU is reproduced (docs/performance.md);
+    # what config.json records must be what the run dispatched to, not what the CPU offers.
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", "from layerswarm.rundir import cpu_kernels; print(cpu_kernels())"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "DEFAULT, oneDNN max AVX2"

@@ -1,5 +1,5 @@
 """Run folders: is one there, replacing it (``--overwrite``), what ``config.json`` records
-beyond the settings (command line, package versions, device, resumes), and the checks every
+beyond the settings (command line, package versions, device and CPU kernels, resumes), and the checks every
 run makes before it writes anything."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ RUN_OUTPUTS = (
     "tensorboard", "mask_export.json",
 )
 # Keys config.json holds besides the settings: read back, they are never settings.
-META_KEYS = ("command", "versions", "device", "resumed", "kind")
+META_KEYS = ("command", "versions", "device", "cpu_kernels", "resumed", "kind")
 PACKAGES = ("layerswarm", "torch", "torchvision", "timm", "numpy", "safetensors", "ray", "optuna")
 
 
@@ -96,6 +96,20 @@ def describe_device(device: Any) -> str:
     return text
 
 
+def cpu_kernels() -> str:
+    """The CPU kernels torch dispatches to (``AVX512``, ``AVX2``, ...), and oneDNN's cap when
+    ``ONEDNN_MAX_CPU_ISA`` sets one. Runs of one seed are bit-identical only on the same kernels:
+    AVX-512 and AVX2 round convolutions differently and a fine-tune's trajectory forks
+    (docs/performance.md, "Reproducing a record")."""
+    import os
+
+    import torch
+
+    text = torch.backends.cpu.get_cpu_capability()
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{text}, oneDNN max {cap}" if cap else text
+
+
 def now() -> str:
     return _dt.datetime.now(_dt.UTC).astimezone().isoformat(timespec="seconds")
 
@@ -128,6 +142,7 @@ def config_record(settings: dict, meta: dict | None, device: Any = None, previou
         record["versions"] = meta.get("versions") or versions()
     if device is not None:
         record["device"] = describe_device(device)
+        record["cpu_kernels"] = cpu_kernels()  # the CPU's share of the work even on a GPU: data, head
     return record
 
 

@@ -30,6 +30,7 @@ from .driver import (  # noqa: F401  (the driver's names, as this module always 
 from .errors import LayerswarmError
 from .finetune import run_finetune
 from .io import atomic_write_json, read_json
+from .rundir import META_KEYS
 from .searchers import create_searcher
 from .selection import record_selection, select_final
 from .speed import SpeedConfig
@@ -60,7 +61,7 @@ class RunConfig(JsonConfig):
     preset: str | None = None  # the --preset these settings started from (layerswarm.presets), None: none
 
     required = ("model", "data", "fitness", "final", "search")
-    ignored = ("command", "versions", "device", "resumed", "kind")  # config.json's record of the run
+    ignored = META_KEYS  # config.json's record of the run
 
 
 # Settings a resume may change (the rest would mix two runs' results): the final fine-tune's
