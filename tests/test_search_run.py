@@ -16,7 +16,7 @@ from layerswarm.data import DataConfig
 from layerswarm.data.imageset import ImageSet
 from layerswarm.io import read_jsonl
 from layerswarm.models.factory import pretrained_input
-from layerswarm.rundir import META_KEYS
+from layerswarm.rundir import META_KEYS, config_record
 from layerswarm.search import RunConfig, SearchConfig, run_search
 from layerswarm.training import TrainConfig
 
@@ -117,3 +117,11 @@ def test_recorded_cpu_kernels_follow_the_dispatch_cap():
     out = subprocess.run([sys.executable, "-c", "from layerswarm.rundir import cpu_kernels; print(cpu_kernels())"],
                          env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert out == "DEFAULT, oneDNN max AVX2"
+
+
+def test_a_resume_keeps_the_first_runs_kernels_and_records_its_own():
+    previous = {"seed": 0, "command": ["layerswarm", "search"], "versions": {}, "device": "cpu",
+                "cpu_kernels": "AVX2, oneDNN max AVX2"}
+    record = config_record({"seed": 0}, {"command": ["layerswarm", "search", "--resume"]}, "cpu", previous, {})
+    assert record["cpu_kernels"] == "AVX2, oneDNN max AVX2"
+    assert record["resumed"][-1]["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()

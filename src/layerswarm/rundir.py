@@ -133,16 +133,18 @@ def config_record(settings: dict, meta: dict | None, device: Any = None, previou
         for key in META_KEYS:
             if key in previous:
                 record[key] = previous[key]
-        record["resumed"] = list(previous.get("resumed", [])) + [{
-            "at": now(), "command": meta.get("command"),
-            "changed": {k: {"old": old, "new": new} for k, (old, new) in (changes or {}).items()},
-        }]
+        resume = {"at": now(), "command": meta.get("command"),
+                  "changed": {k: {"old": old, "new": new} for k, (old, new) in (changes or {}).items()}}
+        if device is not None:  # a resume on other kernels continues with other rounding: say so
+            resume["cpu_kernels"] = cpu_kernels()
+        record["resumed"] = list(previous.get("resumed", [])) + [resume]
     else:
         record["command"] = meta.get("command")
         record["versions"] = meta.get("versions") or versions()
+        if device is not None:  # the CPU's share of the work even on a GPU (data, augmentation)
+            record["cpu_kernels"] = cpu_kernels()
     if device is not None:
         record["device"] = describe_device(device)
-        record["cpu_kernels"] = cpu_kernels()  # the CPU's share of the work even on a GPU: data, head
     return record
 
 
