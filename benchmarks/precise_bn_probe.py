@@ -28,6 +28,7 @@ from layerswarm.data import DataConfig, load_dataset
 from layerswarm.strategies import create_strategy
 from layerswarm.strategies.base import StrategyContext
 from layerswarm.training.config import recipe_config
+from layerswarm.training.optim import reestimate_bn
 from layerswarm.training.trainer import accuracy, eval_batches, fit
 
 CHECKED = (2, 5, 10)  # epochs after which the copy is re-estimated and validated
@@ -42,15 +43,9 @@ def precise_val(model: nn.Module, data, transform) -> float:
         behind = behind or any(p.requires_grad for p in module.parameters(recurse=False))
         if behind and isinstance(module, nn.modules.batchnorm._BatchNorm):
             layers.append(module)
-    for bn in layers:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average: every batch weighs the same
-        bn.train()
     cpu = torch.device("cpu")
-    with torch.no_grad():
-        for x, _ in eval_batches(data.train, transform, 256, cpu):
-            m(x)
-    return accuracy(m.eval(), eval_batches(data.val, transform, 256, cpu))
+    reestimate_bn(m, layers, (x for x, _ in eval_batches(data.train, transform, 256, cpu)))
+    return accuracy(m, eval_batches(data.val, transform, 256, cpu))
 
 
 def table(out: Path) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import os
 import platform
 import shutil
 import sys
@@ -101,9 +102,7 @@ def cpu_kernels() -> str:
     ``ONEDNN_MAX_CPU_ISA`` sets one. Runs of one seed are bit-identical only on the same kernels:
     AVX-512 and AVX2 round convolutions differently and a fine-tune's trajectory forks
     (docs/performance.md, "Reproducing a record")."""
-    import os
-
-    import torch
+    import torch  # here, not at the top: the checks before a run stay light
 
     text = torch.backends.cpu.get_cpu_capability()
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")

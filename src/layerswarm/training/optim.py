@@ -82,8 +82,15 @@ def recalibrate_frozen_bn(model: nn.Module, frozen: list[str], batches: Iterator
             seen_trained = True
         elif seen_trained and id(module) in frozen_mods and isinstance(module, nn.modules.batchnorm._BatchNorm):
             targets.append(module)
-    if not targets:
-        return 0
+    if targets:
+        reestimate_bn(model, targets, batches)
+    return len(targets)
+
+
+def reestimate_bn(model: nn.Module, targets: list[nn.Module], batches: Iterator[torch.Tensor]) -> None:
+    """Reset the running statistics of the BatchNorm layers ``targets`` and re-estimate them in one
+    no-grad pass over ``batches`` (the rest of ``model`` in eval mode), as a cumulative average;
+    every module's mode and momentum are restored afterwards."""
     modes = {id(m): m.training for m in model.modules()}
     momenta = [m.momentum for m in targets]
     model.eval()
@@ -98,4 +105,3 @@ def recalibrate_frozen_bn(model: nn.Module, frozen: list[str], batches: Iterator
         m.momentum = momentum
     for m in model.modules():
         m.train(modes[id(m)])
-    return len(targets)
