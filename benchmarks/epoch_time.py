@@ -14,9 +14,9 @@ import argparse
 
 import torch
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.data import DataConfig, load_dataset
-from layerswarm.finetune import run_finetune
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.finetune import run_finetune
 from layerswarm.strategies import create_strategy
 from layerswarm.training import TrainConfig
 

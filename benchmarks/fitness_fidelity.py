@@ -30,11 +30,11 @@ import torch
 from scipy.optimize import curve_fit
 from scipy.stats import spearmanr
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.data import DataConfig, load_dataset
-from layerswarm.evaluation import curve_score
-from layerswarm.finetune import run_finetune
+from layerswarm.fitness.evaluation import curve_score
 from layerswarm.io import atomic_write_json
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.finetune import run_finetune
 from layerswarm.strategies import create_strategy
 from layerswarm.training.config import recipe_config
 

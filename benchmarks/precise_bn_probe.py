@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.strategies import create_strategy
 from layerswarm.strategies.base import StrategyContext
 from layerswarm.training.config import recipe_config

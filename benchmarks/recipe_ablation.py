@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.data import DataConfig, load_dataset
-from layerswarm.finetune import run_finetune
 from layerswarm.io import atomic_write_json
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.finetune import run_finetune
 from layerswarm.strategies import create_strategy
 from layerswarm.training.config import recipe_config
 

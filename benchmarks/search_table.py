@@ -6,7 +6,7 @@ Each argument is a glob of ``layerswarm search`` run folders named ``LABEL-sSEED
 ``fmnist-default-s11``). One row per label (the searched mask's test accuracy) and, from the
 runs' ``baselines/summary.json``, one per baseline (same final recipe, split and seed): the
 accuracy per seed, mean ± std, the verdict per seed against the run's best baseline (won / tied
-within noise / lost, layerswarm.noise), and the wall time of the whole run as a multiple of its
+within noise / lost, layerswarm.fitness.noise), and the wall time of the whole run as a multiple of its
 final fine-tune (search + final selection + final, from the evaluations' and the final's seconds).
 A run with ``--answer validation`` adds a row ``LABEL answer``: the test accuracy of the model it
 answers with (the best by final validation among the searched mask and the baselines), its
@@ -24,8 +24,8 @@ import re
 import statistics
 from pathlib import Path
 
+from layerswarm.fitness.noise import binomial_se, verdict
 from layerswarm.io import read_jsonl
-from layerswarm.noise import binomial_se, verdict
 
 
 def _read(path: Path) -> dict | None:

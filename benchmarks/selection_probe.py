@@ -15,12 +15,12 @@ import argparse
 import json
 from pathlib import Path
 
-from layerswarm.bundle import build_bundle
 from layerswarm.data import load_dataset
-from layerswarm.driver import make_executor
-from layerswarm.search import RunConfig
+from layerswarm.models.bundle import build_bundle
+from layerswarm.run.driver import make_executor
+from layerswarm.run.search import RunConfig
+from layerswarm.run.selection import selection_config
 from layerswarm.searchers import Trial
-from layerswarm.selection import selection_config
 
 
 def probe(run: Path, last_k: int) -> dict:

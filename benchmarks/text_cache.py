@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.data import DataConfig, load_dataset
-from layerswarm.fitness import MaskFitness
+from layerswarm.fitness.mask_fitness import MaskFitness
+from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.speed import PrefixCache
 from layerswarm.training.config import recipe_config
 

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from layerswarm.answer import answer_record, choose_answer
-from layerswarm.baselines import BASELINES_DIR, compare, describe, parse_baselines
 from layerswarm.cli import main
+from layerswarm.deploy.export import export_mask
+from layerswarm.deploy.predict import find_model_file
 from layerswarm.errors import LayerswarmError
-from layerswarm.export import export_mask
-from layerswarm.noise import binomial_se
-from layerswarm.predict import find_model_file
-from layerswarm.search import run_search
+from layerswarm.fitness.noise import binomial_se
+from layerswarm.run.answer import answer_record, choose_answer
+from layerswarm.run.baselines import BASELINES_DIR, compare, describe, parse_baselines
+from layerswarm.run.search import run_search
 from test_presets import TINY, captured  # noqa: F401  (the fixture)
 from test_search_run import tiny_config
 

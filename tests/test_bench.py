@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from layerswarm.bench import BenchPreset, format_table, run_bench
-from layerswarm.bundle import ModelConfig
 from layerswarm.cli import main
+from layerswarm.models.bundle import ModelConfig
 from layerswarm.speed import SpeedConfig
 
 RUN_KEYS = {"wall_seconds", "evaluations", "epochs_trained", "images_per_second", "peak_memory_mb", "best_fitness",

@@ -75,14 +75,14 @@ def test_choices_show_in_help(capsys):
 
 def test_choices_agree_with_the_code():
     from layerswarm.cli import SEARCHER_CHOICES, STRATEGY_CHOICES, TRAIN_CHOICES
-    from layerswarm.model_config import GRANULARITY_CHOICES
+    from layerswarm.models.config import GRANULARITY_CHOICES
     from layerswarm.searchers import SEARCHERS
     from layerswarm.strategies import STRATEGIES
     from layerswarm.training.augment import AUGMENTATIONS
     from layerswarm.units import GRANULARITIES
 
     assert tuple(GRANULARITY_CHOICES) == tuple(GRANULARITIES)
-    from layerswarm.model_config import POOLING_CHOICES
+    from layerswarm.models.config import POOLING_CHOICES
     from layerswarm.models.text import POOLINGS
 
     assert tuple(POOLING_CHOICES) == tuple(POOLINGS)

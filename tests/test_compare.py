@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from layerswarm.bundle import ModelConfig
 from layerswarm.cli import main
-from layerswarm.compare import CompareConfig, parse_options, parse_strategies, run_compare
 from layerswarm.data import DataConfig
 from layerswarm.errors import LayerswarmError
+from layerswarm.models.bundle import ModelConfig
+from layerswarm.run.compare import CompareConfig, parse_options, parse_strategies, run_compare
 from layerswarm.training import TrainConfig
 
 DATA = DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60)
@@ -74,7 +74,7 @@ def test_every_strategy_gets_the_same_split_and_seed_per_repeat(finished):
 
 
 def test_resplit_draws_a_new_split_per_repeat(tmp_path):
-    from layerswarm.compare import plan_runs
+    from layerswarm.run.compare import plan_runs
 
     specs = plan_runs(_cfg(resplit=True), tmp_path)
     assert [s.data.seed for s in specs] == [0, 0, 1, 1]
@@ -110,7 +110,7 @@ def test_changed_settings_in_the_same_folder_are_refused(finished, tmp_path):
 
 
 def test_scratch_runs_from_random_weights(tmp_path):
-    from layerswarm.compare import plan_runs
+    from layerswarm.run.compare import plan_runs
 
     cfg = _cfg(model=ModelConfig(name="test_efficientnet", weights="pretrained"), strategies=["scratch", "full"])
     scratch, full = plan_runs(cfg, tmp_path)[:2]

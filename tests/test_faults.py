@@ -11,12 +11,12 @@ from collections import Counter
 import pytest
 import torch
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.data import DataConfig, ImageSet, SearchSplits, load_dataset
 from layerswarm.executors import FitnessSpec, LocalExecutor, describe_error
-from layerswarm.fitness import MaskFitness
+from layerswarm.fitness.mask_fitness import MaskFitness
 from layerswarm.io import read_json, read_jsonl
-from layerswarm.search import EVALUATIONS_FILE, STATE_FILE, search_masks
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.search import EVALUATIONS_FILE, STATE_FILE, search_masks
 from layerswarm.searchers import create_searcher
 from layerswarm.training import TrainConfig
 

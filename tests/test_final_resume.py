@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from layerswarm.cli import main
 from layerswarm.data import DataConfig
-from layerswarm.model_config import ModelConfig
-from layerswarm.search import FINAL_CHECKPOINT, RunConfig, SearchConfig, run_search
+from layerswarm.models.config import ModelConfig
+from layerswarm.run.search import FINAL_CHECKPOINT, RunConfig, SearchConfig, run_search
 from layerswarm.training import TrainConfig
 
 

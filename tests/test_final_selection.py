@@ -8,8 +8,8 @@ import pytest
 
 from layerswarm.cli import main
 from layerswarm.io import read_jsonl
-from layerswarm.search import run_search
-from layerswarm.selection import top_masks
+from layerswarm.run.search import run_search
+from layerswarm.run.selection import top_masks
 from test_presets import TINY, captured  # noqa: F401  (the fixture)
 from test_search_run import tiny_config
 

@@ -8,11 +8,9 @@ import math
 
 import pytest
 
-from layerswarm.bundle import ModelConfig, build_bundle
-from layerswarm.evaluation import Evaluation
-from layerswarm.fitness import MaskFitness
-from layerswarm.io import read_jsonl
-from layerswarm.noise import (
+from layerswarm.fitness.evaluation import Evaluation
+from layerswarm.fitness.mask_fitness import MaskFitness
+from layerswarm.fitness.noise import (
     NOISE_Z,
     best_with_noise,
     binomial_se,
@@ -20,7 +18,9 @@ from layerswarm.noise import (
     verdict,
     within_noise,
 )
-from layerswarm.search import run_search
+from layerswarm.io import read_jsonl
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.search import run_search
 from layerswarm.speed import MemoExecutor
 from layerswarm.training import TrainConfig
 from test_search_run import tiny_config

@@ -8,12 +8,12 @@ import math
 
 import pytest
 
-from layerswarm.bundle import ModelConfig, build_bundle
-from layerswarm.evaluation import Evaluation, curve_score
-from layerswarm.fitness import MaskFitness
+from layerswarm.fitness.evaluation import Evaluation, curve_score
+from layerswarm.fitness.mask_fitness import MaskFitness
+from layerswarm.fitness.noise import binomial_se
 from layerswarm.io import read_json, read_jsonl
-from layerswarm.noise import binomial_se
-from layerswarm.search import run_search
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.search import run_search
 from layerswarm.speed import MemoExecutor
 from layerswarm.training import TrainConfig
 from test_search_run import tiny_config

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from layerswarm.budget import fitness_steps_per_epoch, resolve_fitness_steps
 from layerswarm.cli import main
 from layerswarm.io import read_jsonl
-from layerswarm.search import run_search
+from layerswarm.run.budget import fitness_steps_per_epoch, resolve_fitness_steps
+from layerswarm.run.search import run_search
 from layerswarm.speed import SpeedConfig
 from test_presets import TINY, captured  # noqa: F401  (the fixture)
 from test_search_run import tiny_config

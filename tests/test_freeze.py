@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from layerswarm.bundle import ModelConfig, build_bundle
+from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.training import TrainConfig, fit
 from layerswarm.training.trainer import trainable_param_groups
 from layerswarm.units import apply_mask

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from layerswarm.cli import main
 from layerswarm.io import read_jsonl
-from layerswarm.search import run_search
+from layerswarm.run.search import run_search
 from layerswarm.searchers import baseline_masks
 from test_presets import TINY, captured  # noqa: F401  (the fixture)
 from test_search_run import tiny_config
@@ -40,7 +40,7 @@ def test_search_config_refuses_bad_values():
     import pytest
 
     from layerswarm.errors import LayerswarmError
-    from layerswarm.search import SearchConfig
+    from layerswarm.run.search import SearchConfig
 
     for bad in ({"init": "hand"}, {"fitness_repeats": 0}, {"select_repeats": 0}, {"final_select": -1},
                 {"fitness_steps": 0}):
@@ -49,8 +49,8 @@ def test_search_config_refuses_bad_values():
 
 
 def test_compare_pso_strategy_starts_from_the_baselines_when_asked(tmp_path, digits16):
-    from layerswarm.bundle import ModelConfig, build_bundle
-    from layerswarm.finetune import run_finetune
+    from layerswarm.models.bundle import ModelConfig, build_bundle
+    from layerswarm.run.finetune import run_finetune
     from layerswarm.strategies import create_strategy
     from layerswarm.training import TrainConfig
 

@@ -10,7 +10,7 @@ import pytest
 
 from layerswarm.errors import LayerswarmError
 from layerswarm.io import read_jsonl
-from layerswarm.search import run_search
+from layerswarm.run.search import run_search
 from layerswarm.searchers import create_searcher
 from layerswarm.searchers.patience import PatientSearcher, batches_without_gain
 from test_search_run import tiny_config

@@ -9,13 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.cli import main
 from layerswarm.data import DataConfig, load_dataset
 from layerswarm.data.imagefolder import list_images
+from layerswarm.deploy.predict import Predictor, predict
 from layerswarm.errors import LayerswarmError
-from layerswarm.finetune import run_finetune
-from layerswarm.predict import Predictor, predict
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.finetune import run_finetune
 from layerswarm.strategies import create_strategy
 from layerswarm.training import TrainConfig
 

@@ -15,10 +15,10 @@ pytest.importorskip("transformers")
 
 from layerswarm.cli import main  # noqa: E402
 from layerswarm.data import DataConfig, load_dataset  # noqa: E402
+from layerswarm.deploy.predict import Prediction, Predictor, predict_texts  # noqa: E402
 from layerswarm.errors import LayerswarmError  # noqa: E402
 from layerswarm.io import read_json  # noqa: E402
 from layerswarm.models.factory import pretrained_input  # noqa: E402
-from layerswarm.predict import Prediction, Predictor, predict_texts  # noqa: E402
 from text_fixtures import make_text_csv, make_tiny_bert  # noqa: E402
 
 CLASSES = ["animal", "food", "tool"]
@@ -46,8 +46,8 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory, digits16):
     """An image model's run folder (one epoch on digits: only its kind matters)."""
-    from layerswarm.bundle import ModelConfig, build_bundle
-    from layerswarm.finetune import run_finetune
+    from layerswarm.models.bundle import ModelConfig, build_bundle
+    from layerswarm.run.finetune import run_finetune
     from layerswarm.strategies import create_strategy
     from layerswarm.training import TrainConfig
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-import layerswarm.search
+import layerswarm.run.search
 from layerswarm.cli import main
-from layerswarm.presets import PRESETS
+from layerswarm.run.presets import PRESETS
 
 TINY = ["search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
         "--train-per-class", "8", "--val-per-class", "4", "--batch-size", "16", "--quiet"]
@@ -23,7 +23,7 @@ def captured(monkeypatch):
         seen["cfg"] = cfg
         return {"mask": [0], "fitness": 0.5, "test_accuracy": 0.5, "units": ["u"], "out_dir": str(out_dir)}
 
-    monkeypatch.setattr(layerswarm.search, "run_search", fake_run_search)
+    monkeypatch.setattr(layerswarm.run.search, "run_search", fake_run_search)
     return seen
 
 

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from layerswarm.cli import app
-from layerswarm.progress import Listeners, SearchProgress, format_evaluation, search_budget
-from layerswarm.tb import TensorBoardLogger, flat_hparams
+from layerswarm.cli.progress import Listeners, SearchProgress, format_evaluation, search_budget
+from layerswarm.cli.tensorboard import TensorBoardLogger, flat_hparams
 
 
 def _records(generations: int = 2, particles: int = 3) -> list[dict]:
@@ -148,7 +148,7 @@ def test_cli_search_logs_lines_tensorboard_and_report(tmp_path):
 
 
 def test_a_ga_search_bar_counts_its_budget_and_the_log_its_population():
-    from layerswarm.search import RunConfig, SearchConfig
+    from layerswarm.run.search import RunConfig, SearchConfig
 
     cfg = RunConfig(search=SearchConfig(searcher="ga", options={"trials": 10, "population": 5}))
     out = io.StringIO()

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from layerswarm.bundle import ModelConfig
 from layerswarm.data import DataConfig, load_dataset
 from layerswarm.errors import LayerswarmError
 from layerswarm.executors import FitnessSpec, LocalExecutor, create_executor
 from layerswarm.io import read_jsonl
-from layerswarm.search import EVALUATIONS_FILE, RunConfig, SearchConfig, run_search
+from layerswarm.models.bundle import ModelConfig
+from layerswarm.run.search import EVALUATIONS_FILE, RunConfig, SearchConfig, run_search
 from layerswarm.searchers import Trial
 from layerswarm.training import TrainConfig
 

@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.cli import main
 from layerswarm.data import DataConfig, load_dataset
 from layerswarm.data.imagefolder import _decode_one
-from layerswarm.finetune import load_model_metadata, run_finetune
+from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.models.factory import pretrained_input
+from layerswarm.run.finetune import load_model_metadata, run_finetune
 from layerswarm.strategies import create_strategy
 from layerswarm.training import TrainConfig, fit, resolve_device
 from layerswarm.training.config import PAPER_RECIPE, recipe_config

@@ -10,13 +10,13 @@ import re
 import pytest
 from PIL import Image
 
-from layerswarm.bundle import ModelConfig
 from layerswarm.cli import main
 from layerswarm.data import DataConfig
 from layerswarm.io import read_jsonl
+from layerswarm.models.bundle import ModelConfig
 from layerswarm.report import write_report
 from layerswarm.report.loader import generation_summaries, load_report_data
-from layerswarm.search import RunConfig, SearchConfig, run_search
+from layerswarm.run.search import RunConfig, SearchConfig, run_search
 from layerswarm.training import TrainConfig
 
 FIGURES = ["fig1_masks", "fig2_accuracy", "fig3_convergence", "fig4_swarm"]
@@ -91,7 +91,7 @@ def test_loader_reads_the_run(run):
 def test_report_of_a_comparison_folder(run, tmp_path):
     """A comparison (here: the search plus a full fine-tune laid out as 'compare' writes them)
     gets the curves of both strategies and a table row for each."""
-    from layerswarm.compare import CompareConfig, run_compare
+    from layerswarm.run.compare import CompareConfig, run_compare
 
     cfg = CompareConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"),

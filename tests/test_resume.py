@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layerswarm import search as search_module
 from layerswarm.executors import LocalExecutor
-from layerswarm.fitness import Evaluation
+from layerswarm.fitness.mask_fitness import Evaluation
 from layerswarm.io import read_json, read_jsonl
-from layerswarm.search import (
+from layerswarm.run import search as search_module
+from layerswarm.run.search import (
     CONFIG_FILE,
     EVALUATIONS_FILE,
     STATE_FILE,
@@ -185,12 +185,12 @@ def test_runs_saved_before_new_settings_still_resume_compare_and_race(tmp_path):
     is read back; a real difference is still refused."""
     import json
 
-    from layerswarm.compare import CompareConfig, _normalised, plan_runs
     from layerswarm.data import DataConfig
     from layerswarm.errors import LayerswarmError
     from layerswarm.io import atomic_write_json
     from layerswarm.race import _fitness_part, _table_header
-    from layerswarm.search import CONFIG_FILE, RunConfig, _check_resume
+    from layerswarm.run.compare import CompareConfig, _normalised, plan_runs
+    from layerswarm.run.search import CONFIG_FILE, RunConfig, _check_resume
 
     cfg = RunConfig()
     atomic_write_json(tmp_path / CONFIG_FILE, _drop_new_keys(cfg.to_dict()))

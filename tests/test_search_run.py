@@ -10,14 +10,14 @@ import sys
 
 import torch
 
-from layerswarm.bundle import ModelConfig
 from layerswarm.cli import main
 from layerswarm.data import DataConfig
 from layerswarm.data.imageset import ImageSet
 from layerswarm.io import read_jsonl
+from layerswarm.models.bundle import ModelConfig
 from layerswarm.models.factory import pretrained_input
-from layerswarm.rundir import META_KEYS, config_record
-from layerswarm.search import RunConfig, SearchConfig, run_search
+from layerswarm.run.rundir import META_KEYS, config_record
+from layerswarm.run.search import RunConfig, SearchConfig, run_search
 from layerswarm.training import TrainConfig
 
 
@@ -114,7 +114,7 @@ def test_recorded_cpu_kernels_follow_the_dispatch_cap():
     # Pinning the kernels is how a record made on another CPU is reproduced (docs/performance.md);
     # what config.json records must be what the run dispatched to, not what the CPU offers.
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    out = subprocess.run([sys.executable, "-c", "from layerswarm.rundir import cpu_kernels; print(cpu_kernels())"],
+    out = subprocess.run([sys.executable, "-c", "from layerswarm.run.rundir import cpu_kernels; print(cpu_kernels())"],
                          env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert out == "DEFAULT, oneDNN max AVX2"
 

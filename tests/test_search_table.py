@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from layerswarm.cli import main
-from layerswarm.search import run_search
+from layerswarm.run.search import run_search
 from test_search_run import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -326,10 +326,10 @@ def test_race_table_refuses_an_incomplete_table(tmp_path) -> None:
 
 
 def test_fitness_table_trains_each_mask_once_and_resumes(tmp_path) -> None:
-    from layerswarm.bundle import ModelConfig
     from layerswarm.data import DataConfig
+    from layerswarm.models.bundle import ModelConfig
     from layerswarm.race import FitnessTable, build_table, load_table
-    from layerswarm.search import RunConfig
+    from layerswarm.run.search import RunConfig
     from layerswarm.training import TrainConfig
 
     cfg = RunConfig(model=ModelConfig(name="test_resnet", weights="none", granularity="stage"),
@@ -352,7 +352,7 @@ def test_fitness_table_trains_each_mask_once_and_resumes(tmp_path) -> None:
     with pytest.raises(LayerswarmError, match="another configuration"):
         FitnessTable(cfg.__class__(model=cfg.model, data=cfg.data, fitness=cfg.fitness.replace(epochs=2)), path)
     # Settings that do not change a fitness (searcher, final fine-tune) reuse the table.
-    from layerswarm.search import SearchConfig
+    from layerswarm.run.search import SearchConfig
 
     other_search = cfg.__class__(model=cfg.model, data=cfg.data, fitness=cfg.fitness,
                                  final=cfg.final.replace(epochs=3), search=SearchConfig(searcher="ga"))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.errors import LayerswarmError
 from layerswarm.executors.base import Executor
-from layerswarm.fitness import Evaluation, MaskFitness
-from layerswarm.search import RunConfig
+from layerswarm.fitness.mask_fitness import Evaluation, MaskFitness
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.search import RunConfig
 from layerswarm.searchers.base import Trial
 from layerswarm.speed import (
     EarlyStopping,
@@ -218,7 +218,7 @@ def test_wrappers_compose_in_order(digits16):
 def test_memo_is_seeded_from_a_resumed_runs_evaluations():
     """After --resume, a mask finished before the interruption is not trained again."""
     from layerswarm.executors.base import Executor
-    from layerswarm.fitness import Evaluation
+    from layerswarm.fitness.mask_fitness import Evaluation
     from layerswarm.searchers.base import Trial
     from layerswarm.speed.memo import MemoExecutor
 

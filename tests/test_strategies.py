@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from layerswarm.bundle import ModelConfig, build_bundle
 from layerswarm.cli import main
 from layerswarm.errors import LayerswarmError
-from layerswarm.finetune import run_finetune
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.finetune import run_finetune
 from layerswarm.strategies import STRATEGIES, StrategyContext, create_strategy
 from layerswarm.strategies.child_tuning import fisher_information, top_fraction_masks
 from layerswarm.strategies.groups import head_param_names, pretrained_named_params
@@ -322,7 +322,7 @@ def test_strategies_command_lists_every_strategy_and_its_options(capsys):
 
 
 def test_linear_probe_on_an_intermediate_unit_trains_only_its_head_and_reloads(digits16, tmp_path):
-    from layerswarm.predict import Predictor
+    from layerswarm.deploy.predict import Predictor
 
     bundle = _bundle(digits16)
     cfg = CFG.replace(epochs=3, lr=0.2)

@@ -10,11 +10,11 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from layerswarm.bundle import ModelConfig, build_bundle  # noqa: E402
 from layerswarm.cli import main  # noqa: E402
 from layerswarm.data import DataConfig, load_dataset  # noqa: E402
 from layerswarm.errors import LayerswarmError  # noqa: E402
 from layerswarm.models import create_model  # noqa: E402
+from layerswarm.models.bundle import ModelConfig, build_bundle  # noqa: E402
 from layerswarm.models.factory import pretrained_input  # noqa: E402
 from layerswarm.models.text import head_modules  # noqa: E402
 from layerswarm.training import TrainConfig, fit  # noqa: E402

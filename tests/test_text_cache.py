@@ -7,9 +7,9 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from layerswarm.bundle import ModelConfig, build_bundle  # noqa: E402
 from layerswarm.data import DataConfig, load_dataset  # noqa: E402
-from layerswarm.fitness import MaskFitness  # noqa: E402
+from layerswarm.fitness.mask_fitness import MaskFitness  # noqa: E402
+from layerswarm.models.bundle import ModelConfig, build_bundle  # noqa: E402
 from layerswarm.models.factory import pretrained_input  # noqa: E402
 from layerswarm.models.text import head_modules  # noqa: E402
 from layerswarm.speed import PrefixCache  # noqa: E402

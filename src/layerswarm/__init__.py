@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ModelBundle": "bundle", "build_bundle": "bundle",
-    "ModelConfig": "model_config",
+    "ModelBundle": "models.bundle", "build_bundle": "models.bundle",
+    "ModelConfig": "models.config",
     "DataConfig": "data", "DatasetSplits": "data", "load_dataset": "data",
     "LayerswarmError": "errors",
-    "run_finetune": "finetune",
-    "Evaluation": "evaluation", "MaskFitness": "fitness",
-    "RunConfig": "search", "SearchConfig": "search", "run_search": "search",
+    "run_finetune": "run.finetune",
+    "Evaluation": "fitness.evaluation", "MaskFitness": "fitness.mask_fitness",
+    "RunConfig": "run.search", "SearchConfig": "run.search", "run_search": "run.search",
     "TrainConfig": "training",
-    "apply_mask": "export", "export_mask": "export",
+    "apply_mask": "deploy.export", "export_mask": "deploy.export",
 }
 
 __all__ = [
@@ -43,13 +43,13 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from .bundle import ModelBundle, build_bundle
     from .data import DataConfig, DatasetSplits, load_dataset
+    from .deploy.export import apply_mask, export_mask
     from .errors import LayerswarmError
-    from .evaluation import Evaluation
-    from .export import apply_mask, export_mask
-    from .finetune import run_finetune
-    from .fitness import MaskFitness
-    from .model_config import ModelConfig
-    from .search import RunConfig, SearchConfig, run_search
+    from .fitness.evaluation import Evaluation
+    from .fitness.mask_fitness import MaskFitness
+    from .models.bundle import ModelBundle, build_bundle
+    from .models.config import ModelConfig
+    from .run.finetune import run_finetune
+    from .run.search import RunConfig, SearchConfig, run_search
     from .training import TrainConfig

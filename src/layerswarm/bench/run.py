@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..bundle import ModelBundle, ModelConfig, build_bundle
 from ..data import DataConfig, DatasetSplits, load_dataset
-from ..driver import SearchConfig, make_executor, search_masks
 from ..io import atomic_write_json
-from ..search import RunConfig
+from ..models.bundle import ModelBundle, ModelConfig, build_bundle
+from ..run.driver import SearchConfig, make_executor, search_masks
+from ..run.search import RunConfig
 from ..searchers import create_searcher
 from ..speed import SpeedConfig
 from ..training import TrainConfig, evaluate, fit

@@ -8,18 +8,18 @@ import sys
 
 import click
 
-from .._light import light_module
-from ..cli_options import dataclass_options
 from ..errors import LayerswarmError
-from ..model_config import GRANULARITY_CHOICES, POOLING_CHOICES, ModelConfig
+from ..models.config import GRANULARITY_CHOICES, POOLING_CHOICES, ModelConfig
+from ._light import light_module
+from .options import dataclass_options
 
 # Only torch-free modules at the top: `layerswarm --help` and every COMMAND --help import neither
 # torch nor ray (tests/test_cli_start.py). Commands import what they need when they run.
 DataConfig = light_module("layerswarm.data.config").DataConfig
 TrainConfig = light_module("layerswarm.training.config").TrainConfig
 SpeedConfig = light_module("layerswarm.speed.config").SpeedConfig
-CONFIG_FILE = "config.json"  # layerswarm.search.CONFIG_FILE
-PRESET_CHOICES = ("paper",)  # layerswarm.presets.PRESETS
+CONFIG_FILE = "config.json"  # layerswarm.run.search.CONFIG_FILE
+PRESET_CHOICES = ("paper",)  # layerswarm.run.presets.PRESETS
 SEARCHER_CHOICES = ("pso", "random", "tpe", "ga", "greedy", "exhaustive")  # layerswarm.searchers.SEARCHERS
 STRATEGY_CHOICES = ("full", "linear", "mask", "last-k", "first-k", "child-f", "child-d", "discriminative", "gradual",
                     "l2sp", "pso", "random-mask", "scratch")  # layerswarm.strategies.STRATEGIES
@@ -121,7 +121,7 @@ _ARGV: list[str] | None = None  # the arguments of this invocation (set by main)
 
 def _meta() -> dict:
     """What config.json records besides the settings: the command line and package versions."""
-    from ..rundir import command_line, versions
+    from ..run.rundir import command_line, versions
 
     return {"command": command_line(_ARGV), "versions": versions()}
 

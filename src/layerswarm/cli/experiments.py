@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import dataclass_options, default_recipe_for_model, pop_config
 from ..errors import LayerswarmError
-from ..model_config import ModelConfig
+from ..models.config import ModelConfig
 from .common import (
     DATA_FIELDS,
     TRAIN_FIELDS,
@@ -18,6 +17,7 @@ from .common import (
     model_options,
     train_options,
 )
+from .options import dataclass_options, default_recipe_for_model, pop_config
 
 
 @app.command()
@@ -37,7 +37,6 @@ from .common import (
 @click.option("--quiet", is_flag=True, help="only the table")
 def compare(**kw) -> None:
     """Run strategies on identical splits, schedules and seeds; write results.md and results.csv."""
-    from ..compare import compare_from_cli
 
     _setup_logging(kw["quiet"])
     click.echo(compare_from_cli(kw), nl=False)
@@ -64,7 +63,7 @@ def compare(**kw) -> None:
 def race(**kw) -> None:
     """Race the searchers at one budget on a table of real fitness values (docs/searchers.md)."""
     from ..race import RaceConfig, race_command
-    from ..search import RunConfig
+    from ..run.search import RunConfig
 
     _setup_logging(False)
     seed = kw.pop("seed")
@@ -115,3 +114,35 @@ def bench(preset: str, seeds: str, json_path: str | None, device: str, threads: 
     result = run_bench(preset, seed_list, device=device, json_path=json_path, data_root=data_root, threads=threads,
                        backend=backend, throughput=not no_throughput, exact=not no_exact, ablation=ablation, log=lambda line: click.echo(line, err=True))
     click.echo(format_table(result))
+
+
+def compare_from_cli(kw: dict) -> str:
+    """Build the configuration from the ``compare`` command's keywords, run it, return the table."""
+    from ..data import DataConfig
+    from ..run.compare import CompareConfig, RunSpec, parse_options, parse_strategies, run_compare
+    from ..training import TrainConfig
+
+    quiet, out_dir, seed = kw.pop("quiet"), kw.pop("out_dir"), kw.pop("seed")
+    model = pop_config(ModelConfig, kw, prefix="model_")
+    data = [pop_config(DataConfig, dict(kw), prefix="data_", data=d, seed=seed) for d in kw.pop("datasets")]
+    default_recipe_for_model(kw, model.name)
+    train = pop_config(TrainConfig, kw, prefix="train_", seed=seed, epochs=kw.pop("epochs"), test_every=kw.pop("test_every"))
+    cfg = CompareConfig(
+        model=model, data=data, strategies=parse_strategies(kw.pop("strategies")),
+        options=parse_options(kw.pop("options")), train=train, repeats=kw.pop("repeats"), seed=seed,
+        resplit=kw.pop("resplit"),
+    )
+
+    def started(spec: RunSpec) -> None:
+        if not quiet:
+            click.echo(f"[{spec.dataset} repeat {spec.repeat + 1}/{cfg.repeats}] {spec.strategy}: training ...", err=True)
+
+    def finished(spec: RunSpec, metrics: dict, reused: bool) -> None:
+        if quiet:
+            return
+        how = "done before, reused" if reused else f"{metrics.get('wall_seconds', metrics['seconds']):.0f} s"
+        click.echo(f"[{spec.dataset} repeat {spec.repeat + 1}/{cfg.repeats}] {spec.strategy}: "
+                   f"test {metrics['test_accuracy']:.4f} ({how})", err=True)
+
+    table = run_compare(cfg, out_dir, on_run=finished, on_start=started)
+    return table.markdown() + f"\nresults in {out_dir}/results.md and results.csv\n"

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import default_recipe_for_model, pop_config
 from ..errors import LayerswarmError
-from ..model_config import ModelConfig
+from ..models.config import ModelConfig
 from . import common  # run helpers, as common.NAME
 from .common import (
     STRATEGY_CHOICES,
@@ -19,10 +18,11 @@ from .common import (
     model_options,
     train_options,
 )
+from .options import default_recipe_for_model, pop_config
 
 
 def _print_epoch(record: dict) -> None:
-    from ..progress import format_final_epoch
+    from .progress import format_final_epoch
 
     click.echo(format_final_epoch(record), err=True)
 
@@ -53,14 +53,14 @@ def finetune(**kw) -> None:
         common._need_module("tensorboard", "--tensorboard", "report")
     settings = _finetune_settings(kw, given)
     out = Path(settings.pop("out_dir"))
-    from ..rundir import check_classes, check_epochs, check_out_dir, clear_run, config_record
+    from ..run.rundir import check_classes, check_epochs, check_out_dir, clear_run, config_record
 
     check_epochs(epochs=settings["train"]["epochs"])
     check_out_dir(out, overwrite, what="finetune")
-    from ..bundle import build_bundle
-    from ..compare import make_strategy, parse_strategy_options
     from ..data import load_dataset
-    from ..finetune import run_finetune
+    from ..models.bundle import build_bundle
+    from ..run.compare import make_strategy, parse_strategy_options
+    from ..run.finetune import run_finetune
     from ..units import load_mask
 
     seed, mask_file, name = settings["seed"], settings["mask_file"], settings["strategy"]
@@ -116,7 +116,7 @@ class _FinalWriter:
         self.path, self.writer = path, None
 
     def on_epoch(self, record: dict) -> None:
-        from ..tb import EPOCH_SCALARS, _writer
+        from .tensorboard import EPOCH_SCALARS, _writer
 
         if self.writer is None:
             self.writer = _writer(self.path)
@@ -148,7 +148,7 @@ def _finetune_settings(kw: dict, given: set[str]) -> dict:
     }
     if not config_file:
         return {**flags, "out_dir": out_dir}
-    from ..rundir import META_KEYS, read_config_file
+    from ..run.rundir import META_KEYS, read_config_file
 
     base = read_config_file(config_file)
     if "train" not in base and "final" in base:  # a search's config.json: fine-tune as its final fine-tune

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..answer import ANSWERS
-from ..cli_options import default_recipe_for_model, pop_config
 from ..config_utils import get_dotted, set_dotted
 from ..errors import LayerswarmError
-from ..evaluation import FITNESS_SCORES
+from ..fitness.evaluation import FITNESS_SCORES
 from ..io import read_json
-from ..model_config import ModelConfig
+from ..models.config import ModelConfig
+from ..run.answer import ANSWERS
 from .common import (
     CONFIG_FILE,
     PRESET_CHOICES,
@@ -32,6 +31,7 @@ from .common import (
     speed_options,
     train_options,
 )
+from .options import default_recipe_for_model, pop_config
 
 # The default search (docs/search.md: the 3-seed tables against the baselines on both benchmarks):
 # the paper's swarm (10 x 12 PSO, 5 fitness epochs, random start), then the baselines, and the best
@@ -123,7 +123,7 @@ def search(**kw) -> None:
     typed = set(given)  # on the command line (the preset adds its own options to given)
     if {"fitness_epochs", "fitness_steps"} <= given:
         raise LayerswarmError("--fitness-epochs and --fitness-steps both give the fitness budget: pass one")
-    from ..presets import apply_preset
+    from ..run.presets import apply_preset
 
     given |= apply_preset(kw, given)  # the preset's options count as given: they override a --config file
     if resume_dir and (config_file or overwrite):
@@ -140,7 +140,7 @@ def search(**kw) -> None:
                                   f"(start a run with: layerswarm search --out {resume_dir})")
         base = read_json(Path(resume_dir) / CONFIG_FILE)
     elif config_file:
-        from ..rundir import read_config_file
+        from ..run.rundir import read_config_file
 
         base = read_config_file(config_file)
     if base is not None and "searcher" not in given and isinstance(base.get("search"), dict):
@@ -148,9 +148,9 @@ def search(**kw) -> None:
     flags, default_out = _search_config(kw, typed)
     cfg = flags if base is None else _run_config(base, flags, given, source=source)
     out_dir = resume_dir or default_out
-    from ..listeners import Listeners
-    from ..progress import search_listeners
-    from ..search import run_search
+    from ..run.search import run_search
+    from .listeners import Listeners
+    from .progress import search_listeners
 
     listeners = Listeners([search_listeners(cfg, out_dir, quiet=quiet)])
     if tensorboard:  # opened at the first event: no folder before the run has started
@@ -173,7 +173,7 @@ def search(**kw) -> None:
     click.echo(f"search fitness ({scored}): {result['fitness']:.4f}")
     click.echo(f"final test accuracy: {result['test_accuracy']:.4f}")
     if result.get("baselines"):  # the searched mask next to the hand-picked strategies, and who won
-        from ..baselines import describe
+        from ..run.baselines import describe
 
         click.echo("\n".join(describe(result["baselines"])))
     click.echo(f"results in {out_dir}")
@@ -205,7 +205,7 @@ class _Deferred:
 
 
 def _tensorboard(out_dir: str, cfg):
-    from ..tb import TensorBoardLogger
+    from .tensorboard import TensorBoardLogger
 
     return TensorBoardLogger(Path(out_dir) / "tensorboard", cfg.to_dict())
 
@@ -243,8 +243,8 @@ def _option_keys(name: str) -> list[str]:
 def _run_config(base: dict, flags, given: set[str], source: str):
     """The run configuration of ``base`` (a config.json or --config file) with every option given
     on the command line taken from ``flags`` (the configuration those options build)."""
-    from ..rundir import META_KEYS
-    from ..search import RunConfig
+    from ..run.rundir import META_KEYS
+    from ..run.search import RunConfig
 
     unknown = sorted(set(base) - set(_RUN_PARTS) - set(META_KEYS))
     if unknown:
@@ -278,7 +278,7 @@ def _run_config(base: dict, flags, given: set[str], source: str):
 
 def _search_config(kw: dict, typed: set[str]):
     """The run configuration the options build; ``typed``: the options on the command line."""
-    from ..search import RunConfig, SearchConfig
+    from ..run.search import RunConfig, SearchConfig
 
     seed = kw.pop("seed")
     model = pop_config(ModelConfig, kw, prefix="model_")

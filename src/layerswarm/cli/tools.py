@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import LayerswarmError
-from ..model_config import GRANULARITY_CHOICES, POOLING_CHOICES
+from ..models.config import GRANULARITY_CHOICES, POOLING_CHOICES
 from .common import app
 
 
@@ -47,7 +47,7 @@ def models(pattern: str) -> None:
     import timm
     import torchvision
 
-    from ..model_config import TEXT_MODELS
+    from ..models.config import TEXT_MODELS
     from ..models.efficientnet_lite import LITE_MODELS
 
     offline = [*LITE_MODELS, *TEXT_MODELS]
@@ -87,7 +87,7 @@ def report(run_dir: str, out_file: str | None) -> None:
 def export(run_dir: str, out_file: str | None) -> None:
     """Write the run's mask as parameter-name patterns and a requires_grad map, for your own
     timm, PyTorch or Hugging Face training code (README: "Use a mask elsewhere")."""
-    from ..export import export_mask
+    from ..deploy.export import export_mask
     from ..io import read_json
 
     path = export_mask(run_dir, out_file)
@@ -112,7 +112,7 @@ def predict(run_dir: str, inputs: tuple[str, ...], lines_files: tuple[str, ...],
     with one warning naming them. A text model takes TEXTS (quote each one; put -- before
     the first if it starts with -) and the lines of --lines FILE. Output: per input, its top classes with probabilities ('image' or 'text' and
     'top_k' with --json)."""
-    from ..predict import Predictor, format_predictions, read_text_lines
+    from ..deploy.predict import Predictor, format_predictions, read_text_lines
 
     if not inputs and not lines_files:
         raise LayerswarmError("nothing to classify: pass image files or folders of them, or texts (or --lines FILE) "

@@ -12,8 +12,8 @@ from .local import LocalExecutor, evaluate_with_retries
 from .spec import EvaluateFn, EvaluatorFactory, FitnessSpec
 
 if TYPE_CHECKING:
-    from ..bundle import ModelBundle
     from ..data.imageset import SearchSplits
+    from ..models.bundle import ModelBundle
 
 __all__ = [
     "EXECUTORS", "EvaluateFn", "EvaluatorFactory", "Executor", "FitnessSpec", "LocalExecutor",

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ..evaluation import Evaluation, Executor
+from ..fitness.evaluation import Evaluation, Executor
 
 __all__ = ["Evaluation", "Executor", "describe_error", "torch_threads"]
 

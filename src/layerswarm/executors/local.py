@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
-from ..evaluation import Evaluation
+from ..fitness.evaluation import Evaluation
 from ..searchers.base import Trial
 from .base import Executor, describe_error, torch_threads
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import LayerswarmError
-from ..evaluation import Evaluation
+from ..fitness.evaluation import Evaluation
 from ..searchers.base import Trial
 from .base import Executor, describe_error, torch_threads
 from .spec import EvaluateFn, EvaluatorFactory

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..bundle import ModelBundle, ModelConfig, build_bundle
 from ..data.imageset import SearchSplits
-from ..evaluation import Evaluation
-from ..fitness import MaskFitness
+from ..fitness.evaluation import Evaluation
+from ..fitness.mask_fitness import MaskFitness
+from ..models.bundle import ModelBundle, ModelConfig, build_bundle
 from ..speed import build_fitness
 from ..training import TrainConfig
 
@@ -33,7 +33,7 @@ class FitnessSpec:
     speed: object = None  # layerswarm.speed.SpeedConfig: prefix cache, subset fitness, early stopping
     repeats: int = 1  # evaluations averaged per fitness (other seeds: MaskFitness)
     seed_offset: int = 0  # the first repeat's seed index (a final selection's fresh seeds)
-    score: str = "accuracy"  # how the validation curve becomes the fitness (layerswarm.evaluation.curve_score)
+    score: str = "accuracy"  # how the validation curve becomes the fitness (layerswarm.fitness.evaluation.curve_score)
 
     def __call__(self, data: SearchSplits, bundle: ModelBundle | None = None,
                  on_epoch: Callable[[dict], None] | None = None) -> MaskFitness:

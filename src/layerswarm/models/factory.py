@@ -57,7 +57,7 @@ def init_head(module: nn.Module, seed: int) -> None:
 
 
 def _close_names(name: str) -> str:
-    from ..model_config import TEXT_MODELS
+    from .config import TEXT_MODELS
 
     pool = list(LITE_MODELS) + list(TEXT_MODELS) + timm.list_models() + [f"tv:{n}" for n in torchvision.models.list_models()]
     pool = list(dict.fromkeys(pool))  # the Lite names are timm names too: suggest each once
@@ -115,7 +115,7 @@ def pretrained_input(name: str) -> dict:
     """The input a model was pretrained on, from timm's ``pretrained_cfg`` without building the
     model: ``{"size", "crop_pct", "interpolation"}`` (torchvision's classifiers: 224, 0.875,
     bilinear). Unknown names get ImageNet's defaults; ``create_model`` reports them."""
-    from ..model_config import is_text_model
+    from .config import is_text_model
 
     if is_text_model(name):  # text: the tokenizer decides the input
         return {"tokenizer": name}

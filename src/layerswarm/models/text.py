@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from ..errors import LayerswarmError
-from ..model_config import POOLING_CHOICES as POOLINGS
-from ..model_config import TEXT_MODELS, is_text_model  # noqa: F401  (is_text_model: re-exported)
+from .config import POOLING_CHOICES as POOLINGS
+from .config import TEXT_MODELS, is_text_model  # noqa: F401  (is_text_model: re-exported)
 from .modules import replace_module
 
 _LAYER = re.compile(r"\.layers?\.(\d+)\.")  # encoder.layer.N (BERT, RoBERTa, ELECTRA), transformer.layer.N

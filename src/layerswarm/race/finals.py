@@ -25,9 +25,9 @@ def final_tests(
     Results are appended to the JSONL ``cache_path`` keyed by mask bits, so a mask found by
     several searchers or seeds is trained once, and an interrupted run resumes.
     """
-    from ..bundle import build_bundle
     from ..data import load_dataset
-    from ..finetune import run_finetune
+    from ..models.bundle import build_bundle
+    from ..run.finetune import run_finetune
     from ..strategies import create_strategy
 
     done = {r["mask"]: r for r in read_jsonl(cache_path)}

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config_utils import JsonConfig, help_field
-from ..driver import drive
 from ..errors import LayerswarmError
-from ..evaluation import Evaluation, Executor
+from ..fitness.evaluation import Evaluation, Executor
+from ..run.driver import drive
 from ..searchers import Trial, config_for_budget, create_searcher
 from ..speed.memo import BudgetSpent, MemoExecutor
 

@@ -33,8 +33,8 @@ def _table_header(run_cfg: Any, units: list[str]) -> dict[str, Any]:
 
 def _fitness_part(header: dict[str, Any]) -> dict[str, Any]:
     """A stored header reduced to what fitness depends on (older files stored the whole config)."""
-    from ..bundle import ModelConfig
     from ..data import DataConfig
+    from ..models.bundle import ModelConfig
     from ..training import TrainConfig
 
     config = with_defaults(header.get("config", {}), {"model": ModelConfig, "data": DataConfig, "fitness": TrainConfig})
@@ -44,7 +44,7 @@ def _fitness_part(header: dict[str, Any]) -> dict[str, Any]:
 class FitnessTable:
     """The real fitness of masks, each trained once and kept in the JSONL file ``path``.
 
-    ``run_cfg`` is a :class:`~layerswarm.search.RunConfig` (model, data, fitness epochs,
+    ``run_cfg`` is a :class:`~layerswarm.run.search.RunConfig` (model, data, fitness epochs,
     seed); data and model are loaded once, and each new mask is one evaluation of the search's
     fitness (:func:`~layerswarm.speed.build_fitness`, exact speed-ups only). One line per mask, appended as it finishes, so
     an interrupted build resumes where it stopped; a file built with another configuration
@@ -52,8 +52,8 @@ class FitnessTable:
     """
 
     def __init__(self, run_cfg: Any, path: str | Path) -> None:
-        from ..bundle import build_bundle
         from ..data import load_dataset
+        from ..models.bundle import build_bundle
         from ..speed import SpeedConfig, build_fitness
 
         self.path = Path(path)

@@ -153,7 +153,7 @@ def plot_convergence(runs: Sequence[tuple[str, list[dict], list[dict]]]) -> Figu
             xs = [g + j for (g, _, _), j in zip(dots, jitter, strict=True)]
             ax.scatter(xs, [f for _, f, _ in dots], s=18, color=color, alpha=0.45, linewidths=0,
                        label="each evaluation (bar: 1 se)" if k == 0 else None)
-            if any(se for _, _, se in dots):  # the fitness's standard error (layerswarm.noise)
+            if any(se for _, _, se in dots):  # the fitness's standard error (layerswarm.fitness.noise)
                 ax.errorbar(xs, [f for _, f, _ in dots], yerr=[se for _, _, se in dots], fmt="none",
                             ecolor=color, alpha=0.3, linewidth=0.8)
         gens = [int(h["generation"]) + 1 for h in history]

@@ -117,7 +117,7 @@ def _baselines_html(run: RunRecord) -> str:
     summary = run.baselines
     if not summary:
         return ""
-    from ..baselines import describe
+    from ..run.baselines import describe
 
     rows = [{"strategy": name, "test accuracy": r["test_accuracy"], "± 1 se": r["se"]}
             for name, r in summary["accuracies"].items()]

@@ -24,7 +24,7 @@ from ..io import read_jsonl
 
 COMPARE_TABLE = "results.csv"
 COMPARE_MARKDOWN = "results.md"  # the same table, formatted (mean ± std in %): shown when present
-COMPARE_CONFIG = "compare.json"  # written by layerswarm.compare
+COMPARE_CONFIG = "compare.json"  # written by layerswarm.run.compare
 SKIP_DIRS = {"tensorboard", "figures", "__pycache__"}
 
 

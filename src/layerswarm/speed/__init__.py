@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..bundle import ModelBundle
 from ..data.imageset import SearchSplits
-from ..evaluation import Evaluation, Executor
-from ..fitness import MaskFitness
+from ..fitness.evaluation import Evaluation, Executor
+from ..fitness.mask_fitness import MaskFitness
+from ..models.bundle import ModelBundle
 from ..training import TrainConfig
 from .config import FIDELITIES, SpeedConfig
 from .fidelity import EarlyStopping, HalvingExecutor, subset_splits

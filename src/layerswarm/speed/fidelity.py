@@ -22,7 +22,7 @@ import torch
 
 from ..data.imageset import SearchSplits
 from ..data.splits import subsample_stratified
-from ..evaluation import Evaluation, Executor
+from ..fitness.evaluation import Evaluation, Executor
 from ..searchers.base import Trial
 
 STAGE_FITNESS_SUBSET = 11  # own random stream: never reshuffles the data splits

@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 
-from ..evaluation import Evaluation, Executor, curve_score
+from ..fitness.evaluation import Evaluation, Executor, curve_score
 from ..searchers.base import Trial
 
 Key = tuple[tuple[int, ...], int]

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..bundle import ModelBundle
 from ..config_utils import JsonConfig
 from ..data.imageset import SearchSplits
+from ..models.bundle import ModelBundle
 from ..training import TrainConfig, TrainHooks
 from ..training.trainer import trainable_param_groups
 from ..units import apply_mask

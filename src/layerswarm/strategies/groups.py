@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..bundle import ModelBundle
+from ..models.bundle import ModelBundle
 from ..training import TrainConfig
 
 

@@ -1,6 +1,6 @@
 """The paper's method as a strategy: search a mask on train/val, then fine-tune with it.
 
-The search is the one ``layerswarm search`` runs (:mod:`layerswarm.driver`): any searcher
+The search is the one ``layerswarm search`` runs (:mod:`layerswarm.run.driver`): any searcher
 (``searcher=ga`` spends the same ``particles x generations`` budget), memoisation and the
 prefix cache, on the strategy's view of the data (train/val only). Its files
 (``evaluations.jsonl``, ``search_state.json``, ``best_mask.json``) go in the run folder (the
@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config_utils import help_field
-from ..driver import (
+from ..errors import LayerswarmError
+from ..io import read_jsonl
+from ..run.driver import (
     EVALUATIONS_FILE,
     SearchConfig,
     load_searcher_state,
     make_executor,
     run_searcher,
 )
-from ..errors import LayerswarmError
-from ..io import read_jsonl
 from ..searchers import config_for_budget, create_searcher
 from ..speed import SpeedConfig
 from ..training import TrainConfig
@@ -44,7 +44,7 @@ class PSOStrategyConfig(StrategyConfig):
 
 @dataclass
 class _Search:
-    """What :func:`layerswarm.driver.make_executor` reads: local, exact speed-ups."""
+    """What :func:`layerswarm.run.driver.make_executor` reads: local, exact speed-ups."""
 
     fitness: TrainConfig
     seed: int

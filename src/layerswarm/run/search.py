@@ -13,11 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config_utils import JsonConfig
+from ..data import DataConfig, DatasetSplits, load_dataset
+from ..errors import LayerswarmError
+from ..io import atomic_write_json, read_json
+from ..models.bundle import ModelConfig, build_bundle
+from ..searchers import create_searcher
+from ..speed import SpeedConfig
+from ..strategies import create_strategy
+from ..training import TrainConfig, resolve_device
 from .baselines import compare_run, parse_baselines
 from .budget import resolve_fitness_steps
-from .bundle import ModelConfig, build_bundle
-from .config_utils import JsonConfig
-from .data import DataConfig, DatasetSplits, load_dataset
 from .driver import (  # noqa: F401  (the driver's names, as this module always offered them)
     BEST_MASK_FILE,
     EVALUATIONS_FILE,
@@ -27,20 +33,14 @@ from .driver import (  # noqa: F401  (the driver's names, as this module always 
     run_searcher,
     search_masks,
 )
-from .errors import LayerswarmError
 from .finetune import run_finetune
-from .io import atomic_write_json, read_json
 from .rundir import META_KEYS
-from .searchers import create_searcher
 from .selection import record_selection, select_final
-from .speed import SpeedConfig
-from .strategies import create_strategy
-from .training import TrainConfig, resolve_device
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
-FINAL_CHECKPOINT = "checkpoint.pt"  # the final fine-tune's state after its last epoch (layerswarm.checkpoint)
+FINAL_CHECKPOINT = "checkpoint.pt"  # the final fine-tune's state after its last epoch (layerswarm.run.checkpoint)
 
 
 def _paper_final() -> TrainConfig:
@@ -58,7 +58,7 @@ class RunConfig(JsonConfig):
     search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 0
     speed: SpeedConfig = field(default_factory=SpeedConfig)  # exact speed-ups on, approximate off
-    preset: str | None = None  # the --preset these settings started from (layerswarm.presets), None: none
+    preset: str | None = None  # the --preset these settings started from (layerswarm.run.presets), None: none
 
     required = ("model", "data", "fitness", "final", "search")
     ignored = META_KEYS  # config.json's record of the run
@@ -116,11 +116,11 @@ def run_search(
     """Search a mask with ``cfg.search`` on train/val, then fine-tune it and test it once.
 
     Everything is checked before anything is written: the folder appears (and ``config.json``
-    with ``meta``: the command line, versions; see :mod:`layerswarm.rundir`) only once the
+    with ``meta``: the command line, versions; see :mod:`layerswarm.run.rundir`) only once the
     data, the model, its units and the searcher are known to be good. ``overwrite`` replaces
     a run already in ``out_dir``; ``resume`` continues it, applying only safe changes.
     """
-    from .models.factory import pretrained_input
+    from ..models.factory import pretrained_input
     from .rundir import check_classes, check_epochs, check_out_dir, clear_run, config_record
 
     out = Path(out_dir)
@@ -176,7 +176,7 @@ def run_search(
     # --baselines: the strategies a user would pick, same final recipe, split and seed (DIR/baselines/)
     comparison = compare_run(cfg, final_bundle, data, out, final)
     if report:  # report.html + figures/; a failure is logged, never loses the finished run
-        from .report import try_write_report
+        from ..report import try_write_report
         try_write_report(out)
     return {"mask": mask, "fitness": fitness, "units": [u.name for u in bundle.units],
             "test_accuracy": final["test_accuracy"], "out_dir": str(out), "baselines": comparison}

@@ -2,7 +2,7 @@
 
 The model file carries what is needed to rebuild it (model name, classes, and how training fed
 it: image size, crop and normalisation, or the tokenizer and ``max_length``; see
-:func:`layerswarm.finetune.save_model`), so a run folder is enough: no config, no dataset. Images
+:func:`layerswarm.run.finetune.save_model`), so a run folder is enough: no config, no dataset. Images
 are decoded exactly as the ImageFolder loader decodes them and normalised exactly as the trainer
 does at evaluation time; texts are tokenised exactly as :mod:`layerswarm.data.text` tokenised the
 training texts. A text model rebuilds from its Hugging Face folder (``hf:PATH``) or weights
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
-from .data.imagefolder import _decode_one
-from .errors import LayerswarmError
-from .finetune import load_model_metadata, load_saved_state
-from .models import create_model
-from .models.probe import IntermediateProbe
-from .training import BatchTransform, resolve_device
+from ..data.imagefolder import _decode_one
+from ..errors import LayerswarmError
+from ..models import create_model
+from ..models.probe import IntermediateProbe
+from ..run.finetune import load_model_metadata, load_saved_state
+from ..training import BatchTransform, resolve_device
 
 MODEL_FILE = "model.safetensors"
 TEXT_HINT = "pass texts (layerswarm predict RUN_DIR \"some text\", or --lines FILE)"
@@ -33,8 +33,8 @@ IMAGE_HINT = "pass image files or folders of them"
 def find_model_file(path: str | Path) -> Path:
     """``path`` itself, ``path/model.safetensors``, the model ``path/answer.json`` names (a search
     run with ``--answer validation``) or ``path/final/model.safetensors``."""
-    from .answer import ANSWER_FILE
-    from .io import read_json
+    from ..io import read_json
+    from ..run.answer import ANSWER_FILE
 
     path = Path(path)
     if (path / ANSWER_FILE).is_file() and not (path / MODEL_FILE).is_file():
@@ -89,7 +89,7 @@ class Predictor:
         self.transform = self.tokenizer = None
         if self.is_text:
             self._check_text_source()
-            from .models.text import load_tokenizer
+            from ..models.text import load_tokenizer
 
             self.max_length = int(meta["max_length"])
             # the tokenizer that read the training texts (--tokenizer, where saved), else the model's
@@ -118,7 +118,7 @@ class Predictor:
 
     def _check_text_source(self) -> None:
         """A local ``hf:PATH`` folder must still exist: the config and tokenizer come from it."""
-        from .models.text import model_folder
+        from ..models.text import model_folder
 
         name = self.model_name
         if not name.startswith("hf:"):
@@ -154,7 +154,7 @@ class Predictor:
     def token_ids(self, texts: Sequence[str]) -> torch.Tensor:
         """int64 ``[N, L]``: the texts tokenised as the training texts were (cut at
         ``max_length``, padded at the end to the longest)."""
-        from .data.text import tokenize
+        from ..data.text import tokenize
 
         self._require("text")
         if not texts:

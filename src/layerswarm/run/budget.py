@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .data.imageset import DatasetSplits
-from .errors import LayerswarmError
-from .speed.fidelity import subset_splits
-from .training.optim import steps_per_epoch
+from ..data.imageset import DatasetSplits
+from ..errors import LayerswarmError
+from ..speed.fidelity import subset_splits
+from ..training.optim import steps_per_epoch
 
 
 def fitness_steps_per_epoch(cfg: Any, data: DatasetSplits) -> int:

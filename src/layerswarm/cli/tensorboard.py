@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .errors import LayerswarmError
+from ..errors import LayerswarmError
 from .listeners import RunListener
 
 EPOCH_SCALARS = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "lr")

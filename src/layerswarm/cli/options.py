@@ -94,7 +94,7 @@ def default_recipe_for_model(kw: dict[str, Any], model_name: str, key: str = "tr
     recognise: on the text benchmark it beats the paper's SGD on full fine-tuning (+3.1 points)
     and loses on the linear probe (-3.1) and last-k (-1.1, within noise; docs/text.md).
     Image models keep ``default``; a recipe given on the command line, a preset or a file wins."""
-    from .model_config import is_text_model
+    from ..models.config import is_text_model
 
     ctx = click.get_current_context(silent=True)
     source = ctx.get_parameter_source(key) if ctx is not None else None

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 from .listeners import Listeners, RunListener
-from .tb import TensorBoardLogger
+from .tensorboard import TensorBoardLogger
 
 __all__ = ["Listeners", "RunListener", "SearchProgress", "format_evaluation", "search_budget", "search_listeners"]
 
@@ -96,7 +96,7 @@ class SearchProgress(RunListener):
 
     @classmethod
     def for_config(cls, cfg, done: int = 0, quiet: bool = False, **kw: Any) -> SearchProgress:
-        """From a :class:`layerswarm.search.RunConfig`."""
+        """From a :class:`layerswarm.run.search.RunConfig`."""
         generations, per_gen = search_budget(cfg.search.searcher, cfg.search.options or {})
         total = (cfg.search.options or {}).get("trials")  # evaluations, where the searcher has a budget
         return cls(generations, per_gen, cfg.fitness.epochs, cfg.final.epochs, done=done, quiet=quiet, total=total, **kw)
@@ -161,7 +161,7 @@ def search_listeners(cfg, out_dir, quiet: bool = False, tensorboard: bool = Fals
     """Progress (and TensorBoard under ``OUT/tensorboard``) for ``layerswarm search``."""
     from pathlib import Path
 
-    from .io import read_jsonl
+    from ..io import read_jsonl
 
     out = Path(out_dir)
     done = len(read_jsonl(out / "evaluations.jsonl"))

@@ -27,14 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bundle import ModelConfig, build_bundle
-from .config_utils import JsonConfig, help_field, with_defaults
-from .data import DataConfig, DatasetSplits, load_dataset
-from .errors import LayerswarmError
+from ..config_utils import JsonConfig, help_field, with_defaults
+from ..data import DataConfig, DatasetSplits, load_dataset
+from ..errors import LayerswarmError
+from ..io import atomic_write_json, atomic_write_text, read_json
+from ..models.bundle import ModelConfig, build_bundle
+from ..strategies import STRATEGIES, create_strategy
+from ..training import TrainConfig
 from .finetune import run_finetune
-from .io import atomic_write_json, atomic_write_text, read_json
-from .strategies import STRATEGIES, create_strategy
-from .training import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def run_compare(
 
     ``on_run(spec, metrics, reused)`` is called after each run (``reused``: read back from disk).
     """
-    from .models.factory import pretrained_input
+    from ..models.factory import pretrained_input
 
     cfg.validate()
     # every dataset at the model's pretrained input unless it has a size of its own (compare.json records it)
@@ -203,7 +203,7 @@ def run_compare(
         write_table(table, out)
         if on_run is not None:
             on_run(spec, metrics, reused)
-    from .report import try_write_report  # report.html + figures/; a failure is only logged
+    from ..report import try_write_report  # report.html + figures/; a failure is only logged
 
     try_write_report(out)
     return summarise(cfg, results)
@@ -361,35 +361,3 @@ def parse_strategies(text: str | None) -> list[str]:
         if name not in STRATEGIES:
             create_strategy(name)  # raises the one-line error, with close matches
     return names
-
-
-def compare_from_cli(kw: dict) -> str:
-    """Build the configuration from the ``compare`` command's keywords, run it, return the table."""
-    import click
-
-    from .cli_options import default_recipe_for_model, pop_config
-
-    quiet, out_dir, seed = kw.pop("quiet"), kw.pop("out_dir"), kw.pop("seed")
-    model = pop_config(ModelConfig, kw, prefix="model_")
-    data = [pop_config(DataConfig, dict(kw), prefix="data_", data=d, seed=seed) for d in kw.pop("datasets")]
-    default_recipe_for_model(kw, model.name)
-    train = pop_config(TrainConfig, kw, prefix="train_", seed=seed, epochs=kw.pop("epochs"), test_every=kw.pop("test_every"))
-    cfg = CompareConfig(
-        model=model, data=data, strategies=parse_strategies(kw.pop("strategies")),
-        options=parse_options(kw.pop("options")), train=train, repeats=kw.pop("repeats"), seed=seed,
-        resplit=kw.pop("resplit"),
-    )
-
-    def started(spec: RunSpec) -> None:
-        if not quiet:
-            click.echo(f"[{spec.dataset} repeat {spec.repeat + 1}/{cfg.repeats}] {spec.strategy}: training ...", err=True)
-
-    def finished(spec: RunSpec, metrics: dict, reused: bool) -> None:
-        if quiet:
-            return
-        how = "done before, reused" if reused else f"{metrics.get('wall_seconds', metrics['seconds']):.0f} s"
-        click.echo(f"[{spec.dataset} repeat {spec.repeat + 1}/{cfg.repeats}] {spec.strategy}: "
-                   f"test {metrics['test_accuracy']:.4f} ({how})", err=True)
-
-    table = run_compare(cfg, out_dir, on_run=finished, on_start=started)
-    return table.markdown() + f"\nresults in {out_dir}/results.md and results.csv\n"

@@ -6,7 +6,7 @@ alone.
 The search's best is the maximum of many noisy fitnesses, biased upward and never re-checked.
 Each of the top K masks (by search fitness, ties to the earlier) is evaluated again
 ``select_repeats`` times at the fitness budget (or ``select_epochs``), with seeds the search never used (repeat
-indices after its ``fitness_repeats``: :class:`~layerswarm.fitness.MaskFitness`). A mask's
+indices after its ``fitness_repeats``: :class:`~layerswarm.fitness.mask_fitness.MaskFitness`). A mask's
 score is the mean of all its evaluations: (R f_search + S f_selection) / (R + S), its standard
 error that of a weighted mean of two independent estimates. A selection budget other than the
 fitness' measures something else (a 10-epoch accuracy is not a 5-epoch one, and ranks masks better:
@@ -22,10 +22,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..fitness.noise import distinct_masks
+from ..io import append_jsonl, read_jsonl
+from ..searchers import Trial
 from .driver import EVALUATIONS_FILE, make_executor, record_evaluation
-from .io import append_jsonl, read_jsonl
-from .noise import distinct_masks
-from .searchers import Trial
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ def _score(search: dict, selection: dict | None, r: int, alone: bool = False) ->
 def record_selection(out: str | Path, selection: dict) -> tuple[list[int], float]:
     """Make the chosen mask ``best_mask.json``'s (the one fine-tuned and exported), keeping the
     search's best as ``search_best``; returns the chosen mask and its search fitness."""
+    from ..io import atomic_write_json, read_json
     from .driver import BEST_MASK_FILE
-    from .io import atomic_write_json, read_json
 
     path = Path(out) / BEST_MASK_FILE
     best = read_json(path)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import LayerswarmError
-from .io import atomic_write_bytes
-from .training import TrainConfig, fit
-from .training.trainer import History, TrainState
+from ..errors import LayerswarmError
+from ..io import atomic_write_bytes
+from ..training import TrainConfig, fit
+from ..training.trainer import History, TrainState
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1

@@ -6,11 +6,11 @@ naming it for the report), resumably: a finished one is read back, an interrupte
 from its checkpoint. :func:`compare` sets the searched mask's test accuracy next to theirs, with
 the chance level (1 / classes) and each accuracy's binomial standard error over the test images,
 and says whether the search won, tied within noise or lost against the best baseline
-(:mod:`layerswarm.noise`); it is saved as ``DIR/baselines/summary.json``.
+(:mod:`layerswarm.fitness.noise`); it is saved as ``DIR/baselines/summary.json``.
 
 ``--answer validation`` makes the run answer with the best of the searched mask and the
 baselines by final validation accuracy; :func:`compare_run` writes it to ``DIR/answer.json``
-(:mod:`layerswarm.answer`).
+(:mod:`layerswarm.run.answer`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..data.config import dataset_label
+from ..errors import LayerswarmError
+from ..fitness.noise import binomial_se, verdict
+from ..io import atomic_write_json, read_json
 from .answer import ANSWER_FILE, SEARCHED, answer_record
-from .data.config import dataset_label
-from .errors import LayerswarmError
-from .io import atomic_write_json, read_json
-from .noise import binomial_se, verdict
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ DEFAULT_K = 8  # without the unit count (a spec checked before the model is buil
 def parse_baselines(spec: str | None, num_units: int | None = None) -> list[tuple[str, str, dict]]:
     """``"linear,full,last-k"`` -> (name, strategy, options) each; ``last-k:K``/``first-k:K`` set k
     (last-k alone: k = half the units); ``none`` or empty: no baseline."""
-    from .strategies import STRATEGIES  # the training stack: only where a baseline is named
+    from ..strategies import STRATEGIES  # the training stack: only where a baseline is named
 
     out = []
     for item in (spec or "").replace(" ", "").split(","):
@@ -62,8 +62,8 @@ def parse_baselines(spec: str | None, num_units: int | None = None) -> list[tupl
 
 def run_baselines(cfg: Any, bundle: Any, data: Any, out: str | Path) -> dict[str, dict]:
     """Fine-tune every baseline of ``cfg.search.baselines`` like the final (resumably); name -> metrics."""
+    from ..strategies import create_strategy
     from .finetune import run_finetune
-    from .strategies import create_strategy
 
     results = {}
     for name, strategy, options in parse_baselines(cfg.search.baselines, len(bundle.units)):

@@ -12,12 +12,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .bundle import ModelBundle
-from .data.imageset import DatasetSplits
-from .io import atomic_write_json, file_mode
-from .models.probe import IntermediateProbe
-from .strategies import Strategy, StrategyContext
-from .training import TrainConfig, evaluate, fit
+from ..data.imageset import DatasetSplits
+from ..io import atomic_write_json, file_mode
+from ..models.bundle import ModelBundle
+from ..models.probe import IntermediateProbe
+from ..strategies import Strategy, StrategyContext
+from ..training import TrainConfig, evaluate, fit
 
 METADATA_KEY = "layerswarm"
 
@@ -35,7 +35,7 @@ def run_finetune(
     """Fine-tune from the bundle's starting weights with ``strategy``; return the metrics.
 
     ``checkpoint``: a file to save the training state to after every epoch and to continue from
-    when it exists (:mod:`layerswarm.checkpoint`; the same result as an uninterrupted run); it is
+    when it exists (:mod:`layerswarm.run.checkpoint`; the same result as an uninterrupted run); it is
     removed once the results are saved.
 
     ``seed`` (default ``cfg.seed``) drives the new head, the batch order and augmentation, and the

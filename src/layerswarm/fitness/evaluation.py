@@ -1,6 +1,6 @@
 """What one fitness evaluation returns, and the interface of whatever runs a batch of them.
 
-Kept apart from :mod:`layerswarm.fitness` (the training stack) so that executors and the
+Kept apart from :mod:`layerswarm.fitness.mask_fitness` (the training stack) so that executors and the
 executor-side speed-ups (memo, halving) depend on this small module only.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .noise import binomial_se, combined_se
 
 if TYPE_CHECKING:  # annotations only: the command line imports this module for FITNESS_SCORES, without numpy
-    from .searchers.base import Trial
+    from ..searchers.base import Trial
 
 # how a validation curve becomes a fitness (SearchConfig.fitness_score; docs/fitness.md)
 FITNESS_SCORES = ("accuracy", "trend")
@@ -57,7 +57,7 @@ class Evaluation:
     """The outcome of one fitness evaluation."""
 
     fitness: float
-    fitness_se: float | None = None  # its standard error (layerswarm.noise); None: not known
+    fitness_se: float | None = None  # its standard error (layerswarm.fitness.noise); None: not known
     val_images: int | None = None  # images the fitness was measured on
     epochs: list[dict] = field(default_factory=list)
     seconds: float = 0.0

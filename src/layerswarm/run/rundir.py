@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config_utils import flatten
-from .errors import LayerswarmError
+from ..config_utils import flatten
+from ..errors import LayerswarmError
 
 CONFIG_FILE = "config.json"
 # Everything layerswarm writes into a run folder (search, finetune, report, export): what

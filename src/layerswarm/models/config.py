@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config_utils import JsonConfig, help_field
+from ..config_utils import JsonConfig, help_field
 
 # The unit granularities of ``layerswarm.units.split_units`` (tests check the two agree).
 GRANULARITY_CHOICES = ("block", "stage", "module")

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .model_config import ModelConfig
-from .models import ModelInfo, create_model
-from .models.factory import init_head
-from .training import BatchTransform, TrainConfig, resolve_device
-from .training.augment import TokenTransform
-from .units import Unit, split_units
+from ..training import BatchTransform, TrainConfig, resolve_device
+from ..training.augment import TokenTransform
+from ..units import Unit, split_units
+from . import ModelInfo, create_model
+from .config import ModelConfig
+from .factory import init_head
 
 
 @dataclass

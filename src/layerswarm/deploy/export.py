@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import LayerswarmError
+from ..errors import LayerswarmError
 
 EXPORT_FILE = "mask_export.json"
 EXPORT_FORMAT = "layerswarm-mask/1"
@@ -44,7 +44,7 @@ def _unit_patterns(unit, all_params: Sequence[str]) -> list[str]:
 def mask_spec(net, units, mask: Sequence[int], head: Sequence[str], **info: Any) -> dict:
     """The export of ``mask`` over ``units`` of the model ``net`` (see the module docstring);
     ``info``: keys recorded beside it (model name, granularity, ...)."""
-    from .units import validate_mask
+    from ..units import validate_mask
 
     mask = validate_mask(mask, len(units))
     names = [n for n, _ in net.named_parameters()]
@@ -80,8 +80,8 @@ def _head_of(model) -> list[str]:
 
 def _run_mask(run_dir: Path) -> tuple[dict, dict]:
     """(config.json, {"mask", "units", ...}) of a search or finetune folder."""
-    from .answer import ANSWER_FILE
-    from .io import read_json
+    from ..io import read_json
+    from ..run.answer import ANSWER_FILE
 
     if not (run_dir / "config.json").is_file():
         raise LayerswarmError(f"'{run_dir}' holds no run (no config.json): pass a folder written by "
@@ -99,9 +99,9 @@ def _run_mask(run_dir: Path) -> tuple[dict, dict]:
 
 def export_mask(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``run_dir/mask_export.json`` (or ``out``) for the run's mask; return its path."""
-    from .io import atomic_write_json
-    from .models import create_model
-    from .units import split_units
+    from ..io import atomic_write_json
+    from ..models import create_model
+    from ..units import split_units
 
     run_dir = Path(run_dir)
     config, found = _run_mask(run_dir)
@@ -121,7 +121,7 @@ def export_mask(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 def _load(mask: str | Path | dict) -> tuple[dict, Path | None]:
-    from .io import read_json
+    from ..io import read_json
 
     if isinstance(mask, dict):
         return mask, None
@@ -195,9 +195,9 @@ def _has_module(model, path: str) -> bool:
 
 
 def _apply_units(model, data: dict, granularity: str | None, folder: Path | None) -> list[str]:
-    from .io import read_json
-    from .units import apply_mask as apply_unit_mask
-    from .units import split_units
+    from ..io import read_json
+    from ..units import apply_mask as apply_unit_mask
+    from ..units import split_units
 
     if granularity is None and folder is not None and (folder / "config.json").is_file():
         granularity = read_json(folder / "config.json").get("model", {}).get("granularity")

@@ -1,6 +1,6 @@
 """The search driver: ask/tell a searcher to the end over an executor, resumably.
 
-``layerswarm search`` (:func:`layerswarm.search.run_search`), the ``pso`` strategy of
+``layerswarm search`` (:func:`layerswarm.run.search.run_search`), the ``pso`` strategy of
 ``layerswarm compare`` and ``layerswarm bench`` all search through :func:`search_masks` on an
 executor from :func:`make_executor`, so each gets memoisation, the prefix cache, Ray and every
 searcher; ``layerswarm race`` runs its searchers through the same loop, :func:`drive`.
@@ -19,19 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config_utils import JsonConfig, help_field, refuse_invalid
+from ..data.imageset import DatasetSplits, SearchSplits
+from ..executors import FitnessSpec, create_executor
+from ..fitness.evaluation import FITNESS_SCORES, Evaluation, Executor
+from ..fitness.noise import best_with_noise
+from ..io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
+from ..searchers import INITS, PatientSearcher, Searcher, Trial
+from ..speed import wrap_executor
+from ..units import Unit, save_mask
 from .answer import ANSWERS
-from .config_utils import JsonConfig, help_field, refuse_invalid
-from .data.imageset import DatasetSplits, SearchSplits
-from .evaluation import FITNESS_SCORES, Evaluation, Executor
-from .executors import FitnessSpec, create_executor
-from .io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
-from .noise import best_with_noise
-from .searchers import INITS, PatientSearcher, Searcher, Trial
-from .speed import wrap_executor
-from .units import Unit, save_mask
 
 if TYPE_CHECKING:
-    from .bundle import ModelBundle
+    from ..models.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def record_evaluation(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:
         "position": trial.position,
         "mask": list(trial.mask),
         "fitness": ev.fitness if finite else None,
-        "fitness_se": ev.fitness_se if finite else None,  # standard error (layerswarm.noise)
+        "fitness_se": ev.fitness_se if finite else None,  # standard error (layerswarm.fitness.noise)
         "repeats": repeats,
         "val_images": ev.val_images,
         "seconds": round(ev.seconds, 3),
@@ -204,9 +204,9 @@ def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | Dat
     """The executor of ``cfg.search`` (local or Ray) with the speed-ups of ``cfg.speed``.
 
     Each fitness averages ``repeats`` evaluations (default ``cfg.search.fitness_repeats``)
-    with seeds from index ``seed_offset`` on (:class:`~layerswarm.fitness.MaskFitness`).
+    with seeds from index ``seed_offset`` on (:class:`~layerswarm.fitness.mask_fitness.MaskFitness`).
 
-    ``cfg`` is a :class:`~layerswarm.search.RunConfig` or anything with its ``model``,
+    ``cfg`` is a :class:`~layerswarm.run.search.RunConfig` or anything with its ``model``,
     ``fitness``, ``search``, ``speed`` and ``seed`` (the PSO strategy's search has no
     ``model``: it runs locally on its bundle). ``data`` never needs its test split.
     """

@@ -9,15 +9,15 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
-from .bundle import ModelBundle
-from .data.imageset import SearchSplits
+from ..data.imageset import SearchSplits
+from ..models.bundle import ModelBundle
+from ..training import TrainConfig, fit
+from ..training.trainer import TrainState
+from ..units import apply_mask
 from .evaluation import Evaluation, curve_score, middle_epoch
 from .noise import repeats_se
-from .training import TrainConfig, fit
-from .training.trainer import TrainState
-from .units import apply_mask
 
-__all__ = ["Evaluation", "MaskFitness"]  # Evaluation lives in layerswarm.evaluation
+__all__ = ["Evaluation", "MaskFitness"]  # Evaluation lives in layerswarm.fitness.evaluation
 
 REPEAT_SEED_STRIDE = 1000  # repeat j of an evaluation: head and batch-order seeds + 1000 j
 
@@ -39,7 +39,7 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
 
 class MaskFitness:
     """f(mask) = validation accuracy after ``cfg.epochs`` epochs (maxEpoch) with that mask;
-    ``score`` 'trend': that plus its rise since epoch E // 2 (:func:`~layerswarm.evaluation.curve_score`).
+    ``score`` 'trend': that plus its rise since epoch E // 2 (:func:`~layerswarm.fitness.evaluation.curve_score`).
 
     Holds only :class:`SearchSplits`: the test split cannot reach the search. ``cache`` (a
     :class:`~layerswarm.speed.prefix_cache.PrefixCache`; not imported here, as the speed-ups
@@ -48,7 +48,7 @@ class MaskFitness:
 
     ``repeats`` R > 1: the fitness is the mean of R evaluations whose head and batch order come
     from other seeds (repeat j: seeds + 1000 j; ``seed_offset`` shifts j, so that a final
-    selection draws fresh ones); every evaluation carries ``fitness_se`` (:mod:`layerswarm.noise`).
+    selection draws fresh ones); every evaluation carries ``fitness_se`` (:mod:`layerswarm.fitness.noise`).
 
     Paused runs (``pause_mb`` > 0, a length-independent lr schedule): an evaluation asked for
     fewer epochs than ``cfg.epochs`` (a low rung of successive halving) keeps its end state in
@@ -75,7 +75,7 @@ class MaskFitness:
 
     def __call__(self, mask: list[int], epochs: int | None = None,
                  stop: Callable[[dict], bool] | None = None) -> Evaluation:
-        """The mean validation accuracy over the repeats, with its standard error (layerswarm.noise)."""
+        """The mean validation accuracy over the repeats, with its standard error (layerswarm.fitness.noise)."""
         start = time.perf_counter()
         cfg = self.cfg if epochs is None else self.cfg.replace(epochs=epochs)
         runs = [self._run(mask, cfg, j, stop) for j in range(self.seed_offset, self.seed_offset + self.repeats)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import LayerswarmError
+from ..errors import LayerswarmError
 
 # option name (the click keyword of ``layerswarm search``) -> value
 PRESETS: dict[str, dict[str, Any]] = {

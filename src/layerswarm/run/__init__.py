@@ -1,0 +1,1 @@
+"""A whole run: search, baselines, the answer, presets, the run folder, compare."""
