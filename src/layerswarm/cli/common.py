@@ -21,14 +21,14 @@ SpeedConfig = light_module("layerswarm.speed.config").SpeedConfig
 CONFIG_FILE = "config.json"  # layerswarm.run.search.CONFIG_FILE
 PRESET_CHOICES = ("paper",)  # layerswarm.run.presets.PRESETS
 SEARCHER_CHOICES = ("pso", "random", "tpe", "ga", "greedy", "exhaustive")  # layerswarm.searchers.SEARCHERS
-STRATEGY_CHOICES = ("full", "linear", "mask", "last-k", "first-k", "child-f", "child-d", "discriminative", "gradual",
+STRATEGY_CHOICES = ("full", "linear", "mask", "last-k", "first-k", "child-f", "child-d", "discriminative", "gradual", "lp-ft", "auto-rgn",
                     "l2sp", "pso", "random-mask", "scratch")  # layerswarm.strategies.STRATEGIES
 
 DATA_FIELDS = ["data", "data_root", "image_size", "crop_pct", "interpolation", "train_per_class", "val_per_class", "val_fraction",
                "test_fraction", "max_test", "on_bad_image", "max_length", "text_column", "label_column", "categories",
                "tokenizer"]
 TRAIN_FIELDS = ["recipe", "lr", "momentum", "weight_decay", "batch_size", "optimizer", "schedule", "step_size",
-                "gamma", "warmup_epochs", "head_lr_mult", "decay_norm_bias", "label_smoothing", "augment", "rrc_scale_min",
+                "gamma", "warmup_epochs", "head_lr_mult", "head_init", "decay_norm_bias", "label_smoothing", "augment", "rrc_scale_min",
                 "crop_padding", "bn_recalibrate", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last", "compile"]
 MODEL_FIELDS = ["name", "weights", "granularity", "pooling"]
 SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs", "halving_keep", "pause_mb", "early_stop",
@@ -43,7 +43,7 @@ DATA_CHOICES = {"on_bad_image": light_module("layerswarm.data.config").BAD_IMAGE
                 "interpolation": light_module("layerswarm.data.config").INTERPOLATIONS}
 _TRAIN = light_module("layerswarm.training.config")
 TRAIN_CHOICES = {"optimizer": _TRAIN.OPTIMIZERS, "schedule": _TRAIN.SCHEDULES, "augment": _TRAIN.AUGMENTATIONS,
-                 "recipe": tuple(_TRAIN.RECIPES)}
+                 "recipe": tuple(_TRAIN.RECIPES), "head_init": _TRAIN.HEAD_INITS}
 SPEED_CHOICES = {"fidelity": light_module("layerswarm.speed.config").FIDELITIES}
 DATA_MINIMUM = {"max_length": 2, "image_size": 1, "train_per_class": 1, "val_per_class": 1, "max_test": 1}
 TRAIN_MINIMUM = {"batch_size": 1, "eval_batch_size": 1, "step_size": 1, "test_every": 1, "val_every": 1}

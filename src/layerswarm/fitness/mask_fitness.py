@@ -12,6 +12,7 @@ from typing import Any
 from ..data.imageset import SearchSplits
 from ..models.bundle import ModelBundle
 from ..training import TrainConfig, fit
+from ..training.linear_head import LinearHead, fit_linear_head
 from ..training.trainer import TrainState
 from ..units import apply_mask
 from .evaluation import Evaluation, curve_score, middle_epoch
@@ -71,6 +72,7 @@ class MaskFitness:
         plain = repeats == 1 and seed_offset == 0  # only a plain evaluation is paused and continued
         self.pause_bytes = pause_mb * 2**20 if self.cfg.truncatable and plain else 0
         # mask -> (weights, training state) of a paused low-budget run; least recently used first
+        self.warm_head: LinearHead | None = None  # head_init "warm": fitted at the first evaluation
         self.paused: OrderedDict[tuple[int, ...], tuple[dict, TrainState]] = OrderedDict()
 
     def __call__(self, mask: list[int], epochs: int | None = None,
@@ -104,6 +106,8 @@ class MaskFitness:
         if middle and middle % cfg.val_every:  # the score needs the middle epoch validated (validating trains nothing)
             cfg = cfg.replace(val_every=math.gcd(middle, cfg.val_every))
         model = self.bundle.reset(self.bundle.seed + REPEAT_SEED_STRIDE * repeat if repeat else None)
+        if cfg.head_init == "warm":
+            self._warm_head(model).load_into(model)
         frozen = apply_mask(model, self.bundle.units, mask)
         state = self._resume(model, tuple(mask), cfg.epochs)
         done = state.epoch
@@ -120,6 +124,14 @@ class MaskFitness:
         fitness = history.final_val_accuracy if scored is None else scored[0]  # an early-stopped run: its last value
         return Evaluation(fitness=fitness, epochs=history.epochs,
                           epochs_trained=len(history.epochs) - done, info=info)
+
+    def _warm_head(self, model) -> LinearHead:
+        """The head fitted on the frozen features, once per fitness function: every evaluation
+        starts from it (it depends on the pretrained backbone and the data only)."""
+        if self.warm_head is None:
+            self.warm_head = fit_linear_head(model, self.bundle.info.head, self.data.train, self.data.val,
+                                             self.bundle.transform, self.cfg.eval_batch_size)
+        return self.warm_head
 
     def _resume(self, model, mask: tuple[int, ...], epochs: int) -> TrainState:
         """The paused state of ``mask`` (weights loaded into ``model``) if it has fewer than

@@ -11,9 +11,8 @@ from torch import nn
 from ..training import BatchTransform, TrainConfig, resolve_device
 from ..training.augment import TokenTransform
 from ..units import Unit, split_units
-from . import ModelInfo, create_model
 from .config import ModelConfig
-from .factory import init_head
+from .factory import ModelInfo, create_model, init_head
 
 
 @dataclass

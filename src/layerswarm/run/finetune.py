@@ -18,6 +18,7 @@ from ..models.bundle import ModelBundle
 from ..models.probe import IntermediateProbe
 from ..strategies import Strategy, StrategyContext
 from ..training import TrainConfig, evaluate, fit
+from ..training.linear_head import fit_linear_head
 
 METADATA_KEY = "layerswarm"
 
@@ -46,6 +47,11 @@ def run_finetune(
     cfg = cfg.replace(seed=seed)
     wall_start = time.perf_counter()  # includes the strategy's set-up (a search, a Fisher pass)
     model = bundle.reset(seed)
+    head_info = {}
+    if cfg.head_init == "warm":  # fitted on the frozen features of the training images, never the test split
+        head = fit_linear_head(model, bundle.info.head, data.train, data.val, bundle.transform, cfg.eval_batch_size)
+        head.load_into(model)
+        head_info = head.info()
     ctx = StrategyContext(bundle, data.for_search(), cfg, seed=seed, out_dir=str(out_dir) if out_dir else None)
     plan = strategy.plan(ctx)
     model = plan.model if plan.model is not None else model
@@ -85,6 +91,7 @@ def run_finetune(
         "epochs": history.epochs,
         "seconds": time.perf_counter() - start,
         "wall_seconds": time.perf_counter() - wall_start,
+        **head_info,
         **plan.info,
     }
     if out_dir is not None:

@@ -1,11 +1,13 @@
 """Fine-tuning strategies, one module each, behind one registry."""
 
 from . import (  # noqa: F401  (each module registers its strategies)
+    auto_rgn,
     blocks,
     child_tuning,
     discriminative,
     gradual,
     l2sp,
+    lp_ft,
     pso,
     random_mask,
     scratch,

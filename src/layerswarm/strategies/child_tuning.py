@@ -60,11 +60,17 @@ class ChildUpdateMask(TrainHooks):
 
 
 class BernoulliGradMask(ChildUpdateMask):
-    """Child-Tuning-F: multiply each gradient by Bernoulli(p)/p, drawn fresh every step."""
+    """Child-Tuning-F: multiply each gradient by Bernoulli(p)/p, drawn fresh every step.
 
-    def __init__(self, params: list[nn.Parameter], p: float, generator: torch.Generator) -> None:
+    The draws come from ``generator`` re-seeded at every epoch from (``seed``, epoch): a fine-tune
+    resumed at an epoch boundary draws what the uninterrupted one drew."""
+
+    def __init__(self, params: list[nn.Parameter], p: float, generator: torch.Generator, seed: int) -> None:
         super().__init__(params)
-        self.p, self.generator = p, generator
+        self.p, self.generator, self.seed = p, generator, seed
+
+    def on_epoch_start(self, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.generator.manual_seed(self.seed + 1_000_003 * epoch)
 
     def step_masks(self) -> list[torch.Tensor]:
         return [torch.rand(prm.shape, generator=self.generator, device=prm.device) < self.p for prm in self.params]
@@ -99,8 +105,8 @@ class ChildTuningF(Strategy):
     def plan(self, ctx: StrategyContext) -> TrainPlan:
         named = _all_trainable(ctx, "child-f.p_f", self.config.p_f)
         device = ctx.bundle.device
-        gen = torch.Generator(device=device.type if device.type != "mps" else "cpu").manual_seed(ctx.seed + 7919)
-        return _child_plan(ctx, BernoulliGradMask([p for _, p in named], self.config.p_f, gen))
+        gen = torch.Generator(device=device.type if device.type != "mps" else "cpu")
+        return _child_plan(ctx, BernoulliGradMask([p for _, p in named], self.config.p_f, gen, ctx.seed + 7919))
 
 
 def _all_trainable(ctx: StrategyContext, option: str, fraction: float) -> list[tuple[str, nn.Parameter]]:

@@ -7,6 +7,12 @@ import dataclasses
 from .registry import STRATEGIES
 
 
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
 def describe_strategies() -> list[dict]:
     """One entry per strategy: name, one-line summary, and its options (default and help)."""
     out = []
@@ -14,8 +20,7 @@ def describe_strategies() -> list[dict]:
         cls = STRATEGIES[name]
         doc = (cls.__doc__ or "").strip().splitlines()
         options = [
-            {"name": f.name, "default": f.default if f.default is not dataclasses.MISSING else None,
-             "help": f.metadata.get("help", "")}
+            {"name": f.name, "default": _default(f), "help": f.metadata.get("help", "")}
             for f in dataclasses.fields(cls.Config)
         ]
         out.append({"name": name, "summary": doc[0] if doc else "", "options": options,

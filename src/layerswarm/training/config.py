@@ -11,6 +11,7 @@ from ..config_utils import JsonConfig, help_field
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 AUGMENTATIONS = ("rrc", "crop-flip", "crop", "none")
+HEAD_INITS = ("cold", "warm")
 
 
 @dataclass
@@ -36,6 +37,9 @@ class TrainConfig(JsonConfig):
     rrc_scale_min: float = help_field(0.25, "smallest area fraction a random resized crop keeps (rrc); timm's "
                                       "ImageNet 0.08 cuts too much of a small dataset's objects")
     head_lr_mult: float = help_field(1.0, "learning-rate multiplier of the new classification head")
+    head_init: str = help_field("cold", "where the new head starts: cold (a fresh random head, the paper's) or warm "
+                                "(a logistic regression fitted on the frozen backbone's features first, as LP-FT "
+                                "does, so fine-tuning starts from a head that already fits)")
     warmup_epochs: float = help_field(0.0, "linear learning-rate warm-up from 0, in epochs (per step)")
     decay_norm_bias: bool = help_field(True, "apply weight decay to normalisation weights and biases too (the paper)")
     label_smoothing: float = help_field(0.0, "label smoothing of the cross-entropy loss")
@@ -51,6 +55,12 @@ class TrainConfig(JsonConfig):
     compile: bool = help_field(False, "torch.compile the model for training and validation of final fine-tunes "
                                "(fitness evaluations stay eager: each mask would recompile)")
     channels_last: bool = help_field(False, "channels_last memory format (CUDA, and CPU where it helps convolutions)")
+
+    def __post_init__(self) -> None:
+        if self.head_init not in HEAD_INITS:
+            from ..errors import LayerswarmError
+
+            raise LayerswarmError(f"head_init='{self.head_init}': use {' or '.join(HEAD_INITS)}")
 
     @classmethod
     def for_recipe(cls, name: str, **overrides) -> TrainConfig:
@@ -71,7 +81,7 @@ class TrainConfig(JsonConfig):
 PAPER_RECIPE: dict = {
     "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step", "step_size": 30,
     "gamma": 0.1, "augment": "crop-flip", "head_lr_mult": 1.0, "warmup_epochs": 0.0, "decay_norm_bias": True,
-    "label_smoothing": 0.0, "bn_recalibrate": False,
+    "label_smoothing": 0.0, "bn_recalibrate": False, "head_init": "cold",
 }
 # How BERT-style encoders are usually fine-tuned (Devlin et al.; Hugging Face's examples): AdamW at
 # 5e-5 with weight decay 0.01 off LayerNorm and biases, a warm-up, a decay to zero, batch 32, no

@@ -1,0 +1,70 @@
+"""The warm head (head_init "warm", LP-FT's first step): a logistic regression fitted on the
+frozen backbone's features, from which fitness evaluations and fine-tunes start."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from layerswarm.errors import LayerswarmError
+from layerswarm.fitness.mask_fitness import MaskFitness
+from layerswarm.models.bundle import ModelConfig, build_bundle
+from layerswarm.run.finetune import run_finetune
+from layerswarm.strategies import create_strategy
+from layerswarm.training import TrainConfig
+from layerswarm.training.linear_head import fit_linear_head
+
+CFG = TrainConfig(epochs=1, batch_size=16, lr=0.05, momentum=0.0, weight_decay=0.0, augment="none")
+
+
+def _bundle(data, cfg=CFG):
+    return build_bundle(ModelConfig(name="test_efficientnet", weights="none"), data.num_classes, cfg, seed=0)
+
+
+def test_the_fitted_head_is_deterministic_and_beats_the_random_one(digits16):
+    bundle = _bundle(digits16)
+    model = bundle.reset()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a = fit_linear_head(model, bundle.info.head, digits16.train, digits16.val, bundle.transform)
+    b = fit_linear_head(bundle.reset(), bundle.info.head, digits16.train, digits16.val, bundle.transform)
+    assert a.state.keys() == b.state.keys() and all(torch.equal(a.state[k], b.state[k]) for k in a.state)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # fitting leaves the model as it was
+    random_head = MaskFitness(bundle, digits16.for_search(), CFG.replace(lr=0.0))([0] * len(bundle.units)).fitness
+    assert a.val_accuracy > random_head + 0.2
+
+
+def test_a_warm_evaluation_starts_from_the_fitted_head(digits16):
+    """With lr 0 nothing moves: the fitness is the fitted head's own validation accuracy."""
+    bundle = _bundle(digits16)
+    head = fit_linear_head(bundle.reset(), bundle.info.head, digits16.train, digits16.val, bundle.transform)
+    still = CFG.replace(lr=0.0, head_init="warm")
+    fitness = MaskFitness(bundle, digits16.for_search(), still)([0] * len(bundle.units)).fitness
+    assert fitness == pytest.approx(head.val_accuracy, abs=1.5 / len(digits16.val))
+
+
+def test_a_warm_fine_tune_keeps_frozen_units_and_records_the_head(digits16):
+    cfg = CFG.replace(head_init="warm", epochs=2)
+    bundle = _bundle(digits16, cfg)
+    mask = [0, 0, 1, 0, 1, 1]
+    metrics = run_finetune(bundle, digits16, create_strategy("mask", {"mask": mask}), cfg)
+    assert metrics["head_l2"] in (1e-4, 1e-3, 1e-2)
+    state = bundle.model.state_dict()
+    for unit, bit in zip(bundle.units, mask, strict=True):
+        if not bit:
+            for p in unit.params:
+                assert torch.equal(state[p], bundle.initial_state[p]), p
+
+
+def test_lp_ft_starts_full_fine_tuning_from_the_fitted_head(digits16):
+    bundle = _bundle(digits16)
+    head = fit_linear_head(bundle.reset(), bundle.info.head, digits16.train, digits16.val, bundle.transform)
+    still = CFG.replace(lr=0.0)
+    metrics = run_finetune(bundle, digits16, create_strategy("lp-ft"), still)
+    assert metrics["mask"] == [1] * len(bundle.units)
+    for key, value in head.state.items():
+        assert torch.equal(bundle.model.state_dict()[key], value)
+
+
+def test_an_unknown_head_init_is_a_one_line_error():
+    with pytest.raises(LayerswarmError, match="head_init='hot'"):
+        TrainConfig(head_init="hot")
