@@ -24,7 +24,11 @@ def test_parse_baselines():
     assert parse_baselines("last-k", 3) == [("last-1", "last-k", {"k": 1})]
     assert parse_baselines("last-k:2, l2sp", 17) == [("last-2", "last-k", {"k": 2}), ("l2sp", "l2sp", {})]
     assert parse_baselines("none") == [] and parse_baselines("") == []
-    for bad in ("linaer", "full:3", "last-k:x"):
+    # NAME:VALUE sets a strategy's primary option, and names the baseline after it
+    assert parse_baselines("discriminative:0.65,lp-ft,l2sp:0.1", 17) == [
+        ("discriminative-0.65", "discriminative", {"decay": 0.65}), ("lp-ft", "lp-ft", {}),
+        ("l2sp-0.1", "l2sp", {"alpha": 0.1})]
+    for bad in ("linaer", "full:3", "last-k:x", "discriminative:steep", "lp-ft:1"):
         with pytest.raises(LayerswarmError):
             parse_baselines(bad, 17)
 

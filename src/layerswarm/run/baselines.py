@@ -35,27 +35,36 @@ DEFAULT_K = 8  # without the unit count (a spec checked before the model is buil
 
 
 def parse_baselines(spec: str | None, num_units: int | None = None) -> list[tuple[str, str, dict]]:
-    """``"linear,full,last-k"`` -> (name, strategy, options) each; ``last-k:K``/``first-k:K`` set k
-    (last-k alone: k = half the units); ``none`` or empty: no baseline."""
+    """``"linear,full,last-k"`` -> (name, strategy, options) each; ``NAME:VALUE`` sets the
+    strategy's primary option (``last-k:K``, ``discriminative:0.65``, ``l2sp:0.1``; last-k alone:
+    k = half the units); ``none`` or empty: no baseline."""
     from ..strategies import STRATEGIES  # the training stack: only where a baseline is named
 
     out = []
     for item in (spec or "").replace(" ", "").split(","):
         if item in ("", "none"):
             continue
-        strategy, _, k = item.partition(":")
+        strategy, _, value = item.partition(":")
         if strategy not in STRATEGIES:
             raise LayerswarmError(f"unknown baseline '{item}': use strategies such as linear, full, last-k, last-k:K, "
-                                  "l2sp (layerswarm strategies), or none")
+                                  "l2sp, lp-ft (layerswarm strategies), or none")
+        option = STRATEGIES[strategy].primary_option
         options = {}
-        if strategy in ("last-k", "first-k"):
+        if strategy in ("last-k", "first-k") and not value:
+            value = str(DEFAULT_K if num_units is None else max(1, num_units // 2))
+        if value:
+            if option is None:
+                raise LayerswarmError(f"baseline '{item}': {strategy} takes no :VALUE")
+            kind = int if option == "k" else float
             try:
-                options["k"] = int(k) if k else DEFAULT_K if num_units is None else max(1, num_units // 2)
+                options[option] = kind(value)
             except ValueError as err:
-                raise LayerswarmError(f"baseline '{item}': K must be a whole number (last-k:4)") from err
-        elif k:
-            raise LayerswarmError(f"baseline '{item}': only last-k and first-k take a :K")
-        name = f"{strategy}-{options['k']}".replace("-k-", "-") if "k" in options else strategy
+                raise LayerswarmError(f"baseline '{item}': {option} must be a {kind.__name__} "
+                                      f"({strategy}:{'4' if kind is int else '0.5'})") from err
+        if "k" in options:
+            name = f"{strategy}-{options['k']}".replace("-k-", "-")
+        else:
+            name = f"{strategy}-{value}" if value else strategy
         out.append((name, strategy, options))
     return out
 

@@ -51,6 +51,8 @@ class Strategy:
     name: ClassVar[str] = "base"
     Config: ClassVar[type[StrategyConfig]] = StrategyConfig
     weights: ClassVar[str | None] = None  # force "none" for training from scratch
+    # the option a baseline spec NAME:VALUE sets (--baselines last-k:4,discriminative:0.65)
+    primary_option: ClassVar[str | None] = None
 
     def __init__(self, config: StrategyConfig | dict | None = None) -> None:
         if isinstance(config, dict):

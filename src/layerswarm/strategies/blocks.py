@@ -41,6 +41,7 @@ class LastK(_Block):
     """Fine-tune the last k units (next to the head), freeze the rest."""
 
     name = "last-k"
+    primary_option = "k"
 
 
 @register_strategy
@@ -48,4 +49,5 @@ class FirstK(_Block):
     """Fine-tune the first k units (input side), freeze the rest; the head always trains."""
 
     name = "first-k"
+    primary_option = "k"
     last = False

@@ -100,6 +100,7 @@ class ChildTuningF(Strategy):
     """Child-Tuning-F: each step, a random Bernoulli(p_F) subset of pretrained weights is updated."""
 
     name = "child-f"
+    primary_option = "p_f"
     Config = ChildFConfig
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
@@ -170,6 +171,7 @@ class ChildTuningD(Strategy):
     """Child-Tuning-D: only the top-p_D pretrained weights by Fisher information are updated."""
 
     name = "child-d"
+    primary_option = "p_d"
     Config = ChildDConfig
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:

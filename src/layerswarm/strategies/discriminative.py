@@ -27,6 +27,7 @@ class Discriminative(Strategy):
     """Every unit trained, with learning rates shrinking by a factor per unit from head to input."""
 
     name = "discriminative"
+    primary_option = "decay"
     Config = DiscriminativeConfig
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:

@@ -43,6 +43,7 @@ class L2SP(Strategy):
     """L2-SP: every layer trained, penalised towards the pretrained weights instead of weight decay."""
 
     name = "l2sp"
+    primary_option = "alpha"
     Config = L2SPConfig
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
