@@ -11,6 +11,7 @@ within the test set's noise of the best final mask.
 
     python benchmarks/fitness_fidelity.py --data digits --out benchmarks/results/fidelity/digits [--shard i/n]
     python benchmarks/fitness_fidelity.py --table benchmarks/results/fidelity/digits
+    python benchmarks/fitness_fidelity.py --data digits --head-init warm --no-short --out benchmarks/results/fidelity/digits-warm
 
 One JSON file per (mask, run) under --out, written when the run ends: rerunning skips what is
 done, so the study resumes and can be split over processes.
@@ -57,7 +58,7 @@ def masks(units: int, random_count: int, seed: int) -> dict[str, list[int]]:
 
 def run(args, data, bundle, name: str, mask: list[int], epochs: int, schedule: str) -> dict:
     cfg = recipe_config("paper", epochs=epochs, schedule=schedule, seed=args.seed, val_every=1,
-                        test_every=epochs, device="cpu")
+                        test_every=epochs, device="cpu", head_init=args.head_init)
     start = time.perf_counter()
     metrics = run_finetune(bundle, data, create_strategy("mask", {"mask": mask}), cfg, seed=args.seed)
     return {"mask_name": name, "mask": mask, "epochs": epochs, "schedule": schedule, "seed": args.seed,
@@ -145,6 +146,9 @@ def main() -> None:
     ap.add_argument("--shard", default="0/1", help="i/n: run every n-th mask starting at i")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--table", metavar="DIR", default=None)
+    ap.add_argument("--head-init", default="cold", choices=["cold", "warm"],
+                    help="warm: every run starts from the head fitted on frozen features (TrainConfig.head_init)")
+    ap.add_argument("--no-short", action="store_true", help="only the long runs (no complete cosine short runs)")
     args = ap.parse_args()
     if args.table:
         print(table(Path(args.table), args.final_epochs), end="")
@@ -160,7 +164,7 @@ def main() -> None:
     for n, (name, mask) in enumerate(masks(len(bundle.units), args.random_masks, args.seed).items()):
         if n % count != index:
             continue
-        for epochs, schedule in [(args.final_epochs, "step")] + [(e, "cosine") for e in SHORT]:
+        for epochs, schedule in [(args.final_epochs, "step")] + [(e, "cosine") for e in SHORT] * (not args.no_short):
             path = out / f"{name}__{schedule}{epochs}.json"
             if path.exists():
                 continue
