@@ -21,12 +21,13 @@ _EXPORTS = {
     "RunConfig": "run.search", "SearchConfig": "run.search", "run_search": "run.search",
     "TrainConfig": "training",
     "apply_mask": "deploy.export", "export_mask": "deploy.export",
+    "Study": "study", "Trial": "study", "create_study": "study",
 }
 
 __all__ = [
     "DataConfig", "DatasetSplits", "Evaluation", "LayerswarmError", "MaskFitness", "ModelBundle", "ModelConfig",
-    "RunConfig", "SearchConfig", "TrainConfig", "apply_mask", "build_bundle", "export_mask", "load_dataset",
-    "run_finetune", "run_search",
+    "RunConfig", "SearchConfig", "Study", "TrainConfig", "Trial", "apply_mask", "build_bundle", "create_study",
+    "export_mask", "load_dataset", "run_finetune", "run_search",
 ]
 
 
@@ -52,4 +53,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .models.config import ModelConfig
     from .run.finetune import run_finetune
     from .run.search import RunConfig, SearchConfig, run_search
+    from .study import Study, Trial, create_study
     from .training import TrainConfig

@@ -41,13 +41,12 @@ def _unit_patterns(unit, all_params: Sequence[str]) -> list[str]:
     return patterns
 
 
-def mask_spec(net, units, mask: Sequence[int], head: Sequence[str], **info: Any) -> dict:
-    """The export of ``mask`` over ``units`` of the model ``net`` (see the module docstring);
-    ``info``: keys recorded beside it (model name, granularity, ...)."""
+def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[str], **info: Any) -> dict:
+    """The export of ``mask`` over ``units`` of a model whose parameters are ``names`` (see the
+    module docstring); ``info``: keys recorded beside it (model name, granularity, ...)."""
     from ..units import validate_mask
 
     mask = validate_mask(mask, len(units))
-    names = [n for n, _ in net.named_parameters()]
     frozen = [u for u, bit in zip(units, mask, strict=True) if not bit]
     frozen_params = {p for u in frozen for p in u.params}
     patterns = [pat for u in frozen for pat in _unit_patterns(u, names)]
@@ -107,14 +106,23 @@ def export_mask(run_dir: str | Path, out: str | Path | None = None) -> Path:
     config, found = _run_mask(run_dir)
     model_cfg = config.get("model", {})
     name, granularity = model_cfg.get("name"), model_cfg.get("granularity", "block")
-    # The architecture alone decides the parameter names: no weights are loaded.
-    model, info = create_model(name, num_classes=2, weights="pretrained" if name.startswith("efficientnet_lite") else "none")
-    units = split_units(model, info.head, granularity)
+    if config.get("kind") == "study":  # the user's own model: the study recorded its units
+        from ..study import load_units
+
+        units, head, names = load_units(run_dir)
+    else:
+        # The architecture alone decides the parameter names: no weights are loaded.
+        model, info = create_model(name, num_classes=2,
+                                   weights="pretrained" if name.startswith("efficientnet_lite") else "none")
+        units, head = split_units(model, info.head, granularity), info.head
+        names = [n for n, _ in model.named_parameters()]
     if found.get("units") and [u.name for u in units] != list(found["units"]):
         raise LayerswarmError(f"the units of '{name}' ({granularity}) here differ from the run's: export with the "
                               "layerswarm and timm versions that made the run")
-    spec = mask_spec(model, units, found["mask"], info.head, model=name, granularity=granularity,
+    spec = mask_spec(names, units, found["mask"], head, model=name, granularity=granularity,
                      fitness=found.get("fitness"), source=str(run_dir))
+    if found.get("lr_multipliers") is not None:
+        spec["lr_multipliers"] = list(found["lr_multipliers"])
     path = Path(out) if out is not None else run_dir / EXPORT_FILE
     atomic_write_json(path, spec)
     return path
@@ -160,16 +168,10 @@ def apply_mask(model, mask: str | Path | dict, granularity: str | None = None, k
     else:
         raise LayerswarmError("the mask holds neither 'requires_grad' nor 'mask': pass a mask_export.json or best_mask.json")
     if keep_frozen_eval:
-        for path in frozen:
-            module = model.get_submodule(path)
-            module.register_forward_pre_hook(_stay_eval)
-            module.eval()
+        from ..units import keep_eval
+
+        keep_eval(model, frozen)
     return frozen
-
-
-def _stay_eval(module, _inputs) -> None:
-    if module.training:
-        module.train(False)
 
 
 def _apply_export(model, data: dict) -> list[str]:
@@ -199,6 +201,12 @@ def _apply_units(model, data: dict, granularity: str | None, folder: Path | None
     from ..units import apply_mask as apply_unit_mask
     from ..units import split_units
 
+    if folder is not None and (folder / "units.json").is_file():  # a study: the units it recorded
+        from ..study import Plan, load_units
+
+        units, head, _ = load_units(folder)
+        Plan.from_mask(units, data["mask"], head).param_groups(model)  # refuses a model it does not fit
+        return apply_unit_mask(model, units, data["mask"])
     if granularity is None and folder is not None and (folder / "config.json").is_file():
         granularity = read_json(folder / "config.json").get("model", {}).get("granularity")
     head = _head_of(model)

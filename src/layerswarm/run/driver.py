@@ -141,7 +141,7 @@ def search_masks(
     """
     out = Path(out_dir)
     records = read_jsonl(out / EVALUATIONS_FILE)
-    _drop_torn_tail(out / EVALUATIONS_FILE, records)
+    drop_torn_tail(out / EVALUATIONS_FILE, records)
     done = {r["number"]: r for r in records if not r.get("phase")}  # the search's, not a final selection's
     _seed_memo(executor, records)
     repeats = _repeats(executor)
@@ -173,7 +173,7 @@ def search_masks(
     return searcher.best()
 
 
-def _drop_torn_tail(path: Path, records: list[dict]) -> None:
+def drop_torn_tail(path: Path, records: list[dict]) -> None:
     """A kill while appending can leave half a line; the next append would glue onto it and
     hide every later line from :func:`read_jsonl`. Rewrite the file with the whole lines."""
     whole = "".join(json.dumps(r) + "\n" for r in records)

@@ -21,7 +21,7 @@ CONFIG_FILE = "config.json"
 # --overwrite removes. Other files the user put there stay.
 RUN_OUTPUTS = (
     CONFIG_FILE, "evaluations.jsonl", "search_state.json", "best_mask.json", "final", "report.html", "figures",
-    "tensorboard", "mask_export.json",
+    "tensorboard", "mask_export.json", "units.json",
 )
 # Keys config.json holds besides the settings: read back, they are never settings.
 META_KEYS = ("command", "versions", "device", "cpu_kernels", "resumed", "kind")

@@ -8,10 +8,12 @@ out of the optimizer: no weight decay, no momentum) and its modules run in eval 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from ..errors import LayerswarmError
 from ..io import atomic_write_json
@@ -79,3 +81,31 @@ def train_mode(model: nn.Module, frozen: list[str]) -> None:
     model.train()
     for path in frozen:
         model.get_submodule(path).eval()
+
+
+# model -> the hooks keep_eval put on it, so that a new plan replaces the previous one's
+_EVAL_HOOKS: weakref.WeakKeyDictionary[nn.Module, list[RemovableHandle]] = weakref.WeakKeyDictionary()
+
+
+def keep_eval(model: nn.Module, frozen: Sequence[str]) -> None:
+    """Keep the modules at ``frozen`` (paths in ``model``) in eval mode whatever ``model.train()``
+    says: training code of any kind (a Hugging Face ``Trainer``, Lightning, a plain loop) calls
+    ``model.train()``, and a frozen BatchNorm would then move its running statistics.
+
+    Every module inside a frozen one gets a forward pre-hook that switches it to eval mode, so
+    the modules a container such as ``nn.ModuleList`` holds (never called itself) are covered
+    too. The hooks an earlier call put on ``model`` are removed first.
+    """
+    for handle in _EVAL_HOOKS.pop(model, []):
+        handle.remove()
+    handles = []
+    for path in frozen:
+        root = model.get_submodule(path)
+        root.eval()
+        handles.extend(module.register_forward_pre_hook(_stay_eval) for module in root.modules())
+    _EVAL_HOOKS[model] = handles
+
+
+def _stay_eval(module: nn.Module, _inputs) -> None:
+    if module.training:
+        module.train(False)

@@ -116,7 +116,12 @@ def split_units(model: nn.Module, head: list[str], granularity: str = "block") -
         groups = _groups_from_matcher(model, coarse=granularity == "stage")
     else:
         groups = _groups_fallback(model, granularity)
+    return units_from_groups(model, groups, head)
 
+
+def units_from_groups(model: nn.Module, groups: list[list[str]], head: list[str]) -> list[Unit]:
+    """Units from ordered groups of parameter names (the ``head``'s parameters left out);
+    every parameter outside the head must lie in a group."""
     head_prefixes = tuple(f"{h}." for h in head)
     sizes = dict((n, p.numel()) for n, p in model.named_parameters())
     units: list[Unit] = []
