@@ -39,8 +39,13 @@ def run_section(heading: str, folder: Path, monkeypatch) -> dict:
 
 
 def test_the_guide_has_a_section_per_integration():
-    assert list(sections()) == ["A study with your own objective", "Hugging Face `Trainer`", "Lightning",
-                                "peft (LoRA)", "timm's training script"]
+    assert list(sections()) == [
+        "A study with your own objective",
+        "Hugging Face `Trainer`",
+        "Lightning",
+        "peft (LoRA)",
+        "timm's training script",
+    ]
 
 
 def test_study_section(folder, monkeypatch):
@@ -59,14 +64,19 @@ def test_trainer_section(folder, monkeypatch):
 def test_lightning_section(folder, monkeypatch):
     pytest.importorskip("lightning")
     scope = run_section("Lightning", folder, monkeypatch)
-    assert len(scope["study"].trials) == 4 and all(t.state == "complete" for t in scope["study"].trials)
+    assert len(scope["study"].trials) == 4 and all(
+        t.state == "complete" for t in scope["study"].trials
+    )
 
 
 def test_peft_section(folder, monkeypatch):
     pytest.importorskip("peft")
     scope = run_section("peft (LoRA)", folder, monkeypatch)
-    adapted = {n.split(".encoder.layer.")[1].split(".")[0] for n, _ in scope["lora"].named_modules()
-               if n.endswith("lora_A")}
+    adapted = {
+        n.split(".encoder.layer.")[1].split(".")[0]
+        for n, _ in scope["lora"].named_modules()
+        if n.endswith("lora_A")
+    }
     assert adapted == {"1", "3"}
 
 

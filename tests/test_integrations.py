@@ -33,8 +33,15 @@ class ImageClassifier(nn.Module):
 
 def tiny_bert() -> nn.Module:
     torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=32, num_labels=2)
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
     return transformers.BertForSequenceClassification(config)
 
 
@@ -70,8 +77,17 @@ def image_rows(n: int = 16) -> list[dict]:
 
 def trainer_args(tmp_path, **kw) -> transformers.TrainingArguments:
     return transformers.TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, per_device_eval_batch_size=8, num_train_epochs=2,
-        report_to="none", use_cpu=True, save_strategy="no", logging_strategy="no", disable_tqdm=True, **kw)
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        num_train_epochs=2,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        **kw,
+    )
 
 
 def test_a_trainer_run_leaves_every_frozen_tensor_bit_identical(tmp_path):
@@ -82,11 +98,17 @@ def test_a_trainer_run_leaves_every_frozen_tensor_bit_identical(tmp_path):
     plan = Plan.from_mask(units, [0, 1, 0, 1, 0, 1], head)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     modes = watch_modes(model, plan.frozen_modules)
-    trainer = transformers.Trainer(model=model, args=trainer_args(tmp_path, eval_strategy="epoch", learning_rate=0.05),
-                                   train_dataset=image_rows(), eval_dataset=image_rows(8),
-                                   callbacks=[PlanCallback(plan)])
+    trainer = transformers.Trainer(
+        model=model,
+        args=trainer_args(tmp_path, eval_strategy="epoch", learning_rate=0.05),
+        train_dataset=image_rows(),
+        eval_dataset=image_rows(8),
+        callbacks=[PlanCallback(plan)],
+    )
     held = {id(p) for g in trainer.create_optimizer().param_groups for p in g["params"]}
-    assert held == {id(p) for n, p in model.named_parameters() if p.requires_grad}  # the frozen left out
+    assert held == {
+        id(p) for n, p in model.named_parameters() if p.requires_grad
+    }  # the frozen left out
     trainer.train()
     assert_frozen_kept(before, model, plan)
     assert modes and not any(modes)  # eval mode at every forward, through Trainer's model.train()
@@ -98,17 +120,23 @@ def test_plan_optimizer_gives_each_unit_its_rate_in_a_trainer(tmp_path):
     model = tiny_bert()
     units, head = find_units(model)
     plan = Plan(units, [0.0, 0.5, 0.0, 2.0, 1.0], head)
-    args = trainer_args(tmp_path, learning_rate=1e-2, weight_decay=0.1, lr_scheduler_type="constant")
+    args = trainer_args(
+        tmp_path, learning_rate=1e-2, weight_decay=0.1, lr_scheduler_type="constant"
+    )
     optimizer = plan_optimizer(model, plan, args)
     rates = {(g["lr"], g["weight_decay"]) for g in optimizer.param_groups}
     assert rates == {(5e-3, 0.1), (5e-3, 0.0), (2e-2, 0.1), (2e-2, 0.0), (1e-2, 0.1), (1e-2, 0.0)}
     torch.manual_seed(1)
     rows = [{"input_ids": torch.randint(5, 50, (8,)), "labels": i % 2} for i in range(12)]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=rows, optimizers=(optimizer, None))
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=rows, optimizers=(optimizer, None)
+    )
     trainer.train()
     assert_frozen_kept(before, model, plan)
-    assert [g["lr"] for g in trainer.optimizer.param_groups] == [g["lr"] for g in optimizer.param_groups]
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [
+        g["lr"] for g in optimizer.param_groups
+    ]
 
 
 def test_a_lightning_run_with_a_schedule_of_plans(tmp_path):
@@ -132,7 +160,9 @@ def test_a_lightning_run_with_a_schedule_of_plans(tmp_path):
             self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
 
         def configure_optimizers(self):
-            return torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
+            return torch.optim.SGD(
+                [p for p in self.parameters() if p.requires_grad], lr=0.05, momentum=0.9
+            )
 
     module = Module()
     units, head = find_units(module)
@@ -142,15 +172,24 @@ def test_a_lightning_run_with_a_schedule_of_plans(tmp_path):
 
     class Snapshot(pl.Callback):
         def on_train_epoch_end(self, trainer, pl_module):
-            states[trainer.current_epoch] = {k: v.clone() for k, v in pl_module.state_dict().items()}
+            states[trainer.current_epoch] = {
+                k: v.clone() for k, v in pl_module.state_dict().items()
+            }
 
     data = torch.utils.data.TensorDataset(torch.randn(16, 3, 16, 16), torch.arange(16) % 3)
     loader = torch.utils.data.DataLoader(data, batch_size=4)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     modes = watch_modes(module, then.frozen_modules)
-    trainer = pl.Trainer(max_epochs=3, callbacks=[PlanFinetuning({0: first, 2: then}), Snapshot()],
-                         accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_epochs=3,
+        callbacks=[PlanFinetuning({0: first, 2: then}), Snapshot()],
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, loader, loader)
     assert_frozen_kept(before, _at(module, states[1]), first)
     assert_frozen_kept(states[1], module, then)
@@ -177,7 +216,10 @@ def test_the_peft_export_adapts_exactly_the_plans_trained_layers():
     units, head = find_units(model)
     plan = Plan.from_mask(units, [1, 0, 1, 1, 0], head)  # embeddings, layers 1 and 2
     config = lora_config(model, plan, r=4, lora_alpha=8)
-    assert config.layers_to_transform == [1, 2] and config.modules_to_save == ["bert.embeddings", "classifier"]
+    assert config.layers_to_transform == [1, 2] and config.modules_to_save == [
+        "bert.embeddings",
+        "classifier",
+    ]
     lora = get_peft_model(model, config)
     adapted = {n.split(".")[5] for n, _ in lora.named_modules() if n.endswith("lora_A")}
     assert adapted == {"1", "2"}  # base_model.model.bert.encoder.layer.N...
@@ -199,7 +241,9 @@ def test_timm_param_groups_carry_the_plan_through_create_optimizer_and_a_schedul
     model = timm.create_model("test_efficientnet", num_classes=3)
     units, head = find_units(model)
     plan = Plan(units, [0.0, 0.0, 0.5, 1.0, 0.0, 2.0], head)
-    optimizer = create_optimizer_v2(param_groups(model, plan, weight_decay=0.05), opt="adamw", lr=1e-3)
+    optimizer = create_optimizer_v2(
+        param_groups(model, plan, weight_decay=0.05), opt="adamw", lr=1e-3
+    )
     scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=4)
     scheduler.step(0)
     name_of = {id(p): n for n, p in model.named_parameters()}
@@ -208,6 +252,8 @@ def test_timm_param_groups_carry_the_plan_through_create_optimizer_and_a_schedul
         names = [name_of[id(p)] for p in group["params"]]
         assert {multiplier.get(n, 1.0) for n in names} == {group["lr_scale"]}
         assert group["lr"] == pytest.approx(1e-3 * group["lr_scale"])
-        assert all((group["weight_decay"] == 0.0) == (model.get_parameter(n).ndim <= 1) for n in names)
+        assert all(
+            (group["weight_decay"] == 0.0) == (model.get_parameter(n).ndim <= 1) for n in names
+        )
     held = {name_of[id(p)] for g in optimizer.param_groups for p in g["params"]}
     assert held == {n for n in name_of.values() if multiplier.get(n, 1.0) > 0}

@@ -26,8 +26,15 @@ from layerswarm.study import Plan, find_units, load_plan
 
 def tiny_bert(layers: int = 2) -> nn.Module:
     torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=32, num_labels=2)
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
     return transformers.BertForSequenceClassification(config)
 
 
@@ -43,19 +50,30 @@ def agreement(model: nn.Module, target: list[int]):
     def objective(trial: layerswarm.Trial) -> float:
         trial.apply(model)
         grads = {n: p.requires_grad for n, p in model.named_parameters()}
-        return float(sum(grads[u.params[0]] == bool(bit) for u, bit in zip(trial.units, target, strict=True)))
+        return float(
+            sum(grads[u.params[0]] == bool(bit) for u, bit in zip(trial.units, target, strict=True))
+        )
 
     return objective
 
 
-@pytest.mark.parametrize("build, target", [
-    (tiny_timm, [0, 1, 0, 1, 1, 0]),
-    (tiny_bert, [0, 1, 0, 1]),
-])
+@pytest.mark.parametrize(
+    "build, target",
+    [
+        (tiny_timm, [0, 1, 0, 1, 1, 0]),
+        (tiny_bert, [0, 1, 0, 1]),
+    ],
+)
 def test_a_study_finds_the_known_optimum_of_a_users_objective(build, target, tmp_path):
     model = build()
-    study = layerswarm.create_study(model, searcher="pso", direction="maximize", out=tmp_path,
-                                    options={"particles": 8, "generations": 10}, seed=0)
+    study = layerswarm.create_study(
+        model,
+        searcher="pso",
+        direction="maximize",
+        out=tmp_path,
+        options={"particles": 8, "generations": 10},
+        seed=0,
+    )
     assert len(study.units) == len(target)
     study.optimize(agreement(model, target))
     assert study.best_trial.mask == target
@@ -71,11 +89,15 @@ def test_minimize_sees_the_smallest_value(tmp_path):
     model = tiny_bert()
     target = [1, 1, 0, 0]
     agree = agreement(model, target)
-    study = layerswarm.create_study(model, searcher="exhaustive", direction="minimize", out=tmp_path)
+    study = layerswarm.create_study(
+        model, searcher="exhaustive", direction="minimize", out=tmp_path
+    )
     study.optimize(lambda trial: len(target) - agree(trial))
     assert study.best_trial.mask == target and study.best_value == 0.0
     records = read_jsonl(tmp_path / "evaluations.jsonl")
-    assert all(r["fitness"] == -r["value"] for r in records)  # the searcher maximised minus the value
+    assert all(
+        r["fitness"] == -r["value"] for r in records
+    )  # the searcher maximised minus the value
 
 
 @pytest.mark.parametrize("searcher", sorted(SEARCHERS))
@@ -105,8 +127,10 @@ def test_a_failed_objective_is_recorded_and_the_study_goes_on(tmp_path):
     records = read_jsonl(tmp_path / "evaluations.jsonl")
     failed = [r for r in records if r["mask"][0]]
     assert len(records) == 12 and failed and len(failed) < 12
-    assert all(r["state"] == "fail" and r["fitness"] is None and r["error"] == "ValueError: loss is nan"
-               for r in failed)
+    assert all(
+        r["state"] == "fail" and r["fitness"] is None and r["error"] == "ValueError: loss is nan"
+        for r in failed
+    )
     assert all(t.state == "fail" for t in study.trials if t.mask[0])
     assert study.best_trial.mask[0] == 0
 
@@ -130,8 +154,10 @@ def test_tell_takes_values_and_refuses_misuse(tmp_path):
 
 
 def _rows(out) -> list[tuple]:
-    return [(r["number"], r["generation"], r["particle"], r["mask"], r["value"])
-            for r in read_jsonl(out / "evaluations.jsonl")]
+    return [
+        (r["number"], r["generation"], r["particle"], r["mask"], r["value"])
+        for r in read_jsonl(out / "evaluations.jsonl")
+    ]
 
 
 def test_a_study_resumed_from_its_folder_equals_an_uninterrupted_one(tmp_path):
@@ -142,7 +168,9 @@ def test_a_study_resumed_from_its_folder_equals_an_uninterrupted_one(tmp_path):
     layerswarm.create_study(model, out=whole, **settings).optimize(objective)
 
     parts = tmp_path / "parts"
-    layerswarm.create_study(model, out=parts, **settings).optimize(objective, n_trials=6)  # mid-generation
+    layerswarm.create_study(model, out=parts, **settings).optimize(
+        objective, n_trials=6
+    )  # mid-generation
 
     def interrupted(trial):
         if trial.number == 9:
@@ -155,7 +183,9 @@ def test_a_study_resumed_from_its_folder_equals_an_uninterrupted_one(tmp_path):
     assert len(resumed.trials) == 9
     resumed.optimize(objective)
     assert _rows(parts) == _rows(whole)
-    assert read_json(parts / "best_mask.json")["mask"] == read_json(whole / "best_mask.json")["mask"]
+    assert (
+        read_json(parts / "best_mask.json")["mask"] == read_json(whole / "best_mask.json")["mask"]
+    )
     with pytest.raises(LayerswarmError, match="holds a study with seed=3, not 4"):
         layerswarm.create_study(model, out=parts, **{**settings, "seed": 4})
     with pytest.raises(LayerswarmError, match="holds a study with model"):
@@ -183,7 +213,9 @@ def test_report_and_export_read_a_study(tmp_path, capsys):
     fresh = tiny_timm()
     for source in (tmp_path / "mask_export.json", tmp_path / "best_mask.json"):
         assert apply_mask(fresh, source) == plan.frozen_modules
-        frozen = {p for u, bit in zip(study.units, target, strict=True) if not bit for p in u.params}
+        frozen = {
+            p for u, bit in zip(study.units, target, strict=True) if not bit for p in u.params
+        }
         assert {n for n, p in fresh.named_parameters() if not p.requires_grad} == frozen
     assert export_mask(tmp_path) == tmp_path / "mask_export.json"
 
@@ -192,8 +224,13 @@ def test_units_of_any_module():
     timm_units, timm_head = find_units(tiny_timm())
     assert timm_head == ["classifier"] and timm_units[1].name == "blocks.0"
     bert_units, bert_head = find_units(tiny_bert(3))
-    assert [u.name for u in bert_units] == ["bert.embeddings", "bert.encoder.layer.0", "bert.encoder.layer.1",
-                                            "bert.encoder.layer.2", "bert.pooler"]
+    assert [u.name for u in bert_units] == [
+        "bert.embeddings",
+        "bert.encoder.layer.0",
+        "bert.encoder.layer.1",
+        "bert.encoder.layer.2",
+        "bert.pooler",
+    ]
     assert bert_head == ["classifier"]
     coarse, _ = find_units(tiny_bert(3), granularity="stage")
     assert [u.name for u in coarse] == ["bert.embeddings", "bert.encoder", "bert.pooler"]
@@ -210,11 +247,15 @@ def test_units_of_any_module():
     assert head == ["net.classifier"]
 
     bert = tiny_bert()
-    units, head = find_units(bert, units=["bert.embeddings", "bert.encoder.layer.*", ["bert.pooler.*"]])
+    units, head = find_units(
+        bert, units=["bert.embeddings", "bert.encoder.layer.*", ["bert.pooler.*"]]
+    )
     assert [len(u.params) for u in units] == [5, 32, 2] and head == ["classifier"]
-    for patterns, problem in ((["bert.embeddings", "nothing.here"], "matches no parameter"),
-                              (["bert", "bert.pooler"], "matches unit 0 and unit 1"),
-                              (["bert.embeddings"], "is in no unit")):
+    for patterns, problem in (
+        (["bert.embeddings", "nothing.here"], "matches no parameter"),
+        (["bert", "bert.pooler"], "matches unit 0 and unit 1"),
+        (["bert.embeddings"], "is in no unit"),
+    ):
         with pytest.raises(LayerswarmError, match=problem):
             find_units(bert, units=patterns)
 
@@ -227,8 +268,12 @@ def test_apply_freezes_keeps_frozen_modules_in_eval_and_groups_by_multiplier():
     assert [(g["lr_multiplier"], g["lr"]) for g in groups] == [(0.5, 0.05), (1.0, 0.1), (2.0, 0.2)]
     by_name = {id(p): n for n, p in model.named_parameters()}
     assert {by_name[id(p)] for p in groups[1]["params"]} == set(units[3].params) | {
-        "classifier.weight", "classifier.bias"}
-    frozen = {p for u, m in zip(units, plan.lr_multipliers, strict=True) if m == 0 for p in u.params}
+        "classifier.weight",
+        "classifier.bias",
+    }
+    frozen = {
+        p for u, m in zip(units, plan.lr_multipliers, strict=True) if m == 0 for p in u.params
+    }
     assert {n for n, p in model.named_parameters() if not p.requires_grad} == frozen
 
     # a plain training loop that calls model.train() every step: frozen tensors, buffers
@@ -244,7 +289,11 @@ def test_apply_freezes_keeps_frozen_modules_in_eval_and_groups_by_multiplier():
     after = model.state_dict()
     frozen_keys = {k for k in before for m in plan.frozen_modules if k.startswith(f"{m}.")}
     assert frozen_keys and all(torch.equal(before[k], after[k]) for k in frozen_keys)
-    assert all(not torch.equal(before[k], after[k]) for k in before if k.startswith("blocks.3.") and "running_mean" in k)
+    assert all(
+        not torch.equal(before[k], after[k])
+        for k in before
+        if k.startswith("blocks.3.") and "running_mean" in k
+    )
     assert all(not model.get_submodule(m).training for m in plan.frozen_modules)
 
     # a new plan replaces the old one's hooks: a unit it trains runs in train mode again
@@ -255,4 +304,6 @@ def test_apply_freezes_keeps_frozen_modules_in_eval_and_groups_by_multiplier():
     with pytest.raises(LayerswarmError, match="does not fit this model"):
         plan.apply(tiny_bert())
     head_params = sum(p.numel() for p in model.get_classifier().parameters())
-    assert sum(u.num_params for u in units) + head_params == sum(p.numel() for p in model.parameters())
+    assert sum(u.num_params for u in units) + head_params == sum(
+        p.numel() for p in model.parameters()
+    )

@@ -26,8 +26,8 @@ _EXPORTS = {
 
 __all__ = [
     "DataConfig", "DatasetSplits", "Evaluation", "LayerswarmError", "MaskFitness", "ModelBundle", "ModelConfig",
-    "RunConfig", "SearchConfig", "Study", "TrainConfig", "Trial", "apply_mask", "build_bundle", "create_study",
-    "export_mask", "load_dataset", "run_finetune", "run_search",
+    "RunConfig", "SearchConfig", "Study", "TrainConfig", "Trial", "apply_mask", "build_bundle",
+    "create_study", "export_mask", "load_dataset", "run_finetune", "run_search",
 ]
 
 

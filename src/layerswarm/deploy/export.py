@@ -41,7 +41,8 @@ def _unit_patterns(unit, all_params: Sequence[str]) -> list[str]:
     return patterns
 
 
-def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[str], **info: Any) -> dict:
+def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[str],
+              **info: Any) -> dict:
     """The export of ``mask`` over ``units`` of a model whose parameters are ``names`` (see the
     module docstring); ``info``: keys recorded beside it (model name, granularity, ...)."""
     from ..units import validate_mask
@@ -112,8 +113,8 @@ def export_mask(run_dir: str | Path, out: str | Path | None = None) -> Path:
         units, head, names = load_units(run_dir)
     else:
         # The architecture alone decides the parameter names: no weights are loaded.
-        model, info = create_model(name, num_classes=2,
-                                   weights="pretrained" if name.startswith("efficientnet_lite") else "none")
+        weights = "pretrained" if name.startswith("efficientnet_lite") else "none"
+        model, info = create_model(name, num_classes=2, weights=weights)
         units, head = split_units(model, info.head, granularity), info.head
         names = [n for n, _ in model.named_parameters()]
     if found.get("units") and [u.name for u in units] != list(found["units"]):
@@ -205,7 +206,8 @@ def _apply_units(model, data: dict, granularity: str | None, folder: Path | None
         from ..study import Plan, load_units
 
         units, head, _ = load_units(folder)
-        Plan.from_mask(units, data["mask"], head).param_groups(model)  # refuses a model it does not fit
+        # refuses a model the study's units do not fit, in one line
+        Plan.from_mask(units, data["mask"], head).param_groups(model)
         return apply_unit_mask(model, units, data["mask"])
     if granularity is None and folder is not None and (folder / "config.json").is_file():
         granularity = read_json(folder / "config.json").get("model", {}).get("granularity")

@@ -19,7 +19,9 @@ from ..study import Plan
 try:
     from transformers import Trainer, TrainerCallback
 except ImportError as err:  # pragma: no cover - transformers is an optional extra
-    raise LayerswarmError("the Trainer integration needs transformers: pip install 'layerswarm[text]'") from err
+    raise LayerswarmError(
+        "the Trainer integration needs transformers: pip install 'layerswarm[text]'"
+    ) from err
 
 __all__ = ["PlanCallback", "plan_optimizer"]
 
@@ -32,17 +34,26 @@ class PlanCallback(TrainerCallback):
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
 
-    def on_init_end(self, args, state, control, model: nn.Module | None = None, **kwargs: Any) -> None:
+    def on_init_end(
+        self, args, state, control, model: nn.Module | None = None, **kwargs: Any
+    ) -> None:
         if model is not None:
             self.plan.apply(model)
 
-    def on_train_begin(self, args, state, control, model: nn.Module | None = None, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args, state, control, model: nn.Module | None = None, **kwargs: Any
+    ) -> None:
         if model is not None:
             self.plan.apply(model)
 
 
-def plan_optimizer(model: nn.Module, plan: Plan, args, optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW,
-                   **kwargs: Any) -> torch.optim.Optimizer:
+def plan_optimizer(
+    model: nn.Module,
+    plan: Plan,
+    args,
+    optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW,
+    **kwargs: Any,
+) -> torch.optim.Optimizer:
     """``plan`` applied to ``model`` and an optimizer over its trained parameters, each unit at
     ``args.learning_rate`` times its multiplier, weight decay as ``Trainer`` sets it
     (``args.weight_decay``, none on biases and norms): pass it as
@@ -57,5 +68,11 @@ def plan_optimizer(model: nn.Module, plan: Plan, args, optimizer_cls: type[torch
         for decays in (True, False):
             params = [p for p in group["params"] if (name_of[id(p)] in decay) == decays]
             if params:
-                split.append({**group, "params": params, "weight_decay": args.weight_decay if decays else 0.0})
+                split.append(
+                    {
+                        **group,
+                        "params": params,
+                        "weight_decay": args.weight_decay if decays else 0.0,
+                    }
+                )
     return optimizer_cls(split, lr=args.learning_rate, **kwargs)

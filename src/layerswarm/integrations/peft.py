@@ -20,7 +20,9 @@ from ..study import Plan
 try:
     from peft import LoraConfig
 except ImportError as err:  # pragma: no cover - peft is an optional extra
-    raise LayerswarmError("the peft integration needs peft: pip install 'layerswarm[peft]'") from err
+    raise LayerswarmError(
+        "the peft integration needs peft: pip install 'layerswarm[peft]'"
+    ) from err
 
 __all__ = ["lora_config", "lora_layers"]
 
@@ -37,8 +39,10 @@ def lora_layers(model: nn.Module, plan: Plan) -> dict[int, int]:
             layers[unit.index] = int(match["index"])
             stacks.add(match["stack"])
     if len(stacks) > 1:
-        raise LayerswarmError(f"the plan's layers lie in {len(stacks)} stacks ({', '.join(sorted(stacks))}): "
-                              "LoRA's layers_to_transform takes layers of one stack")
+        raise LayerswarmError(
+            f"the plan's layers lie in {len(stacks)} stacks ({', '.join(sorted(stacks))}): "
+            "LoRA's layers_to_transform takes layers of one stack"
+        )
     return layers
 
 
@@ -53,8 +57,10 @@ def lora_config(model: nn.Module, plan: Plan, **lora_kwargs: Any) -> LoraConfig:
     trained = [u for u, bit in zip(plan.units, plan.mask, strict=True) if bit]
     adapted = sorted(layers[u.index] for u in trained if u.index in layers)
     if not adapted:
-        raise LayerswarmError("the plan trains no layer of the model's stack: LoRA would have nothing to adapt "
-                              "(peft reads no layer as every layer); train such a plan without LoRA")
+        raise LayerswarmError(
+            "the plan trains no layer of the model's stack: LoRA would have nothing to adapt "
+            "(peft reads no layer as every layer); train such a plan without LoRA"
+        )
     stack = next(_INDEXED.fullmatch(u.modules[0])["stack"] for u in plan.units if u.index in layers)
     saved = []
     for unit in trained:
@@ -62,8 +68,14 @@ def lora_config(model: nn.Module, plan: Plan, **lora_kwargs: Any) -> LoraConfig:
             continue
         loose = [p for p in unit.params if not any(p.startswith(f"{m}.") for m in unit.modules)]
         if loose:
-            raise LayerswarmError(f"unit '{unit.name}' holds parameters outside any module it owns ({loose[0]}): "
-                                  "modules_to_save takes whole modules; freeze it in the plan or choose other units")
+            raise LayerswarmError(
+                f"unit '{unit.name}' holds parameters outside any module it owns ({loose[0]}): "
+                "modules_to_save takes whole modules; freeze it in the plan or choose other units"
+            )
         saved.extend(unit.modules)
-    return LoraConfig(layers_to_transform=adapted, layers_pattern=stack.rsplit(".", 1)[-1],
-                      modules_to_save=saved + list(plan.head), **lora_kwargs)
+    return LoraConfig(
+        layers_to_transform=adapted,
+        layers_pattern=stack.rsplit(".", 1)[-1],
+        modules_to_save=saved + list(plan.head),
+        **lora_kwargs,
+    )

@@ -23,17 +23,29 @@ except ImportError as err:  # pragma: no cover - timm is a dependency; an old ti
 __all__ = ["param_groups"]
 
 
-def param_groups(model: nn.Module, plan: Plan, weight_decay: float = 0.0, lr: float | None = None) -> list[dict[str, Any]]:
+def param_groups(
+    model: nn.Module, plan: Plan, weight_decay: float = 0.0, lr: float | None = None
+) -> list[dict[str, Any]]:
     """``plan`` applied to ``model``; its trained parameters in groups by multiplier and weight
     decay, each with ``lr_scale`` (and ``lr`` times it when ``lr`` is given, for training
     without a timm scheduler)."""
     groups = plan.apply(model, base_lr=lr)
     no_decay_names = getattr(model, "no_weight_decay", lambda: set())()
-    decays = {id(p): g["weight_decay"] for g in param_groups_weight_decay(model, weight_decay, no_weight_decay_list=no_decay_names)
-              for p in g["params"]}
+    decays = {
+        id(p): g["weight_decay"]
+        for g in param_groups_weight_decay(model, weight_decay, no_weight_decay_list=no_decay_names)
+        for p in g["params"]
+    }
     out = []
     for group in groups:
         for decay in sorted({decays[id(p)] for p in group["params"]}):
             params = [p for p in group["params"] if decays[id(p)] == decay]
-            out.append({**group, "params": params, "weight_decay": decay, "lr_scale": group["lr_multiplier"]})
+            out.append(
+                {
+                    **group,
+                    "params": params,
+                    "weight_decay": decay,
+                    "lr_scale": group["lr_multiplier"],
+                }
+            )
     return out

@@ -12,5 +12,13 @@ from .study import Study, create_study
 from .trial import Trial
 from .units import default_head, find_units
 
-__all__ = ["Plan", "Study", "Trial", "create_study", "default_head", "find_units", "load_plan", "load_units"]
-
+__all__ = [
+    "Plan",
+    "Study",
+    "Trial",
+    "create_study",
+    "default_head",
+    "find_units",
+    "load_plan",
+    "load_units",
+]

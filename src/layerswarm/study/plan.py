@@ -28,8 +28,10 @@ class Plan:
     def __post_init__(self) -> None:
         self.lr_multipliers = [float(m) for m in self.lr_multipliers]
         if len(self.lr_multipliers) != len(self.units):
-            raise LayerswarmError(f"the plan has {len(self.lr_multipliers)} learning-rate multipliers for "
-                                  f"{len(self.units)} units: give one per unit")
+            raise LayerswarmError(
+                f"the plan has {len(self.lr_multipliers)} learning-rate multipliers for "
+                f"{len(self.units)} units: give one per unit"
+            )
         if any(m < 0 for m in self.lr_multipliers):
             raise LayerswarmError("a learning-rate multiplier is negative: use 0 (frozen) or more")
 
@@ -73,7 +75,9 @@ class Plan:
         """The trainable parameters grouped by multiplier (see :meth:`apply`), without
         changing the model."""
         self._check_fits(model)
-        multiplier_of = {p: m for u, m in zip(self.units, self.lr_multipliers, strict=True) for p in u.params}
+        multiplier_of = {
+            p: m for u, m in zip(self.units, self.lr_multipliers, strict=True) for p in u.params
+        }
         groups: dict[float, list[nn.Parameter]] = {}
         for name, param in model.named_parameters():
             multiplier = multiplier_of.get(name, 1.0)  # the head, and parameters of no unit
@@ -88,14 +92,20 @@ class Plan:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"units": [u.name for u in self.units], "mask": self.mask,
-                "lr_multipliers": list(self.lr_multipliers), "head": list(self.head)}
+        return {
+            "units": [u.name for u in self.units],
+            "mask": self.mask,
+            "lr_multipliers": list(self.lr_multipliers),
+            "head": list(self.head),
+        }
 
     def _check_fits(self, model: nn.Module) -> None:
         names = {n for n, _ in model.named_parameters()}
         for unit in self.units:
             missing = [p for p in unit.params if p not in names]
             if missing:
-                raise LayerswarmError(f"the plan does not fit this model: unit '{unit.name}' holds "
-                                      f"'{missing[0]}', which the model lacks; apply it to the model "
-                                      "it was made for")
+                raise LayerswarmError(
+                    f"the plan does not fit this model: unit '{unit.name}' holds "
+                    f"'{missing[0]}', which the model lacks; apply it to the model "
+                    "it was made for"
+                )

@@ -38,7 +38,9 @@ class StudyFolder:
         if self.path.exists() and not self.path.is_dir():
             raise LayerswarmError(f"out '{self.path}' is a file: pass a folder")
 
-    def open(self, settings: dict[str, Any], units: list[Unit], head: list[str], names: list[str]) -> bool:
+    def open(
+        self, settings: dict[str, Any], units: list[Unit], head: list[str], names: list[str]
+    ) -> bool:
         """Start the study's folder, or check that it holds this very study; True: a resume."""
         config_path = self.path / CONFIG_FILE
         if not config_path.is_file():
@@ -47,25 +49,34 @@ class StudyFolder:
             return False
         previous = read_json(config_path)
         if previous.get("kind") != STUDY_KIND:
-            raise LayerswarmError(f"out '{self.path}' holds a run of the command line, not a study: "
-                                  "pass another folder")
+            raise LayerswarmError(
+                f"out '{self.path}' holds a run of the command line, not a study: "
+                "pass another folder"
+            )
         changed = differences(settings_only(previous), settings_only(settings))
         if changed:
             key, (old, new) = next(iter(changed.items()))
-            raise LayerswarmError(f"out '{self.path}' holds a study with {key}={old!r}, not {new!r}: "
-                                  "resume it with the same settings, or pass another folder")
+            raise LayerswarmError(
+                f"out '{self.path}' holds a study with {key}={old!r}, not {new!r}: "
+                "resume it with the same settings, or pass another folder"
+            )
         saved = [u["name"] for u in read_json(self.path / UNITS_FILE)["units"]]
         if saved != [u.name for u in units]:
-            raise LayerswarmError(f"out '{self.path}' holds a study of other units ({len(saved)}, "
-                                  f"here {len(units)}): resume it with the same model, or pass another folder")
+            raise LayerswarmError(
+                f"out '{self.path}' holds a study of other units ({len(saved)}, "
+                f"here {len(units)}): resume it with the same model, or pass another folder"
+            )
         return True
 
     def _write_units(self, units: list[Unit], head: list[str], names: list[str]) -> None:
-        atomic_write_json(self.path / UNITS_FILE, {
-            "units": [{**u.to_dict(), "modules": list(u.modules)} for u in units],
-            "head": list(head),
-            "parameters": list(names),
-        })
+        atomic_write_json(
+            self.path / UNITS_FILE,
+            {
+                "units": [{**u.to_dict(), "modules": list(u.modules)} for u in units],
+                "head": list(head),
+                "parameters": list(names),
+            },
+        )
 
     def records(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path / EVALUATIONS_FILE)
@@ -82,31 +93,60 @@ class StudyFolder:
         append_jsonl(self.path / EVALUATIONS_FILE, evaluation_record(trial))
 
     def save_best(self, best: Trial, direction: str, searcher: Searcher) -> None:
-        save_mask(self.path / BEST_MASK_FILE, best.mask, best.units, fitness=best.fitness, value=best.value,
-                  direction=direction, lr_multipliers=list(best.lr_multipliers), number=best.number,
-                  searcher=searcher.name, history=searcher.history())
+        save_mask(
+            self.path / BEST_MASK_FILE,
+            best.mask,
+            best.units,
+            fitness=best.fitness,
+            value=best.value,
+            direction=direction,
+            lr_multipliers=list(best.lr_multipliers),
+            number=best.number,
+            searcher=searcher.name,
+            history=searcher.history(),
+        )
 
 
 def evaluation_record(trial: Trial) -> dict[str, Any]:
     """The ``evaluations.jsonl`` line of a told trial: the search's keys (so the report reads
     it), the objective's ``value`` and the plan's ``lr_multipliers``."""
-    asked = SearcherTrial(trial.number, trial.generation, trial.particle, trial.mask, trial.position,
-                          info=dict(trial.info))
+    asked = SearcherTrial(
+        trial.number,
+        trial.generation,
+        trial.particle,
+        trial.mask,
+        trial.position,
+        info=dict(trial.info),
+    )
     fitness = trial.fitness if trial.fitness is not None else float("-inf")
     ev = Evaluation(fitness=fitness, seconds=trial.seconds, error=trial.error)
-    return {**record_evaluation(asked, ev), "value": trial.value, "lr_multipliers": list(trial.lr_multipliers),
-            "state": trial.state}
+    return {
+        **record_evaluation(asked, ev),
+        "value": trial.value,
+        "lr_multipliers": list(trial.lr_multipliers),
+        "state": trial.state,
+    }
 
 
 def load_units(run_dir: str | Path) -> tuple[list[Unit], list[str], list[str]]:
     """``(units, head, parameter names)`` of the study in ``run_dir`` (its ``units.json``)."""
     path = Path(run_dir) / UNITS_FILE
     if not path.is_file():
-        raise LayerswarmError(f"'{run_dir}' holds no study (no {UNITS_FILE}): pass the out folder of "
-                              "layerswarm.create_study")
+        raise LayerswarmError(
+            f"'{run_dir}' holds no study (no {UNITS_FILE}): pass the out folder of "
+            "layerswarm.create_study"
+        )
     data = read_json(path)
-    units = [Unit(index=u["index"], name=u["name"], params=list(u["params"]), modules=list(u.get("modules", [])),
-                  num_params=int(u.get("num_params", 0))) for u in data["units"]]
+    units = [
+        Unit(
+            index=u["index"],
+            name=u["name"],
+            params=list(u["params"]),
+            modules=list(u.get("modules", [])),
+            num_params=int(u.get("num_params", 0)),
+        )
+        for u in data["units"]
+    ]
     return units, list(data.get("head", [])), list(data.get("parameters", []))
 
 
@@ -115,6 +155,8 @@ def load_plan(run_dir: str | Path) -> Plan:
     units, head, _ = load_units(run_dir)
     path = Path(run_dir) / BEST_MASK_FILE
     if not path.is_file():
-        raise LayerswarmError(f"'{run_dir}' has no completed trial yet (no {BEST_MASK_FILE}): run the study first")
+        raise LayerswarmError(
+            f"'{run_dir}' has no completed trial yet (no {BEST_MASK_FILE}): run the study first"
+        )
     best = read_json(path)
     return Plan(units, best.get("lr_multipliers") or [float(b) for b in best["mask"]], head)

@@ -21,8 +21,12 @@ from ..units import GRANULARITIES, Unit, split_units, units_from_groups
 UnitPatterns = Sequence[str | Sequence[str]]
 
 
-def find_units(model: nn.Module, units: UnitPatterns | None = None, head: Sequence[str] | None = None,
-               granularity: str = "block") -> tuple[list[Unit], list[str]]:
+def find_units(
+    model: nn.Module,
+    units: UnitPatterns | None = None,
+    head: Sequence[str] | None = None,
+    granularity: str = "block",
+) -> tuple[list[Unit], list[str]]:
     """``(units, head)`` of ``model``, input side first.
 
     ``units``: one entry per unit, each a pattern or a list of patterns over parameter names
@@ -33,7 +37,9 @@ def find_units(model: nn.Module, units: UnitPatterns | None = None, head: Sequen
     ``module`` (each module with parameters).
     """
     if granularity not in GRANULARITIES:
-        raise LayerswarmError(f"unknown granularity '{granularity}': use one of {', '.join(GRANULARITIES)}")
+        raise LayerswarmError(
+            f"unknown granularity '{granularity}': use one of {', '.join(GRANULARITIES)}"
+        )
     if units is None and head is None and (inner := _wrapped(model)) is not None:
         path, child = inner  # a wrapper (a LightningModule's self.net): the units of what it wraps
         found, found_head = find_units(child, granularity=granularity)
@@ -42,11 +48,15 @@ def find_units(model: nn.Module, units: UnitPatterns | None = None, head: Sequen
     modules = dict(model.named_modules())
     for path in head:
         if path not in modules:
-            raise LayerswarmError(f"head '{path}' is no module of the model: pass module paths, "
-                                  "e.g. 'classifier' (see model.named_modules())")
+            raise LayerswarmError(
+                f"head '{path}' is no module of the model: pass module paths, "
+                "e.g. 'classifier' (see model.named_modules())"
+            )
     if units is not None:
         groups = pattern_groups(model, units, head)
-    elif granularity != "module" and (layers := _hf_layer_groups(model, coarse=granularity == "stage")):
+    elif granularity != "module" and (
+        layers := _hf_layer_groups(model, coarse=granularity == "stage")
+    ):
         groups = layers
     else:
         return split_units(model, head, granularity), head
@@ -62,8 +72,11 @@ def default_head(model: nn.Module) -> list[str]:
         return [found] if found else []
     base = _hf_base(model)
     if base is not None and base is not model:
-        return [n for n, child in model.named_children()
-                if child is not base and any(True for _ in child.parameters())]
+        return [
+            n
+            for n, child in model.named_children()
+            if child is not base and any(True for _ in child.parameters())
+        ]
     return []
 
 
@@ -76,21 +89,30 @@ def pattern_groups(model: nn.Module, units: UnitPatterns, head: Sequence[str]) -
     groups: list[list[str]] = []
     for index, entry in enumerate(units):
         patterns = [entry] if isinstance(entry, str) else list(entry)
-        group = [n for n in names if any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n, f"{p}.*")
-                                         for p in patterns)]
+        group = [
+            n
+            for n in names
+            if any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n, f"{p}.*") for p in patterns)
+        ]
         if not group:
-            raise LayerswarmError(f"unit pattern {entry!r} matches no parameter: use names from "
-                                  "model.named_parameters() or module paths")
+            raise LayerswarmError(
+                f"unit pattern {entry!r} matches no parameter: use names from "
+                "model.named_parameters() or module paths"
+            )
         for name in group:
             if name in owner:
-                raise LayerswarmError(f"parameter '{name}' matches unit {owner[name]} and unit {index} "
-                                      f"({entry!r}): make the patterns disjoint")
+                raise LayerswarmError(
+                    f"parameter '{name}' matches unit {owner[name]} and unit {index} "
+                    f"({entry!r}): make the patterns disjoint"
+                )
             owner[name] = index
         groups.append(group)
     loose = [n for n in names if n not in owner and not n.startswith(head_prefixes)]
     if loose:
-        raise LayerswarmError(f"parameter '{loose[0]}' is in no unit: add a pattern for it, or name its "
-                              "module in head= to train it always")
+        raise LayerswarmError(
+            f"parameter '{loose[0]}' is in no unit: add a pattern for it, or name its "
+            "module in head= to train it always"
+        )
     return groups
 
 
@@ -103,9 +125,13 @@ def _wrapped(model: nn.Module) -> tuple[str, nn.Module] | None:
 
 
 def _prefixed(unit: Unit, path: str) -> Unit:
-    return Unit(unit.index, "+".join(f"{path}.{part}" for part in unit.name.split("+")),
-                [f"{path}.{p}" for p in unit.params],
-                [f"{path}.{m}" for m in unit.modules], unit.num_params)
+    return Unit(
+        unit.index,
+        "+".join(f"{path}.{part}" for part in unit.name.split("+")),
+        [f"{path}.{p}" for p in unit.params],
+        [f"{path}.{m}" for m in unit.modules],
+        unit.num_params,
+    )
 
 
 def _hf_base(model: nn.Module) -> nn.Module | None:
@@ -125,11 +151,17 @@ def _hf_layer_groups(model: nn.Module, coarse: bool) -> list[list[str]] | None:
         return None
     prefix = next(n for n, m in model.named_modules() if m is base)
     prefix = f"{prefix}." if prefix else ""
-    stacks = [(n, m) for n, m in base.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 1]
+    stacks = [
+        (n, m) for n, m in base.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 1
+    ]
     if not stacks:
         return None
     path, stack = max(stacks, key=lambda s: len(s[1]))  # the longest stack: BERT's encoder.layer
-    layer_of = {f"{prefix}{path}.{i}.{n}": i for i, layer in enumerate(stack) for n, _ in layer.named_parameters()}
+    layer_of = {
+        f"{prefix}{path}.{i}.{n}": i
+        for i, layer in enumerate(stack)
+        for n, _ in layer.named_parameters()
+    }
     before: list[str] = []
     layers: list[list[str]] = [[] for _ in stack]
     after: list[str] = []

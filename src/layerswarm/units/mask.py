@@ -84,7 +84,9 @@ def train_mode(model: nn.Module, frozen: list[str]) -> None:
 
 
 # model -> the hooks keep_eval put on it, so that a new plan replaces the previous one's
-_EVAL_HOOKS: weakref.WeakKeyDictionary[nn.Module, list[RemovableHandle]] = weakref.WeakKeyDictionary()
+_EVAL_HOOKS: weakref.WeakKeyDictionary[nn.Module, list[RemovableHandle]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def keep_eval(model: nn.Module, frozen: Sequence[str]) -> None:
