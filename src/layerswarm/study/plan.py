@@ -21,7 +21,7 @@ from ..units import Unit, apply_mask, frozen_modules, keep_eval
 class Plan:
     """``units`` and, per unit, its learning-rate multiplier (0: frozen)."""
 
-    units: list[Unit]
+    units: list[Unit] = field(repr=False)  # long: every parameter name
     lr_multipliers: list[float]
     head: list[str] = field(default_factory=list)
 
