@@ -30,16 +30,22 @@ def test_the_fitted_head_is_deterministic_and_beats_the_random_one(digits16):
     assert a.state.keys() == b.state.keys() and all(torch.equal(a.state[k], b.state[k]) for k in a.state)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # fitting leaves the model as it was
     random_head = MaskFitness(bundle, digits16.for_search(), CFG.replace(lr=0.0))([0] * len(bundle.units)).fitness
-    assert a.val_accuracy > random_head + 0.2
+    assert a.val_accuracy > random_head + 0.1
 
 
 def test_a_warm_evaluation_starts_from_the_fitted_head(digits16):
-    """With lr 0 nothing moves: the fitness is the fitted head's own validation accuracy."""
+    """With lr 0 nothing moves: after an evaluation the head is still exactly the fitted one,
+    and a cold evaluation's is the seeded random head."""
     bundle = _bundle(digits16)
     head = fit_linear_head(bundle.reset(), bundle.info.head, digits16.train, digits16.val, bundle.transform)
     still = CFG.replace(lr=0.0, head_init="warm")
-    fitness = MaskFitness(bundle, digits16.for_search(), still)([0] * len(bundle.units)).fitness
-    assert fitness == pytest.approx(head.val_accuracy, abs=1.5 / len(digits16.val))
+    MaskFitness(bundle, digits16.for_search(), still)([1] * len(bundle.units))
+    state = bundle.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in head.state.items())
+    MaskFitness(bundle, digits16.for_search(), still.replace(head_init="cold"))([1] * len(bundle.units))
+    state = bundle.model.state_dict()
+    assert all(torch.equal(state[k], bundle.initial_state[k]) for k in head.state)
+    assert not all(torch.equal(bundle.initial_state[k], v) for k, v in head.state.items())
 
 
 def test_a_warm_fine_tune_keeps_frozen_units_and_records_the_head(digits16):
@@ -47,7 +53,7 @@ def test_a_warm_fine_tune_keeps_frozen_units_and_records_the_head(digits16):
     bundle = _bundle(digits16, cfg)
     mask = [0, 0, 1, 0, 1, 1]
     metrics = run_finetune(bundle, digits16, create_strategy("mask", {"mask": mask}), cfg)
-    assert metrics["head_l2"] in (1e-4, 1e-3, 1e-2)
+    assert metrics["head_l2"] in (1e-3, 1e-2, 1e-1)
     state = bundle.model.state_dict()
     for unit, bit in zip(bundle.units, mask, strict=True):
         if not bit:
