@@ -147,6 +147,20 @@ def _selection_html(run: RunRecord) -> str:
             + table_html(rows))
 
 
+def _unscored_html(run: RunRecord) -> str:
+    """Evaluations that gave no fitness: 'failed' (an exception) or 'diverged' (a non-finite loss)."""
+    rows = [{"evaluation": e.get("number"), "generation": e.get("generation"), "particle": e.get("particle"),
+             "mask": "".join(map(str, e.get("mask") or [])), "status": e.get("status") or "failed",
+             "error": e.get("error")} for e in run.evaluations if e.get("error")]
+    if not rows:
+        return ""
+    counts = ", ".join(f"{sum(r['status'] == s for r in rows)} {s}" for s in ("failed", "diverged")
+                       if any(r["status"] == s for r in rows))
+    return (f"<h2 id='unscored'>Evaluations without a fitness</h2><p>{_e(counts)}: each counts as the worst "
+            "fitness in the search (a diverged one: its fine-tune met a non-finite loss; try a lower learning "
+            "rate).</p>" + table_html(rows))
+
+
 def _units_table(run: RunRecord) -> str:
     mask = run.mask or []
     rows = [{"index": i, "unit": u, "searched mask": ("fine-tuned" if mask[i] else "frozen") if i < len(mask) else ""}
@@ -169,6 +183,7 @@ def render_html(data: ReportData, figures: list[FigureSpec], pngs: dict[str, byt
         parts.append(_summary_cards(run))
         parts.append(_selection_html(run))
         parts.append(_baselines_html(run))
+        parts.append(_unscored_html(run))
     if data.compare_config:
         c = data.compare_config
         parts.append(
