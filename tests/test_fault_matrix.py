@@ -26,23 +26,58 @@ from layerswarm.run.failpoints import ENV
 from layerswarm.run.lock import LOCK_FILE
 
 PARTICLES, GENERATIONS = 3, 2
-ARGS = ["--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-        "--train-per-class", "8", "--val-per-class", "4", "--max-test", "40", "--batch-size", "16", "--lr", "0.05",
-        "--searcher", "pso", "--particles", str(PARTICLES), "--generations", str(GENERATIONS),
-        "--fitness-epochs", "1", "--final-epochs", "4", "--baselines", "none", "--quiet"]
+ARGS = [
+    "--model",
+    "test_efficientnet",
+    "--weights",
+    "none",
+    "--data",
+    "digits",
+    "--image-size",
+    "16",
+    "--train-per-class",
+    "8",
+    "--val-per-class",
+    "4",
+    "--max-test",
+    "40",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.05",
+    "--searcher",
+    "pso",
+    "--particles",
+    str(PARTICLES),
+    "--generations",
+    str(GENERATIONS),
+    "--fitness-epochs",
+    "1",
+    "--final-epochs",
+    "4",
+    "--baselines",
+    "none",
+    "--quiet",
+]
 STEPS_PER_EPOCH = 5  # 80 training images in batches of 16
 CLI = [sys.executable, "-m", "layerswarm.cli", "search"]
 
 
 def _start(args: list[str], failpoints: str | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != ENV}
-    env["OMP_NUM_THREADS"] = str(torch.get_num_threads())  # CPU results depend on it: as in this process
+    env["OMP_NUM_THREADS"] = str(
+        torch.get_num_threads()
+    )  # CPU results depend on it: as in this process
     if failpoints:
         env[ENV] = failpoints
-    return subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
-def _run(args: list[str], failpoints: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], failpoints: str | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     proc = _start(args, failpoints)
     stdout, stderr = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
@@ -53,7 +88,10 @@ def _wait_for(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
     while not ready():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError(f"the run ended (or hung) before the moment to test: {proc.communicate()[1][-2000:]}")
+            raise AssertionError(
+                "the run ended (or hung) before the moment to test: "
+                + proc.communicate()[1][-2000:]
+            )
         time.sleep(0.01)
 
 
@@ -86,7 +124,9 @@ def straight(tmp_path_factory) -> Path:
     assert main(["search", *ARGS, "--out", str(out)]) == 0
     records = read_jsonl(out / "evaluations.jsonl")
     assert len(records) == PARTICLES * GENERATIONS and all(r["status"] == "ok" for r in records)
-    assert len({r["fitness"] for r in records}) > 1, "all fitnesses equal: comparisons would prove nothing"
+    assert len({r["fitness"] for r in records}) > 1, (
+        "all fitnesses equal: comparisons would prove nothing"
+    )
     return out
 
 
@@ -95,14 +135,17 @@ def test_a_deterministic_evaluation_error_stops_the_first_batch_and_resumes(tmp_
     proc = _run([*ARGS, "--out", str(out)], failpoints="evaluate=raise:TypeError")
     assert proc.returncode == 1, proc.stderr[-3000:]
     line = _last_line(proc.stderr)
-    assert line.startswith(f"layerswarm: error: every evaluation of the first batch failed ({PARTICLES} of "
-                           f"{PARTICLES}); the first, evaluation 0 (generation 0, particle 0) failed with TypeError: "
-                           f"injected by {ENV} evaluate=raise:TypeError: fix its cause"), line
+    assert line.startswith(
+        f"layerswarm: error: every evaluation of the first batch failed ({PARTICLES} of "
+        f"{PARTICLES}); the first, evaluation 0 (generation 0, particle 0) failed with TypeError: "
+        f"injected by {ENV} evaluate=raise:TypeError: fix its cause"
+    ), line
     assert line.endswith(f"then continue with: layerswarm search --resume {out}")
     records = read_jsonl(out / "evaluations.jsonl")
     assert [r["status"] for r in records] == ["failed"] * PARTICLES  # the first batch, and no more
     assert not (out / "final").exists()  # no mask that no evaluation scored was fine-tuned
-    # after the fix (no failpoint), --resume evaluates the failed batch again and ends as the straight run
+    # after the fix (no failpoint), --resume evaluates the failed batch again and ends as the
+    # uninterrupted run
     _resume_equals_straight(out, straight)
 
 
@@ -119,9 +162,12 @@ def test_a_second_process_on_a_running_folder_is_refused(tmp_path):
         first.send_signal(signal.SIGCONT)
     assert second.returncode == 2
     line = _last_line(second.stderr)
-    assert line == (f"layerswarm: error: '{out}' is in use by another layerswarm run (process {first.pid}): "
-                    f"wait for it to end, or stop it, then continue with: layerswarm search --resume {out}")
-    # refused at start-up, before loading data or building a model: within 5 s of what a start costs here
+    assert line == (
+        f"layerswarm: error: '{out}' is in use by another layerswarm run (process {first.pid}): "
+        f"wait for it to end, or stop it, then continue with: layerswarm search --resume {out}"
+    )
+    # refused at start-up, before loading data or building a model: within 5 s of what a start
+    # costs here
     began = time.monotonic()
     assert _run(["--help"]).returncode == 0
     assert took < 5 + (time.monotonic() - began), took
@@ -142,8 +188,10 @@ def test_sigterm_mid_search_exits_143_and_resumes_to_the_same_result(tmp_path, s
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr[-3000:]
-    assert _last_line(stderr) == (f"layerswarm: terminated (SIGTERM): progress is saved in {out}; continue with: "
-                                  f"layerswarm search --resume {out}")
+    assert _last_line(stderr) == (
+        f"layerswarm: terminated (SIGTERM): progress is saved in {out}; continue with: "
+        f"layerswarm search --resume {out}"
+    )
     done = len(read_jsonl(out / "evaluations.jsonl"))
     assert 2 <= done < PARTICLES * GENERATIONS and not list(out.glob(".*.tmp"))
     read_json(out / "search_state.json")  # whole
@@ -173,7 +221,9 @@ def test_a_full_disk_on_the_third_write_keeps_every_earlier_file_and_resumes(tmp
     line = _last_line(proc.stderr)
     # config.json, search_state.json, then the first evaluation's line
     failed = out / "evaluations.jsonl"
-    assert line.startswith(f"layerswarm: error: cannot write '{failed}': No space left on device"), line
+    assert line.startswith(
+        f"layerswarm: error: cannot write '{failed}': No space left on device"
+    ), line
     assert f"(ENOSPC): free space on the disk of '{out}'" in line
     assert line.endswith(f"then continue with: layerswarm search --resume {out}")
     assert read_json(out / "config.json")["search"]["searcher"] == "pso"  # the earlier files, whole
@@ -186,7 +236,7 @@ def test_a_nan_loss_marks_evaluations_diverged_and_the_search_goes_on(tmp_path):
     out = tmp_path / "run"
     proc = _run([*ARGS, "--out", str(out)], failpoints="loss=nan@3")
     records = read_jsonl(out / "evaluations.jsonl")
-    # every batch was evaluated (a diverged fine-tune is a result, not a failure that stops the search)
+    # every batch was evaluated (a diverged fine-tune is a result, not a failure that stops it)
     assert [r["number"] for r in records] == list(range(PARTICLES * GENERATIONS))
     for r in records:
         assert r["status"] == "diverged" and r["fitness"] is None
@@ -194,23 +244,36 @@ def test_a_nan_loss_marks_evaluations_diverged_and_the_search_goes_on(tmp_path):
     # no evaluation gave a fitness: nothing is fine-tuned, and the line says what to change
     assert proc.returncode == 1
     assert _last_line(proc.stderr) == (
-        f"layerswarm: error: every fitness evaluation ({len(records)}) diverged, a non-finite loss, with lr 0.05: "
-        "nothing to fine-tune; start a new run with a lower --lr, e.g. 0.005")
+        f"layerswarm: error: every fitness evaluation ({len(records)}) diverged, "
+        "a non-finite loss, with lr 0.05: "
+        "nothing to fine-tune; start a new run with a lower --lr, e.g. 0.005"
+    )
     assert not (out / "final").exists()
     assert main(["report", str(out)]) == 0  # the report shows them
     page = (out / "report.html").read_text()
-    assert "Evaluations without a fitness" in page and page.count("<td>diverged</td>") == len(records)
+    assert "Evaluations without a fitness" in page and page.count("<td>diverged</td>") == len(
+        records
+    )
 
 
 def test_a_nan_loss_in_the_final_finetune_stops_with_the_learning_rate(tmp_path):
     out = tmp_path / "run"
-    step = STEPS_PER_EPOCH + 3  # beyond every 1-epoch fitness fine-tune, in the final's second epoch
+    step = (
+        STEPS_PER_EPOCH + 3
+    )  # beyond every 1-epoch fitness fine-tune, in the final's second epoch
     proc = _run([*ARGS, "--out", str(out)], failpoints=f"loss=nan@{step}")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert all(r["status"] == "ok" for r in read_jsonl(out / "evaluations.jsonl"))
     assert _last_line(proc.stderr) == (
-        f"layerswarm: error: the mask fine-tune ({out / 'final'}) diverged, non-finite loss nan at step {step} "
-        "(epoch 2), with lr 0.05: pass a lower --lr, e.g. 0.005")
-    assert not (out / "final" / "model.safetensors").exists() and not (out / "final" / "metrics.json").exists()
-    history = torch.load(out / "final" / "checkpoint.pt", map_location="cpu", weights_only=True)["state"]["history"]
+        f"layerswarm: error: the mask fine-tune ({out / 'final'}) diverged, non-finite loss nan "
+        f"at step {step} "
+        "(epoch 2), with lr 0.05: pass a lower --lr, e.g. 0.005"
+    )
+    assert (
+        not (out / "final" / "model.safetensors").exists()
+        and not (out / "final" / "metrics.json").exists()
+    )
+    history = torch.load(out / "final" / "checkpoint.pt", map_location="cpu", weights_only=True)[
+        "state"
+    ]["history"]
     assert len(history) == 1 and json.dumps(history)  # the last whole epoch before it, intact

@@ -37,7 +37,14 @@ from ..errors import LayerswarmError  # noqa: E402
 
 # importing a command module registers its commands on app
 from . import common, experiments, finetune_cmd, search_cmd, tools  # noqa: E402, F401
-from .common import SEARCHER_CHOICES, STRATEGY_CHOICES, TRAIN_CHOICES, Interrupted, Terminated, app  # noqa: E402
+from .common import (  # noqa: E402
+    SEARCHER_CHOICES,
+    STRATEGY_CHOICES,
+    TRAIN_CHOICES,
+    Interrupted,
+    Terminated,
+    app,
+)
 from .search_cmd import _search_config, search  # noqa: E402
 
 __all__ = ["SEARCHER_CHOICES", "STRATEGY_CHOICES", "TRAIN_CHOICES", "_search_config", "app", "main", "search"]
@@ -86,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (_SIGINT_SEEN or _SIGTERM_SEEN):
             raise
         _ignore_signals()
-        click.echo(f"layerswarm: {'terminated (SIGTERM)' if _SIGTERM_SEEN else 'interrupted'}", err=True)
+        what = "terminated (SIGTERM)" if _SIGTERM_SEEN else "interrupted"
+        click.echo(f"layerswarm: {what}", err=True)
         return 143 if _SIGTERM_SEEN else 130
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)  # main() called in-process: put it back

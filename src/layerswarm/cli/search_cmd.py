@@ -102,8 +102,9 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
                    "that has flattened (docs/fitness.md)")
 @click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, help="retries of a failing evaluation")
 @click.option("--max-failed-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="stop (exit 1, resumable) when more than this share of the evaluations has failed, or every "
-                   "one of the first batch (docs/guides/faults.md); 1: only the latter")
+              help="stop (exit 1, resumable) when more than this share of the evaluations has "
+                   "failed, or every one of the first batch (docs/guides/faults.md); 1: only the "
+                   "latter")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="run evaluations here, one at a time, or in parallel on Ray")
 @click.option("--address", default=None, help="Ray cluster to join (auto, ray://HOST:10001); default: start Ray on this machine")
 @click.option("--cpus-per-trial", type=click.IntRange(min=1), default=None, help="CPU cores (torch threads) per evaluation; default all cores locally, 1 per Ray task")
@@ -112,8 +113,8 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="output folder (default runs/search-<model>-<data>)")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="continue the run in this folder; options given with it must match the run, except the final "
-                   "fine-tune's before it starts, --retries, --max-failed-share and --address (applied and "
-                   "recorded in config.json)")
+                   "fine-tune's before it starts, --retries, --max-failed-share and --address "
+                   "(applied and recorded in config.json)")
 @click.option("--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="settings from a YAML or JSON file with a run's config.json keys; options given here override it")
@@ -155,7 +156,7 @@ def search(**kw) -> None:
     out_dir = resume_dir or default_out
     from ..run.lock import refuse_if_locked
 
-    refuse_if_locked(out_dir)  # another run writes there: say so now, not after loading data and model
+    refuse_if_locked(out_dir)  # another run writes there: say so now, before loading data and model
     from ..run.search import run_search
     from .listeners import Listeners
     from .progress import search_listeners
@@ -174,9 +175,10 @@ def search(**kw) -> None:
             raise Interrupted(f"{what} before the run started: nothing was written") from err
         raise Interrupted(f"{what}: progress is saved in {out_dir}; continue with: "
                           f"layerswarm search --resume {out_dir}") from err
-    except RunFailed as err:  # a fault mid-run: the files written stay, the run continues after the fix
+    except RunFailed as err:  # a fault mid-run: the files stay, the run goes on after the fix
         if err.resumable and (Path(out_dir) / CONFIG_FILE).is_file():
-            raise RunFailed(f"{err}; then continue with: layerswarm search --resume {out_dir}") from err
+            resume = f"layerswarm search --resume {out_dir}"
+            raise RunFailed(f"{err}; then continue with: {resume}") from err
         raise
     finally:
         listeners.close(result)
@@ -231,7 +233,8 @@ _SEARCH_KEYS = {
     "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"],
     "select_epochs": ["search.select_epochs"], "baselines": ["search.baselines"],
     "answer": ["search.answer"], "patience": ["search.patience"],
-    "retries": ["search.retries"], "max_failed_share": ["search.max_failed_share"], "backend": ["search.backend"], "address": ["search.address"],
+    "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
+    "max_failed_share": ["search.max_failed_share"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
     "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
     "preset": ["preset"],

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXECUTORS", "EvaluateFn", "EvaluatorFactory", "Executor", "FitnessSpec", "LocalExecutor",
-    "create_executor", "describe_error", "evaluate_settled", "evaluate_with_retries", "failure_kind",
+    "create_executor", "describe_error", "evaluate_settled", "evaluate_with_retries",
+    "failure_kind",
     "register_executor", "torch_threads",
 ]
 

@@ -20,10 +20,11 @@ from ..fitness.evaluation import Evaluation, Executor
 from ..run.failpoints import pass_point
 from ..training import NonFiniteLossError
 
-__all__ = ["Evaluation", "Executor", "describe_error", "evaluate_settled", "failure_kind", "torch_threads"]
+__all__ = ["Evaluation", "Executor", "describe_error", "evaluate_settled", "failure_kind",
+           "torch_threads"]
 
-PERMANENT = (LayerswarmError, TypeError, ValueError, ImportError, AttributeError, NameError, LookupError,
-             AssertionError, NotImplementedError, ArithmeticError, SyntaxError,
+PERMANENT = (LayerswarmError, TypeError, ValueError, ImportError, AttributeError, NameError,
+             LookupError, AssertionError, NotImplementedError, ArithmeticError, SyntaxError,
              FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 TRANSIENT = (MemoryError, OSError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
 
@@ -40,8 +41,10 @@ def failure_kind(err: BaseException) -> str:
         return "diverged"
     if isinstance(err, PERMANENT):  # before TRANSIENT: a missing file is an OSError too
         return "permanent"
-    if isinstance(err, TRANSIENT) or "out of memory" in str(err) or type(err).__module__.startswith("ray."):
-        return "transient"  # MPS runs out of memory as a RuntimeError; Ray's errors: a worker or node lost
+    # MPS runs out of memory as a RuntimeError; Ray's own errors: a worker or a node was lost
+    ray_error = type(err).__module__.startswith("ray.")
+    if isinstance(err, TRANSIENT) or "out of memory" in str(err) or ray_error:
+        return "transient"
     return "unknown"
 
 

@@ -49,10 +49,10 @@ def evaluate_with_retries(evaluate, trial: Trial, retries: int) -> Evaluation:
     while True:
         try:
             return evaluate_settled(evaluate, trial.mask, trial.budget_epochs)
-        except Exception as err:  # noqa: BLE001 - evaluate_settled returns what retrying cannot mend
+        except Exception as err:  # noqa: BLE001 - what no retry mends came back as an evaluation
             attempts, error = attempts + 1, describe_error(err)
             if attempts > retries or (failure_kind(err) == "unknown" and error == last):
                 return failed_evaluation(err)
             last = error
-            log.warning("evaluation %d failed (attempt %d/%d), retrying: %s", trial.number, attempts,
-                        retries + 1, error)
+            log.warning("evaluation %d failed (attempt %d/%d), retrying: %s", trial.number,
+                        attempts, retries + 1, error)

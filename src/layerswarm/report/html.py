@@ -10,6 +10,7 @@ import datetime as _dt
 import html
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -148,17 +149,18 @@ def _selection_html(run: RunRecord) -> str:
 
 
 def _unscored_html(run: RunRecord) -> str:
-    """Evaluations that gave no fitness: 'failed' (an exception) or 'diverged' (a non-finite loss)."""
-    rows = [{"evaluation": e.get("number"), "generation": e.get("generation"), "particle": e.get("particle"),
-             "mask": "".join(map(str, e.get("mask") or [])), "status": e.get("status") or "failed",
-             "error": e.get("error")} for e in run.evaluations if e.get("error")]
+    """Evaluations without a fitness: 'failed' (an exception), 'diverged' (a non-finite loss)."""
+    rows = [{"evaluation": e.get("number"), "generation": e.get("generation"),
+             "particle": e.get("particle"), "mask": "".join(map(str, e.get("mask") or [])),
+             "status": e.get("status") or "failed", "error": e.get("error")}
+            for e in run.evaluations if e.get("error")]
     if not rows:
         return ""
-    counts = ", ".join(f"{sum(r['status'] == s for r in rows)} {s}" for s in ("failed", "diverged")
-                       if any(r["status"] == s for r in rows))
-    return (f"<h2 id='unscored'>Evaluations without a fitness</h2><p>{_e(counts)}: each counts as the worst "
-            "fitness in the search (a diverged one: its fine-tune met a non-finite loss; try a lower learning "
-            "rate).</p>" + table_html(rows))
+    counts = Counter(r["status"] for r in rows)
+    said = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return (f"<h2 id='unscored'>Evaluations without a fitness</h2><p>{_e(said)}: each counts as "
+            "the worst fitness of the search (a diverged one met a non-finite loss: a lower "
+            "learning rate may train that mask).</p>" + table_html(rows))
 
 
 def _units_table(run: RunRecord) -> str:

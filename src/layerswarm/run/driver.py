@@ -46,8 +46,9 @@ class SearchConfig(JsonConfig):
     searcher: str = help_field("pso", "searcher name (pso, random, ...)")
     options: dict = help_field(None, "searcher options, e.g. PSO particles/generations/c1/c2", default_factory=dict)
     retries: int = help_field(1, "retries of an evaluation that raises before it counts as failed")
-    max_failed_share: float = help_field(DEFAULT_MAX_FAILED_SHARE, "stop the run (exit 1, resumable) when more than "
-                                         "this share of the evaluations has failed, or every one of the first batch")
+    max_failed_share: float = help_field(
+        DEFAULT_MAX_FAILED_SHARE, "stop the run (exit 1, resumable) when more than this share of "
+        "the evaluations has failed, or every one of the first batch")
     backend: str = help_field("local", "where evaluations run: local or ray")
     address: str | None = help_field(None, "Ray cluster address (auto, ray://HOST:10001); default: start Ray here")
     cpus_per_trial: int | None = help_field(None, "CPU cores per evaluation, also its torch thread count; default: torch's "
@@ -149,8 +150,9 @@ def search_masks(
     """
     out = Path(out_dir)
     records = read_jsonl(out / EVALUATIONS_FILE)
-    pending = {t.number for t in searcher.pending()}
-    records = [r for r in records if r.get("phase") or not (r.get("status") == "failed" and r["number"] in pending)]
+    pending = {t.number for t in searcher.pending()}  # its failed evaluations run again
+    records = [r for r in records
+               if r.get("phase") or r.get("status") != "failed" or r["number"] not in pending]
     drop_torn_tail(out / EVALUATIONS_FILE, records)
     done = {r["number"]: r for r in records if not r.get("phase")}  # the search's, not a final selection's
     _seed_memo(executor, records)
@@ -175,9 +177,10 @@ def search_masks(
         append_jsonl(out / EVALUATIONS_FILE, record)
         done[trial.number] = record
         atomic_write_json(out / STATE_FILE, searcher.state_dict())
-        if ev.error:  # each error said once at error level: a failing run does not bury its last line
-            log.log(logging.INFO if ev.error in errors else logging.ERROR, "evaluation %d (generation %d, "
-                    "particle %d) %s: %s", trial.number, trial.generation, trial.index, ev.status, ev.error)
+        if ev.error:  # each error once at error level: a failing run keeps its last line in view
+            level = logging.INFO if ev.error in errors else logging.ERROR
+            log.log(level, "evaluation %d (generation %d, particle %d) %s: %s", trial.number,
+                    trial.generation, trial.index, ev.status, ev.error)
             errors.add(ev.error)
         if on_evaluation is not None:
             on_evaluation(record)

@@ -56,20 +56,27 @@ _passes: Counter = Counter()
 
 
 def parse(text: str) -> dict[str, Failpoint]:
-    """``LAYERSWARM_FAILPOINTS``'s value as point -> :class:`Failpoint`; one line naming what is wrong."""
+    """``LAYERSWARM_FAILPOINTS``'s value as point -> :class:`Failpoint`; a malformed one raises
+    :class:`LayerswarmError` naming what is wrong."""
     points = {}
     for spec in filter(None, (s.strip() for s in text.split(","))):
         point, _, rest = spec.partition("=")
         action, _, nth = rest.partition("@")
         action, _, error = action.partition(":")
         if point not in ACTIONS:
-            raise LayerswarmError(f"{ENV}: unknown point '{point}' in '{spec}': the points are "
-                                  f"{', '.join(ACTIONS)}; {USAGE}")
+            raise LayerswarmError(
+                f"{ENV}: unknown point '{point}' in '{spec}': the points are "
+                f"{', '.join(ACTIONS)}; {USAGE}"
+            )
         if action not in ACTIONS[point]:
-            raise LayerswarmError(f"{ENV}: '{spec}': point {point} takes {' or '.join(ACTIONS[point])}; {USAGE}")
+            raise LayerswarmError(
+                f"{ENV}: '{spec}': point {point} takes {' or '.join(ACTIONS[point])}; {USAGE}"
+            )
         if action == "raise" and not _raisable(error):
-            raise LayerswarmError(f"{ENV}: '{spec}': '{error}' is neither a built-in exception nor an errno "
-                                  f"name; {USAGE}")
+            raise LayerswarmError(
+                f"{ENV}: '{spec}': '{error}' is neither a built-in exception nor an errno "
+                f"name; {USAGE}"
+            )
         if nth and not (nth.isdigit() and int(nth) >= 1):
             raise LayerswarmError(f"{ENV}: '{spec}': @{nth} must be a count from 1; {USAGE}")
         points[point] = Failpoint(point, action, error or None, int(nth) if nth else None, spec)
@@ -89,8 +96,9 @@ def armed(point: str) -> Failpoint | None:
     text = os.environ.get(ENV)
     if not text:
         return None
-    if _parsed[0] != text:
+    if _parsed[0] != text:  # a new setting counts its passes from zero
         _parsed = (text, parse(text))
+        _passes.clear()
     return _parsed[1].get(point)
 
 

@@ -23,8 +23,8 @@ class EvaluationsFailing(RunFailed):
 
 
 def _where(record: dict) -> str:
-    return (f"evaluation {record['number']} (generation {record['generation']}, particle {record['particle']}) "
-            f"failed with {record['error']}")
+    where = f"generation {record['generation']}, particle {record['particle']}"
+    return f"evaluation {record['number']} ({where}) failed with {record['error']}"
 
 
 class FailureWatch:
@@ -61,24 +61,34 @@ class FailureWatch:
             first.discard(record["number"])
             self.first_succeeded |= not failed
             if not first and not self.first_succeeded:
-                raise EvaluationsFailing(f"every evaluation of the first batch failed ({self.first_size} of "
-                                         f"{self.first_size}); the first, {_where(self.first_failure)}: fix its cause")
+                raise EvaluationsFailing(
+                    f"every evaluation of the first batch failed ({self.first_size} of "
+                    f"{self.first_size}); the first, {_where(self.first_failure)}: fix its cause"
+                )
         elif not first and self.failed > self.max_share * self.ran:
-            raise EvaluationsFailing(f"{self.failed} of {self.ran} evaluations failed, more than --max-failed-share "
-                                     f"{self.max_share:g}; the first, {_where(self.first_failure)}: fix its cause")
+            raise EvaluationsFailing(
+                f"{self.failed} of {self.ran} evaluations failed, more than --max-failed-share "
+                f"{self.max_share:g}; the first, {_where(self.first_failure)}: fix its cause"
+            )
 
 
 def check_answerable(evaluations: list[dict], fitness: float, lr: float) -> None:
-    """Refuse to fine-tune the search's answer when no evaluation scored it (its fitness is -inf)."""
+    """Refuse to fine-tune the search's answer when no evaluation scored it (fitness -inf)."""
     if math.isfinite(fitness):
         return
     search = [r for r in evaluations if not r.get("phase")]
     statuses = Counter(r.get("status") for r in search)
     if search and statuses["diverged"] == len(search):
-        raise RunFailed(f"every fitness evaluation ({len(search)}) diverged, a non-finite loss, with lr {lr:g}: "
-                        f"nothing to fine-tune; start a new run with a lower --lr, e.g. {lr / 10:g}", resumable=False)
+        raise RunFailed(
+            f"every fitness evaluation ({len(search)}) diverged, a non-finite loss, "
+            f"with lr {lr:g}: "
+            f"nothing to fine-tune; start a new run with a lower --lr, e.g. {lr / 10:g}",
+            resumable=False,
+        )
     first = next((r for r in search if r.get("status") == "failed"), None)
     because = f"; the first, {_where(first)}" if first else ""
-    raise RunFailed(f"no fitness evaluation succeeded ({statuses['failed']} failed, {statuses['diverged']} "
-                    f"diverged){because}: nothing to fine-tune; fix the cause and start a new run",
-                    resumable=False)
+    raise RunFailed(
+        f"no fitness evaluation succeeded ({statuses['failed']} failed, {statuses['diverged']} "
+        f"diverged){because}: nothing to fine-tune; fix the cause and start a new run",
+        resumable=False,
+    )

@@ -65,13 +65,15 @@ def run_finetune(
         train_fn = fit
     try:
         history = train_fn(
-            model, data.train, data.val, cfg, transform, frozen=plan.frozen, head=plan.head or bundle.info.head,
-            param_groups=plan.param_groups, test=data.test, hooks=plan.hooks, on_epoch=on_epoch,
+            model, data.train, data.val, cfg, transform, frozen=plan.frozen,
+            head=plan.head or bundle.info.head, param_groups=plan.param_groups, test=data.test,
+            hooks=plan.hooks, on_epoch=on_epoch,
         )
-    except NonFiniteLossError as err:  # no model from a diverged run; it would diverge again on resume
+    except NonFiniteLossError as err:  # no model from a diverged run: a resume would diverge again
         where = f" ({out_dir})" if out_dir else ""
-        raise RunFailed(f"the {strategy.name} fine-tune{where} diverged, {err}, with lr {cfg.lr:g}: pass a lower "
-                        f"--lr, e.g. {cfg.lr / 10:g}", resumable=False) from err
+        raise RunFailed(f"the {strategy.name} fine-tune{where} diverged, {err}, "
+                        f"with lr {cfg.lr:g}: pass a lower --lr, e.g. {cfg.lr / 10:g}",
+                        resumable=False) from err
     last = history.epochs[-1] if history.epochs else {}
     # The last epoch already measured these weights on the test split unless keep_best restored others.
     if "test_accuracy" in last and not cfg.keep_best:
@@ -128,7 +130,8 @@ def save_model(
     if isinstance(model, IntermediateProbe):
         meta["probe"] = model.describe()
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_write_with(path, lambda tmp: save_file(state, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
+    metadata = {METADATA_KEY: json.dumps(meta)}
+    atomic_write_with(path, lambda tmp: save_file(state, tmp, metadata=metadata))
 
 
 def load_model_metadata(path: str | Path) -> dict:

@@ -42,8 +42,10 @@ def _holder(fd: int) -> str:
 
 
 def _busy(out: Path, holder: str) -> LayerswarmError:
-    return LayerswarmError(f"'{out}' is in use by another layerswarm run ({holder}): wait for it to end, or stop "
-                           f"it, then continue with: layerswarm search --resume {out}")
+    return LayerswarmError(
+        f"'{out}' is in use by another layerswarm run ({holder}): wait for it to end, or stop "
+        f"it, then continue with: layerswarm search --resume {out}"
+    )
 
 
 def lock_run_folder(out: str | Path) -> None:

@@ -98,8 +98,8 @@ def _check_resume(out: Path, cfg: RunConfig, started: bool | None = None) -> dic
         when = "once the final fine-tune has started" if started and any(k.startswith("final.") for k in refused) else "on resume"
         raise LayerswarmError(
             f"'{out}' holds a run with a different configuration: {named} cannot change {when} "
-            f"(safe: the final fine-tune's settings before it starts, --retries, --max-failed-share, "
-            f"--address); "
+            f"(safe: the final fine-tune's settings before it starts, --retries, "
+            f"--max-failed-share, --address); "
             f"drop those options, or start a new run with another --out"
         )
     return changes
@@ -165,11 +165,13 @@ def run_search(
     if changes:
         log.info("resume: applied %s", ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     executor = make_executor(cfg, bundle, data, on_fitness_epoch)
-    mask, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation, cfg.search.max_failed_share)
+    mask, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation,
+                                 cfg.search.max_failed_share)
     selection = select_final(cfg, bundle, data, out)  # --final-select: the top K again, fresh seeds
     if selection is not None:
         mask, fitness = record_selection(out, selection)
-    check_answerable(read_jsonl(out / EVALUATIONS_FILE), fitness, cfg.fitness.lr)  # never a mask no one scored
+    # never a mask no evaluation scored
+    check_answerable(read_jsonl(out / EVALUATIONS_FILE), fitness, cfg.fitness.lr)
 
     final_bundle = bundle  # the final fine-tune runs on its own device (its transform: run_finetune)
     if resolve_device(cfg.final.device) != bundle.device:

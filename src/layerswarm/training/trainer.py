@@ -272,7 +272,7 @@ def fit(
     # A diverged run ends at its first non-finite loss; a GPU's is read once an epoch, not at
     # every step (a host sync per batch would stall its pipeline).
     check_each_step = device.type != "cuda"
-    nan_step = nan_loss_step()  # the failpoint loss=nan@N (layerswarm.run.failpoints); None when unset
+    nan_step = nan_loss_step()  # failpoint loss=nan@N (layerswarm.run.failpoints); None: unset
     per_epoch = steps_per_epoch(len(train), cfg.batch_size)
     start = time.perf_counter()
     for epoch in range(len(history.epochs), cfg.epochs):
@@ -287,7 +287,8 @@ def fit(
             if step == nan_step:
                 loss = loss * math.nan
             if check_each_step and not math.isfinite(value := loss.item()):
-                raise NonFiniteLossError(f"non-finite loss {value} at step {step} (epoch {epoch + 1})")
+                raise NonFiniteLossError(
+                    f"non-finite loss {value} at step {step} (epoch {epoch + 1})")
             penalty = hooks.penalty(model)
             optimizer.zero_grad(set_to_none=True)
             (loss if penalty is None else loss + penalty).backward()
