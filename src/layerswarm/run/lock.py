@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import LayerswarmError
+from ..io import WriteFailed
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = ".layerswarm.lock"
 PROBE_TRIES = 4
@@ -55,7 +59,10 @@ def lock_run_folder(out: str | Path) -> None:
     key = out.resolve()
     if key in _held:
         return
-    fd = os.open(_lock_path(out), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(_lock_path(out), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise WriteFailed(_lock_path(out), err) from err
     for attempt in range(PROBE_TRIES):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,6 +73,10 @@ def lock_run_folder(out: str | Path) -> None:
                 os.close(fd)
                 raise _busy(out, holder) from None
             time.sleep(0.05)  # another process's refuse_if_locked holds it for a moment only
+        except OSError as err:  # a file system without locks (some network mounts)
+            log.warning("cannot lock '%s' (%s): make sure no other run writes this folder", out,
+                        err.strerror)
+            break
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
     _held[key] = fd
@@ -86,6 +97,8 @@ def refuse_if_locked(out: str | Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         raise _busy(out, _holder(fd)) from None
+    except OSError:
+        pass  # no locks on this file system: lock_run_folder says so
     finally:
         os.close(fd)  # closing releases the shared lock taken to test it
 

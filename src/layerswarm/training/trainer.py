@@ -269,9 +269,9 @@ def fit(
         return (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs or stop is not None or cfg.keep_best
 
     best_acc, best_state = -math.inf, None
-    # A diverged run ends at its first non-finite loss; a GPU's is read once an epoch, not at
-    # every step (a host sync per batch would stall its pipeline).
-    check_each_step = device.type != "cuda"
+    # A diverged run ends at its first non-finite loss; an accelerator's is read once an epoch,
+    # not at every step (a host sync per batch would stall its pipeline).
+    check_each_step = device.type == "cpu"
     nan_step = nan_loss_step()  # failpoint loss=nan@N (layerswarm.run.failpoints); None: unset
     per_epoch = steps_per_epoch(len(train), cfg.batch_size)
     start = time.perf_counter()
