@@ -166,11 +166,7 @@ def test_a_second_process_on_a_running_folder_is_refused(tmp_path):
         f"layerswarm: error: '{out}' is in use by another layerswarm run (process {first.pid}): "
         f"wait for it to end, or stop it, then continue with: layerswarm search --resume {out}"
     )
-    # refused at start-up, before loading data or building a model: within 5 s of what a start
-    # costs here
-    began = time.monotonic()
-    assert _run(["--help"]).returncode == 0
-    assert took < 5 + (time.monotonic() - began), took
+    assert took < 5, took  # refused at start-up, before loading data or building a model
     stdout, stderr = first.communicate(timeout=600)
     assert first.returncode == 0, stderr[-3000:]  # the first finished normally
     numbers = [r["number"] for r in read_jsonl(out / "evaluations.jsonl")]

@@ -139,6 +139,10 @@ def search(**kw) -> None:
         raise LayerswarmError(f"--resume {resume_dir} and --out {kw['out_dir']} name different folders: pass --resume alone")
     if tensorboard:
         _need_module("tensorboard", "--tensorboard", "report")
+    if resume_dir or kw["out_dir"]:  # another run writes there: say so before anything heavy
+        from ..run.lock import refuse_if_locked
+
+        refuse_if_locked(resume_dir or kw["out_dir"])
     base, source = None, resume_dir or config_file  # the run (or file) these options change
     if resume_dir:
         if not (Path(resume_dir) / CONFIG_FILE).is_file():
@@ -154,9 +158,6 @@ def search(**kw) -> None:
     flags, default_out = _search_config(kw, typed)
     cfg = flags if base is None else _run_config(base, flags, given, source=source)
     out_dir = resume_dir or default_out
-    from ..run.lock import refuse_if_locked
-
-    refuse_if_locked(out_dir)  # another run writes there: say so now, before loading data and model
     from ..run.search import run_search
     from .listeners import Listeners
     from .progress import search_listeners
