@@ -68,6 +68,10 @@ class Evaluation:
     info: dict = field(default_factory=dict)  # how it was computed: memo hit, fidelity rung, early stop
     status: str = "ok"  # one of STATUSES: "failed" (it raised), "diverged" (a non-finite loss)
 
+    def __post_init__(self) -> None:
+        if self.error and self.status == "ok":  # an error without a status: it failed
+            self.status = "failed"
+
 
 class Executor(ABC):
     """Evaluate trials; yield ``(trial, evaluation)`` as each finishes (any order)."""
