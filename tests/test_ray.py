@@ -116,9 +116,10 @@ def test_worker_killed_mid_evaluation_is_retried_and_failures_are_recorded(local
     assert attempts(masks[1]) == 2
     assert got[1].fitness == -math.inf and "\n" not in got[1].error
     assert "died" in got[1].error.lower() or "crash" in got[1].error.lower(), got[1].error
-    # an exception in the data: retried, then recorded with its own type and first line
-    assert attempts(masks[2]) == 2
+    # a permanent error in the data (a ValueError): not retried, recorded with its type and 1st line
+    assert attempts(masks[2]) == 1
     assert got[2].fitness == -math.inf and got[2].error == "ValueError: corrupt image in shard 7"
+    assert got[2].status == "failed" and got[1].status == "failed" and got[0].status == "ok"
     # the others are unaffected
     assert without_seconds(got[3].epochs) == without_seconds(expected[3].epochs)
 

@@ -11,9 +11,10 @@ import signal
 import sys
 
 
-def _interrupted_at_start(_signum, _frame) -> None:
-    sys.stderr.write("layerswarm: interrupted\n")
-    os._exit(130)
+def _interrupted_at_start(signum, _frame) -> None:
+    terminated = signum == signal.SIGTERM
+    sys.stderr.write(f"layerswarm: {'terminated (SIGTERM)' if terminated else 'interrupted'}\n")
+    os._exit(143 if terminated else 130)
 
 
 def _started_as_command() -> bool:
@@ -28,6 +29,7 @@ def _started_as_command() -> bool:
 # main() hands SIGINT back to Python (KeyboardInterrupt) once it can catch it.
 if _started_as_command():
     signal.signal(signal.SIGINT, _interrupted_at_start)
+    signal.signal(signal.SIGTERM, _interrupted_at_start)
 
 import click  # noqa: E402
 
@@ -35,7 +37,14 @@ from ..errors import LayerswarmError  # noqa: E402
 
 # importing a command module registers its commands on app
 from . import common, experiments, finetune_cmd, search_cmd, tools  # noqa: E402, F401
-from .common import SEARCHER_CHOICES, STRATEGY_CHOICES, TRAIN_CHOICES, Interrupted, app  # noqa: E402
+from .common import (  # noqa: E402
+    SEARCHER_CHOICES,
+    STRATEGY_CHOICES,
+    TRAIN_CHOICES,
+    Interrupted,
+    Terminated,
+    app,
+)
 from .search_cmd import _search_config, search  # noqa: E402
 
 __all__ = ["SEARCHER_CHOICES", "STRATEGY_CHOICES", "TRAIN_CHOICES", "_search_config", "app", "main", "search"]
@@ -51,22 +60,28 @@ def _one_line(err: click.ClickException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors become one line on stderr and exit code 2; Ctrl-C at any moment
-    one line and exit code 130."""
+    """Entry point: user errors become one line on stderr and exit code 2, a fault during a run
+    (:class:`~layerswarm.errors.RunFailed`) one line and exit code 1; Ctrl-C at any moment one
+    line and exit code 130, SIGTERM the same with 143."""
     common._ARGV = list(sys.argv[1:] if argv is None else argv)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         signal.signal(signal.SIGINT, _raise_interrupt)
+        from ..run.failpoints import check_environment
+
+        check_environment()  # LAYERSWARM_FAILPOINTS, when set, must parse before any work
         # click's own main would print a blank line on Ctrl-C: parse and invoke here instead
         with app.make_context("layerswarm", list(common._ARGV)) as ctx:
             app.invoke(ctx)
     except LayerswarmError as err:
         click.echo(f"layerswarm: error: {err}", err=True)
-        return 2
+        return err.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort, Interrupted) as err:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while this line prints
-        text = str(err) if isinstance(err, Interrupted) else "interrupted"
-        click.echo(f"layerswarm: {text}", err=True)
-        return 130
+        _ignore_signals()  # a second Ctrl-C or SIGTERM while this line prints
+        terminated = isinstance(err, Terminated) or isinstance(err.__cause__, Terminated)
+        default = "terminated (SIGTERM)" if terminated else "interrupted"
+        click.echo(f"layerswarm: {err if isinstance(err, Interrupted) else default}", err=True)
+        return 143 if terminated else 130
     except click.exceptions.Exit as err:
         return err.exit_code
     except click.ClickException as err:
@@ -75,15 +90,32 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         # a KeyboardInterrupt inside a half-done import (numpy, scipy) can surface as another
         # error (RecursionError, ImportError): after a Ctrl-C it is still the interrupt
-        if not _SIGINT_SEEN:
+        if not (_SIGINT_SEEN or _SIGTERM_SEEN):
             raise
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        click.echo("layerswarm: interrupted", err=True)
-        return 130
+        _ignore_signals()
+        what = "terminated (SIGTERM)" if _SIGTERM_SEEN else "interrupted"
+        click.echo(f"layerswarm: {what}", err=True)
+        return 143 if _SIGTERM_SEEN else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)  # main() called in-process: put it back
     return 0
 
 
-_SIGINT_SEEN = False
+_SIGINT_SEEN = _SIGTERM_SEEN = False
+
+
+def _ignore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _raise_terminated(_signum, _frame) -> None:
+    """SIGTERM unwinds as Ctrl-C does (:class:`Terminated`), once."""
+    global _SIGTERM_SEEN
+    if _SIGTERM_SEEN:
+        return
+    _SIGTERM_SEEN = True
+    raise Terminated
 
 
 def _raise_interrupt(signum, frame) -> None:

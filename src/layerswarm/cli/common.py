@@ -100,6 +100,11 @@ class Interrupted(Exception):
     """Ctrl-C, with the one line to print (what was kept, how to continue)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler preempting the job), raised where the program stands: it unwinds as
+    Ctrl-C does (nothing half-written) and the command exits with 143 (128 + SIGTERM)."""
+
+
 def _need_module(module: str, option: str, extra: str) -> None:
     import importlib.util
 

@@ -45,7 +45,8 @@ def format_evaluation(record: dict, best: float, generations: int | None = None,
     if len(bits) > MAX_MASK_CHARS:
         bits = bits[:MAX_MASK_CHARS] + "..."
     if record.get("fitness") is None:
-        fit = f"FAILED ({record.get('error') or 'error'})"
+        status = "DIVERGED" if record.get("status") == "diverged" else "FAILED"
+        fit = f"{status} ({record.get('error') or 'error'})"
     else:
         fit = f"fitness {record['fitness']:.4f}  best {best:.4f}"
     return (f"{where}  {fit}  mask {bits} ({sum(mask)}/{len(mask)})  "

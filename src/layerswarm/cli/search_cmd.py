@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..config_utils import get_dotted, set_dotted
-from ..errors import LayerswarmError
+from ..errors import LayerswarmError, RunFailed
 from ..fitness.evaluation import FITNESS_SCORES
 from ..io import read_json
 from ..models.config import ModelConfig
@@ -19,6 +19,7 @@ from .common import (
     DataConfig,
     Interrupted,
     SpeedConfig,
+    Terminated,
     TrainConfig,
     _apply_recipe,
     _given_options,
@@ -100,6 +101,10 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
                    "'trend', that plus its rise since the middle epoch, which ranks a still-climbing mask above one "
                    "that has flattened (docs/fitness.md)")
 @click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, help="retries of a failing evaluation")
+@click.option("--max-failed-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="stop (exit 1, resumable) when more than this share of the evaluations has "
+                   "failed, or every one of the first batch (docs/guides/faults.md); 1: only the "
+                   "latter")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="run evaluations here, one at a time, or in parallel on Ray")
 @click.option("--address", default=None, help="Ray cluster to join (auto, ray://HOST:10001); default: start Ray on this machine")
 @click.option("--cpus-per-trial", type=click.IntRange(min=1), default=None, help="CPU cores (torch threads) per evaluation; default all cores locally, 1 per Ray task")
@@ -108,7 +113,8 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="output folder (default runs/search-<model>-<data>)")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="continue the run in this folder; options given with it must match the run, except the final "
-                   "fine-tune's before it starts, --retries and --address (applied and recorded in config.json)")
+                   "fine-tune's before it starts, --retries, --max-failed-share and --address "
+                   "(applied and recorded in config.json)")
 @click.option("--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="settings from a YAML or JSON file with a run's config.json keys; options given here override it")
@@ -133,6 +139,10 @@ def search(**kw) -> None:
         raise LayerswarmError(f"--resume {resume_dir} and --out {kw['out_dir']} name different folders: pass --resume alone")
     if tensorboard:
         _need_module("tensorboard", "--tensorboard", "report")
+    if resume_dir or kw["out_dir"]:  # another run writes there: say so before anything heavy
+        from ..run.lock import refuse_if_locked
+
+        refuse_if_locked(resume_dir or kw["out_dir"])
     base, source = None, resume_dir or config_file  # the run (or file) these options change
     if resume_dir:
         if not (Path(resume_dir) / CONFIG_FILE).is_file():
@@ -161,10 +171,16 @@ def search(**kw) -> None:
                             on_evaluation=listeners.on_evaluation, on_final_epoch=listeners.on_final_epoch,
                             on_fitness_epoch=listeners.on_fitness_epoch)
     except KeyboardInterrupt as err:  # state is saved after every evaluation: nothing finished is lost
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         if not (Path(out_dir) / CONFIG_FILE).is_file():
-            raise Interrupted("interrupted before the run started: nothing was written") from err
-        raise Interrupted(f"interrupted: progress is saved in {out_dir}; continue with: "
+            raise Interrupted(f"{what} before the run started: nothing was written") from err
+        raise Interrupted(f"{what}: progress is saved in {out_dir}; continue with: "
                           f"layerswarm search --resume {out_dir}") from err
+    except RunFailed as err:  # a fault mid-run: the files stay, the run goes on after the fix
+        if err.resumable and (Path(out_dir) / CONFIG_FILE).is_file():
+            resume = f"layerswarm search --resume {out_dir}"
+            raise RunFailed(f"{err}; then continue with: {resume}") from err
+        raise
     finally:
         listeners.close(result)
     mask = "".join(map(str, result["mask"]))
@@ -219,13 +235,14 @@ _SEARCH_KEYS = {
     "select_epochs": ["search.select_epochs"], "baselines": ["search.baselines"],
     "answer": ["search.answer"], "patience": ["search.patience"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
+    "max_failed_share": ["search.max_failed_share"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
     "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
     "preset": ["preset"],
 }
 # search options that are SearchConfig fields of the same name
 _SEARCH_FIELDS = ("fitness_repeats", "fitness_score", "fitness_steps", "init", "final_select", "select_repeats",
-                  "select_epochs", "baselines", "answer", "patience")
+                  "select_epochs", "baselines", "answer", "patience", "max_failed_share")
 _PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import LayerswarmError
 from ..registry import Registry
-from .base import Executor, describe_error, torch_threads
+from .base import Executor, describe_error, evaluate_settled, failure_kind, torch_threads
 from .local import LocalExecutor, evaluate_with_retries
 from .spec import EvaluateFn, EvaluatorFactory, FitnessSpec
 
@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXECUTORS", "EvaluateFn", "EvaluatorFactory", "Executor", "FitnessSpec", "LocalExecutor",
-    "create_executor", "describe_error", "evaluate_with_retries", "register_executor", "torch_threads",
+    "create_executor", "describe_error", "evaluate_settled", "evaluate_with_retries",
+    "failure_kind",
+    "register_executor", "torch_threads",
 ]
 
 # builder(factory, data, bundle, on_epoch, retries=, cpus_per_trial=, gpus_per_trial=, address=)

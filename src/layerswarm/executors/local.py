@@ -7,13 +7,21 @@ from collections.abc import Callable, Iterator
 
 from ..fitness.evaluation import Evaluation
 from ..searchers.base import Trial
-from .base import Executor, describe_error, torch_threads
+from .base import (
+    Executor,
+    describe_error,
+    evaluate_settled,
+    failed_evaluation,
+    failure_kind,
+    torch_threads,
+)
 
 log = logging.getLogger(__name__)
 
 
 class LocalExecutor(Executor):
-    """Sequential evaluation with retries; an evaluation that keeps failing scores -inf.
+    """Sequential evaluation with retries (:func:`evaluate_with_retries`); one that keeps failing
+    scores -inf.
 
     ``threads``: torch CPU threads during each evaluation (None leaves torch's setting).
     """
@@ -35,14 +43,16 @@ class LocalExecutor(Executor):
 
 
 def evaluate_with_retries(evaluate, trial: Trial, retries: int) -> Evaluation:
-    """Run ``evaluate(mask, epochs)``; on an exception retry, then record the failure."""
-    error = None
-    for attempt in range(retries + 1):
+    """Run ``evaluate(mask, epochs)``; retry a transient failure up to ``retries`` times, an
+    unknown one until it repeats itself, a permanent or diverged one never; then record it."""
+    last, attempts = None, 0
+    while True:
         try:
-            return evaluate(trial.mask, trial.budget_epochs)
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # noqa: BLE001 - any failure of one evaluation must not end the search
-            error = describe_error(err)
-            log.warning("evaluation %d failed (attempt %d/%d): %s", trial.number, attempt + 1, retries + 1, error)
-    return Evaluation(fitness=float("-inf"), error=error)
+            return evaluate_settled(evaluate, trial.mask, trial.budget_epochs)
+        except Exception as err:  # noqa: BLE001 - what no retry mends came back as an evaluation
+            attempts, error = attempts + 1, describe_error(err)
+            if attempts > retries or (failure_kind(err) == "unknown" and error == last):
+                return failed_evaluation(err)
+            last = error
+            log.warning("evaluation %d failed (attempt %d/%d), retrying: %s", trial.number,
+                        attempts, retries + 1, error)

@@ -8,9 +8,11 @@ The design leans on Ray for everything a scheduler does:
 * Each evaluation is a task with ``num_cpus`` / ``num_gpus``: Ray runs as many at a time as
   the cluster's resources allow (``num_gpus=0.5`` puts two on a GPU) and sets
   ``CUDA_VISIBLE_DEVICES`` per worker, so ``--device cuda`` is the task's own GPU.
-* Faults: ``max_retries`` with ``retry_exceptions=True`` makes Ray retry both an exception
-  in the evaluation (NaN loss, a data error, CUDA out of memory) and a worker that died; what
-  still fails after the retries is reported as ``fitness=-inf`` with a one-line error.
+* Faults: a worker returns a failure no retry can mend (a diverged fine-tune, a permanent
+  error: :mod:`layerswarm.executors.base`) as its evaluation; ``max_retries`` with
+  ``retry_exceptions=True`` makes Ray retry any other exception (CUDA out of memory, a failed
+  read) and a worker that died. What still fails after the retries is reported as
+  ``fitness=-inf`` with a one-line error.
 * Results come back as they finish (``ray.wait``); the searcher does not care about order.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 from ..errors import LayerswarmError
 from ..fitness.evaluation import Evaluation
 from ..searchers.base import Trial
-from .base import Executor, describe_error, torch_threads
+from .base import Executor, describe_error, evaluate_settled, torch_threads
 from .spec import EvaluateFn, EvaluatorFactory
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ def _evaluate_in_worker(factory_box: list, data_box: list, mask: list[int], epoc
             _WORKER_CACHE.clear()  # a new search: drop the previous one's model and data
             factory, data = ray.get([factory_box[0], data_box[0]])
             evaluate = _WORKER_CACHE[key] = factory(data)
-        return evaluate(mask, epochs)
+        return evaluate_settled(evaluate, mask, epochs)
 
 
 class RayExecutor(Executor):
@@ -151,7 +153,7 @@ class RayExecutor(Executor):
         except exceptions.RayError as err:  # the worker or its node died
             error = describe_error(err)
         log.warning("evaluation %d failed after %d attempts: %s", trial.number, self.retries + 1, error)
-        return Evaluation(fitness=-math.inf, error=error)
+        return Evaluation(fitness=-math.inf, error=error, status="failed")
 
     def close(self) -> None:
         self._factory_box = self._data_box = []

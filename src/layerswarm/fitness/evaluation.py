@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # annotations only: the command line imports this module for 
 
 # how a validation curve becomes a fitness (SearchConfig.fitness_score; docs/fitness.md)
 FITNESS_SCORES = ("accuracy", "trend")
+# how an evaluation ended: a fitness; an exception (fitness -inf); a non-finite loss (fitness -inf)
+STATUSES = ("ok", "failed", "diverged")
 
 
 def middle_epoch(epochs: int) -> int:
@@ -64,6 +66,11 @@ class Evaluation:
     epochs_trained: int = 0
     error: str | None = None
     info: dict = field(default_factory=dict)  # how it was computed: memo hit, fidelity rung, early stop
+    status: str = "ok"  # one of STATUSES: "failed" (it raised), "diverged" (a non-finite loss)
+
+    def __post_init__(self) -> None:
+        if self.error and self.status == "ok":  # an error without a status: it failed
+            self.status = "failed"
 
 
 class Executor(ABC):

@@ -10,6 +10,7 @@ import datetime as _dt
 import html
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,21 @@ def _selection_html(run: RunRecord) -> str:
             + table_html(rows))
 
 
+def _unscored_html(run: RunRecord) -> str:
+    """Evaluations without a fitness: 'failed' (an exception), 'diverged' (a non-finite loss)."""
+    rows = [{"evaluation": e.get("number"), "generation": e.get("generation"),
+             "particle": e.get("particle"), "mask": "".join(map(str, e.get("mask") or [])),
+             "status": e.get("status") or "failed", "error": e.get("error")}
+            for e in run.evaluations if e.get("error")]
+    if not rows:
+        return ""
+    counts = Counter(r["status"] for r in rows)
+    said = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return (f"<h2 id='unscored'>Evaluations without a fitness</h2><p>{_e(said)}: each counts as "
+            "the worst fitness of the search (a diverged one met a non-finite loss: a lower "
+            "learning rate may train that mask).</p>" + table_html(rows))
+
+
 def _units_table(run: RunRecord) -> str:
     mask = run.mask or []
     rows = [{"index": i, "unit": u, "searched mask": ("fine-tuned" if mask[i] else "frozen") if i < len(mask) else ""}
@@ -169,6 +185,7 @@ def render_html(data: ReportData, figures: list[FigureSpec], pngs: dict[str, byt
         parts.append(_summary_cards(run))
         parts.append(_selection_html(run))
         parts.append(_baselines_html(run))
+        parts.append(_unscored_html(run))
     if data.compare_config:
         c = data.compare_config
         parts.append(

@@ -29,6 +29,7 @@ from ..searchers import INITS, PatientSearcher, Searcher, Trial
 from ..speed import wrap_executor
 from ..units import Unit, save_mask
 from .answer import ANSWERS
+from .failures import DEFAULT_MAX_FAILED_SHARE, EvaluationsFailing, FailureWatch
 
 if TYPE_CHECKING:
     from ..models.bundle import ModelBundle
@@ -45,6 +46,9 @@ class SearchConfig(JsonConfig):
     searcher: str = help_field("pso", "searcher name (pso, random, ...)")
     options: dict = help_field(None, "searcher options, e.g. PSO particles/generations/c1/c2", default_factory=dict)
     retries: int = help_field(1, "retries of an evaluation that raises before it counts as failed")
+    max_failed_share: float = help_field(
+        DEFAULT_MAX_FAILED_SHARE, "stop the run (exit 1, resumable) when more than this share of "
+        "the evaluations has failed, or every one of the first batch")
     backend: str = help_field("local", "where evaluations run: local or ray")
     address: str | None = help_field(None, "Ray cluster address (auto, ray://HOST:10001); default: start Ray here")
     cpus_per_trial: int | None = help_field(None, "CPU cores per evaluation, also its torch thread count; default: torch's "
@@ -85,6 +89,7 @@ class SearchConfig(JsonConfig):
             "select_epochs must be >= 1 or None": self.select_epochs is not None and self.select_epochs < 1,
             "patience must be >= 0 (0: off)": self.patience < 0,
             "fitness_steps must be >= 1 or None": self.fitness_steps is not None and self.fitness_steps < 1,
+            "max_failed_share must be between 0 and 1": not 0 <= self.max_failed_share <= 1,
         })
 
 
@@ -105,6 +110,7 @@ def record_evaluation(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:
         "epochs_trained": ev.epochs_trained,
         "val_curve": [e.get("val_accuracy") for e in ev.epochs],  # None: not validated
         "error": ev.error,
+        "status": ev.status,  # ok, failed (it raised), diverged (a non-finite loss)
         **({"init": trial.info["init"]} if "init" in trial.info else {}),  # a baseline mask (--init baselines)
     }
 
@@ -134,20 +140,28 @@ def search_masks(
     executor: Executor,
     out_dir: str | Path,
     on_evaluation: Callable[[dict], None] | None = None,
+    max_failed_share: float = DEFAULT_MAX_FAILED_SHARE,
 ) -> tuple[list[int], float]:
     """Drive ask/tell to the end, logging each evaluation and saving state after each one.
 
-    Resumable: evaluations already in ``evaluations.jsonl`` are told again, not re-run.
+    Resumable: evaluations already in ``evaluations.jsonl`` are told again, not re-run, except
+    the failed ones of a batch the searcher still waits for (a run stopped by
+    :class:`~layerswarm.run.failures.FailureWatch`, ``max_failed_share``): they run again.
     """
     out = Path(out_dir)
     records = read_jsonl(out / EVALUATIONS_FILE)
+    pending = {t.number for t in searcher.pending()}  # its failed evaluations run again
+    records = [r for r in records
+               if r.get("phase") or r.get("status") != "failed" or r["number"] not in pending]
     drop_torn_tail(out / EVALUATIONS_FILE, records)
     done = {r["number"]: r for r in records if not r.get("phase")}  # the search's, not a final selection's
     _seed_memo(executor, records)
     repeats = _repeats(executor)
+    watch, errors = FailureWatch(max_failed_share), set()
 
     def batch(trials: list[Trial]) -> list[Trial]:
-        atomic_write_json(out / STATE_FILE, searcher.state_dict())
+        state = searcher.state_dict()
+        atomic_write_json(out / STATE_FILE, state)
         todo = []
         for trial in trials:
             if trial.number in done:  # finished before an interruption: reuse its result
@@ -155,6 +169,7 @@ def search_masks(
                 searcher.tell(trial.number, float("-inf") if fitness is None else fitness)
             else:
                 todo.append(trial)
+        watch.start_batch(todo, state)
         return todo
 
     def result(trial: Trial, ev: Evaluation) -> None:
@@ -162,20 +177,28 @@ def search_masks(
         append_jsonl(out / EVALUATIONS_FILE, record)
         done[trial.number] = record
         atomic_write_json(out / STATE_FILE, searcher.state_dict())
-        if ev.error:
-            log.error("evaluation %d (generation %d, particle %d) failed: %s",
-                      trial.number, trial.generation, trial.index, ev.error)
+        if ev.error:  # each error once at error level: a failing run keeps its last line in view
+            level = logging.INFO if ev.error in errors else logging.ERROR
+            log.log(level, "evaluation %d (generation %d, particle %d) %s: %s", trial.number,
+                    trial.generation, trial.index, ev.status, ev.error)
+            errors.add(ev.error)
         if on_evaluation is not None:
             on_evaluation(record)
+        watch.seen(record)
 
-    drive(searcher, executor, batch, result)
+    try:
+        drive(searcher, executor, batch, result)
+    except EvaluationsFailing:  # back to the batch's start: a resume runs its failed trials again
+        atomic_write_json(out / STATE_FILE, watch.batch_state)
+        raise
     atomic_write_json(out / STATE_FILE, searcher.state_dict())
     return searcher.best()
 
 
 def drop_torn_tail(path: Path, records: list[dict]) -> None:
     """A kill while appending can leave half a line; the next append would glue onto it and
-    hide every later line from :func:`read_jsonl`. Rewrite the file with the whole lines."""
+    hide every later line from :func:`read_jsonl`. Rewrite the file with the whole lines
+    (``records``: those to keep)."""
     whole = "".join(json.dumps(r) + "\n" for r in records)
     if path.is_file() and path.read_text(encoding="utf-8") != whole:
         atomic_write_text(path, whole)
@@ -224,11 +247,12 @@ def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | Dat
 
 
 def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, units: list[Unit],
-                 on_evaluation: Callable[[dict], None] | None = None) -> tuple[list[int], float]:
+                 on_evaluation: Callable[[dict], None] | None = None,
+                 max_failed_share: float = DEFAULT_MAX_FAILED_SHARE) -> tuple[list[int], float]:
     """:func:`search_masks` to the end, release the executor, save ``best_mask.json``."""
     out = Path(out_dir)
     try:
-        mask, fitness = search_masks(searcher, executor, out, on_evaluation)
+        mask, fitness = search_masks(searcher, executor, out, on_evaluation, max_failed_share)
     finally:
         executor.close()
     if isinstance(searcher, PatientSearcher) and not searcher.inner.is_done():

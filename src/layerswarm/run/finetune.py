@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from functools import partial
 from pathlib import Path
@@ -13,11 +12,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..data.imageset import DatasetSplits
-from ..io import atomic_write_json, file_mode
+from ..errors import RunFailed
+from ..io import atomic_write_json, atomic_write_with
 from ..models.bundle import ModelBundle
 from ..models.probe import IntermediateProbe
 from ..strategies import Strategy, StrategyContext
-from ..training import TrainConfig, evaluate, fit
+from ..training import NonFiniteLossError, TrainConfig, evaluate, fit
 from ..training.linear_head import fit_linear_head
 
 METADATA_KEY = "layerswarm"
@@ -63,10 +63,17 @@ def run_finetune(
         train_fn = partial(fit_checkpointed, checkpoint=checkpoint)
     else:
         train_fn = fit
-    history = train_fn(
-        model, data.train, data.val, cfg, transform, frozen=plan.frozen, head=plan.head or bundle.info.head,
-        param_groups=plan.param_groups, test=data.test, hooks=plan.hooks, on_epoch=on_epoch,
-    )
+    try:
+        history = train_fn(
+            model, data.train, data.val, cfg, transform, frozen=plan.frozen,
+            head=plan.head or bundle.info.head, param_groups=plan.param_groups, test=data.test,
+            hooks=plan.hooks, on_epoch=on_epoch,
+        )
+    except NonFiniteLossError as err:  # no model from a diverged run: a resume would diverge again
+        where = f" ({out_dir})" if out_dir else ""
+        raise RunFailed(f"the {strategy.name} fine-tune{where} diverged, {err}, "
+                        f"with lr {cfg.lr:g}: pass a lower --lr, e.g. {cfg.lr / 10:g}",
+                        resumable=False) from err
     last = history.epochs[-1] if history.epochs else {}
     # The last epoch already measured these weights on the test split unless keep_best restored others.
     if "test_accuracy" in last and not cfg.keep_best:
@@ -123,11 +130,8 @@ def save_model(
     if isinstance(model, IntermediateProbe):
         meta["probe"] = model.describe()
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
-    os.chmod(tmp, file_mode())  # safetensors writes 0600: readable by the group as the umask allows
-    tmp.replace(path)
+    metadata = {METADATA_KEY: json.dumps(meta)}
+    atomic_write_with(path, lambda tmp: save_file(state, tmp, metadata=metadata))
 
 
 def load_model_metadata(path: str | Path) -> dict:

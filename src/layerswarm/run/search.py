@@ -16,7 +16,7 @@ from pathlib import Path
 from ..config_utils import JsonConfig
 from ..data import DataConfig, DatasetSplits, load_dataset
 from ..errors import LayerswarmError
-from ..io import atomic_write_json, read_json
+from ..io import atomic_write_json, read_json, read_jsonl
 from ..models.bundle import ModelConfig, build_bundle
 from ..searchers import create_searcher
 from ..speed import SpeedConfig
@@ -33,7 +33,9 @@ from .driver import (  # noqa: F401  (the driver's names, as this module always 
     run_searcher,
     search_masks,
 )
+from .failures import check_answerable
 from .finetune import run_finetune
+from .lock import lock_run_folder, one_writer
 from .rundir import META_KEYS
 from .selection import record_selection, select_final
 
@@ -66,7 +68,8 @@ class RunConfig(JsonConfig):
 
 # Settings a resume may change (the rest would mix two runs' results): the final fine-tune's
 # before it has started, and where or how often evaluations are tried.
-RESUME_SAFE_ALWAYS = ("search.retries", "search.address", "search.baselines", "search.answer")
+RESUME_SAFE_ALWAYS = ("search.retries", "search.address", "search.baselines", "search.answer",
+                      "search.max_failed_share")
 
 
 def _resume_safe(key: str, final_started: bool) -> bool:
@@ -95,12 +98,14 @@ def _check_resume(out: Path, cfg: RunConfig, started: bool | None = None) -> dic
         when = "once the final fine-tune has started" if started and any(k.startswith("final.") for k in refused) else "on resume"
         raise LayerswarmError(
             f"'{out}' holds a run with a different configuration: {named} cannot change {when} "
-            f"(safe: the final fine-tune's settings before it starts, --retries, --address); "
+            f"(safe: the final fine-tune's settings before it starts, --retries, "
+            f"--max-failed-share, --address); "
             f"drop those options, or start a new run with another --out"
         )
     return changes
 
 
+@one_writer  # the run folder's lock (taken once the folder exists) is released on return
 def run_search(
     cfg: RunConfig,
     out_dir: str | Path,
@@ -118,7 +123,8 @@ def run_search(
     Everything is checked before anything is written: the folder appears (and ``config.json``
     with ``meta``: the command line, versions; see :mod:`layerswarm.run.rundir`) only once the
     data, the model, its units and the searcher are known to be good. ``overwrite`` replaces
-    a run already in ``out_dir``; ``resume`` continues it, applying only safe changes.
+    a run already in ``out_dir``; ``resume`` continues it, applying only safe changes. One process
+    at a time writes a folder (:mod:`layerswarm.run.lock`).
     """
     from ..models.factory import pretrained_input
     from .rundir import check_classes, check_epochs, check_out_dir, clear_run, config_record
@@ -150,18 +156,22 @@ def run_search(
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))
     # The work starts: only now does the folder appear (or the old run's files go).
+    out.mkdir(parents=True, exist_ok=True)
+    lock_run_folder(out)
     if overwrite and not resume:
         clear_run(out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / CONFIG_FILE, config_record(cfg.to_dict(), meta, bundle.device, previous, changes))
     log.info("layerswarm search: %s on %s -> %s%s", cfg.model.name, cfg.data.data, out, " (resumed)" if resume else "")
     if changes:
         log.info("resume: applied %s", ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     executor = make_executor(cfg, bundle, data, on_fitness_epoch)
-    mask, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation)
+    mask, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation,
+                                 cfg.search.max_failed_share)
     selection = select_final(cfg, bundle, data, out)  # --final-select: the top K again, fresh seeds
     if selection is not None:
         mask, fitness = record_selection(out, selection)
+    # never a mask no evaluation scored
+    check_answerable(read_jsonl(out / EVALUATIONS_FILE), fitness, cfg.fitness.lr)
 
     final_bundle = bundle  # the final fine-tune runs on its own device (its transform: run_finetune)
     if resolve_device(cfg.final.device) != bundle.device:

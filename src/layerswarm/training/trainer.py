@@ -14,6 +14,7 @@ from torch import nn
 
 from ..data.imageset import ImageSet
 from ..errors import LayerswarmError
+from ..run.failpoints import nan_loss_step
 from ..units.mask import train_mode
 from .augment import BatchTransform
 from .config import TrainConfig
@@ -268,16 +269,26 @@ def fit(
         return (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs or stop is not None or cfg.keep_best
 
     best_acc, best_state = -math.inf, None
+    # A diverged run ends at its first non-finite loss; an accelerator's is read once an epoch,
+    # not at every step (a host sync per batch would stall its pipeline).
+    check_each_step = device.type == "cpu"
+    nan_step = nan_loss_step()  # failpoint loss=nan@N (layerswarm.run.failpoints); None: unset
+    per_epoch = steps_per_epoch(len(train), cfg.batch_size)
     start = time.perf_counter()
     for epoch in range(len(history.epochs), cfg.epochs):
         hooks.on_epoch_start(epoch, model, optimizer)
         train_mode(model, frozen + hooks.frozen_modules())
         # Sums stay on the device: no host sync per batch (it would stall a GPU pipeline).
         loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
-        for x, y in inputs.train_epoch():
+        for step, (x, y) in enumerate(inputs.train_epoch(), start=epoch * per_epoch + 1):
             with autocast:
                 logits = forward(x)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            if step == nan_step:
+                loss = loss * math.nan
+            if check_each_step and not math.isfinite(value := loss.item()):
+                raise NonFiniteLossError(
+                    f"non-finite loss {value} at step {step} (epoch {epoch + 1})")
             penalty = hooks.penalty(model)
             optimizer.zero_grad(set_to_none=True)
             (loss if penalty is None else loss + penalty).backward()
@@ -289,7 +300,7 @@ def fit(
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
         if not math.isfinite(loss_sum.item()):
-            raise NonFiniteLossError(f"non-finite loss {loss_sum.item()} at epoch {epoch + 1}")
+            raise NonFiniteLossError(f"non-finite loss {loss_sum.item()} in epoch {epoch + 1}")
         if cfg.bn_recalibrate and (validate(epoch) or test is not None):
             recalibrate_frozen_bn(model, frozen, (x for x, _ in eval_batches(
                 train, transform, cfg.eval_batch_size, device, memory_format(cfg, device))))
