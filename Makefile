@@ -7,7 +7,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: install data demo test test-fast lint clean
+.PHONY: install data demo test test-fast lint docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check src tests
+
+# The documentation site, docs/ -> site/ (MkDocs, Material theme). --strict: a broken link, anchor
+# or reference fails the build. The reference pages are generated from the code, so it needs the
+# package installed.
+docs: install
+	$(BIN)/pip install -q -e ".[docs]"
+	$(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
