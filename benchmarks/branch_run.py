@@ -1,8 +1,8 @@
 """Continue a finished search with other settings for what comes after it, without searching again.
 
-    python benchmarks/branch_run.py runs/i14/digits-paper-p3-s0 runs/i14/digits-sel10-s0 --patience 3 \\
-        --set search.final_select=3 --set search.select_epochs=10 --set preset=null --baselines-from runs/i14/digits-paper-p3-val-s0
-    layerswarm search $COMMON --seed 0 --final-select 3 --select-epochs 10 --resume runs/i14/digits-sel10-s0
+    python benchmarks/branch_run.py runs/digits-paper-p3-s0 runs/digits-sel10-s0 --patience 3 \\
+        --set search.final_select=3 --set search.select_epochs=10 --set preset=null --baselines-from runs/digits-paper-p3-val-s0
+    layerswarm search $COMMON --seed 0 --final-select 3 --select-epochs 10 --resume runs/digits-sel10-s0
 
 A search is deterministic for its seed, so the records of a finished one are the start of any
 run with the same search settings. This writes a new run folder holding SRC's search
@@ -11,8 +11,8 @@ P = 0) and SRC's config.json with ``search.patience = P`` and the ``--set`` chan
 searcher state, final or selection. ``layerswarm search --resume`` on it tells the searcher those
 evaluations again (running none), then runs the rest: the final selection, the final
 fine-tune, the baselines (``--baselines-from``: a folder whose baselines/ to copy, same seed and
-final recipe, so they are not fine-tuned again). Session 11 measured ``--select-epochs`` so
-(docs/search.md).
+final recipe, so they are not fine-tuned again). ``--select-epochs`` was measured so
+(docs/results/digits.md).
 """
 
 from __future__ import annotations

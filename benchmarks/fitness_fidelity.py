@@ -1,4 +1,4 @@
-"""How well does a short fitness predict the final result? (issue 14, point 1; docs/fitness.md)
+"""How well does a short fitness predict the final result? (the results pages, docs/results/)
 
 For each of N masks (linear, full, last-k for k = 1, 2, 4, 8, and random masks of random density)
 one 30-epoch fine-tune is validated after every epoch and tested at the end. With the paper's
@@ -69,7 +69,7 @@ def run(args, data, bundle, name: str, mask: list[int], epochs: int, schedule: s
 def extrapolate(curve: list[float], at: int) -> float:
     """Learning-curve extrapolation: fit v(t) = a - b exp(-c t) to the validation curve (epochs
     1..len) and read it at epoch ``at``; the curve's last value when the fit fails. A score tried
-    here, offline, on the stored curves (docs/fitness.md); not a ``--fitness-score``."""
+    here, offline, on the stored curves (docs/results/digits.md); not a ``--fitness-score``."""
     t = np.arange(1, len(curve) + 1, dtype=float)
     y = np.asarray(curve, dtype=float)
 

@@ -1,10 +1,10 @@
-"""Is full fine-tuning's low short fitness BatchNorm lag? (docs/fitness.md, session 14)
+"""Is full fine-tuning's low short fitness BatchNorm lag? (docs/results/digits.md)
 
 The fidelity study's masks (benchmarks/results/fidelity/DATA, the same seed and recipe) trained
 for 10 epochs; after epochs 2, 5 and 10 a copy of the model has every BatchNorm behind the first
 trained parameter re-estimated on the training images (no augmentation, cumulative average;
 "precise BN") and is validated beside the run's own validation with the running statistics.
-Training itself is untouched. Run with the kernels of the stored curves (docs/performance.md):
+Training itself is untouched. Run with the kernels of the stored curves (docs/results/index.md):
 
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/precise_bn_probe.py --data digits \
         --out benchmarks/results/precise-bn/digits

@@ -1,12 +1,13 @@
-"""The recipe table of docs/recipe.md: linear, full and last-k on the vision benchmark under the
-paper's optimiser, the new default, and each recipe option alone on top of the paper's.
+"""The recipe table of docs/results/fashion-mnist.md: linear, full and last-k on the vision
+benchmark under the paper's optimiser, the new default, and each recipe option alone on top of
+the paper's.
 
     python benchmarks/recipe_ablation.py --variants paper,default --seeds 0,1,2 --out benchmarks/results/recipe
     python benchmarks/recipe_ablation.py --table benchmarks/results/recipe   # the markdown table
     python benchmarks/recipe_ablation.py --benchmark text --variants paper,bert --epochs 10 \
-        --out benchmarks/results/text-recipe                                     # docs/text.md
+        --out benchmarks/results/text-recipe                                # docs/results/text.md
     python benchmarks/recipe_ablation.py --benchmark text --jobs bert:linear,bert:full,bert:last-k \
-        --epochs 10 --pooling cls --out benchmarks/results/text-pooling-cls      # docs/text.md
+        --epochs 10 --pooling cls --out benchmarks/results/text-pooling-cls # docs/results/text.md
 
 One JSON file per (variant, strategy, seed) under --out, written when the run ends: rerunning
 skips what is done, so the study resumes and can be split over processes (--shard i/n).

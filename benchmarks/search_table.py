@@ -1,6 +1,6 @@
-"""Issue 14's table: the default search, the paper preset and the baselines, over seeds.
+"""The seed table: the default search, the paper preset and the baselines, over seeds.
 
-    python benchmarks/search_table.py 'runs/i14/fmnist-*'
+    python benchmarks/search_table.py 'runs/fmnist-*'
 
 Each argument is a glob of ``layerswarm search`` run folders named ``LABEL-sSEED`` (e.g.
 ``fmnist-default-s11``). One row per label (the searched mask's test accuracy) and, from the

@@ -2,9 +2,9 @@
 way ``--final-select`` evaluated that run's candidates (same budget, fresh seeds, split and seed)
 and prints them beside the candidates' selection fitnesses.
 
-    OMP_NUM_THREADS=1 python benchmarks/selection_probe.py runs/i14/digits-sel10-s0 runs/i14/digits-sel10-s1 --last-k 8
+    OMP_NUM_THREADS=1 python benchmarks/selection_probe.py runs/digits-sel10-s0 runs/digits-sel10-s1 --last-k 8
 
-Session 11 (docs/search.md): on digits full fine-tuning ends best on most seeds, yet its 10-epoch
+On digits (docs/results/digits.md) full fine-tuning ends best on most seeds, yet its 10-epoch
 fitness is below the selected mask's on all 6 seeds, so adding it to the candidates would not
 have chosen it.
 """

@@ -1,4 +1,4 @@
-"""--baselines (issue 14): linear, full and last-k fine-tuned next to the searched mask, and a verdict."""
+"""--baselines: linear, full and last-k fine-tuned next to the searched mask, and a verdict."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A command line you can trust with a day's work (issue 16): everything is checked before
+"""A command line you can trust with a day's work: everything is checked before
 anything is written, resume is explicit, runs can be replaced only on purpose, configuration
 files, file modes, export of a mask. Through the command line, on tiny models and data."""
 

@@ -1,4 +1,4 @@
-"""--final-select K (issue 14): the top K masks again with fresh seeds before the final fine-tune."""
+"""--final-select K: the top K masks again with fresh seeds before the final fine-tune."""
 
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ def test_selection_off_is_the_search_best(tmp_path, digits16):
 
 
 def test_cli_defaults_off_and_takes_k_and_repeats(tmp_path, captured):  # noqa: F811
-    assert main([*TINY, "--out", str(tmp_path / "a")]) == 0  # off: the swarm without it measured best (docs/search.md)
+    # off: the swarm without it measured best (docs/concepts/defaults.md)
+    assert main([*TINY, "--out", str(tmp_path / "a")]) == 0
     assert captured["cfg"].search.final_select == 0
     assert main([*TINY, "--final-select", "3", "--out", str(tmp_path / "b")]) == 0
     assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (3, 1)

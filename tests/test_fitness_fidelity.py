@@ -17,8 +17,8 @@ def curve(plateau: float, rate: float, epochs: int = 30) -> list[float]:
 
 def test_the_curve_fit_ranks_slow_climbers_where_they_end(tmp_path):
     # Three masks whose curves cross: the one that saturates fastest ends lowest, as the masks
-    # that freeze most do (docs/fitness.md). The accuracy after 5 epochs ranks them backwards;
-    # the exponential fit to those 5 epochs, read at 30, ranks them as they end.
+    # that freeze most do (docs/concepts/fitness.md). The accuracy after 5 epochs ranks them
+    # backwards; the exponential fit to those 5 epochs, read at 30, ranks them as they end.
     for name, plateau, rate in [("fast", 0.80, 1.0), ("middle", 0.90, 0.3), ("slow", 0.97, 0.12)]:
         v = curve(plateau, rate)
         (tmp_path / f"{name}__step30.json").write_text(json.dumps(

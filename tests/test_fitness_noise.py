@@ -1,4 +1,4 @@
-"""Fitness noise (issue 14): every fitness carries its standard error, --fitness-repeats
+"""Fitness noise: every fitness carries its standard error, --fitness-repeats
 averages evaluations over seeds, the memo keys on it, best_mask.json says what is within noise."""
 
 from __future__ import annotations

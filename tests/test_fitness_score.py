@@ -1,4 +1,4 @@
-"""--fitness-score (issue 14): 'accuracy' is the paper's fitness, 'trend' adds the rise of the
+"""--fitness-score: 'accuracy' is the paper's fitness, 'trend' adds the rise of the
 validation curve since the middle epoch. Both come from the same training run; the memo, the
 noise rule and a search's records score a curve the same way."""
 

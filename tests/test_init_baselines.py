@@ -1,4 +1,4 @@
-"""--init baselines (issue 14): a search starts from the masks a user would try by hand."""
+"""--init baselines: a search starts from the masks a user would try by hand."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def test_a_search_from_the_baselines_evaluates_them_first_and_never_ends_below(t
 
 
 def test_search_command_defaults_to_random_and_takes_baselines(tmp_path, captured):  # noqa: F811
-    assert main([*TINY, "--out", str(tmp_path / "a")]) == 0  # the paper's start measured best (docs/search.md)
+    # the paper's start measured best (docs/concepts/defaults.md)
+    assert main([*TINY, "--out", str(tmp_path / "a")]) == 0
     assert captured["cfg"].search.init == "random"
     assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "b")]) == 0
     assert captured["cfg"].search.init == "random"

@@ -1,4 +1,4 @@
-"""--preset paper: Algorithm 1 of METHOD.md as one flag; explicit flags still win."""
+"""--preset paper: the paper's Algorithm 1 as one flag; explicit flags still win."""
 
 from __future__ import annotations
 
@@ -78,9 +78,9 @@ def test_every_preset_option_is_a_search_option():
 
 
 def test_the_default_search_is_the_measured_one(tmp_path, captured):
-    """docs/search.md: the paper's swarm (10 x 12 PSO, 5 fitness epochs, random start, no selection,
-    ended after 3 generations without a better fitness), the baselines beside it, and the best of
-    them by final validation accuracy as the answer."""
+    """docs/concepts/defaults.md: the paper's swarm (10 x 12 PSO, 5 fitness epochs, random start, no
+    selection, ended after 3 generations without a better fitness), the baselines beside it, and the
+    best of them by final validation accuracy as the answer."""
     assert main([*TINY, "--out", str(tmp_path / "d")]) == 0
     cfg = captured["cfg"]
     assert cfg.search.searcher == "pso"

@@ -111,7 +111,7 @@ def test_finetune_command_with_a_mask_file(tmp_path, capsys):
 
 
 def test_recorded_cpu_kernels_follow_the_dispatch_cap():
-    # Pinning the kernels is how a record made on another CPU is reproduced (docs/performance.md);
+    # Pinning the kernels is how a record made on another CPU is reproduced (docs/results/index.md);
     # what config.json records must be what the run dispatched to, not what the CPU offers.
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "AVX2"}
     out = subprocess.run([sys.executable, "-c", "from layerswarm.run.rundir import cpu_kernels; print(cpu_kernels())"],

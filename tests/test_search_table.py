@@ -1,4 +1,4 @@
-"""benchmarks/search_table.py: issue 14's table from run folders, on a real tiny search."""
+"""benchmarks/search_table.py: the seed table from run folders, on a real tiny search."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def test_resume_refuses_other_searcher_or_size() -> None:
         PSOSearcher(5).load_state_dict(state)
 
 
-# --init baselines (issue 14): every searcher, with the baseline masks in front, still passes every check.
+# --init baselines: every searcher, with the baseline masks in front, still passes every check.
 SMALL = {
     "pso": {"particles": 4, "generations": 3},  # 4 particles take 4 of the 5 baselines, the wrapper asks the fifth
     "random": {"trials": 11, "batch_size": 4},
@@ -127,7 +127,7 @@ def test_baseline_masks_and_where_they_go() -> None:
         create_searcher("pso", 5, None, 0, init="hand")
 
 
-# --patience (issue 14): every searcher that may stop early still passes every check.
+# --patience: every searcher that may stop early still passes every check.
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_every_searcher_with_patience_passes_every_check(name, check) -> None:

@@ -51,8 +51,9 @@ class BenchPreset:
 
 
 # --quick fits in ~15-20 minutes on two busy CPU cores; --full is the paper's swarm (GPU).
-# No fitness subset: on the swarm preset (session 2) training on 30 % of the images ranked masks
-# so differently that the chosen mask tested 11-13 points below the reference's (docs/performance.md).
+# No fitness subset: on the swarm preset training on 30 % of the images ranked masks so
+# differently that the chosen mask tested 11-13 points below the reference's
+# (docs/results/speed.md).
 APPROXIMATE = SpeedConfig(fidelity="halving", halving_epochs=1, halving_keep=0.25, early_stop=0.05)
 PRESETS = {
     "quick": BenchPreset(particles=4, generations=3, fitness_epochs=2, final_epochs=2, throughput_epochs=1,
@@ -312,7 +313,7 @@ def summarise(runs: dict[str, dict[int, dict]], first: int) -> dict:
 
 
 def format_table(result: dict) -> str:
-    """The Markdown table printed by ``layerswarm bench`` and pasted into docs/performance.md."""
+    """The Markdown table printed by ``layerswarm bench`` and pasted into docs/results/speed.md."""
     rows = ["| run | wall s | ratio | CPU s | evaluations | epochs trained | images/s | peak MB | best fitness | test acc (seed 0) | mean test acc |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     names = ["reference", "exact", "approximate"] + sorted(k for k in result if k.startswith("approximate:"))

@@ -61,7 +61,9 @@ def compare(**kw) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the head, the data splits and the training")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder: summary.json, runs.json, race.png")
 def race(**kw) -> None:
-    """Race the searchers at one budget on a table of real fitness values (docs/searchers.md)."""
+    """Race the searchers at one budget on a table of real fitness values.
+
+    Measured races: docs/results/searcher-race.md."""
     from ..race import RaceConfig, race_command
     from ..run.search import RunConfig
 

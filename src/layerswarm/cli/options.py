@@ -92,7 +92,7 @@ def pop_config(cls: type, kwargs: dict[str, Any], prefix: str = "", **overrides:
 def default_recipe_for_model(kw: dict[str, Any], model_name: str, key: str = "train_recipe") -> None:
     """A text model run without ``--recipe`` trains with the ``bert`` recipe, the one BERT users
     recognise: on the text benchmark it beats the paper's SGD on full fine-tuning (+3.1 points)
-    and loses on the linear probe (-3.1) and last-k (-1.1, within noise; docs/text.md).
+    and loses on the linear probe (-3.1) and last-k (-1.1, within noise; docs/results/text.md).
     Image models keep ``default``; a recipe given on the command line, a preset or a file wins."""
     from ..models.config import is_text_model
 

@@ -34,7 +34,7 @@ from .common import (
 )
 from .options import default_recipe_for_model, pop_config
 
-# The default search (docs/search.md: the 3-seed tables against the baselines on both benchmarks):
+# The default search (docs/concepts/defaults.md: 3-seed tables against the baselines, 2 benchmarks):
 # the paper's swarm (10 x 12 PSO, 5 fitness epochs, random start), then the baselines, and the best
 # of the searched mask and the baselines by final validation accuracy answers. Every other searcher
 # gets the swarm's number of evaluations unless --budget says otherwise. The swarm stops after 3
@@ -51,10 +51,12 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
 @train_options
 @speed_options
 @click.option("--preset", type=click.Choice(PRESET_CHOICES), default=None,
-              help="a named set of options; 'paper': Algorithm 1 of METHOD.md exactly (random init, 10x12 PSO, "
-                   "5 fitness epochs, 110 final, --recipe paper, no final selection, no baselines); flags given win")
+              help="a named set of options; 'paper': the paper's Algorithm 1 exactly (random init, "
+                   "10x12 PSO, 5 fitness epochs, 110 final, --recipe paper, no final selection, "
+                   "no baselines); flags given win")
 @click.option("--searcher", type=click.Choice(SEARCHER_CHOICES), default="pso", show_default=True,
-              help="searcher (docs/searchers.md); pso is the paper's and measured best (docs/search.md)")
+              help="searcher (docs/concepts/searchers.md); pso is the paper's and measured best "
+                   "(docs/concepts/defaults.md)")
 @click.option("--particles", type=click.IntRange(min=1), default=None,
               help=f"PSO swarm size n (default {PSO_PARTICLES}); other searchers: masks per batch (default: their own)")
 @click.option("--generations", type=click.IntRange(min=1), default=PSO_GENERATIONS, show_default=True, help="PSO generations G")
@@ -67,12 +69,12 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
 @click.option("--velocity-max", type=float, default=None, help="optional bound on |velocity| per dimension")
 @click.option("--fitness-epochs", type=click.IntRange(min=1), default=5, show_default=True,
               help="maxEpoch: epochs of each fitness fine-tune (the paper's 5; 10 ranks masks better on their own, yet "
-                   "the swarm at 5 found the better masks: docs/fitness.md, docs/search.md)")
+                   "the swarm at 5 found the better masks: docs/concepts/defaults.md)")
 @click.option("--final-epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the final fine-tune")
 @click.option("--init", type=click.Choice(("baselines", "random")), default="random", show_default=True,
               help="first masks asked: 'baselines' puts linear, full and last-k (k = 1, 2, 4, units/4) among them, so "
                    "the search's best fitness is never below theirs; 'random' is the paper's (measured better with "
-                   "the swarm: docs/search.md)")
+                   "the swarm: docs/concepts/defaults.md)")
 @click.option("--final-select", type=click.IntRange(min=0), default=0, show_default=True,
               help="before the final fine-tune, re-evaluate the top K distinct masks with fresh seeds and fine-tune the "
                    "best by the mean of all its evaluations (phase 'selection' in evaluations.jsonl); 0: off")
@@ -83,7 +85,8 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
               help="fresh-seed evaluations of each mask in the final selection")
 @click.option("--select-epochs", type=click.IntRange(min=1), default=None,
               help="epochs of each final-selection evaluation (default: --fitness-epochs); another budget ranks the candidates "
-                   "by the selection's fitness alone (10 ranks masks better than 5: docs/fitness.md)")
+                   "by the selection's fitness alone (10 ranks masks better than 5: "
+                   "docs/concepts/fitness.md)")
 @click.option("--baselines", default="linear,full,last-k", show_default=True,
               help="after the final fine-tune, fine-tune these with the same recipe, split and seed and compare "
                    "(DIR/baselines/NAME/; last-k: k = half the units, last-k:K another k; any strategy, e.g. l2sp); none: skip")
@@ -99,7 +102,7 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
 @click.option("--fitness-score", type=click.Choice(FITNESS_SCORES), default="accuracy", show_default=True,
               help="the fitness of a mask: 'accuracy', validation accuracy after the fitness fine-tune (the paper), or "
                    "'trend', that plus its rise since the middle epoch, which ranks a still-climbing mask above one "
-                   "that has flattened (docs/fitness.md)")
+                   "that has flattened (docs/concepts/fitness.md)")
 @click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, help="retries of a failing evaluation")
 @click.option("--max-failed-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="stop (exit 1, resumable) when more than this share of the evaluations has "

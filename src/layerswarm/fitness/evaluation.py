@@ -16,7 +16,7 @@ from .noise import binomial_se, combined_se
 if TYPE_CHECKING:  # annotations only: the command line imports this module for FITNESS_SCORES, without numpy
     from ..searchers.base import Trial
 
-# how a validation curve becomes a fitness (SearchConfig.fitness_score; docs/fitness.md)
+# how a validation curve becomes a fitness (SearchConfig.fitness_score; docs/concepts/fitness.md)
 FITNESS_SCORES = ("accuracy", "trend")
 # how an evaluation ended: a fitness; an exception (fitness -inf); a non-finite loss (fitness -inf)
 STATUSES = ("ok", "failed", "diverged")
@@ -36,7 +36,7 @@ def curve_score(curve: list[dict], score: str, val_images: int | None = None) ->
     E // 2 and E carried on as far again. A short fine-tune of a mask that freezes most of the
     network learns fast and then flattens, one that trains most of it is still climbing: on the
     last value alone the first outranks the second, though after the final fine-tune the
-    second ends higher (docs/fitness.md). Its se treats the two values as independent.
+    second ends higher (docs/concepts/fitness.md). Its se treats the two values as independent.
     """
     if not curve or curve[-1].get("val_accuracy") is None:
         return None

@@ -57,7 +57,8 @@ def race_real(
     Trained masks are shared across searchers and seeds through ``table_path`` (default
     ``out_dir/fitness.jsonl``; a mask is trained the first time any run meets it), yet each
     run is charged for every new mask it asks, as it would be alone. Interrupted, it resumes
-    from that file: the runs replay the masks already trained. Expensive: see docs/searchers.md.
+    from that file: the runs replay the masks already trained. Expensive: see
+    docs/results/searcher-race.md.
     """
     out = Path(out_dir)
     table = FitnessTable(run_cfg, table_path or out / "fitness.jsonl")

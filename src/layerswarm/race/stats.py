@@ -86,7 +86,7 @@ def plot_race(summary: dict[str, Any], path: str | Path, title: str = "") -> Non
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The race as a Markdown table (what docs/searchers.md shows)."""
+    """The race as a Markdown table (what docs/results/searcher-race.md shows)."""
     budget, ref = summary["budget_epochs"], summary["race"]["reference"]
     target = (f"{ref}'s mean best {summary['target']:.4f}" if summary["target"] is not None
               else f"none ({ref} did not race)")

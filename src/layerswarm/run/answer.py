@@ -3,8 +3,8 @@
 ``mask`` (the paper): the searched mask's final fine-tune. ``validation``: the best by final
 validation accuracy among the searched mask and the baselines (:mod:`layerswarm.run.baselines`),
 written to ``DIR/answer.json``, which ``layerswarm predict`` and ``export`` follow. A short
-fitness ranks masks poorly (docs/fitness.md) while a whole fine-tune's validation ranks them
-well, and the baselines are fine-tuned anyway. Test accuracies only report the choice.
+fitness ranks masks poorly (docs/concepts/fitness.md) while a whole fine-tune's validation ranks
+them well, and the baselines are fine-tuned anyway. Test accuracies only report the choice.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 BASELINES_DIR = "baselines"
 SUMMARY_FILE = "summary.json"
 # last-k's k unless given (last-k:K): half the units, 8 of Lite0's 17, the best k of the 3-seed
-# tables on both benchmarks (docs/search.md: last-8 above last-4 by 1.2 and 2.3 points)
+# tables on both benchmarks (docs/concepts/defaults.md: last-8 above last-4 by 1.2 and 2.3 points)
 DEFAULT_K = 8  # without the unit count (a spec checked before the model is built)
 
 

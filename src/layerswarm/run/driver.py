@@ -72,7 +72,7 @@ class SearchConfig(JsonConfig):
                                       "and the batch order (1: one evaluation, as the paper)")
     fitness_score: str = help_field("accuracy", "how the validation curve of a fitness fine-tune becomes the fitness: "
                                     "'accuracy', its last value (the paper), or 'trend', that plus its rise since the "
-                                    "middle epoch (docs/fitness.md)")
+                                    "middle epoch (docs/concepts/fitness.md)")
     patience: int = help_field(0, "end the search after this many batches (PSO: generations) in a row without a "
                                "better fitness; 0: off, the whole budget (the paper)")
     answer: str = help_field("mask", "the run's answer: 'mask', the searched mask's final fine-tune (the paper), or "

@@ -1,7 +1,7 @@
 """Named presets of ``layerswarm search``: a set of option values under one flag.
 
-``--preset paper`` is Algorithm 1 of ../shared/METHOD.md exactly: random initial positions,
-n = 10 particles, G = 12 generations, maxEpoch = 5 fitness epochs, no final selection, no
+``--preset paper`` is the paper's Algorithm 1 exactly (docs/concepts/method.md): random initial
+positions, n = 10 particles, G = 12 generations, maxEpoch = 5 fitness epochs, no final selection, no
 baselines (the searched mask answers), a 110-epoch final fine-tune, and the paper's optimiser
 (``--recipe paper``). A preset fills only the options not given on the command line: an
 explicit flag still wins.

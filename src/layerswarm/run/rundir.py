@@ -101,7 +101,7 @@ def cpu_kernels() -> str:
     """The CPU kernels torch dispatches to (``AVX512``, ``AVX2``, ...), and oneDNN's cap when
     ``ONEDNN_MAX_CPU_ISA`` sets one. Runs of one seed are bit-identical only on the same kernels:
     AVX-512 and AVX2 round convolutions differently and a fine-tune's trajectory forks
-    (docs/performance.md, "Reproducing a record")."""
+    (docs/results/index.md, "Reproducing a record")."""
     import torch  # here, not at the top: the checks before a run stay light
 
     text = torch.backends.cpu.get_cpu_capability()

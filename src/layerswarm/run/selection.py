@@ -10,9 +10,9 @@ indices after its ``fitness_repeats``: :class:`~layerswarm.fitness.mask_fitness.
 score is the mean of all its evaluations: (R f_search + S f_selection) / (R + S), its standard
 error that of a weighted mean of two independent estimates. A selection budget other than the
 fitness' measures something else (a 10-epoch accuracy is not a 5-epoch one, and ranks masks better:
-docs/fitness.md), so then a mask's score is its selection fitness alone. The evaluations are lines of
-``evaluations.jsonl`` with ``phase: "selection"`` (so a resumed run re-runs none of them), the
-outcome is ``best_mask.json``'s ``selection`` and its ``mask`` the one fine-tuned.
+docs/concepts/fitness.md), so then a mask's score is its selection fitness alone. The evaluations
+are lines of ``evaluations.jsonl`` with ``phase: "selection"`` (so a resumed run re-runs none of
+them), the outcome is ``best_mask.json``'s ``selection`` and its ``mask`` the one fine-tuned.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """``--patience P``: end a search once its best fitness has not risen for P batches in a row.
 
 A swarm collapses: after a few generations its particles sit on masks it has already seen and
-its best stops moving (docs/search.md: the paper's swarm found its final best by generation 5 of
-12 on every Fashion-MNIST seed). The generations after that cost little where the memo answers
-the repeats, and a lot where the swarm keeps wandering over new masks without finding better
-ones (digits). :class:`PatientSearcher` stops it there.
+its best stops moving (docs/results/fashion-mnist.md: the paper's swarm found its final best by
+generation 5 of 12 on every Fashion-MNIST seed). The generations after that cost little where the
+memo answers the repeats, and a lot where the swarm keeps wandering over new masks without finding
+better ones (digits). :class:`PatientSearcher` stops it there.
 
 The stop is read from the searcher's own per-batch history (best fitness so far after each told
 batch), so it needs no state of its own: a resumed run stops exactly where the uninterrupted one

@@ -1,4 +1,4 @@
-"""Particle swarm optimisation over freeze masks: Algorithm 1 of the paper (METHOD.md, 1).
+"""Particle swarm optimisation over freeze masks: the paper's Algorithm 1 (docs/concepts/method.md).
 
 Choices where the paper is open, kept fixed so that runs are reproducible:
 

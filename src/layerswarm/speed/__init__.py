@@ -1,5 +1,5 @@
 """Search speed-ups: memoisation, the frozen-prefix activation cache (exact), and
-multi-fidelity, early stopping and subset fitness (approximate). See docs/performance.md."""
+multi-fidelity, early stopping and subset fitness (approximate). See docs/concepts/speed.md."""
 
 from __future__ import annotations
 

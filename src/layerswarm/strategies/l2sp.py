@@ -21,7 +21,8 @@ from .registry import register_strategy
 @dataclass
 class L2SPConfig(StrategyConfig):
     # Li et al. quote 0.1; at the paper's SGD it holds these networks too close to ImageNet: 0.001
-    # measured best of 0.1 / 0.01 / 0.001 over 3 seeds on both vision benchmarks (docs/search.md).
+    # measured best of 0.1 / 0.01 / 0.001 over 3 seeds on both vision benchmarks
+    # (docs/concepts/defaults.md).
     alpha: float = help_field(0.001, "strength of the pull towards the pretrained weights (Li et al. 2018: 0.1)")
     beta: float = help_field(0.01, "plain L2 strength on the new head")
 

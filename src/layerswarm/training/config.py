@@ -75,9 +75,10 @@ class TrainConfig(JsonConfig):
 
 
 # Named recipes: the values a recipe gives the settings a user does not set. "paper" is the
-# optimiser of ../shared/METHOD.md exactly (SGD lr 0.01, momentum 0.9, weight decay 5e-4 on every
+# optimiser of the paper exactly (SGD lr 0.01, momentum 0.9, weight decay 5e-4 on every
 # trainable parameter, lr x0.1 every 30 epochs) with the pad-and-crop augmentation layerswarm
-# used before recipes existed; "default" is the dataclass defaults (docs/recipe.md measures both).
+# used before recipes existed; "default" is the dataclass defaults (docs/results/fashion-mnist.md
+# measures both).
 PAPER_RECIPE: dict = {
     "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step", "step_size": 30,
     "gamma": 0.1, "augment": "crop-flip", "head_lr_mult": 1.0, "warmup_epochs": 0.0, "decay_norm_bias": True,
@@ -86,7 +87,7 @@ PAPER_RECIPE: dict = {
 # How BERT-style encoders are usually fine-tuned (Devlin et al.; Hugging Face's examples): AdamW at
 # 5e-5 with weight decay 0.01 off LayerNorm and biases, a warm-up, a decay to zero, batch 32, no
 # augmentation; the new head, which starts from random, at 20x that rate (1e-3), as a linear probe
-# needs. docs/text.md measures it against the paper's optimiser on the text benchmark.
+# needs. docs/results/text.md measures it against the paper's optimiser on the text benchmark.
 BERT_RECIPE: dict = {
     "optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.01, "schedule": "cosine", "warmup_epochs": 1.0,
     "decay_norm_bias": False, "head_lr_mult": 20.0, "batch_size": 32, "augment": "none", "label_smoothing": 0.0,
