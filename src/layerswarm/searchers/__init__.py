@@ -5,11 +5,13 @@ Use ``create_searcher("pso", num_units, {"particles": 10}, seed=0)``; add your o
 ``(num_units, config=None, seed=0)`` and whose ``config_class`` is a
 :class:`~layerswarm.config_utils.JsonConfig` dataclass (or, for a searcher without options,
 constructor ``(num_units, seed=0)``). A config class with ``from_budget(evaluations,
-batch_size)`` sizes itself for :func:`config_for_budget`.
+batch_size)`` sizes itself for :func:`config_for_budget`. A searcher whose constructor also
+takes ``space`` searches level spaces too (``--space lr``, :mod:`layerswarm.searchers.space`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -23,11 +25,13 @@ from layerswarm.searchers.patience import PatientSearcher, with_patience
 from layerswarm.searchers.pso import PSOConfig, PSOSearcher
 from layerswarm.searchers.random import RandomConfig, RandomSearcher
 from layerswarm.searchers.seeded import INITS, SeededSearcher, baseline_masks, with_initial_masks
+from layerswarm.searchers.space import SPACES, LevelSpace, MaskSpace, make_space
 from layerswarm.searchers.tpe import TPEConfig, TPESearcher
 
 __all__ = [
     "INITS",
     "SEARCHERS",
+    "SPACES",
     "BatchSearcher",
     "ExhaustiveConfig",
     "ExhaustiveSearcher",
@@ -35,6 +39,8 @@ __all__ = [
     "GASearcher",
     "GreedyConfig",
     "GreedySearcher",
+    "LevelSpace",
+    "MaskSpace",
     "PSOConfig",
     "PSOSearcher",
     "PatientSearcher",
@@ -48,6 +54,7 @@ __all__ = [
     "baseline_masks",
     "config_for_budget",
     "create_searcher",
+    "make_space",
     "register_searcher",
     "with_initial_masks",
     "with_patience",
@@ -76,24 +83,31 @@ def create_searcher(
     seed: int = 0,
     init: str = "random",
     patience: int = 0,
+    space: LevelSpace | None = None,
 ) -> Searcher:
-    """A new searcher ``name`` over masks of ``num_units``.
+    """A new searcher ``name`` over masks of ``num_units`` (or over the plans of ``space``).
 
     ``config`` is the searcher's config dataclass, a dict of its fields (unknown keys are
     refused by name), or ``None`` for the defaults. ``init="baselines"``: the masks of linear,
     full and last-k are among the first asked (:mod:`layerswarm.searchers.seeded`).
     ``patience=P``: done after P batches without a better fitness (:mod:`layerswarm.searchers.patience`).
     """
-    return with_patience(with_initial_masks(_create(name, num_units, config, seed), init), patience)
+    searcher = _create(name, num_units, config, seed, space or MaskSpace())
+    return with_patience(with_initial_masks(searcher, init), patience)
 
 
-def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed: int) -> Searcher:
+def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed: int, space: LevelSpace) -> Searcher:
     cls = SEARCHERS.lookup(name)
     config_class = getattr(cls, "config_class", None)
+    spaced: dict[str, Any] = {}
+    if "space" in inspect.signature(cls).parameters:
+        spaced["space"] = space
+    elif space.name != "mask":
+        raise LayerswarmError(f"searcher {name!r} searches masks only: use --space mask, or another searcher")
     if config_class is None:
         if config:
             raise LayerswarmError(f"searcher {name!r} takes no config; pass none")
-        return cls(num_units, seed=seed)  # type: ignore[call-arg]
+        return cls(num_units, seed=seed, **spaced)  # type: ignore[call-arg]
     if isinstance(config, dict):
         config = config_class.from_dict(config, owner=f"searcher '{name}'")
     elif config is not None and not isinstance(config, config_class):
@@ -101,7 +115,7 @@ def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed
             f"searcher {name!r} needs a {config_class.__name__} or a dict, "
             f"not a {type(config).__name__}"
         )
-    return cls(num_units, config=config, seed=seed)  # type: ignore[call-arg]
+    return cls(num_units, config=config, seed=seed, **spaced)  # type: ignore[call-arg]
 
 
 def config_for_budget(name: str, evaluations: int, batch_size: int | None = None) -> dict[str, Any]:

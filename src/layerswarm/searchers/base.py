@@ -1,4 +1,5 @@
-"""The searcher interface: ask for candidate masks, tell their fitness (as in optuna)."""
+"""The searcher interface: ask for candidate plans (a freeze mask, or a level per unit), tell
+their fitness (as in optuna)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from layerswarm.errors import LayerswarmError
+from layerswarm.searchers.space import LevelSpace, MaskSpace
 
 
 @dataclass
@@ -19,6 +21,9 @@ class Trial:
     ``number`` is unique within a search and increases in ask order; ``generation`` and
     ``index`` place it in a batch (a PSO generation and particle). ``position`` is the
     searcher's continuous encoding when it has one (PSO: x in [0,1]^L), else ``None``.
+    ``mask`` is 1 where a unit trains; ``levels`` each unit's level in a level space
+    (:mod:`layerswarm.searchers.space`; 0 frozen), ``None`` in the mask space, where the mask
+    is the whole plan: :attr:`unit_levels` is the plan either way.
     """
 
     number: int
@@ -28,9 +33,15 @@ class Trial:
     position: list[float] | None = None
     budget_epochs: int | None = None  # fidelity asked for; None means the search default
     info: dict[str, Any] = field(default_factory=dict)
+    levels: list[int] | None = None
+
+    @property
+    def unit_levels(self) -> list[int]:
+        """Each unit's level: ``levels`` in a level space, the mask (levels 0 and 1) in the mask space."""
+        return list(self.mask if self.levels is None else self.levels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "number": self.number,
             "generation": self.generation,
             "index": self.index,
@@ -39,6 +50,9 @@ class Trial:
             "budget_epochs": self.budget_epochs,
             "info": dict(self.info),
         }
+        if self.levels is not None:  # a mask-space trial's record stays as it always was
+            out["levels"] = list(self.levels)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Trial:
@@ -46,7 +60,8 @@ class Trial:
 
 
 class Searcher(ABC):
-    """Ask/tell search over binary freeze masks of length ``num_units``.
+    """Ask/tell search over the plans of ``space`` for ``num_units`` units: binary freeze masks
+    (the default :class:`~layerswarm.searchers.space.MaskSpace`) or a level per unit.
 
     Protocol: ``ask()`` returns the next batch of trials (possibly one); every trial of
     a batch must be told with ``tell(trial.number, fitness)`` (higher is better; use
@@ -56,15 +71,20 @@ class Searcher(ABC):
     raises ``RuntimeError`` until a result has been told. ``state_dict()`` is JSON-serialisable and
     ``load_state_dict()`` restores the searcher exactly, random-number state included,
     so that a resumed search asks the same trials as an uninterrupted one.
+
+    A searcher that takes ``space`` (constructor keyword) supports level spaces; its plans are
+    ``Trial.unit_levels`` and :meth:`best` returns the best plan's levels (in the mask space:
+    the mask). Every built-in searcher does.
     """
 
     name: str = "base"
 
-    def __init__(self, num_units: int, seed: int = 0) -> None:
+    def __init__(self, num_units: int, seed: int = 0, space: LevelSpace | None = None) -> None:
         if num_units < 1:
             raise ValueError("num_units must be >= 1")
         self.num_units = num_units
         self.seed = seed
+        self.space = space if space is not None else MaskSpace()
 
     @abstractmethod
     def ask(self) -> list[Trial]:
@@ -84,7 +104,8 @@ class Searcher(ABC):
 
     @abstractmethod
     def best(self) -> tuple[list[int], float]:
-        """The best mask told so far and its fitness; ``RuntimeError`` before any result."""
+        """The best plan told so far (its unit levels: the mask in the mask space) and its
+        fitness; ``RuntimeError`` before any result."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -147,8 +168,8 @@ class BatchSearcher(Searcher):
 
     config_class: type | None = None  # the searcher's JsonConfig dataclass, if it has options
 
-    def __init__(self, num_units: int, seed: int = 0, config: Any = None) -> None:
-        super().__init__(num_units, seed)
+    def __init__(self, num_units: int, seed: int = 0, config: Any = None, space: LevelSpace | None = None) -> None:
+        super().__init__(num_units, seed, space)
         if self.config_class is not None:
             self.config = config if config is not None else self.config_class()
         self._rng = np.random.Generator(np.random.PCG64(seed))
@@ -194,10 +215,14 @@ class BatchSearcher(Searcher):
             self._batch, self._told = [], {}
             self._finish_batch(trials, [told[t.number] for t in trials])
 
-    def _note_best(self, mask: list[int], fitness: float) -> None:
-        """Keep the best told mask; strict ``>`` so ties (and a failed first one) keep the first."""
+    def _note_best(self, trial: Trial, fitness: float) -> None:
+        """Keep the best told plan; strict ``>`` so ties (and a failed first one) keep the first."""
         if self._best_mask is None or fitness > self._best_fit:
-            self._best_mask, self._best_fit = list(mask), fitness
+            self._best_mask, self._best_fit = trial.unit_levels, fitness
+
+    def _make_trial(self, levels: Any, **fields: Any) -> Trial:
+        """A trial of the plan ``levels`` (its mask, and its levels in a level space)."""
+        return Trial(**fields, **self.space.trial_plan(levels))
 
     def best(self) -> tuple[list[int], float]:
         if self._best_mask is None:
@@ -224,13 +249,15 @@ class BatchSearcher(Searcher):
         self._told = {int(n): decode_float(f) for n, f in state["told"]}
 
     def _header_state(self) -> dict[str, Any]:
-        """What every saved state starts with: who wrote it, for what, with which config."""
+        """What every saved state starts with: who wrote it, for what, with which config (and
+        its space, unless the mask space: a mask search's state stays as it always was)."""
         return {
             "searcher": self.name,
             "version": 1,
             "num_units": self.num_units,
             "seed": self.seed,
             "config": self.config.to_dict(),  # type: ignore[attr-defined]
+            **({} if self.space.name == "mask" else {"space": self.space.to_dict()}),
         }
 
     def _load_header_state(self, state: dict[str, Any]) -> None:
@@ -269,6 +296,12 @@ class BatchSearcher(Searcher):
             raise LayerswarmError(
                 f"cannot resume: the saved state has {state.get('num_units')} units but this "
                 f"model has {self.num_units}; resume with the same model and unit grouping"
+            )
+        saved = state.get("space", MaskSpace().to_dict())
+        if saved != self.space.to_dict():
+            raise LayerswarmError(
+                f"cannot resume: the saved search is over space {saved['space']} (ladder {saved['ladder']}), "
+                f"not {self.space.name} (ladder {list(self.space.ladder)}); resume with the same --space and --ladder"
             )
 
 

@@ -2,7 +2,8 @@
 
 The order is a seeded shuffle (``order="shuffled"``, the default), so that a search cut short
 is random search without replacement; ``order="binary"`` counts in binary (unit 0 the most
-significant bit) and ignores the seed.
+significant bit) and ignores the seed. In a level space of K levels it enumerates the K^L plans
+the same way (counting in base K), up to the same 4096 plans.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from layerswarm.config_utils import JsonConfig, help_field
 from layerswarm.errors import LayerswarmError
 from layerswarm.searchers.base import Trial, batch_summary
 from layerswarm.searchers.replay import ReplaySearcher
+from layerswarm.searchers.space import LevelSpace
 
 __all__ = ["MAX_UNITS", "ExhaustiveConfig", "ExhaustiveSearcher"]
 
 MAX_UNITS = 12  # 4096 masks; beyond that an exhaustive search is not a sensible request
+MAX_PLANS = 2**MAX_UNITS
 ORDERS = ("shuffled", "binary")
 
 
@@ -41,9 +44,10 @@ class ExhaustiveConfig(JsonConfig):
         return cls() if batch_size is None else cls(batch_size=batch_size)
 
 
-def mask_of(index: int, num_units: int) -> list[int]:
-    """The ``index``-th mask in binary counting order (unit 0 the most significant bit)."""
-    return [(index >> (num_units - 1 - j)) & 1 for j in range(num_units)]
+def mask_of(index: int, num_units: int, levels: int = 2) -> list[int]:
+    """The ``index``-th plan in base-``levels`` counting order (unit 0 the most significant digit;
+    with 2 levels, the ``index``-th mask in binary)."""
+    return [(index // levels ** (num_units - 1 - j)) % levels for j in range(num_units)]
 
 
 class ExhaustiveSearcher(ReplaySearcher):
@@ -52,16 +56,18 @@ class ExhaustiveSearcher(ReplaySearcher):
     name = "exhaustive"
     config_class = ExhaustiveConfig
 
-    def __init__(self, num_units: int, config: ExhaustiveConfig | None = None, seed: int = 0) -> None:
-        if num_units > MAX_UNITS:
+    def __init__(self, num_units: int, config: ExhaustiveConfig | None = None, seed: int = 0,
+                 space: LevelSpace | None = None) -> None:
+        levels = 2 if space is None else space.levels
+        if levels**num_units > MAX_PLANS:
             raise LayerswarmError(
-                f"exhaustive search needs at most {MAX_UNITS} units (2^{MAX_UNITS} masks), this model "
-                f"has {num_units}; use --granularity stage or another searcher"
+                f"exhaustive search needs at most {MAX_PLANS} plans ({levels}^units <= 2^{MAX_UNITS}), this "
+                f"model has {num_units} units; use --granularity stage or another searcher"
             )
-        super().__init__(num_units, config, seed)
+        super().__init__(num_units, config, seed, space)
 
     def _reset(self) -> None:
-        total = 2**self.num_units
+        total = self.space.size(self.num_units)
         if self.config.order == "shuffled":
             self._order = np.random.default_rng(self.seed).permutation(total).tolist()
         else:
@@ -71,14 +77,14 @@ class ExhaustiveSearcher(ReplaySearcher):
     def _new_batch(self, first_number: int) -> list[Trial]:
         indices = self._order[first_number : first_number + self.config.batch_size]
         return [
-            Trial(number=first_number + i, generation=len(self._history), index=i,
-                  mask=mask_of(k, self.num_units), info={"index": int(k)})
+            self._make_trial(mask_of(k, self.num_units, self.space.levels), number=first_number + i,
+                             generation=len(self._history), index=i, info={"index": int(k)})
             for i, k in enumerate(indices)
         ]
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):
-            self._note_best(trial.mask, phi)
+            self._note_best(trial, phi)
         self._history.append(batch_summary(len(self._history), fitnesses, self._best_fit))
         self._done += len(trials)
 

@@ -8,6 +8,11 @@ Generational GA: tournament selection, uniform crossover, Gaussian mutation clip
 gene ranges, and ``elite`` best individuals carried over unchanged. Masks are what cost, so
 a mask already evaluated is never asked again: its individual gets the archived fitness.
 Random draws happen in a fixed order (see :meth:`GASearcher._breed`), so a seed fixes the run.
+
+In a level space (``--space lr``) a gene above tau encodes a level: (tau, 1] is cut into K - 1
+equal parts for levels 1..K-1 (:meth:`~layerswarm.searchers.space.LevelSpace.level_of_position`),
+so a mutation moves a unit up or down the ladder, or across the freezing line; with the mask
+space's two levels this is the rule above, unchanged.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ class GASearcher(ReplaySearcher):
         cfg = self.config
         tau = (cfg.threshold_min + cfg.threshold_max) / 2
         for i, (_, mask) in enumerate(getattr(self, "_initial", [])):  # --init baselines: the first individuals
-            self._pop[i] = [(1 + tau) / 2 if b else tau / 2 for b in mask] + [tau]
+            self._pop[i] = [self.space.position_of_level(lv, tau) for lv in self.space.levels_of_mask(mask)] + [tau]
         self._pop_fit = np.full(self.config.population, np.nan)  # nan: not evaluated yet
         self._archive: dict[str, float] = {}
         self._generation = 0
@@ -90,11 +95,12 @@ class GASearcher(ReplaySearcher):
         genes[:, -1] = cfg.threshold_min + (cfg.threshold_max - cfg.threshold_min) * genes[:, -1]
         return genes
 
-    def _mask(self, genome: np.ndarray) -> list[int]:
-        return [int(b) for b in genome[:-1] > genome[-1]]
+    def _levels(self, genome: np.ndarray) -> list[int]:
+        """The plan of a genome: each unit gene read against the threshold gene (a mask in the mask space)."""
+        return self.space.levels_of_position(genome[:-1], float(genome[-1]))
 
     def _lookup(self) -> np.ndarray:
-        return np.array([self._archive.get(mask_bits(self._mask(g)), np.nan) for g in self._pop])
+        return np.array([self._archive.get(mask_bits(self._levels(g)), np.nan) for g in self._pop])
 
     def _select(self, fit: np.ndarray) -> int:
         contenders = self._rng.integers(0, len(fit), self.config.tournament)
@@ -133,9 +139,9 @@ class GASearcher(ReplaySearcher):
             if trials:
                 return trials
         # The population converged on known masks: random immigrants replace the worst.
-        for _ in range(10 * 2 ** min(self.num_units, 16)):
+        for _ in range(10 * min(self.space.size(self.num_units), 2**16)):
             genome = self._random_genomes(1)[0]
-            if mask_bits(self._mask(genome)) not in self._archive:
+            if mask_bits(self._levels(genome)) not in self._archive:
                 break
         fit = np.where(np.isnan(self._pop_fit), -np.inf, self._pop_fit)
         worst = int(np.argmin(fit))
@@ -146,7 +152,7 @@ class GASearcher(ReplaySearcher):
         trials: list[Trial] = []
         seen: set[str] = set()
         for i, genome in enumerate(self._pop):
-            key = mask_bits(self._mask(genome))
+            key = mask_bits(self._levels(genome))
             if np.isnan(self._pop_fit[i]) and key not in seen and len(trials) < remaining:
                 seen.add(key)
                 trials.append(self._trial(first_number + len(trials), i))
@@ -157,16 +163,16 @@ class GASearcher(ReplaySearcher):
         info = {"threshold": float(genome[-1])}
         if self._generation == 0 and i < len(getattr(self, "_initial", [])):
             info["init"] = self._initial[i][0]
-        return Trial(number=number, generation=self._generation, index=i, mask=self._mask(genome),
-                     position=[float(g) for g in genome[:-1]], info=info)
+        return self._make_trial(self._levels(genome), number=number, generation=self._generation, index=i,
+                                position=[float(g) for g in genome[:-1]], info=info)
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):
-            self._archive[mask_bits(trial.mask)] = phi
-            self._note_best(trial.mask, phi)
+            self._archive[mask_bits(trial.unit_levels)] = phi
+            self._note_best(trial, phi)
         self._pop_fit = self._lookup()
         self._history.append(batch_summary(self._generation, fitnesses, self._best_fit))
         self._told_count += len(trials)
 
     def is_done(self) -> bool:
-        return self._told_count >= self.config.trials or len(self._archive) >= 2**self.num_units
+        return self._told_count >= self.config.trials or len(self._archive) >= self.space.size(self.num_units)

@@ -42,7 +42,7 @@ class PatientSearcher(Searcher):
     """``inner``, done when its budget is spent or its best has not risen for ``patience`` batches."""
 
     def __init__(self, inner: Searcher, patience: int) -> None:
-        super().__init__(inner.num_units, inner.seed)
+        super().__init__(inner.num_units, inner.seed, inner.space)
         self.inner, self.patience = inner, patience
         self.name = inner.name
 

@@ -20,6 +20,9 @@ Choices where the paper is open, kept fixed so that runs are reproducible:
   above 1, pins the particle there. On a 12-unit synthetic problem, 10 particles x 30
   generations find the optimum in ~90% of seeds with absorbing walls, ~60% without.
 * In :meth:`PSOSearcher.state_dict` non-finite fitnesses are the strings "-inf"/"inf".
+* A level space (``--space lr``, :mod:`layerswarm.searchers.space`): x <= threshold is frozen
+  and (threshold, 1] is cut into K - 1 equal parts for levels 1..K-1; with the mask space's two
+  levels that is the rule above, so the swarm and its random stream do not change.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from layerswarm.searchers.base import (
     decode_float,
     encode_float,
 )
+from layerswarm.searchers.space import LevelSpace
 
 __all__ = [
     "PSOConfig",
@@ -65,7 +69,7 @@ class PSOConfig(JsonConfig):
     inertia_end: float = help_field(0.7, "inertia weight after the last generation (paper: 0.7)")
     velocity_max: float | None = help_field(None, "bound |v| <= velocity_max per dimension; None: unbounded (paper)")
     init_velocity: float = help_field(0.5, "initial velocities are drawn from U(-v0, v0)")
-    threshold: float = help_field(0.5, "a unit is fine-tuned when its position is > threshold")
+    threshold: float = help_field(0.5, "a unit is fine-tuned when its position is > threshold (levels 1..K-1 above it)")
     wall_velocity: str = help_field("keep", "velocity of a coordinate clamped at 0 or 1: 'zero' (absorbing wall) "
             "or 'keep' (it keeps pushing into the wall)")
 
@@ -149,8 +153,9 @@ class PSOSearcher(BatchSearcher):
     name = "pso"
     config_class = PSOConfig
 
-    def __init__(self, num_units: int, config: PSOConfig | None = None, seed: int = 0) -> None:
-        super().__init__(num_units, seed, config)
+    def __init__(self, num_units: int, config: PSOConfig | None = None, seed: int = 0,
+                 space: LevelSpace | None = None) -> None:
+        super().__init__(num_units, seed, config, space)
         cfg, n, L = self.config, self.config.particles, num_units
         self._x = self._rng.random((n, L))
         v0 = self._rng.uniform(-cfg.init_velocity, cfg.init_velocity, (n, L))
@@ -165,10 +170,11 @@ class PSOSearcher(BatchSearcher):
 
     def place_initial_masks(self, masks: list[tuple[str, list[int]]]) -> list[tuple[str, list[int]]]:
         """The first particles start on ``masks``: x = threshold / 2 for a frozen unit, (1 + threshold) / 2
-        for a trained one (0.25 / 0.75), p_i = x_i; their velocities stay the random draws."""
-        thr, taken = self.config.threshold, masks[: self.config.particles]
+        for a trained one (0.25 / 0.75; in a level space the middle of the level at the run's rate),
+        p_i = x_i; their velocities stay the random draws."""
+        thr, taken, space = self.config.threshold, masks[: self.config.particles], self.space
         for i, (_, mask) in enumerate(taken):
-            self._x[i] = [(1 + thr) / 2 if b else thr / 2 for b in mask]
+            self._x[i] = [space.position_of_level(level, thr) for level in space.levels_of_mask(mask)]
         self._p, self._g = self._x.copy(), self._x[0].copy()
         self._initial_names = [name for name, _ in taken]
         return masks[len(taken):]
@@ -179,11 +185,11 @@ class PSOSearcher(BatchSearcher):
         thr = self.config.threshold
         names = getattr(self, "_initial_names", []) if self._generation == 0 else []
         return [
-            Trial(
+            self._make_trial(
+                self.space.levels_of_position(x, thr),
                 number=first_number + i,
                 generation=self._generation,
                 index=i,
-                mask=position_to_mask(x, thr),
                 position=[float(a) for a in x],
                 info={"init": names[i]} if i < len(names) else {},
             )
@@ -218,11 +224,11 @@ class PSOSearcher(BatchSearcher):
         return self._generation >= self.config.generations
 
     def best(self) -> tuple[list[int], float]:
-        """Mask of the swarm best p_g and f(p_g) (x_1's mask and -inf while every evaluation
-        failed); ``RuntimeError`` before the first generation is told, as for every searcher."""
+        """Plan (mask, or levels) of the swarm best p_g and f(p_g) (x_1's and -inf while every
+        evaluation failed); ``RuntimeError`` before the first generation is told, as for every searcher."""
         if self._generation == 0:
             raise RuntimeError(f"{self.name} searcher: no generation has been told yet, so no best mask")
-        return position_to_mask(self._g, self.config.threshold), float(self._g_fit)
+        return self.space.levels_of_position(self._g, self.config.threshold), float(self._g_fit)
 
     @property
     def generation(self) -> int:

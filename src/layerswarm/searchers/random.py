@@ -2,7 +2,9 @@
 
 ``trials=1`` is exactly the paper's baseline (one random mask, then the final fine-tune);
 larger budgets make it random search, the natural control for PSO at the same cost.
-Draw order: at each ``ask()``, one vector of L uniforms per trial, in trial order.
+Draw order: at each ``ask()``, one vector of L uniforms per trial, in trial order. In a level
+space of K levels a uniform u gives level floor(u K): each level equally likely, and with the
+mask space's two levels exactly the bit above.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from layerswarm.searchers.base import (
     decode_float,
     encode_float,
 )
+from layerswarm.searchers.space import LevelSpace
 
 __all__ = ["RandomConfig", "RandomSearcher"]
 
@@ -51,28 +54,26 @@ class RandomSearcher(BatchSearcher):
     name = "random"
     config_class = RandomConfig
 
-    def __init__(self, num_units: int, config: RandomConfig | None = None, seed: int = 0) -> None:
-        super().__init__(num_units, seed, config)
+    def __init__(self, num_units: int, config: RandomConfig | None = None, seed: int = 0,
+                 space: LevelSpace | None = None) -> None:
+        super().__init__(num_units, seed, config, space)
         self._batches = 0  # batches fully told
         self._told_count = 0
 
     def _new_batch(self, first_number: int) -> list[Trial]:
         size = min(self.config.batch_size, self.config.trials - first_number)
         draws = self._rng.random((size, self.num_units))
+        k = self.space.levels
         return [
-            Trial(
-                number=first_number + i,
-                generation=self._batches,
-                index=i,
-                mask=[int(b) for b in draws[i] >= 0.5],
-            )
+            self._make_trial([min(int(u * k), k - 1) for u in draws[i]], number=first_number + i,
+                             generation=self._batches, index=i)
             for i in range(size)
         ]
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):
             # The first told mask is the best even when it failed, so best() is always defined.
-            self._note_best(trial.mask, phi)
+            self._note_best(trial, phi)
         self._history.append(batch_summary(self._batches, fitnesses, self._best_fit))
         self._told_count += len(trials)
         self._batches += 1

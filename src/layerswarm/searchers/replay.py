@@ -14,19 +14,21 @@ from typing import Any
 
 from layerswarm.errors import LayerswarmError
 from layerswarm.searchers.base import BatchSearcher, Trial, decode_float, encode_float
+from layerswarm.searchers.space import LevelSpace
 
 __all__ = ["ReplaySearcher", "mask_bits"]
 
 
-def mask_bits(mask: list[int]) -> str:
-    return "".join(str(int(b)) for b in mask)
+def mask_bits(levels: list[int]) -> str:
+    """A plan as a string key, one digit per unit: a mask's bits, or levels (at most 10 of them)."""
+    return "".join(str(int(b)) for b in levels)
 
 
 class ReplaySearcher(BatchSearcher):
     """A :class:`BatchSearcher` whose state is its ask/tell record (see the module doc)."""
 
-    def __init__(self, num_units: int, config: Any = None, seed: int = 0) -> None:
-        super().__init__(num_units, seed, config)  # ``config=None``: the config class's defaults
+    def __init__(self, num_units: int, config: Any = None, seed: int = 0, space: LevelSpace | None = None) -> None:
+        super().__init__(num_units, seed, config, space)  # ``config=None``: the config class's defaults
         self._record: list[list[Trial]] = []  # every asked batch, in ask order
         self._fitness: dict[int, float] = {}  # every told fitness, by trial number
         self._reset()
@@ -49,7 +51,7 @@ class ReplaySearcher(BatchSearcher):
         return {
             **self._header_state(),
             "batches": [
-                [[t.number, mask_bits(t.mask), encode_float(told[t.number]) if t.number in told else None]
+                [[t.number, mask_bits(t.unit_levels), encode_float(told[t.number]) if t.number in told else None]
                  for t in batch]
                 for batch in self._record
             ],
@@ -58,12 +60,12 @@ class ReplaySearcher(BatchSearcher):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Rebuild from the seed and replay the record; the saved config wins."""
         self._load_header_state(state)
-        BatchSearcher.__init__(self, self.num_units, self.seed, self.config)
+        BatchSearcher.__init__(self, self.num_units, self.seed, self.config, self.space)
         self._record, self._fitness = [], {}
         self._reset()
         for saved in state["batches"]:
             batch = self.ask()
-            if [[t.number, mask_bits(t.mask)] for t in batch] != [row[:2] for row in saved]:
+            if [[t.number, mask_bits(t.unit_levels)] for t in batch] != [row[:2] for row in saved]:
                 raise LayerswarmError(
                     f"cannot resume the {self.name} search: replaying its record asked other masks "
                     "(was the sampling library upgraded?); start a new search"

@@ -8,7 +8,8 @@ x = 0.25 / 0.75 per bit, GA as individuals), so that its search moves on from th
 does not take is asked first, as one batch, by :class:`SeededSearcher` (TPE, random, greedy,
 exhaustive: a few evaluations more than their budget, repeated masks are answered by the memo).
 Either way the search's best fitness is never below theirs. Trials of these masks carry
-``info["init"]``, the baseline's name.
+``info["init"]``, the baseline's name. In a level space a mask's trained units sit at the level
+of the run's learning rate (:meth:`~layerswarm.searchers.space.LevelSpace.levels_of_mask`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class SeededSearcher(Searcher):
     generations keep their numbers; its trial numbers follow the batch's)."""
 
     def __init__(self, inner: Searcher, masks: Named) -> None:
-        super().__init__(inner.num_units, inner.seed)
+        super().__init__(inner.num_units, inner.seed, inner.space)
         self.inner, self.masks = inner, [(name, list(m)) for name, m in masks]
         self.name = inner.name
         self._asked = False
@@ -67,7 +68,8 @@ class SeededSearcher(Searcher):
         return len(self.masks)
 
     def _own(self) -> list[Trial]:
-        return [Trial(number=i, generation=-1, index=i, mask=list(m), info={"init": name})
+        return [Trial(number=i, generation=-1, index=i, info={"init": name},
+                      **self.space.trial_plan(self.space.levels_of_mask(m)))
                 for i, (name, m) in enumerate(self.masks)]
 
     def _shift(self, trials: list[Trial]) -> list[Trial]:
@@ -112,7 +114,7 @@ class SeededSearcher(Searcher):
             raise RuntimeError(f"{self.name} searcher: the first batch is not told yet, so no best mask")
         # strict >: the first of equals wins, and the fixed masks were asked first
         best = max(range(self._k), key=lambda i: (self._told[i], -i))
-        mask, fitness = self.masks[best][1], self._told[best]
+        mask, fitness = self.space.levels_of_mask(self.masks[best][1]), self._told[best]
         try:
             inner_mask, inner_fit = self.inner.best()
         except RuntimeError:

@@ -10,6 +10,11 @@ Reuse them from pytest either by subclassing::
             return MySearcher(num_units, MyConfig(trials=12), seed=seed)
 
 or by parametrising over :data:`CHECKS`. No pytest import here: this module ships.
+
+A factory may return a searcher over any space (``searcher.space``: the mask space, or a level
+space of :mod:`layerswarm.searchers.space`): the checks read the plans as ``Trial.unit_levels``.
+:func:`check_finds_the_optimum` is apart from :data:`CHECKS`: its factory must give a budget
+large enough to find the optimum of :func:`level_objective`.
 """
 
 from __future__ import annotations
@@ -32,7 +37,25 @@ MAX_ASKS = 10_000  # a finite budget must end well before this
 def fitness_of(trial: Trial) -> float:
     """Deterministic fitness, distinct per trial so that the best is unambiguous."""
     weights = np.sin(np.arange(1, len(trial.mask) + 1))  # fixed, mixed-sign preferences
-    return float(np.dot(trial.mask, weights)) + 1e-6 * trial.number
+    return float(np.dot(trial.unit_levels, weights)) + 1e-6 * trial.number
+
+
+def level_optimum(num_units: int, levels: int) -> list[int]:
+    """The plan :func:`level_objective` peaks at: every level used, frozen and trained units mixed."""
+    return [(3 * j + 1) % levels for j in range(num_units)]
+
+
+def level_objective(num_units: int, levels: int) -> Callable[[Trial], float]:
+    """A separable objective over plans: minus the weighted distance of each unit's level from its
+    level in :func:`level_optimum` (a unit two levels off costs twice one level off), so that a
+    searcher that reads neighbouring levels as neighbours can climb it; 0 only at the optimum."""
+    target = level_optimum(num_units, levels)
+    weights = [1.0 + 0.1 * j for j in range(num_units)]
+
+    def fitness(trial: Trial) -> float:
+        return -sum(w * abs(a - b) for w, a, b in zip(weights, trial.unit_levels, target, strict=True))
+
+    return fitness
 
 
 def _expect_raises(exc: type[BaseException], fn: Callable[[], Any], what: str) -> None:
@@ -93,13 +116,22 @@ def _restore(make: Factory, searcher: Searcher, seed: int) -> Searcher:
 
 
 def check_ask_returns_valid_masks(make: Factory) -> None:
+    """Masks of 0/1 ints; in a level space also levels, ints in [0, K), 0 exactly where the
+    mask freezes; in the mask space no levels (the mask is the plan)."""
     for num_units in (1, NUM_UNITS):
         searcher = make(num_units, 0)
+        num_units, space = searcher.num_units, searcher.space  # a factory may cap the units (exhaustive)
         batch = searcher.ask()
         assert batch, "ask() returned no trials"
         for trial in batch:
             assert len(trial.mask) == num_units, "mask length != num_units"
             assert all(type(b) is int and b in (0, 1) for b in trial.mask), "mask not 0/1 ints"
+            if space.name == "mask":
+                assert trial.levels is None, "a mask-space trial carries levels"
+            else:
+                assert trial.levels is not None and len(trial.levels) == num_units, "levels length != num_units"
+                assert all(type(v) is int and 0 <= v < space.levels for v in trial.levels), "levels not in [0, K)"
+                assert trial.mask == space.mask(trial.levels), "mask is not 1 exactly where the level is above 0"
             if trial.position is not None:
                 assert len(trial.position) == num_units, "position length != num_units"
 
@@ -160,7 +192,7 @@ def _first_drawn(searcher: Searcher) -> list[list[int]]:
     ``info["init"]``, which is the same for every seed), telling each batch before."""
     while True:
         batch = searcher.ask()
-        drawn = [t.mask for t in batch if "init" not in t.info]
+        drawn = [t.unit_levels for t in batch if "init" not in t.info]
         if drawn:
             return drawn
         for trial in batch:
@@ -178,8 +210,9 @@ def check_initial_masks_asked_first(make: Factory) -> None:
     from layerswarm.searchers.seeded import baseline_masks, with_initial_masks
 
     for num_units in (1, 2, NUM_UNITS):
-        expected = baseline_masks(num_units)
-        searcher = with_initial_masks(make(num_units, 0), "baselines")
+        inner = make(num_units, 0)
+        expected = baseline_masks(inner.num_units)  # a factory may cap the units (exhaustive)
+        searcher = with_initial_masks(inner, "baselines")
         trials = run_search(searcher)
         first_drawn = next((i for i, t in enumerate(trials) if "init" not in t.info), len(trials))
         head = {t.info["init"]: t.mask for t in trials[:first_drawn]}
@@ -244,7 +277,7 @@ def check_best_is_max_told(make: Factory) -> None:
     top = max(trials, key=fitness_of)
     mask, value = searcher.best()
     assert value == fitness_of(top), f"best() fitness {value} != max told {fitness_of(top)}"
-    assert mask == top.mask, "best() mask is not the mask of the best told trial"
+    assert mask == top.unit_levels, "best() is not the plan of the best told trial"
 
 
 def check_failed_evaluations_never_best(make: Factory) -> None:
@@ -259,7 +292,23 @@ def check_failed_evaluations_never_best(make: Factory) -> None:
     mask, value = searcher.best()
     top = max(finite, key=flaky)
     assert math.isfinite(value) and value == flaky(top), "a failed evaluation became the best"
-    assert mask == top.mask
+    assert mask == top.unit_levels
+
+
+def check_finds_the_optimum(make: Factory, num_units: int = 3, seeds: tuple[int, ...] = (0, 1, 2),
+                            min_found: int = 2) -> None:
+    """In at least ``min_found`` of ``seeds``, the searcher's best is the optimum of
+    :func:`level_objective` over its space (every plan's levels scored, so a searcher that
+    skipped the upper levels, or read them in the wrong order, misses it)."""
+    found = []
+    for seed in seeds:
+        searcher = make(num_units, seed)
+        levels = searcher.space.levels
+        run_search(searcher, fitness=level_objective(num_units, levels))
+        best, value = searcher.best()
+        found.append(best == level_optimum(num_units, levels) and value == 0.0)
+    assert sum(found) >= min_found, f"found the optimum with seeds {[s for s, f in zip(seeds, found, strict=True) if f]}" \
+        f" of {list(seeds)}: fewer than {min_found}"
 
 
 CHECKS: list[Callable[[Factory], None]] = [

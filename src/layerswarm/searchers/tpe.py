@@ -1,6 +1,7 @@
 """Tree-structured Parzen estimator search through optuna's ask/tell interface.
 
-One categorical parameter ``u{j}`` in {0, 1} per unit; optuna maximises the fitness. The
+One categorical parameter ``u{j}`` in {0, 1} per unit (in a level space, {0, ..., K-1}: a
+unit's level); optuna maximises the fitness. The
 sampler is seeded, and :class:`ReplaySearcher` resumes by rebuilding the study from the seed
 and replaying the told fitnesses, so a resumed search continues exactly (optuna's sampler
 random state is not serialisable through its public API).
@@ -65,7 +66,8 @@ class TPESearcher(ReplaySearcher):
             )
         self._study = optuna.create_study(direction="maximize", sampler=sampler)
         self._distributions = {
-            f"u{j}": optuna.distributions.CategoricalDistribution([0, 1]) for j in range(self.num_units)
+            f"u{j}": optuna.distributions.CategoricalDistribution(list(range(self.space.levels)))
+            for j in range(self.num_units)
         }
         self._open: dict[int, Any] = {}  # our trial number -> optuna trial awaiting tell
         self._archive: dict[str, float] = {}
@@ -92,20 +94,20 @@ class TPESearcher(ReplaySearcher):
             number = first_number + len(batch)
             self._open[number] = trial
             asked.add(key)
-            batch.append(Trial(number=number, generation=len(self._history), index=len(batch),
-                               mask=mask, info={"optuna_trial": trial.number}))
+            batch.append(self._make_trial(mask, number=number, generation=len(self._history), index=len(batch),
+                                          info={"optuna_trial": trial.number}))
         return batch
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):
             self._study.tell(self._open.pop(trial.number), _finite(phi))
-            self._archive[mask_bits(trial.mask)] = phi
-            self._note_best(trial.mask, phi)
+            self._archive[mask_bits(trial.unit_levels)] = phi
+            self._note_best(trial, phi)
         self._history.append(batch_summary(len(self._history), fitnesses, self._best_fit))
         self._told_count += len(trials)
 
     def is_done(self) -> bool:
-        return self._told_count >= self.config.trials or len(self._archive) >= 2**self.num_units
+        return self._told_count >= self.config.trials or len(self._archive) >= self.space.size(self.num_units)
 
 
 def _finite(fitness: float) -> float:
