@@ -20,14 +20,14 @@ _EXPORTS = {
     "Evaluation": "fitness.evaluation", "MaskFitness": "fitness.mask_fitness",
     "RunConfig": "run.search", "SearchConfig": "run.search", "run_search": "run.search",
     "TrainConfig": "training",
-    "apply_mask": "deploy.export", "export_mask": "deploy.export",
+    "apply_mask": "deploy.export", "export_mask": "deploy.export", "param_groups": "deploy.export",
     "Study": "study", "Trial": "study", "create_study": "study",
 }
 
 __all__ = [
     "DataConfig", "DatasetSplits", "Evaluation", "LayerswarmError", "MaskFitness", "ModelBundle", "ModelConfig",
     "RunConfig", "SearchConfig", "Study", "TrainConfig", "Trial", "apply_mask", "build_bundle",
-    "create_study", "export_mask", "load_dataset", "run_finetune", "run_search",
+    "create_study", "export_mask", "load_dataset", "param_groups", "run_finetune", "run_search",
 ]
 
 
@@ -45,7 +45,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from .data import DataConfig, DatasetSplits, load_dataset
-    from .deploy.export import apply_mask, export_mask
+    from .deploy.export import apply_mask, export_mask, param_groups
     from .errors import LayerswarmError
     from .fitness.evaluation import Evaluation
     from .fitness.mask_fitness import MaskFitness

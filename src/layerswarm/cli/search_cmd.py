@@ -43,6 +43,7 @@ from .options import default_recipe_for_model, pop_config
 PSO_PARTICLES, PSO_GENERATIONS = 10, 12
 PATIENCE = 3
 DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
+SPACE_CHOICES = ("mask", "lr")  # layerswarm.searchers.space.SPACES
 
 
 @app.command()
@@ -57,6 +58,13 @@ DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
 @click.option("--searcher", type=click.Choice(SEARCHER_CHOICES), default="pso", show_default=True,
               help="searcher (docs/concepts/searchers.md); pso is the paper's and measured best "
                    "(docs/concepts/defaults.md)")
+@click.option("--space", type=click.Choice(SPACE_CHOICES), default="mask", show_default=True,
+              help="what the search chooses per unit: 'mask', frozen or fine-tuned (the paper), "
+                   "or 'lr', a level of --ladder: frozen, or fine-tuned at lr x that multiplier "
+                   "(best_mask.json: lr_multipliers)")
+@click.option("--ladder", default=None,
+              help="the learning-rate multipliers of --space lr, rising from 0 (frozen) and "
+                   "holding 1 (default 0,0.3,1,3)")
 @click.option("--particles", type=click.IntRange(min=1), default=None,
               help=f"PSO swarm size n (default {PSO_PARTICLES}); other searchers: masks per batch (default: their own)")
 @click.option("--generations", type=click.IntRange(min=1), default=PSO_GENERATIONS, show_default=True, help="PSO generations G")
@@ -188,6 +196,8 @@ def search(**kw) -> None:
         listeners.close(result)
     mask = "".join(map(str, result["mask"]))
     click.echo(f"best mask ({sum(result['mask'])}/{len(result['mask'])} units fine-tuned): {mask}")
+    if result.get("lr_multipliers"):  # --space lr: each unit's rate, a multiple of --lr
+        click.echo("lr multipliers per unit: " + " ".join(f"{r:g}" for r in result["lr_multipliers"]))
     scored = "val accuracy" if cfg.search.fitness_score == "accuracy" else "val accuracy + its rise since the middle epoch"
     click.echo(f"search fitness ({scored}): {result['fitness']:.4f}")
     click.echo(f"final test accuracy: {result['test_accuracy']:.4f}")
@@ -237,6 +247,7 @@ _SEARCH_KEYS = {
     "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"],
     "select_epochs": ["search.select_epochs"], "baselines": ["search.baselines"],
     "answer": ["search.answer"], "patience": ["search.patience"],
+    "space": ["search.space", "search.ladder"], "ladder": ["search.ladder"],  # as --searcher brings its options
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "max_failed_share": ["search.max_failed_share"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
@@ -245,7 +256,8 @@ _SEARCH_KEYS = {
 }
 # search options that are SearchConfig fields of the same name
 _SEARCH_FIELDS = ("fitness_repeats", "fitness_score", "fitness_steps", "init", "final_select", "select_repeats",
-                  "select_epochs", "baselines", "answer", "patience", "max_failed_share")
+                  "select_epochs", "baselines", "answer", "patience", "max_failed_share", "space",
+                  "ladder")
 _PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 
@@ -309,6 +321,10 @@ def _search_config(kw: dict, typed: set[str]):
     particles = kw.pop("particles")  # None: PSO's n, or the other searcher's own batch size
     options.update(particles=particles or PSO_PARTICLES, generations=kw.pop("generations"))
     searcher, budget = kw.pop("searcher"), kw.pop("budget")
+    if kw.get("ladder") is not None:  # "0,0.3,1,3" -> numbers (checked as a ladder by SearchConfig)
+        from ..searchers.space import parse_ladder
+
+        kw["ladder"] = list(parse_ladder(kw["ladder"]))
     pso_only = sorted(typed & set(_PSO_OPTIONS) - {"particles"})
     if searcher != "pso" and pso_only:  # would be silently ignored
         raise LayerswarmError(f"--{pso_only[0].replace('_', '-')} is a PSO option and the searcher is '{searcher}': "

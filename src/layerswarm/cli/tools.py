@@ -94,6 +94,9 @@ def export(run_dir: str, out_file: str | None) -> None:
     spec = read_json(path)
     click.echo(f"mask {''.join(map(str, spec['mask']))}: {len(spec['frozen_patterns'])} frozen patterns, "
                f"{sum(not v for v in spec['requires_grad'].values())}/{len(spec['requires_grad'])} parameters frozen -> {path}")
+    if spec.get("lr_multipliers"):  # a --space lr plan: its units' rates, as optimizer groups
+        click.echo("lr multipliers per unit: " + " ".join(f"{r:g}" for r in spec["lr_multipliers"])
+                   + f" ({len(spec['param_groups'])} parameter groups: layerswarm.param_groups)")
 
 
 @app.command()

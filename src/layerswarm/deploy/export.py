@@ -5,6 +5,11 @@ patterns (``frozen_patterns``, shell-style, matched with :func:`fnmatch.fnmatchc
 exact ``requires_grad`` map of every parameter, and the module paths to keep in eval mode
 (``frozen_modules``: their BatchNorm statistics stay as pretrained, as layerswarm trains them).
 :func:`apply_mask` applies that file, a ``best_mask.json`` or a run folder to a model.
+
+A ``--space lr`` plan (or a study's) also trains its units at different rates: the export adds
+``lr_multipliers`` (one per unit, 0 frozen) and ``param_groups`` (each multiplier with the
+patterns of the parameters it applies to; the new head at 1), and :func:`param_groups` turns any
+of those sources into optimizer parameter groups at ``lr x multiplier``.
 """
 
 from __future__ import annotations
@@ -42,10 +47,11 @@ def _unit_patterns(unit, all_params: Sequence[str]) -> list[str]:
 
 
 def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[str],
-              **info: Any) -> dict:
+              lr_multipliers: Sequence[float] | None = None, **info: Any) -> dict:
     """The export of ``mask`` over ``units`` of a model whose parameters are ``names`` (see the
-    module docstring); ``info``: keys recorded beside it (model name, granularity, ...)."""
-    from ..units import validate_mask
+    module docstring); ``lr_multipliers``: the plan's rates (a ``--space lr`` search's, a
+    study's); ``info``: keys recorded beside it (model name, granularity, ...)."""
+    from ..units import validate_lr_multipliers, validate_mask
 
     mask = validate_mask(mask, len(units))
     frozen = [u for u, bit in zip(units, mask, strict=True) if not bit]
@@ -55,7 +61,7 @@ def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[s
     matched = {n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)}
     if matched != frozen_params:  # never export patterns that say something else than the mask
         raise AssertionError(f"frozen patterns match {len(matched)} parameters, the mask freezes {len(frozen_params)}")
-    return {
+    spec = {
         "format": EXPORT_FORMAT, **info,
         "units": [u.name for u in units], "mask": list(mask), "head": list(head),
         "frozen_patterns": patterns,
@@ -63,6 +69,19 @@ def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[s
         "frozen_modules": [m for u in frozen for m in u.modules],
         "requires_grad": {n: n not in frozen_params for n in names},
     }
+    if lr_multipliers is not None:
+        rates = validate_lr_multipliers(lr_multipliers, len(units))
+        if [int(r > 0) for r in rates] != mask:
+            raise LayerswarmError("the run's lr_multipliers are not 0 exactly where its mask freezes: "
+                                  "export a best_mask.json written by 'layerswarm search --space lr'")
+        # the new head at the run's rate, each unit at its own
+        groups: dict[float, list[str]] = {1.0: [f"{_escape(h)}.*" for h in head]}
+        for unit, rate in zip(units, rates, strict=True):
+            if rate > 0:
+                groups.setdefault(rate, []).extend(_unit_patterns(unit, names))
+        spec["lr_multipliers"] = rates
+        spec["param_groups"] = [{"lr_multiplier": r, "patterns": groups[r]} for r in sorted(groups)]
+    return spec
 
 
 def _head_of(model) -> list[str]:
@@ -120,10 +139,8 @@ def export_mask(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if found.get("units") and [u.name for u in units] != list(found["units"]):
         raise LayerswarmError(f"the units of '{name}' ({granularity}) here differ from the run's: export with the "
                               "layerswarm and timm versions that made the run")
-    spec = mask_spec(names, units, found["mask"], head, model=name, granularity=granularity,
-                     fitness=found.get("fitness"), source=str(run_dir))
-    if found.get("lr_multipliers") is not None:
-        spec["lr_multipliers"] = list(found["lr_multipliers"])
+    spec = mask_spec(names, units, found["mask"], head, found.get("lr_multipliers"), model=name,
+                     granularity=granularity, fitness=found.get("fitness"), source=str(run_dir))
     path = Path(out) if out is not None else run_dir / EXPORT_FILE
     atomic_write_json(path, spec)
     return path
@@ -159,7 +176,8 @@ def apply_mask(model, mask: str | Path | dict, granularity: str | None = None, k
     whatever ``model.train()`` says (a forward pre-hook), so their BatchNorm statistics stay
     pretrained, as in layerswarm's own training. A ``best_mask.json`` is mapped onto the
     model's layer units at ``granularity`` (default: the run's, else whichever matches its
-    unit names).
+    unit names). A plan that trains its units at different rates (``--space lr``, a study):
+    give your optimizer :func:`param_groups` of the same ``mask``.
     """
     data, folder = _load(mask)
     if "requires_grad" in data:
@@ -198,8 +216,15 @@ def _has_module(model, path: str) -> bool:
 
 
 def _apply_units(model, data: dict, granularity: str | None, folder: Path | None) -> list[str]:
-    from ..io import read_json
     from ..units import apply_mask as apply_unit_mask
+
+    return apply_unit_mask(model, _units_of(model, data, granularity, folder), data["mask"])
+
+
+def _units_of(model, data: dict, granularity: str | None, folder: Path | None) -> list:
+    """The units of ``model`` that a ``best_mask.json`` is over: a study's recorded ones, else
+    the layer units at ``granularity`` (default: the run's, else whichever matches its names)."""
+    from ..io import read_json
     from ..units import split_units
 
     if folder is not None and (folder / "units.json").is_file():  # a study: the units it recorded
@@ -208,7 +233,7 @@ def _apply_units(model, data: dict, granularity: str | None, folder: Path | None
         units, head, _ = load_units(folder)
         # refuses a model the study's units do not fit, in one line
         Plan.from_mask(units, data["mask"], head).param_groups(model)
-        return apply_unit_mask(model, units, data["mask"])
+        return units
     if granularity is None and folder is not None and (folder / "config.json").is_file():
         granularity = read_json(folder / "config.json").get("model", {}).get("granularity")
     head = _head_of(model)
@@ -216,6 +241,37 @@ def _apply_units(model, data: dict, granularity: str | None, folder: Path | None
     for g in tried:
         units = split_units(model, head, g)
         if not data.get("units") or [u.name for u in units] == list(data["units"]):
-            return apply_unit_mask(model, units, data["mask"])
+            return units
     raise LayerswarmError(f"the mask's units do not match this model's ({', '.join(tried)}): build the model "
                           "the mask was searched on, or export it with 'layerswarm export DIR'")
+
+
+def param_groups(model, mask: str | Path | dict, lr: float, granularity: str | None = None) -> list[dict]:
+    """Optimizer parameter groups of a plan: every parameter it trains, grouped by its unit's
+    learning-rate multiplier m, at ``lr x m`` (``lr_multiplier`` records m; a plain mask's
+    units, and parameters of no unit such as the new head, at 1); frozen parameters are in
+    none. ``mask``: what :func:`apply_mask` takes. Use it beside :func:`apply_mask`, e.g.
+    ``torch.optim.SGD(param_groups(model, "runs/x", lr=0.01), lr=0.01, momentum=0.9)``."""
+    data, folder = _load(mask)
+    if "requires_grad" in data:  # an export: its requires_grad map and its groups' patterns
+        return _export_groups(model, data, lr)
+    if "mask" not in data:
+        raise LayerswarmError("the mask holds neither 'requires_grad' nor 'mask': pass a "
+                              "mask_export.json or best_mask.json")
+    from ..study import Plan
+    from ..units import validate_mask
+
+    units = _units_of(model, data, granularity, folder)
+    rates = data.get("lr_multipliers") or [float(b) for b in validate_mask(data["mask"], len(units))]
+    return Plan(units, rates).param_groups(model, lr)
+
+
+def _export_groups(model, data: dict, lr: float) -> list[dict]:
+    grads, groups = data["requires_grad"], data.get("param_groups") or []
+    grouped: dict[float, list] = {}
+    for name, param in model.named_parameters():
+        if grads.get(name, True):  # a parameter the export does not name: a new head, trained
+            rate = next((float(g["lr_multiplier"]) for g in groups
+                         if any(fnmatch.fnmatchcase(name, pat) for pat in g["patterns"])), 1.0)
+            grouped.setdefault(rate, []).append(param)
+    return [{"params": ps, "lr_multiplier": m, "lr": lr * m} for m, ps in grouped.items()]

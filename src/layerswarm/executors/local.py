@@ -43,12 +43,13 @@ class LocalExecutor(Executor):
 
 
 def evaluate_with_retries(evaluate, trial: Trial, retries: int) -> Evaluation:
-    """Run ``evaluate(mask, epochs)``; retry a transient failure up to ``retries`` times, an
-    unknown one until it repeats itself, a permanent or diverged one never; then record it."""
+    """Run ``evaluate(plan, epochs)`` (the trial's mask, or its levels); retry a transient
+    failure up to ``retries`` times, an unknown one until it repeats itself, a permanent or
+    diverged one never; then record it."""
     last, attempts = None, 0
     while True:
         try:
-            return evaluate_settled(evaluate, trial.mask, trial.budget_epochs)
+            return evaluate_settled(evaluate, trial.unit_levels, trial.budget_epochs)
         except Exception as err:  # noqa: BLE001 - what no retry mends came back as an evaluation
             attempts, error = attempts + 1, describe_error(err)
             if attempts > retries or (failure_kind(err) == "unknown" and error == last):

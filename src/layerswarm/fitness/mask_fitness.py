@@ -1,4 +1,10 @@
-"""Fitness of a mask: validation accuracy after a short fine-tune from the pretrained weights."""
+"""Fitness of a mask: validation accuracy after a short fine-tune from the pretrained weights.
+
+A mask is the simplest learning-rate plan: each unit's multiplier of the run's learning rate, 0
+frozen, 1 trained at that rate. :class:`MaskFitness` takes any plan (``--space lr`` hands it
+multipliers such as 0.3 or 3: :class:`LevelFitness` reads them off the ladder); a frozen unit is
+frozen exactly as in a mask, the others train in parameter groups at ``lr x multiplier``.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +19,13 @@ from ..data.imageset import SearchSplits
 from ..models.bundle import ModelBundle
 from ..training import TrainConfig, fit
 from ..training.linear_head import LinearHead, fit_linear_head
+from ..training.optim import plan_param_groups
 from ..training.trainer import TrainState
-from ..units import apply_mask
+from ..units import apply_mask, validate_lr_multipliers
 from .evaluation import Evaluation, curve_score, middle_epoch
 from .noise import repeats_se
 
-__all__ = ["Evaluation", "MaskFitness"]  # Evaluation lives in layerswarm.fitness.evaluation
+__all__ = ["Evaluation", "LevelFitness", "MaskFitness"]  # Evaluation lives in layerswarm.fitness.evaluation
 
 REPEAT_SEED_STRIDE = 1000  # repeat j of an evaluation: head and batch-order seeds + 1000 j
 
@@ -39,7 +46,8 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
 
 
 class MaskFitness:
-    """f(mask) = validation accuracy after ``cfg.epochs`` epochs (maxEpoch) with that mask;
+    """f(mask) = validation accuracy after ``cfg.epochs`` epochs (maxEpoch) with that mask (or
+    learning-rate plan: a multiplier per unit, see the module doc);
     ``score`` 'trend': that plus its rise since epoch E // 2 (:func:`~layerswarm.fitness.evaluation.curve_score`).
 
     Holds only :class:`SearchSplits`: the test split cannot reach the search. ``cache`` (a
@@ -71,11 +79,11 @@ class MaskFitness:
         self.repeats, self.seed_offset = repeats, seed_offset
         plain = repeats == 1 and seed_offset == 0  # only a plain evaluation is paused and continued
         self.pause_bytes = pause_mb * 2**20 if self.cfg.truncatable and plain else 0
-        # mask -> (weights, training state) of a paused low-budget run; least recently used first
         self.warm_head: LinearHead | None = None  # head_init "warm": fitted at the first evaluation
-        self.paused: OrderedDict[tuple[int, ...], tuple[dict, TrainState]] = OrderedDict()
+        # plan -> (weights, training state) of a paused low-budget run; least recently used first
+        self.paused: OrderedDict[tuple[float, ...], tuple[dict, TrainState]] = OrderedDict()
 
-    def __call__(self, mask: list[int], epochs: int | None = None,
+    def __call__(self, mask: list[float], epochs: int | None = None,
                  stop: Callable[[dict], bool] | None = None) -> Evaluation:
         """The mean validation accuracy over the repeats, with its standard error (layerswarm.fitness.noise)."""
         start = time.perf_counter()
@@ -98,28 +106,33 @@ class MaskFitness:
         ev.seconds = time.perf_counter() - start
         return ev
 
-    def _run(self, mask: list[int], cfg: TrainConfig, repeat: int, stop: Callable[[dict], bool] | None) -> Evaluation:
-        """One evaluation; repeat j > 0 draws its head and batch order from seeds shifted by 1000 j."""
+    def _run(self, plan: list[float], cfg: TrainConfig, repeat: int, stop: Callable[[dict], bool] | None) -> Evaluation:
+        """One evaluation of ``plan`` (a mask, or a multiplier per unit); repeat j > 0 draws its head
+        and batch order from seeds shifted by 1000 j."""
         if repeat:
             cfg = cfg.replace(seed=cfg.seed + REPEAT_SEED_STRIDE * repeat)
         middle = middle_epoch(cfg.epochs) if self.score == "trend" else 0
         if middle and middle % cfg.val_every:  # the score needs the middle epoch validated (validating trains nothing)
             cfg = cfg.replace(val_every=math.gcd(middle, cfg.val_every))
+        units = self.bundle.units
+        plan = validate_lr_multipliers(plan, len(units), source="the plan")
         model = self.bundle.reset(self.bundle.seed + REPEAT_SEED_STRIDE * repeat if repeat else None)
         if cfg.head_init == "warm":
             self._warm_head(model).load_into(model)
-        frozen = apply_mask(model, self.bundle.units, mask)
-        state = self._resume(model, tuple(mask), cfg.epochs)
+        frozen = apply_mask(model, units, [int(m > 0) for m in plan])
+        key = tuple(plan)
+        state = self._resume(model, key, cfg.epochs)
         done = state.epoch
         feed = self.cache.inputs(model, frozen, cfg) if self.cache is not None else nullcontext((None, frozen))
         with feed as (inputs, frozen):
+            groups = plan_param_groups(model, units, plan, cfg.lr)  # a mask's: every trainable parameter at lr
             history = fit(model, self.data.train, self.data.val, cfg, self.bundle.transform, frozen=frozen, head=self.bundle.info.head,
-                          on_epoch=self.on_epoch, inputs=inputs, stop=stop, state=state)
+                          param_groups=groups, on_epoch=self.on_epoch, inputs=inputs, stop=stop, state=state)
         info = {"early_stopped": True} if len(history.epochs) < cfg.epochs else {}
         if done:
             info["continued_from"] = done
         if len(history.epochs) == cfg.epochs < self.cfg.epochs:  # a low rung: a later one may continue it
-            self._pause(model, tuple(mask), state)
+            self._pause(model, key, state)
         scored = curve_score(history.epochs, self.score) if len(history.epochs) == cfg.epochs else None
         fitness = history.final_val_accuracy if scored is None else scored[0]  # an early-stopped run: its last value
         return Evaluation(fitness=fitness, epochs=history.epochs,
@@ -133,7 +146,7 @@ class MaskFitness:
                                              self.bundle.transform, self.cfg.eval_batch_size)
         return self.warm_head
 
-    def _resume(self, model, mask: tuple[int, ...], epochs: int) -> TrainState:
+    def _resume(self, model, mask: tuple[float, ...], epochs: int) -> TrainState:
         """The paused state of ``mask`` (weights loaded into ``model``) if it has fewer than
         ``epochs`` epochs, else a fresh one."""
         paused = self.paused.get(mask)
@@ -143,7 +156,7 @@ class MaskFitness:
         model.load_state_dict(weights, strict=False)  # the rest is pretrained, as reset() left it
         return state  # fit loads the optimizer state onto the model's device
 
-    def _pause(self, model, mask: tuple[int, ...], state: TrainState) -> None:
+    def _pause(self, model, mask: tuple[float, ...], state: TrainState) -> None:
         if not self.pause_bytes:
             return
         # only what training can change: trainable parameters and the buffers of modules in training mode
@@ -160,3 +173,14 @@ class MaskFitness:
             self.paused.popitem(last=False)  # least recently paused first
         if nbytes(entry) <= self.pause_bytes:
             self.paused[mask] = entry
+
+
+class LevelFitness:
+    """``evaluate(levels, epochs)`` of a level space: each unit's level read off ``ladder`` as its
+    learning-rate multiplier, then scored by ``evaluate`` (a :class:`MaskFitness`, possibly wrapped)."""
+
+    def __init__(self, evaluate: Callable[..., Evaluation], ladder: tuple[float, ...]) -> None:
+        self.evaluate, self.ladder = evaluate, tuple(ladder)
+
+    def __call__(self, levels: list[int], epochs: int | None = None) -> Evaluation:
+        return self.evaluate([self.ladder[level] for level in levels], epochs)

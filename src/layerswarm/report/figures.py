@@ -71,20 +71,38 @@ def _grid(ax, rows: int, cols: int) -> None:
     ax.tick_params(which="minor", length=0)
 
 
-def plot_masks(rows: Sequence[tuple[str, Sequence[int]]], units: Sequence[str] = ()) -> Figure:
-    """Figure 1: frozen / fine-tuned per unit along the layer index, one row per run."""
+def plot_masks(rows: Sequence[tuple[str, Sequence[float]]], units: Sequence[str] = ()) -> Figure:
+    """Figure 1: frozen / fine-tuned per unit along the layer index, one row per run. A row may
+    hold learning-rate multipliers (a ``--space lr`` plan: 0 frozen) instead of bits: then each
+    level has its shade, darker for a faster rate, and is written in its cell."""
     num = max(len(m) for _, m in rows)
     width = min(18.0, max(6.0, 0.32 * num + 3.0))
     fig = Figure(figsize=(width, 0.42 * len(rows) + 1.4 + (1.6 if units and num <= MAX_NAMED_UNITS else 0)))
     ax = fig.add_subplot()
-    matrix = [list(m) + [math.nan] * (num - len(m)) for _, m in rows]
-    ax.imshow(matrix, cmap=MASK_CMAP, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    rates = sorted({float(v) for _, m in rows for v in m} | {0.0})
+    levels = rates != [0.0, 1.0] and rates != [0.0]  # a mask's bits are 0 and 1
+    matrix = [[rates.index(float(v)) for v in m] + [math.nan] * (num - len(m)) for _, m in rows]
+    cmap = ListedColormap([FROZEN, *matplotlib.colormaps["Blues"](
+        [0.35 + 0.6 * k / max(len(rates) - 2, 1) for k in range(len(rates) - 1)])]) if levels else MASK_CMAP
+    ax.imshow(matrix, cmap=cmap, vmin=0, vmax=len(rates) - 1 if levels else 1, aspect="auto", interpolation="nearest")
+    if levels and num <= MAX_NAMED_UNITS:
+        for r, (_, m) in enumerate(rows):
+            for c, v in enumerate(m):
+                if v:
+                    ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=6,
+                            color="white" if rates.index(float(v)) > len(rates) / 2 else "black")
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{label}  ({sum(m)}/{len(m)})" for label, m in rows], fontsize=8)
+    ax.set_yticklabels([f"{label}  ({sum(1 for v in m if v)}/{len(m)})" for label, m in rows], fontsize=8)
     _unit_axis(ax, units, num)
     _grid(ax, len(rows), num)
-    _mask_legend(ax)
-    ax.set_title("Searched masks: fine-tuned units per run")
+    if levels:
+        ax.legend(handles=[Patch(color=cmap(k), label="frozen" if r == 0 else f"lr x {r:g}")
+                           for k, r in enumerate(rates)],
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    else:
+        _mask_legend(ax)
+    ax.set_title("Searched plans: each unit's learning rate per run" if levels
+                 else "Searched masks: fine-tuned units per run")
     fig.tight_layout()
     return fig
 
@@ -228,12 +246,14 @@ def build_figures(data: ReportData) -> list[FigureSpec]:
     specs: list[FigureSpec] = []
     masked = [r for r in data.runs if r.is_search and r.mask]
     if masked:
-        rows = [(_run_label(r, data), r.mask) for r in masked]
+        rows = [(_run_label(r, data), r.lr_multipliers or r.mask) for r in masked]
+        leveled = any(r.lr_multipliers for r in masked)
         specs.append(FigureSpec(
             "fig1_masks", "1. Masks found",
             "Each row is the best mask of one search: a unit (block of layers, input on the left) is "
             "fine-tuned (blue) or frozen (grey); the count of fine-tuned units is in brackets "
-            "(the paper's Figure 3).",
+            "(the paper's Figure 3)." + (" A --space lr plan shows each unit's level: its learning rate as a "
+                                         "multiple of the run's, darker for faster." if leveled else ""),
             plot_masks(rows, masked[0].units),
         ))
     curves = data.curves()

@@ -164,10 +164,16 @@ def _unscored_html(run: RunRecord) -> str:
 
 
 def _units_table(run: RunRecord) -> str:
-    mask = run.mask or []
-    rows = [{"index": i, "unit": u, "searched mask": ("fine-tuned" if mask[i] else "frozen") if i < len(mask) else ""}
-            for i, u in enumerate(run.units)]
-    return table_html(rows)
+    mask, rates = run.mask or [], run.lr_multipliers  # rates: a --space lr plan's
+
+    def state(i: int) -> str:
+        if i >= len(mask):
+            return ""
+        if not mask[i]:
+            return "frozen"
+        return f"fine-tuned at lr x {rates[i]:g}" if rates else "fine-tuned"
+
+    return table_html([{"index": i, "unit": u, "searched mask": state(i)} for i, u in enumerate(run.units)])
 
 
 def render_html(data: ReportData, figures: list[FigureSpec], pngs: dict[str, bytes]) -> str:

@@ -90,6 +90,14 @@ class RunRecord:
         return None
 
     @property
+    def lr_multipliers(self) -> list[float] | None:
+        """Each unit's learning-rate multiplier of a ``--space lr`` plan (0: frozen), else None."""
+        for source in (self.best_mask, self.metrics):
+            if source and source.get("lr_multipliers") is not None:
+                return [float(r) for r in source["lr_multipliers"]]
+        return None
+
+    @property
     def history(self) -> list[dict]:
         """Per-generation summaries: the searcher's own, else rebuilt from the evaluations."""
         for source in (self.state, self.best_mask):

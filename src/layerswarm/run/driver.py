@@ -26,6 +26,7 @@ from ..fitness.evaluation import FITNESS_SCORES, Evaluation, Executor
 from ..fitness.noise import best_with_noise
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from ..searchers import INITS, PatientSearcher, Searcher, Trial
+from ..searchers.space import SPACES, LevelSpace, space_of
 from ..speed import wrap_executor
 from ..units import Unit, save_mask
 from .answer import ANSWERS
@@ -78,6 +79,10 @@ class SearchConfig(JsonConfig):
     answer: str = help_field("mask", "the run's answer: 'mask', the searched mask's final fine-tune (the paper), or "
                              "'validation', the best by final validation accuracy among it and the baselines "
                              "(answer.json names it; predict and export follow it)")
+    space: str = help_field("mask", "what the search chooses per unit: 'mask', frozen or trained (the paper), or 'lr', "
+                            "a level of --ladder: frozen, or trained at lr x that multiplier (layerswarm.searchers.space)")
+    ladder: list[float] | None = help_field(None, "the learning-rate multipliers of --space lr, rising from 0 (frozen) "
+                                            "and holding 1, e.g. 0,0.3,1,3 (its default); mask space: none")
 
     def __post_init__(self) -> None:
         refuse_invalid("search config", {
@@ -90,11 +95,14 @@ class SearchConfig(JsonConfig):
             "patience must be >= 0 (0: off)": self.patience < 0,
             "fitness_steps must be >= 1 or None": self.fitness_steps is not None and self.fitness_steps < 1,
             "max_failed_share must be between 0 and 1": not 0 <= self.max_failed_share <= 1,
+            f"space must be one of {', '.join(SPACES)}": self.space not in SPACES,
         })
+        # the ladder is saved resolved (a later default cannot change a run on resume), and checked here
+        self.ladder = None if self.space == "mask" and self.ladder is None else list(space_of(self).ladder)
 
 
 def record_evaluation(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:
-    """The ``evaluations.jsonl`` line of one evaluation."""
+    """The ``evaluations.jsonl`` line of one evaluation (with ``levels`` in a level space)."""
     finite = ev.fitness != float("-inf")
     return {
         "number": trial.number,
@@ -102,6 +110,7 @@ def record_evaluation(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:
         "particle": trial.index,
         "position": trial.position,
         "mask": list(trial.mask),
+        **({} if trial.levels is None else {"levels": list(trial.levels)}),
         "fitness": ev.fitness if finite else None,
         "fitness_se": ev.fitness_se if finite else None,  # standard error (layerswarm.fitness.noise)
         "repeats": repeats,
@@ -237,8 +246,10 @@ def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | Dat
     s = cfg.search
     repeats = repeats if repeats is not None else getattr(s, "fitness_repeats", 1)
     score = getattr(s, "fitness_score", "accuracy")  # the PSO strategy's search config has none: the paper's
+    space = space_of(s)  # --space lr: trials carry levels, which the evaluator reads off the ladder
     spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed,  # workers rebuild
-                       repeats=repeats, seed_offset=seed_offset, score=score)  # the same bundle
+                       repeats=repeats, seed_offset=seed_offset, score=score,  # the same bundle
+                       ladder=None if space.name == "mask" else space.ladder)
     executor = create_executor(s.backend, spec, data, bundle=bundle, on_epoch=on_epoch, retries=s.retries,
                                cpus_per_trial=s.cpus_per_trial,
                                gpus_per_trial=s.gpus_per_trial, address=s.address)
@@ -249,7 +260,8 @@ def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | Dat
 def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, units: list[Unit],
                  on_evaluation: Callable[[dict], None] | None = None,
                  max_failed_share: float = DEFAULT_MAX_FAILED_SHARE) -> tuple[list[int], float]:
-    """:func:`search_masks` to the end, release the executor, save ``best_mask.json``."""
+    """:func:`search_masks` to the end, release the executor, save ``best_mask.json``; returns the
+    best plan (its levels: the mask in the mask space) and its fitness."""
     out = Path(out_dir)
     try:
         mask, fitness = search_masks(searcher, executor, out, on_evaluation, max_failed_share)
@@ -259,9 +271,18 @@ def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, un
         log.info("search ended after %d generations: no better fitness for the last %d (--patience)",
                  len(searcher.history()), searcher.patience)
     noise = best_with_noise(read_jsonl(out / EVALUATIONS_FILE), mask, fitness)
-    save_mask(out / BEST_MASK_FILE, mask, units, fitness=fitness, **noise, searcher=searcher.name,
-              history=searcher.history())
+    space = searcher.space
+    save_mask(out / BEST_MASK_FILE, space.mask(mask), units, **plan_fields(space, mask), fitness=fitness, **noise,
+              searcher=searcher.name, history=searcher.history())
     return mask, fitness
+
+
+def plan_fields(space: LevelSpace, levels: list[int]) -> dict:
+    """``best_mask.json``'s keys for a plan beside its ``mask``: none in the mask space; in a level
+    space its ``lr_multipliers`` (one per unit, 0 for frozen), ``levels``, ``space`` and ``ladder``."""
+    if space.name == "mask":
+        return {}
+    return {"lr_multipliers": space.multipliers(levels), "levels": list(levels), **space.to_dict()}
 
 
 def load_searcher_state(searcher: Searcher, out_dir: str | Path) -> Searcher:

@@ -22,6 +22,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fitness_epochs": 5, "fitness_steps": None, "fitness_repeats": 1, "fitness_score": "accuracy",
         "final_epochs": 110, "train_recipe": "paper",
         "init": "random", "final_select": 0, "select_epochs": None, "patience": 0, "baselines": "none", "answer": "mask",
+        "space": "mask", "ladder": None,
     },
 }
 

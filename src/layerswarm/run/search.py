@@ -19,6 +19,7 @@ from ..errors import LayerswarmError
 from ..io import atomic_write_json, read_json, read_jsonl
 from ..models.bundle import ModelConfig, build_bundle
 from ..searchers import create_searcher
+from ..searchers.space import space_of
 from ..speed import SpeedConfig
 from ..strategies import create_strategy
 from ..training import TrainConfig, resolve_device
@@ -150,8 +151,9 @@ def run_search(
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
     log.info("input %s, recipe %s, device %s", cfg.data.describe_input(data.input_config), cfg.fitness.recipe,
              bundle.device)
+    space = space_of(cfg.search)  # --space lr: a level of the ladder per unit
     searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed,
-                               init=cfg.search.init, patience=cfg.search.patience)
+                               init=cfg.search.init, patience=cfg.search.patience, space=space)
     parse_baselines(cfg.search.baselines, len(bundle.units))  # a misspelt baseline fails here, before any file
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))
@@ -165,13 +167,16 @@ def run_search(
     if changes:
         log.info("resume: applied %s", ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     executor = make_executor(cfg, bundle, data, on_fitness_epoch)
-    mask, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation,
+    plan, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation,
                                  cfg.search.max_failed_share)
     selection = select_final(cfg, bundle, data, out)  # --final-select: the top K again, fresh seeds
     if selection is not None:
-        mask, fitness = record_selection(out, selection)
+        plan, fitness = record_selection(out, selection)
     # never a mask no evaluation scored
     check_answerable(read_jsonl(out / EVALUATIONS_FILE), fitness, cfg.fitness.lr)
+    mask = space.mask(plan)
+    # in a level space, the plan's multipliers: its units train at lr x multiplier
+    rates = {} if space.name == "mask" else {"lr_multipliers": space.multipliers(plan)}
 
     final_bundle = bundle  # the final fine-tune runs on its own device (its transform: run_finetune)
     if resolve_device(cfg.final.device) != bundle.device:
@@ -180,7 +185,7 @@ def run_search(
     if resume and final_metrics_path.is_file():
         final = read_json(final_metrics_path)
     else:
-        strategy = create_strategy("mask", {"mask": mask})
+        strategy = create_strategy("mask", {"mask": mask, **rates})
         final = run_finetune(final_bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed,
                              on_epoch=on_final_epoch, checkpoint=out / "final" / FINAL_CHECKPOINT)
     # --baselines: the strategies a user would pick, same final recipe, split and seed (DIR/baselines/)
@@ -188,5 +193,5 @@ def run_search(
     if report:  # report.html + figures/; a failure is logged, never loses the finished run
         from ..report import try_write_report
         try_write_report(out)
-    return {"mask": mask, "fitness": fitness, "units": [u.name for u in bundle.units],
+    return {"mask": mask, **rates, "fitness": fitness, "units": [u.name for u in bundle.units],
             "test_accuracy": final["test_accuracy"], "out_dir": str(out), "baselines": comparison}

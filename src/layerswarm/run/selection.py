@@ -13,6 +13,8 @@ fitness' measures something else (a 10-epoch accuracy is not a 5-epoch one, and 
 docs/concepts/fitness.md), so then a mask's score is its selection fitness alone. The evaluations
 are lines of ``evaluations.jsonl`` with ``phase: "selection"`` (so a resumed run re-runs none of
 them), the outcome is ``best_mask.json``'s ``selection`` and its ``mask`` the one fine-tuned.
+In a level space (``--space lr``) the candidates are plans (their ``levels``), and
+``lr_multipliers`` follows the choice.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..fitness.noise import distinct_masks
+from ..fitness.noise import distinct_masks, plan_key
 from ..io import append_jsonl, read_jsonl
 from ..searchers import Trial
 from .driver import EVALUATIONS_FILE, make_executor, record_evaluation
@@ -58,9 +60,9 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
     candidates = top_masks(records, k) if k > 0 else []
     if not candidates:
         return None
-    done = {tuple(r["mask"]): r for r in records if r.get("phase") == PHASE and r.get("fitness") is not None}
-    todo = [Trial(number=i, generation=-1, index=i, mask=list(c["mask"]))
-            for i, c in enumerate(candidates) if tuple(c["mask"]) not in done]
+    done = {plan_key(r): r for r in records if r.get("phase") == PHASE and r.get("fitness") is not None}
+    todo = [Trial(number=i, generation=-1, index=i, mask=list(c["mask"]), levels=c.get("levels"))
+            for i, c in enumerate(candidates) if plan_key(c) not in done]
     if todo:
         executor = make_executor(plain, bundle, data, on_epoch, repeats=repeats, seed_offset=cfg.search.fitness_repeats)
         try:
@@ -68,21 +70,23 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
                 record = {**record_evaluation(trial, ev, repeats), "phase": PHASE}
                 append_jsonl(path, record)
                 if record["fitness"] is not None:
-                    done[tuple(trial.mask)] = record
+                    done[plan_key(record)] = record
                 log.info("selection %d/%d: mask %s fitness %s over %d fresh seeds", trial.index + 1, len(candidates),
-                         "".join(map(str, trial.mask)), record["fitness"], repeats)
+                         "".join(map(str, trial.unit_levels)), record["fitness"], repeats)
         finally:
             executor.close()
     other_budget = epochs != cfg.fitness.epochs  # then the two fitnesses measure different things
-    rows = [_score(c, done.get(tuple(c["mask"])), cfg.search.fitness_repeats, other_budget) for c in candidates]
+    rows = [_score(c, done.get(plan_key(c)), cfg.search.fitness_repeats, other_budget) for c in candidates]
     chosen = max(rows, key=lambda r: r["mean"])  # max keeps the first of equals: the search's order
-    return {"mask": chosen["mask"], "candidates": rows, "select_repeats": repeats, "select_epochs": epochs}
+    levels = {} if chosen.get("levels") is None else {"levels": chosen["levels"]}
+    return {"mask": chosen["mask"], **levels, "candidates": rows, "select_repeats": repeats, "select_epochs": epochs}
 
 
 def _score(search: dict, selection: dict | None, r: int, alone: bool = False) -> dict:
     """A candidate's search and selection fitness and its score ("mean"): the mean of all its
     evaluations, or the selection's ``alone`` (it ran another budget than the search's fitness)."""
-    row = {"mask": list(search["mask"]), "search_fitness": search["fitness"], "search_se": search.get("fitness_se"),
+    row = {"mask": list(search["mask"]), **({} if search.get("levels") is None else {"levels": list(search["levels"])}),
+           "search_fitness": search["fitness"], "search_se": search.get("fitness_se"),
            "selection_fitness": None, "selection_se": None, "mean": search["fitness"], "mean_se": search.get("fitness_se")}
     if selection is not None and alone:
         row.update(selection_fitness=selection["fitness"], selection_se=selection.get("fitness_se"),
@@ -98,18 +102,22 @@ def _score(search: dict, selection: dict | None, r: int, alone: bool = False) ->
 
 def record_selection(out: str | Path, selection: dict) -> tuple[list[int], float]:
     """Make the chosen mask ``best_mask.json``'s (the one fine-tuned and exported), keeping the
-    search's best as ``search_best``; returns the chosen mask and its search fitness."""
+    search's best as ``search_best``; returns the chosen plan (mask, or levels) and its search fitness."""
     from ..io import atomic_write_json, read_json
-    from .driver import BEST_MASK_FILE
+    from ..searchers.space import make_space
+    from .driver import BEST_MASK_FILE, plan_fields
 
     path = Path(out) / BEST_MASK_FILE
     best = read_json(path)
-    chosen = next(r for r in selection["candidates"] if r["mask"] == selection["mask"])
-    search_best = best.get("search_best") or {k: best.get(k) for k in ("mask", "fitness", "fitness_se")}
-    best.update(mask=chosen["mask"], fitness=chosen["search_fitness"], fitness_se=chosen["search_se"],
-                search_best=search_best, selection=selection)
+    chosen = next(r for r in selection["candidates"] if plan_key(r) == plan_key(selection))
+    keys = ("mask", "levels", "lr_multipliers", "fitness", "fitness_se")
+    search_best = best.get("search_best") or {k: best.get(k) for k in keys if k in best}
+    plan = plan_key(chosen)
+    space = make_space(best.get("space", "mask"), best.get("ladder"))
+    best.update(mask=chosen["mask"], **plan_fields(space, list(plan)), fitness=chosen["search_fitness"],
+                fitness_se=chosen["search_se"], search_best=search_best, selection=selection)
     atomic_write_json(path, best)
-    if chosen["mask"] != search_best["mask"]:
-        log.info("final selection: mask %s (mean %.4f) replaces the search's best %s", "".join(map(str, chosen["mask"])),
-                 chosen["mean"], "".join(map(str, search_best["mask"])))
-    return chosen["mask"], chosen["search_fitness"]
+    if plan != plan_key(search_best):
+        log.info("final selection: mask %s (mean %.4f) replaces the search's best %s", "".join(map(str, plan)),
+                 chosen["mean"], "".join(map(str, plan_key(search_best))))
+    return list(plan), chosen["search_fitness"]

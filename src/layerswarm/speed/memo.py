@@ -1,4 +1,5 @@
-"""Fitness memoisation: a (mask, epochs) already evaluated is not trained again.
+"""Fitness memoisation: a (mask, epochs) already evaluated is not trained again (in a level
+space: the levels, ``Trial.unit_levels``).
 
 Exact: an evaluation starts from the same pretrained weights with the same seed every time,
 so training the same mask again gives the same fitness, bit for bit (tests/test_speed.py).
@@ -62,12 +63,12 @@ class MemoExecutor(Executor):
             scored = curve_score(epochs, self.score)
             if scored is None or scored[0] != r["fitness"] or r.get("phase") or r.get("repeats", 1) != self.repeats:
                 continue  # another score's, an early-stopped run's, or another phase's fitness
-            key = (tuple(r["mask"]), self.default_epochs)
+            key = (tuple(r["mask"] if r.get("levels") is None else r["levels"]), self.default_epochs)
             self.results.setdefault(key, Evaluation(fitness=r["fitness"], fitness_se=r.get("fitness_se"),
                                                     val_images=r.get("val_images"), epochs=epochs))
 
     def _key(self, trial: Trial) -> Key:
-        return tuple(trial.mask), trial.budget_epochs or self.default_epochs
+        return tuple(trial.unit_levels), trial.budget_epochs or self.default_epochs
 
     def lookup(self, key: Key) -> Evaluation | None:
         ev = self.results.get(key)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from ..config_utils import help_field
 from ..errors import LayerswarmError
 from ..models.probe import build_probe
+from ..training.optim import plan_param_groups
 from ..training.trainer import trainable_param_groups
-from ..units import load_mask, validate_mask
+from ..units import load_lr_multipliers, load_mask, validate_lr_multipliers, validate_mask
 from .base import Strategy, StrategyConfig, StrategyContext, TrainPlan
 from .registry import register_strategy
 
@@ -68,17 +69,39 @@ class LinearProbe(Strategy):
 class MaskConfig(StrategyConfig):
     mask_file: str | None = help_field(None, "a best_mask.json (or JSON list of 0/1 per unit)")
     mask: list[int] | None = help_field(None, "the mask itself, one 0/1 per unit")
+    lr_multipliers: list[float] | None = help_field(None, "one learning-rate multiplier per unit (0: frozen), as a "
+                                                    "--space lr search finds them; default: the mask file's, else 1")
 
 
 @register_strategy
 class GivenMask(Strategy):
-    """Fine-tune the units a mask marks 1 (e.g. a search's best_mask.json), freeze the rest."""
+    """Fine-tune the units a mask marks 1 (e.g. a search's best_mask.json), freeze the rest; with
+    ``lr_multipliers`` (a ``--space lr`` search's, read from its best_mask.json too) each trained
+    unit at ``lr x`` its multiplier, in its own optimizer parameter group."""
 
     name = "mask"
     Config = MaskConfig
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
-        return self.plan_mask(ctx.bundle.model, ctx, self.mask_for(ctx.bundle.units))
+        units, model = ctx.bundle.units, ctx.bundle.model
+        mask, rates = self.mask_for(units), self.multipliers_for(units)
+        if rates is None:
+            return self.plan_mask(model, ctx, mask)
+        if [int(r > 0) for r in rates] != mask:
+            raise LayerswarmError("strategy 'mask': lr_multipliers must be 0 exactly where the mask freezes a unit "
+                                  "(pass one of the two, or both from the same best_mask.json)")
+        plan = self.plan_mask(model, ctx, mask)
+        plan.param_groups = plan_param_groups(model, units, rates, ctx.train_cfg.lr)
+        plan.info["lr_multipliers"] = rates
+        return plan
+
+    def multipliers_for(self, units: list) -> list[float] | None:
+        """The configured learning-rate multipliers (given, or the mask file's), or None: the mask's rate."""
+        if self.config.lr_multipliers is not None:
+            return validate_lr_multipliers(self.config.lr_multipliers, len(units))
+        if self.config.mask is None and self.config.mask_file is not None:
+            return load_lr_multipliers(self.config.mask_file, units)
+        return None
 
     def mask_for(self, units: list) -> list[int]:
         """The configured mask (given, or read from its file), checked against ``units``."""
@@ -86,4 +109,6 @@ class GivenMask(Strategy):
             return validate_mask(self.config.mask, len(units))
         if self.config.mask_file is not None:
             return load_mask(self.config.mask_file, units)
+        if self.config.lr_multipliers is not None:  # the plan alone: trained where its multiplier is above 0
+            return [int(r > 0) for r in validate_lr_multipliers(self.config.lr_multipliers, len(units))]
         raise LayerswarmError("strategy 'mask' needs a mask: pass --mask FILE")

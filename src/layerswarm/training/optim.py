@@ -4,7 +4,7 @@ the BatchNorm re-estimation of frozen units."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -49,6 +49,24 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step_coun
 def trainable_param_groups(model: nn.Module) -> list[dict]:
     """One group with every parameter that requires grad: frozen ones never reach the optimizer."""
     return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+
+def plan_param_groups(model: nn.Module, units: Sequence, multipliers: Sequence[float], lr: float) -> list[dict]:
+    """The optimizer groups of a learning-rate plan: the parameters of each unit whose multiplier m
+    is neither 0 nor 1 in a group at ``lr x m`` (one group per multiplier, rising; ``lr_multiplier``
+    records m), every other trainable parameter (units at m = 1, the new head, loose parameters) in
+    the first group, without an lr of its own, so that the recipe gives the head its rate
+    (:func:`recipe_param_groups`). A frozen unit (m = 0) is no group's: :func:`~layerswarm.units.apply_mask`
+    has turned its gradients off. With multipliers of 0 and 1 only (a mask), this is
+    :func:`trainable_param_groups`."""
+    params = dict(model.named_parameters())
+    scaled: dict[float, list] = {}
+    for unit, m in zip(units, multipliers, strict=True):
+        if m not in (0, 1):
+            scaled.setdefault(float(m), []).extend(params[name] for name in unit.params)
+    taken = {id(p) for ps in scaled.values() for p in ps}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in taken]
+    return [{"params": rest}] + [{"params": ps, "lr": lr * m, "lr_multiplier": m} for m, ps in sorted(scaled.items())]
 
 
 def recipe_param_groups(groups: list[dict], model: nn.Module, head: Iterable[str], cfg: TrainConfig) -> list[dict]:

@@ -8,6 +8,8 @@ out of the optimizer: no weight decay, no momentum) and its modules run in eval 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +53,29 @@ def load_mask(path: str | Path, units: list[Unit]) -> list[int]:
     if not isinstance(data, list):
         raise LayerswarmError(f"mask file '{path}' holds no list: expected {{\"mask\": [0/1 per unit]}}")
     return validate_mask(data, len(units), source=f"mask file '{path}'")
+
+
+def validate_lr_multipliers(values: Sequence, num_units: int, source: str = "lr_multipliers") -> list[float]:
+    """``values`` as one learning-rate multiplier per unit (a number >= 0; 0: frozen) or a one-line error."""
+    values = list(values)
+    if len(values) != num_units:
+        raise LayerswarmError(f"{source} has {len(values)} entries but the model has {num_units} units: "
+                              "give one multiplier per unit (0: frozen)")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < math.inf]
+    if bad:
+        raise LayerswarmError(f"{source} holds {bad[0]!r}: every multiplier must be a number >= 0 (0: frozen)")
+    return [float(v) for v in values]
+
+
+def load_lr_multipliers(path: str | Path, units: list[Unit]) -> list[float] | None:
+    """The ``lr_multipliers`` of a mask file (a ``best_mask.json`` of ``--space lr``), None if it has none."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # load_mask has read (or refused) the file: a bare list or 0/1 string has none
+    if not isinstance(data, dict) or data.get("lr_multipliers") is None:
+        return None
+    return validate_lr_multipliers(data["lr_multipliers"], len(units), source=f"mask file '{path}'")
 
 
 def save_mask(path: str | Path, mask: list[int], units: list[Unit], **extra) -> None:
