@@ -41,6 +41,7 @@ def test_paper_preset_is_algorithm_1(tmp_path, captured):
         assert train.recipe == "paper" and train.optimizer == "sgd" and train.lr == 0.01 and train.momentum == 0.9
         assert train.weight_decay == 5e-4 and train.schedule == "step" and train.step_size == 30 and train.gamma == 0.1
     assert cfg.to_dict()["preset"] == "paper"  # recorded in config.json
+    assert cfg.search.space == "mask" and cfg.search.ladder is None  # the paper's bit per unit
 
 
 def test_flags_given_override_the_preset(tmp_path, captured):
