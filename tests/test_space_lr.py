@@ -235,3 +235,37 @@ def test_space_options_refuse_bad_input_in_one_line(capsys, tmp_path):
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert code == 2 and len(err) == 1 and problem in err[0], (argv, err)
         assert not (tmp_path / "o").exists()
+
+
+def test_a_study_over_the_level_space_finds_the_known_plan_and_resumes(tmp_path):
+    """create_study(space="lr"): trials are ladder rates; the objective reads the rate the
+    optimizer groups give each unit, so its optimum is one plan, which the study must find."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 4),
+                                torch.nn.Linear(4, 2))
+    target = [3.0, 0.0, 0.1]
+
+    def objective(trial) -> float:
+        groups = trial.apply(model, base_lr=0.5)
+        rate = {id(p): g["lr"] / 0.5 for g in groups for p in g["params"]}
+        got = [rate.get(id(next(model[i].parameters())), 0.0) for i in range(3)]
+        return -sum(abs(LADDER.index(a) - LADDER.index(b)) for a, b in zip(got, target, strict=True))
+
+    def study(out):
+        return layerswarm.create_study(model, searcher="ga", out=out, units=["0", "1", "2"], head=["3"],
+                                       space="lr", ladder=LADDER, options={"trials": 40, "population": 8})
+
+    first = study(tmp_path / "s")
+    first.optimize(objective, n_trials=13)
+    study(tmp_path / "s").optimize(objective)  # resumed from its folder
+    straight = study(tmp_path / "t")
+    straight.optimize(objective)
+    records = read_jsonl(tmp_path / "s" / "evaluations.jsonl")
+    assert {r for rec in records for r in rec["lr_multipliers"]} == set(LADDER)
+    assert [r["lr_multipliers"] for r in records] == [r["lr_multipliers"] for r in read_jsonl(tmp_path / "t" / "evaluations.jsonl")]
+    best = read_json(tmp_path / "s" / "best_mask.json")
+    assert best["lr_multipliers"] == target and best["mask"] == [1, 0, 1]
+    assert read_json(tmp_path / "s" / "config.json")["ladder"] == LADDER
+    with pytest.raises(LayerswarmError, match="ladder"):
+        layerswarm.create_study(model, searcher="ga", out=tmp_path / "s", units=["0", "1", "2"], head=["3"],
+                                space="lr", ladder=[0.0, 1.0], options={"trials": 40, "population": 8})

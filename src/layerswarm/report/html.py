@@ -164,7 +164,8 @@ def _unscored_html(run: RunRecord) -> str:
 
 
 def _units_table(run: RunRecord) -> str:
-    mask, rates = run.mask or [], run.lr_multipliers  # rates: a --space lr plan's
+    mask, rates = run.mask or [], run.lr_multipliers  # rates: a --space lr plan's (a study's: 0/1 too)
+    rates = rates if rates and set(rates) - {0.0, 1.0} else None
 
     def state(i: int) -> str:
         if i >= len(mask):

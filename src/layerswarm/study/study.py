@@ -24,6 +24,7 @@ from ..executors import describe_error
 from ..run.driver import EVALUATIONS_FILE, drop_torn_tail
 from ..searchers import Searcher, config_for_budget, create_searcher
 from ..searchers import Trial as SearcherTrial
+from ..searchers.space import LevelSpace
 from ..units import Unit
 from .records import STUDY_KIND, StudyFolder
 from .space import check_space, lr_multipliers
@@ -44,13 +45,14 @@ class Study:
         head: list[str],
         searcher: Searcher,
         direction: str = "maximize",
-        space: str = "mask",
+        space: str | LevelSpace = "mask",
         folder: StudyFolder | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise LayerswarmError(f"direction '{direction}': use 'maximize' or 'minimize'")
         self.units, self.head = units, head
-        self.direction, self.space = direction, check_space(space)
+        self.direction = direction
+        self.space = space if isinstance(space, LevelSpace) else check_space(space)
         self._searcher, self._folder = searcher, folder
         self.trials: list[Trial] = []  # told trials, in tell order (a resumed study's first)
         self._running: dict[int, Trial] = {}  # asked, not told
@@ -272,6 +274,7 @@ def create_study(
     head: Sequence[str] | None = None,
     granularity: str = "block",
     space: str = "mask",
+    ladder: Sequence[float] | None = None,
     budget: int | None = None,
     options: dict[str, Any] | None = None,
     init: str = "random",
@@ -282,7 +285,8 @@ def create_study(
 
     ``searcher``: any of the command line's (pso, ga, tpe, random, greedy, exhaustive), with
     its ``options`` (PSO: particles, generations, ...) or sized for ``budget`` trials;
-    ``init``, ``patience``, ``seed`` and ``space`` as the command line's. ``out``: a folder
+    ``init``, ``patience``, ``seed``, ``space`` and ``ladder`` as the command line's (``space="lr"``:
+    a trial's ``lr_multipliers`` are levels of ``ladder``, 0 frozen). ``out``: a folder
     for the records (see :mod:`layerswarm.study.records`); a study created again on the same
     folder, with the same settings and model, resumes it. ``units``, ``head``,
     ``granularity``: how the model splits into units (:func:`~layerswarm.study.find_units`).
@@ -290,9 +294,11 @@ def create_study(
     found, head = find_units(model, units, head, granularity)
     opts = dict(config_for_budget(searcher, budget)) if budget is not None else {}
     opts.update(options or {})
-    search = create_searcher(searcher, len(found), opts, seed=seed, init=init, patience=patience)
+    plans = check_space(space, ladder)
+    search = create_searcher(searcher, len(found), opts, seed=seed, init=init, patience=patience,
+                             space=plans)
     folder = StudyFolder(out) if out is not None else None
-    study = Study(found, head, search, direction, space, folder)
+    study = Study(found, head, search, direction, plans, folder)
     if folder is not None:
         settings = {
             "kind": STUDY_KIND,
@@ -312,6 +318,7 @@ def create_study(
                 "patience": patience,
             },
             "space": space,
+            **({} if plans.name == "mask" else {"ladder": list(plans.ladder)}),
             "direction": direction,
             "seed": seed,
         }
