@@ -145,12 +145,15 @@ def test_every_searcher_with_patience_passes_every_check(name, check) -> None:
 
 
 # --- the level space (--space lr): every searcher passes every check there too ---
-LADDER = (0.0, 0.3, 1.0, 3.0)  # four levels: the default's size, spelt out so the tests do not follow it
+# four levels: the default's size, spelt out so that the tests do not follow it
+LADDER = (0.0, 0.3, 1.0, 3.0)
 LEVEL_MOST = {"exhaustive": 4}  # 4^4 = 256 plans, enumerated many times over by the resume check
 
 
 def _level_searcher(name: str, n: int, seed: int, **kw) -> Searcher:
-    return create_searcher(name, min(n, LEVEL_MOST.get(name, 10**6)), SMALL[name], seed, space=LevelSpace(LADDER), **kw)
+    return create_searcher(
+        name, min(n, LEVEL_MOST.get(name, 10**6)), SMALL[name], seed, space=LevelSpace(LADDER), **kw
+    )
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
@@ -161,7 +164,9 @@ def test_every_searcher_in_the_level_space_passes_every_check(name, check) -> No
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_every_searcher_in_the_level_space_from_the_baselines_with_patience_passes_every_check(name, check) -> None:
+def test_every_searcher_in_the_level_space_from_the_baselines_with_patience_passes_every_check(
+    name, check
+) -> None:
     check(lambda n, seed: _level_searcher(name, n, seed, init="baselines", patience=2))
 
 
@@ -176,29 +181,41 @@ FINDING = {
 }
 
 
-@pytest.mark.parametrize("space", [MaskSpace(), LevelSpace(LADDER), LevelSpace((0.0, 1.0, 2.0))], ids=["mask", "lr4", "lr3"])
+@pytest.mark.parametrize(
+    "space",
+    [MaskSpace(), LevelSpace(LADDER), LevelSpace((0.0, 1.0, 2.0))],
+    ids=["mask", "lr4", "lr3"],
+)
 @pytest.mark.parametrize("name", sorted(FINDING))
 def test_every_searcher_finds_the_optimum_of_its_space(name, space) -> None:
-    check_finds_the_optimum(lambda n, seed: create_searcher(name, n, FINDING[name], seed, space=space))
+    check_finds_the_optimum(
+        lambda n, seed: create_searcher(name, n, FINDING[name], seed, space=space)
+    )
 
 
 def test_a_mask_space_search_is_the_level_search_of_two_levels_without_levels() -> None:
-    """The mask space is the ladder (0, 1): same draws, the same masks, and no levels in its trials or state."""
+    """The mask space is the ladder (0, 1): same draws, the same masks, and no levels in its
+    trials or state."""
     for name in sorted(SMALL):
         mask = run_search(create_searcher(name, 6, SMALL[name], 4))
         levels = run_search(create_searcher(name, 6, SMALL[name], 4, space=LevelSpace((0.0, 1.0))))
-        assert [t.mask for t in mask] == [t.mask for t in levels] == [t.levels for t in levels], name
+        assert [t.mask for t in mask] == [t.mask for t in levels] == [t.levels for t in levels], (
+            name
+        )
         assert all(t.levels is None and "levels" not in t.to_dict() for t in mask), name
     assert "space" not in create_searcher("pso", 3).state_dict()
 
 
 def test_resume_refuses_another_space_or_ladder() -> None:
-    state = create_searcher("pso", 4, {"particles": 2, "generations": 2}, space=LevelSpace(LADDER)).state_dict()
+    state = create_searcher(
+        "pso", 4, {"particles": 2, "generations": 2}, space=LevelSpace(LADDER)
+    ).state_dict()
     with pytest.raises(LayerswarmError, match="space"):
         create_searcher("pso", 4, {"particles": 2, "generations": 2}).load_state_dict(state)
     with pytest.raises(LayerswarmError, match="ladder"):
-        create_searcher("pso", 4, {"particles": 2, "generations": 2},
-                        space=LevelSpace((0.0, 1.0, 2.0))).load_state_dict(state)
+        create_searcher(
+            "pso", 4, {"particles": 2, "generations": 2}, space=LevelSpace((0.0, 1.0, 2.0))
+        ).load_state_dict(state)
     masked = create_searcher("ga", 4, {"trials": 4}).state_dict()
     with pytest.raises(LayerswarmError, match="space"):
         create_searcher("ga", 4, {"trials": 4}, space=LevelSpace(LADDER)).load_state_dict(masked)
@@ -219,10 +236,17 @@ def test_a_searcher_without_space_refuses_a_level_space_in_one_line() -> None:
         SEARCHERS.pop("bits-only", None)
 
 
-@pytest.mark.parametrize("ladder, problem", [
-    ("1,2", "first level must be 0"), ("0,1,0.5", "rise strictly"), ("0,0.3,3", "hold 1"), ("0", "2 to 10"),
-    ("0,a", "not a list of numbers"), (",".join(str(i) for i in range(11)), "2 to 10"),
-])
+@pytest.mark.parametrize(
+    "ladder, problem",
+    [
+        ("1,2", "first level must be 0"),
+        ("0,1,0.5", "rise strictly"),
+        ("0,0.3,3", "hold 1"),
+        ("0", "2 to 10"),
+        ("0,a", "not a list of numbers"),
+        (",".join(str(i) for i in range(11)), "2 to 10"),
+    ],
+)
 def test_a_bad_ladder_is_one_line_naming_the_problem(ladder, problem) -> None:
     with pytest.raises(LayerswarmError, match=problem) as err:
         make_space("lr", ladder)
@@ -232,12 +256,31 @@ def test_a_bad_ladder_is_one_line_naming_the_problem(ladder, problem) -> None:
 def test_level_space_maps_positions_and_masks() -> None:
     space = LevelSpace(LADDER)
     # (0.5, 1] in three equal parts for levels 1..3; at or below 0.5 frozen
-    assert space.levels_of_position([0.0, 0.5, 0.5001, 0.66, 0.67, 0.83, 0.84, 1.0]) == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert [space.level_of_position(space.position_of_level(k, 0.3), 0.3) for k in range(4)] == [0, 1, 2, 3]
-    assert space.levels_of_mask([0, 1, 1]) == [0, 2, 2] and space.multipliers([0, 2, 3]) == [0.0, 1.0, 3.0]
+    assert space.levels_of_position([0.0, 0.5, 0.5001, 0.66, 0.67, 0.83, 0.84, 1.0]) == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+    ]
+    assert [space.level_of_position(space.position_of_level(k, 0.3), 0.3) for k in range(4)] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    assert space.levels_of_mask([0, 1, 1]) == [0, 2, 2] and space.multipliers([0, 2, 3]) == [
+        0.0,
+        1.0,
+        3.0,
+    ]
     assert space.mask([0, 1, 3]) == [0, 1, 1] and space.size(3) == 64
     mask = MaskSpace()
-    assert [mask.position_of_level(k, 0.5) for k in (0, 1)] == [0.25, 0.75]  # where the baselines start
+    # where the baselines start
+    assert [mask.position_of_level(k, 0.5) for k in (0, 1)] == [0.25, 0.75]
     assert make_space("lr").ladder == DEFAULT_LADDER and make_space("mask") == mask
     with pytest.raises(LayerswarmError, match="--space lr"):
         make_space("mask", "0,1,3")

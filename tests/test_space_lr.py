@@ -28,8 +28,16 @@ from layerswarm.units import apply_mask
 
 LADDER = [0.0, 0.1, 1.0, 3.0]
 # one SGD step on all 80 training images, no momentum or decay: the step is -lr x m x gradient
-ONE_STEP = TrainConfig(epochs=1, batch_size=80, lr=0.1, momentum=0.0, weight_decay=0.0, optimizer="sgd",
-                       schedule="constant", warmup_epochs=0)
+ONE_STEP = TrainConfig(
+    epochs=1,
+    batch_size=80,
+    lr=0.1,
+    momentum=0.0,
+    weight_decay=0.0,
+    optimizer="sgd",
+    schedule="constant",
+    warmup_epochs=0,
+)
 
 
 def _state(model) -> dict[str, torch.Tensor]:
@@ -46,7 +54,9 @@ def _unit_keys(model, unit) -> set[str]:
 def test_a_plan_trains_each_unit_at_lr_times_its_multiplier(digits16):
     """From the same weights the first gradient is the same, so one step moves a unit at x3 three
     times as far as at x1; the head keeps the run's rate; a frozen unit stays bit-identical."""
-    bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP)
+    bundle = build_bundle(
+        ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP
+    )
     evaluate = MaskFitness(bundle, digits16.for_search(), ONE_STEP)
     start = _state(bundle.reset())
     n = len(bundle.units)
@@ -62,21 +72,35 @@ def test_a_plan_trains_each_unit_at_lr_times_its_multiplier(digits16):
     assert any(moved[1.0][k].abs().max() > 0 for k in scaled)
     for k in scaled:
         assert torch.allclose(moved[3.0][k], 3 * moved[1.0][k], rtol=1e-3, atol=1e-7), k
-    head = [k for k, _ in bundle.model.named_parameters() if k.startswith(tuple(f"{h}." for h in bundle.info.head))]
+    head = [
+        k
+        for k, _ in bundle.model.named_parameters()
+        if k.startswith(tuple(f"{h}." for h in bundle.info.head))
+    ]
     for k in head:  # the head's step is the run's, whatever the units' rates
         assert torch.allclose(moved[3.0][k], moved[1.0][k], rtol=1e-4, atol=1e-7), k
 
 
 def test_a_mask_is_the_plan_of_zeros_and_ones(digits16):
-    bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP)
+    bundle = build_bundle(
+        ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP
+    )
     model = bundle.reset()
     mask = [0, 1, 0, 1, 1, 0]
     apply_mask(model, bundle.units, mask)
     groups = plan_param_groups(model, bundle.units, [float(b) for b in mask], 0.1)
-    assert [[id(p) for p in g["params"]] for g in groups] == [[id(p) for p in trainable_param_groups(model)[0]["params"]]]
+    assert [[id(p) for p in g["params"]] for g in groups] == [
+        [id(p) for p in trainable_param_groups(model)[0]["params"]]
+    ]
     groups = plan_param_groups(model, bundle.units, [0, 3, 0, 0.1, 1, 0], 0.1)
-    assert [(g.get("lr"), g.get("lr_multiplier")) for g in groups] == [(None, None), (0.1 * 0.1, 0.1), (0.1 * 3, 3.0)]
-    assert [id(p) for p in groups[2]["params"]] == [id(p) for n, p in model.named_parameters() if n in bundle.units[1].params]
+    assert [(g.get("lr"), g.get("lr_multiplier")) for g in groups] == [
+        (None, None),
+        (0.1 * 0.1, 0.1),
+        (0.1 * 3, 3.0),
+    ]
+    assert [id(p) for p in groups[2]["params"]] == [
+        id(p) for n, p in model.named_parameters() if n in bundle.units[1].params
+    ]
     evaluate = MaskFitness(bundle, digits16.for_search(), ONE_STEP)
     as_levels = LevelFitness(evaluate, (0.0, 1.0))
     assert as_levels([0, 1, 0, 1, 1, 0]).fitness == evaluate(mask).fitness
@@ -97,8 +121,10 @@ class _Counting(Executor):
 def test_the_memo_keys_on_levels_not_on_the_mask():
     inner = _Counting()
     memo = MemoExecutor(inner, default_epochs=1)
-    same_mask = [Trial(number=i, generation=0, index=i, mask=[0, 1], levels=levels)
-                 for i, levels in enumerate([[0, 1], [0, 3], [0, 3]])]
+    same_mask = [
+        Trial(number=i, generation=0, index=i, mask=[0, 1], levels=levels)
+        for i, levels in enumerate([[0, 1], [0, 3], [0, 3]])
+    ]
     fitness = [ev.fitness for _, ev in memo.run(same_mask)]
     assert inner.plans == [[0, 1], [0, 3]] and fitness == [1.0, 3.0, 3.0]
     resumed = MemoExecutor(_Counting(), default_epochs=1)
@@ -108,28 +134,73 @@ def test_the_memo_keys_on_levels_not_on_the_mask():
 
 
 def test_the_mask_strategy_trains_a_best_mask_json_with_its_multipliers(digits16, tmp_path):
-    bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP)
+    bundle = build_bundle(
+        ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP
+    )
     path = tmp_path / "best_mask.json"
-    path.write_text(json.dumps({"mask": [0, 1, 1, 0, 1, 1], "lr_multipliers": [0, 0.1, 1, 0, 3, 1]}))
+    path.write_text(
+        json.dumps({"mask": [0, 1, 1, 0, 1, 1], "lr_multipliers": [0, 0.1, 1, 0, 3, 1]})
+    )
     bundle.reset()
-    plan = create_strategy("mask", {"mask_file": str(path)}).plan(StrategyContext(bundle, digits16.for_search(), ONE_STEP))
+    plan = create_strategy("mask", {"mask_file": str(path)}).plan(
+        StrategyContext(bundle, digits16.for_search(), ONE_STEP)
+    )
     assert plan.mask == [0, 1, 1, 0, 1, 1] and plan.info["lr_multipliers"] == [0, 0.1, 1, 0, 3, 1]
     assert sorted(g.get("lr_multiplier", 1.0) for g in plan.param_groups) == [0.1, 1.0, 3.0]
     with pytest.raises(LayerswarmError, match="0 exactly where"):
-        create_strategy("mask", {"mask": [0, 1, 1, 0, 1, 1], "lr_multipliers": [1, 1, 1, 0, 1, 1]}).plan(
-            StrategyContext(bundle, digits16.for_search(), ONE_STEP))
+        create_strategy(
+            "mask", {"mask": [0, 1, 1, 0, 1, 1], "lr_multipliers": [1, 1, 1, 0, 1, 1]}
+        ).plan(StrategyContext(bundle, digits16.for_search(), ONE_STEP))
 
 
-TINY = ["search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-        "--train-per-class", "8", "--val-per-class", "4", "--batch-size", "16", "--lr", "0.1", "--fitness-epochs", "1",
-        "--final-epochs", "1", "--quiet"]
+TINY = [
+    "search",
+    "--model",
+    "test_efficientnet",
+    "--weights",
+    "none",
+    "--data",
+    "digits",
+    "--image-size",
+    "16",
+    "--train-per-class",
+    "8",
+    "--val-per-class",
+    "4",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.1",
+    "--fitness-epochs",
+    "1",
+    "--final-epochs",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
 def lr_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("lr") / "run"
-    code = main([*TINY, "--space", "lr", "--ladder", ",".join(f"{r:g}" for r in LADDER), "--searcher", "random",
-                 "--budget", "8", "--init", "baselines", "--baselines", "none", "--out", str(out)])
+    code = main(
+        [
+            *TINY,
+            "--space",
+            "lr",
+            "--ladder",
+            ",".join(f"{r:g}" for r in LADDER),
+            "--searcher",
+            "random",
+            "--budget",
+            "8",
+            "--init",
+            "baselines",
+            "--baselines",
+            "none",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
@@ -140,7 +211,9 @@ def test_search_space_lr_end_to_end(lr_run, capsys):
     assert config["search"]["space"] == "lr" and config["search"]["ladder"] == LADDER
     records = read_jsonl(out / "evaluations.jsonl")
     assert records and all(r["mask"] == [int(v > 0) for v in r["levels"]] for r in records)
-    assert {v for r in records for v in r["levels"]} == {0, 1, 2, 3}, "the search never used some levels"
+    assert {v for r in records for v in r["levels"]} == {0, 1, 2, 3}, (
+        "the search never used some levels"
+    )
     best = read_json(out / "best_mask.json")
     top = max(records, key=lambda r: r["fitness"])  # ties: the first asked, as the searcher keeps
     assert best["levels"] == top["levels"] and best["mask"] == top["mask"]
@@ -166,18 +239,29 @@ def test_export_and_param_groups_follow_the_multipliers(lr_run, capsys):
     assert "lr multipliers per unit" in capsys.readouterr().out
     spec = read_json(out / "mask_export.json")
     assert spec["lr_multipliers"] == best["lr_multipliers"]
-    assert [g["lr_multiplier"] for g in spec["param_groups"]] == sorted({1.0, *(r for r in best["lr_multipliers"] if r)})
+    assert [g["lr_multiplier"] for g in spec["param_groups"]] == sorted(
+        {1.0, *(r for r in best["lr_multipliers"] if r)}
+    )
     bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), 10, TrainConfig())
     model = bundle.model
-    expected = {n: r for u, r in zip(bundle.units, best["lr_multipliers"], strict=True) for n in u.params if r}
-    expected |= {n: 1.0 for n, _ in model.named_parameters() if not any(n in u.params for u in bundle.units)}
+    expected = {
+        n: r
+        for u, r in zip(bundle.units, best["lr_multipliers"], strict=True)
+        for n in u.params
+        if r
+    }
+    expected |= {
+        n: 1.0 for n, _ in model.named_parameters() if not any(n in u.params for u in bundle.units)
+    }
     names = {id(p): n for n, p in model.named_parameters()}
     for source in (out / "mask_export.json", out / "best_mask.json", out):
         groups = layerswarm.param_groups(model, source, lr=0.05)
         got = {names[id(p)]: g["lr_multiplier"] for g in groups for p in g["params"]}
         assert got == expected, source
         assert all(g["lr"] == pytest.approx(0.05 * g["lr_multiplier"]) for g in groups)
-    torch.optim.SGD(layerswarm.param_groups(model, out, lr=0.05), lr=0.05)  # what the docstring promises
+    torch.optim.SGD(
+        layerswarm.param_groups(model, out, lr=0.05), lr=0.05
+    )  # what the docstring promises
 
 
 def _config(**search) -> RunConfig:
@@ -186,8 +270,15 @@ def _config(**search) -> RunConfig:
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4),
         fitness=TrainConfig(epochs=1, batch_size=16, lr=0.1),
         final=TrainConfig(epochs=1, batch_size=16, lr=0.1),
-        search=SearchConfig(searcher="pso", options={"particles": 3, "generations": 3}, space="lr", ladder=LADDER,
-                            init="baselines", final_select=2, **search),
+        search=SearchConfig(
+            searcher="pso",
+            options={"particles": 3, "generations": 3},
+            space="lr",
+            ladder=LADDER,
+            init="baselines",
+            final_select=2,
+            **search,
+        ),
     )
 
 
@@ -206,10 +297,16 @@ def test_a_resumed_level_search_equals_the_uninterrupted_one(tmp_path, digits16)
             raise _Stop
 
     with pytest.raises(_Stop):
-        run_search(cfg, tmp_path / "resumed", data=digits16, report=False, on_evaluation=stop_after_four)
+        run_search(
+            cfg, tmp_path / "resumed", data=digits16, report=False, on_evaluation=stop_after_four
+        )
     with pytest.raises(LayerswarmError, match="search.ladder"):
-        run_search(_config().replace(search=cfg.search.replace(ladder=[0.0, 1.0, 2.0])), tmp_path / "resumed",
-                   data=digits16, resume=True)
+        run_search(
+            _config().replace(search=cfg.search.replace(ladder=[0.0, 1.0, 2.0])),
+            tmp_path / "resumed",
+            data=digits16,
+            resume=True,
+        )
     resumed = run_search(cfg, tmp_path / "resumed", data=digits16, resume=True, report=False)
 
     def strip(rows):
@@ -217,9 +314,15 @@ def test_a_resumed_level_search_equals_the_uninterrupted_one(tmp_path, digits16)
 
     a, b = (read_jsonl(tmp_path / d / "evaluations.jsonl") for d in ("resumed", "straight"))
     assert strip(a) == strip(b) and len({r["fitness"] for r in a}) > 1
-    assert any(r.get("phase") == "selection" and "levels" in r for r in a)  # the final selection ran on plans
-    assert read_json(tmp_path / "resumed" / "search_state.json") == read_json(tmp_path / "straight" / "search_state.json")
-    assert read_json(tmp_path / "resumed" / "best_mask.json") == read_json(tmp_path / "straight" / "best_mask.json")
+    assert any(
+        r.get("phase") == "selection" and "levels" in r for r in a
+    )  # the final selection ran on plans
+    assert read_json(tmp_path / "resumed" / "search_state.json") == read_json(
+        tmp_path / "straight" / "search_state.json"
+    )
+    assert read_json(tmp_path / "resumed" / "best_mask.json") == read_json(
+        tmp_path / "straight" / "best_mask.json"
+    )
     assert resumed["lr_multipliers"] == straight["lr_multipliers"]
     assert resumed["test_accuracy"] == straight["test_accuracy"]
 
@@ -229,7 +332,10 @@ def test_space_options_refuse_bad_input_in_one_line(capsys, tmp_path):
         (["--ladder", "0,1,3"], "--space lr"),
         (["--space", "lr", "--ladder", "0,0.3,3"], "hold 1"),
         (["--space", "lr", "--ladder", "0,x"], "not a list of numbers"),
-        (["--space", "lr", "--ladder", "0,0.1,0.3,1,3", "--searcher", "exhaustive"], "4096 plans"),  # 5^6 plans
+        (
+            ["--space", "lr", "--ladder", "0,0.1,0.3,1,3", "--searcher", "exhaustive"],
+            "4096 plans",
+        ),  # 5^6 plans
     ):
         code = main([*TINY, *argv, "--out", str(tmp_path / "o")])
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -241,19 +347,30 @@ def test_a_study_over_the_level_space_finds_the_known_plan_and_resumes(tmp_path)
     """create_study(space="lr"): trials are ladder rates; the objective reads the rate the
     optimizer groups give each unit, so its optimum is one plan, which the study must find."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 4),
-                                torch.nn.Linear(4, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+    )
     target = [3.0, 0.0, 0.1]
 
     def objective(trial) -> float:
         groups = trial.apply(model, base_lr=0.5)
         rate = {id(p): g["lr"] / 0.5 for g in groups for p in g["params"]}
         got = [rate.get(id(next(model[i].parameters())), 0.0) for i in range(3)]
-        return -sum(abs(LADDER.index(a) - LADDER.index(b)) for a, b in zip(got, target, strict=True))
+        return -sum(
+            abs(LADDER.index(a) - LADDER.index(b)) for a, b in zip(got, target, strict=True)
+        )
 
     def study(out):
-        return layerswarm.create_study(model, searcher="ga", out=out, units=["0", "1", "2"], head=["3"],
-                                       space="lr", ladder=LADDER, options={"trials": 40, "population": 8})
+        return layerswarm.create_study(
+            model,
+            searcher="ga",
+            out=out,
+            units=["0", "1", "2"],
+            head=["3"],
+            space="lr",
+            ladder=LADDER,
+            options={"trials": 40, "population": 8},
+        )
 
     first = study(tmp_path / "s")
     first.optimize(objective, n_trials=13)
@@ -262,10 +379,20 @@ def test_a_study_over_the_level_space_finds_the_known_plan_and_resumes(tmp_path)
     straight.optimize(objective)
     records = read_jsonl(tmp_path / "s" / "evaluations.jsonl")
     assert {r for rec in records for r in rec["lr_multipliers"]} == set(LADDER)
-    assert [r["lr_multipliers"] for r in records] == [r["lr_multipliers"] for r in read_jsonl(tmp_path / "t" / "evaluations.jsonl")]
+    assert [r["lr_multipliers"] for r in records] == [
+        r["lr_multipliers"] for r in read_jsonl(tmp_path / "t" / "evaluations.jsonl")
+    ]
     best = read_json(tmp_path / "s" / "best_mask.json")
     assert best["lr_multipliers"] == target and best["mask"] == [1, 0, 1]
     assert read_json(tmp_path / "s" / "config.json")["ladder"] == LADDER
     with pytest.raises(LayerswarmError, match="ladder"):
-        layerswarm.create_study(model, searcher="ga", out=tmp_path / "s", units=["0", "1", "2"], head=["3"],
-                                space="lr", ladder=[0.0, 1.0], options={"trials": 40, "population": 8})
+        layerswarm.create_study(
+            model,
+            searcher="ga",
+            out=tmp_path / "s",
+            units=["0", "1", "2"],
+            head=["3"],
+            space="lr",
+            ladder=[0.0, 1.0],
+            options={"trials": 40, "population": 8},
+        )

@@ -197,7 +197,8 @@ def search(**kw) -> None:
     mask = "".join(map(str, result["mask"]))
     click.echo(f"best mask ({sum(result['mask'])}/{len(result['mask'])} units fine-tuned): {mask}")
     if result.get("lr_multipliers"):  # --space lr: each unit's rate, a multiple of --lr
-        click.echo("lr multipliers per unit: " + " ".join(f"{r:g}" for r in result["lr_multipliers"]))
+        rates = " ".join(f"{r:g}" for r in result["lr_multipliers"])
+        click.echo(f"lr multipliers per unit: {rates}")
     scored = "val accuracy" if cfg.search.fitness_score == "accuracy" else "val accuracy + its rise since the middle epoch"
     click.echo(f"search fitness ({scored}): {result['fitness']:.4f}")
     click.echo(f"final test accuracy: {result['test_accuracy']:.4f}")
@@ -247,7 +248,8 @@ _SEARCH_KEYS = {
     "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"],
     "select_epochs": ["search.select_epochs"], "baselines": ["search.baselines"],
     "answer": ["search.answer"], "patience": ["search.patience"],
-    "space": ["search.space", "search.ladder"], "ladder": ["search.ladder"],  # as --searcher brings its options
+    # --space brings its ladder, as --searcher brings its options
+    "space": ["search.space", "search.ladder"], "ladder": ["search.ladder"],
     "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
     "max_failed_share": ["search.max_failed_share"],
     "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],

@@ -72,8 +72,9 @@ def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[s
     if lr_multipliers is not None:
         rates = validate_lr_multipliers(lr_multipliers, len(units))
         if [int(r > 0) for r in rates] != mask:
-            raise LayerswarmError("the run's lr_multipliers are not 0 exactly where its mask freezes: "
-                                  "export a best_mask.json written by 'layerswarm search --space lr'")
+            raise LayerswarmError("the run's lr_multipliers are not 0 exactly where its mask "
+                                  "freezes: export a best_mask.json written by "
+                                  "'layerswarm search --space lr'")
         # the new head at the run's rate, each unit at its own
         groups: dict[float, list[str]] = {1.0: [f"{_escape(h)}.*" for h in head]}
         for unit, rate in zip(units, rates, strict=True):
@@ -246,7 +247,8 @@ def _units_of(model, data: dict, granularity: str | None, folder: Path | None) -
                           "the mask was searched on, or export it with 'layerswarm export DIR'")
 
 
-def param_groups(model, mask: str | Path | dict, lr: float, granularity: str | None = None) -> list[dict]:
+def param_groups(model, mask: str | Path | dict, lr: float,
+                 granularity: str | None = None) -> list[dict]:
     """Optimizer parameter groups of a plan: every parameter it trains, grouped by its unit's
     learning-rate multiplier m, at ``lr x m`` (``lr_multiplier`` records m; a plain mask's
     units, and parameters of no unit such as the new head, at 1); frozen parameters are in
@@ -262,7 +264,8 @@ def param_groups(model, mask: str | Path | dict, lr: float, granularity: str | N
     from ..units import validate_mask
 
     units = _units_of(model, data, granularity, folder)
-    rates = data.get("lr_multipliers") or [float(b) for b in validate_mask(data["mask"], len(units))]
+    mask_rates = [float(b) for b in validate_mask(data["mask"], len(units))]
+    rates = data.get("lr_multipliers") or mask_rates
     return Plan(units, rates).param_groups(model, lr)
 
 

@@ -129,7 +129,8 @@ class RayExecutor(Executor):
     def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Evaluation]]:
         ray = self._ray
         futures = {
-            self._remote.remote(self._factory_box, self._data_box, t.unit_levels, t.budget_epochs, self.cpus_per_trial): t
+            self._remote.remote(self._factory_box, self._data_box, t.unit_levels, t.budget_epochs,
+                                self.cpus_per_trial): t
             for t in trials
         }
         try:

@@ -12,7 +12,7 @@ from ..models.bundle import ModelBundle, ModelConfig, build_bundle
 from ..speed import build_fitness
 from ..training import TrainConfig
 
-# evaluate(mask, epochs) -> Evaluation (a level space's: levels); epochs None means the search default
+# evaluate(mask, epochs) -> Evaluation (a level space's: levels); epochs None: the search default
 EvaluateFn = Callable[[list[int], "int | None"], Evaluation]
 # factory(data) -> evaluate: picklable, so that Ray workers can build their own evaluator
 EvaluatorFactory = Callable[[SearchSplits], EvaluateFn]
@@ -34,7 +34,8 @@ class FitnessSpec:
     repeats: int = 1  # evaluations averaged per fitness (other seeds: MaskFitness)
     seed_offset: int = 0  # the first repeat's seed index (a final selection's fresh seeds)
     score: str = "accuracy"  # how the validation curve becomes the fitness (layerswarm.fitness.evaluation.curve_score)
-    ladder: tuple[float, ...] | None = None  # a level space's lr multipliers (--space lr); None: trials are masks
+    # a level space's lr multipliers (--space lr): trials carry levels; None: trials are masks
+    ladder: tuple[float, ...] | None = None
 
     def __call__(self, data: SearchSplits, bundle: ModelBundle | None = None,
                  on_epoch: Callable[[dict], None] | None = None) -> MaskFitness | LevelFitness:
@@ -42,5 +43,6 @@ class FitnessSpec:
         if bundle is None:
             bundle = build_bundle(self.model, self.num_classes, self.fitness, seed=self.seed)
         evaluate = build_fitness(bundle, data, self.fitness, self.speed, on_epoch=on_epoch,
-                                 repeats=self.repeats, seed_offset=self.seed_offset, score=self.score)
+                                 repeats=self.repeats, seed_offset=self.seed_offset,
+                                 score=self.score)
         return evaluate if self.ladder is None else LevelFitness(evaluate, self.ladder)

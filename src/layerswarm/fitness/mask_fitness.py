@@ -25,7 +25,8 @@ from ..units import apply_mask, validate_lr_multipliers
 from .evaluation import Evaluation, curve_score, middle_epoch
 from .noise import repeats_se
 
-__all__ = ["Evaluation", "LevelFitness", "MaskFitness"]  # Evaluation lives in layerswarm.fitness.evaluation
+# Evaluation lives in layerswarm.fitness.evaluation
+__all__ = ["Evaluation", "LevelFitness", "MaskFitness"]
 
 REPEAT_SEED_STRIDE = 1000  # repeat j of an evaluation: head and batch-order seeds + 1000 j
 
@@ -106,9 +107,10 @@ class MaskFitness:
         ev.seconds = time.perf_counter() - start
         return ev
 
-    def _run(self, plan: list[float], cfg: TrainConfig, repeat: int, stop: Callable[[dict], bool] | None) -> Evaluation:
-        """One evaluation of ``plan`` (a mask, or a multiplier per unit); repeat j > 0 draws its head
-        and batch order from seeds shifted by 1000 j."""
+    def _run(self, plan: list[float], cfg: TrainConfig, repeat: int,
+             stop: Callable[[dict], bool] | None) -> Evaluation:
+        """One evaluation of ``plan`` (a mask, or a multiplier per unit); repeat j > 0 draws its
+        head and batch order from seeds shifted by 1000 j."""
         if repeat:
             cfg = cfg.replace(seed=cfg.seed + REPEAT_SEED_STRIDE * repeat)
         middle = middle_epoch(cfg.epochs) if self.score == "trend" else 0
@@ -125,9 +127,11 @@ class MaskFitness:
         done = state.epoch
         feed = self.cache.inputs(model, frozen, cfg) if self.cache is not None else nullcontext((None, frozen))
         with feed as (inputs, frozen):
-            groups = plan_param_groups(model, units, plan, cfg.lr)  # a mask's: every trainable parameter at lr
-            history = fit(model, self.data.train, self.data.val, cfg, self.bundle.transform, frozen=frozen, head=self.bundle.info.head,
-                          param_groups=groups, on_epoch=self.on_epoch, inputs=inputs, stop=stop, state=state)
+            # a mask's: one group, every trainable parameter at lr
+            groups = plan_param_groups(model, units, plan, cfg.lr)
+            history = fit(model, self.data.train, self.data.val, cfg, self.bundle.transform,
+                          frozen=frozen, head=self.bundle.info.head, param_groups=groups,
+                          on_epoch=self.on_epoch, inputs=inputs, stop=stop, state=state)
         info = {"early_stopped": True} if len(history.epochs) < cfg.epochs else {}
         if done:
             info["continued_from"] = done
@@ -176,8 +180,9 @@ class MaskFitness:
 
 
 class LevelFitness:
-    """``evaluate(levels, epochs)`` of a level space: each unit's level read off ``ladder`` as its
-    learning-rate multiplier, then scored by ``evaluate`` (a :class:`MaskFitness`, possibly wrapped)."""
+    """``evaluate(levels, epochs)`` of a level space: each unit's level read off ``ladder`` as
+    its learning-rate multiplier, then scored by ``evaluate`` (a :class:`MaskFitness`, possibly
+    wrapped)."""
 
     def __init__(self, evaluate: Callable[..., Evaluation], ladder: tuple[float, ...]) -> None:
         self.evaluate, self.ladder = evaluate, tuple(ladder)

@@ -57,13 +57,19 @@ def verdict(ours: float, se_ours: float | None, theirs: float, se_theirs: float 
 
 
 def plan_key(record: dict) -> tuple[int, ...]:
-    """What an ``evaluations.jsonl`` line evaluated: its ``levels`` in a level space, else its mask."""
+    """What an ``evaluations.jsonl`` line evaluated: its ``levels`` in a level space, else its
+    mask."""
     return tuple(record["mask"] if record.get("levels") is None else record["levels"])
 
 
+def _levels_of(record: dict) -> dict:
+    """``{"levels": ...}`` of a level space's line, else nothing (a mask line stays as it was)."""
+    return {} if record.get("levels") is None else {"levels": list(record["levels"])}
+
+
 def distinct_masks(records: list[dict]) -> dict[tuple[int, ...], dict]:
-    """The first successful search evaluation of each mask (each plan: :func:`plan_key`) (``evaluations.jsonl``
-    lines; a final selection's, with a ``phase``, are left out)."""
+    """The first successful search evaluation of each mask (each plan: :func:`plan_key`)
+    (``evaluations.jsonl`` lines; a final selection's, with a ``phase``, are left out)."""
     out: dict[tuple[int, ...], dict] = {}
     for r in records:
         if r.get("fitness") is not None and not r.get("phase"):
@@ -78,8 +84,8 @@ def best_with_noise(records: list[dict], mask: list[int], fitness: float) -> dic
     masks = distinct_masks(records)
     best = masks.get(tuple(mask))
     se = best.get("fitness_se") if best is not None else None
-    close = [{"mask": list(r["mask"]), **({} if r.get("levels") is None else {"levels": list(r["levels"])}),
-              "fitness": r["fitness"], "fitness_se": r.get("fitness_se")}
+    close = [{"mask": list(r["mask"]), **_levels_of(r), "fitness": r["fitness"],
+              "fitness_se": r.get("fitness_se")}
              for m, r in masks.items() if list(m) != list(mask) and within_noise(fitness, se, r["fitness"], r.get("fitness_se"))]
     close.sort(key=lambda r: -r["fitness"])
     return {"fitness_se": se, "within_noise": close, "noise_rule": f"|f - best| <= {NOISE_Z:g} x sqrt(se^2 + se_best^2)"}

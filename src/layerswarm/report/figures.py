@@ -82,9 +82,10 @@ def plot_masks(rows: Sequence[tuple[str, Sequence[float]]], units: Sequence[str]
     rates = sorted({float(v) for _, m in rows for v in m} | {0.0})
     levels = rates != [0.0, 1.0] and rates != [0.0]  # a mask's bits are 0 and 1
     matrix = [[rates.index(float(v)) for v in m] + [math.nan] * (num - len(m)) for _, m in rows]
-    cmap = ListedColormap([FROZEN, *matplotlib.colormaps["Blues"](
-        [0.35 + 0.6 * k / max(len(rates) - 2, 1) for k in range(len(rates) - 1)])]) if levels else MASK_CMAP
-    ax.imshow(matrix, cmap=cmap, vmin=0, vmax=len(rates) - 1 if levels else 1, aspect="auto", interpolation="nearest")
+    shades = [0.35 + 0.6 * k / max(len(rates) - 2, 1) for k in range(len(rates) - 1)]
+    cmap = ListedColormap([FROZEN, *matplotlib.colormaps["Blues"](shades)]) if levels else MASK_CMAP
+    ax.imshow(matrix, cmap=cmap, vmin=0, vmax=len(rates) - 1 if levels else 1, aspect="auto",
+              interpolation="nearest")
     if levels and num <= MAX_NAMED_UNITS:
         for r, (_, m) in enumerate(rows):
             for c, v in enumerate(m):
@@ -92,7 +93,8 @@ def plot_masks(rows: Sequence[tuple[str, Sequence[float]]], units: Sequence[str]
                     ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=6,
                             color="white" if rates.index(float(v)) > len(rates) / 2 else "black")
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{label}  ({sum(1 for v in m if v)}/{len(m)})" for label, m in rows], fontsize=8)
+    ax.set_yticklabels([f"{label}  ({sum(1 for v in m if v)}/{len(m)})" for label, m in rows],
+                       fontsize=8)
     _unit_axis(ax, units, num)
     _grid(ax, len(rows), num)
     if levels:
@@ -252,8 +254,9 @@ def build_figures(data: ReportData) -> list[FigureSpec]:
             "fig1_masks", "1. Masks found",
             "Each row is the best mask of one search: a unit (block of layers, input on the left) is "
             "fine-tuned (blue) or frozen (grey); the count of fine-tuned units is in brackets "
-            "(the paper's Figure 3)." + (" A --space lr plan shows each unit's level: its learning rate as a "
-                                         "multiple of the run's, darker for faster." if leveled else ""),
+            "(the paper's Figure 3)."
+            + (" A --space lr plan shows each unit's level: its learning rate as a multiple of "
+               "the run's, darker for faster." if leveled else ""),
             plot_masks(rows, masked[0].units),
         ))
     curves = data.curves()

@@ -164,7 +164,7 @@ def _unscored_html(run: RunRecord) -> str:
 
 
 def _units_table(run: RunRecord) -> str:
-    mask, rates = run.mask or [], run.lr_multipliers  # rates: a --space lr plan's (a study's: 0/1 too)
+    mask, rates = run.mask or [], run.lr_multipliers  # a --space lr plan's (a study's: 0/1 too)
     rates = rates if rates and set(rates) - {0.0, 1.0} else None
 
     def state(i: int) -> str:
@@ -174,7 +174,8 @@ def _units_table(run: RunRecord) -> str:
             return "frozen"
         return f"fine-tuned at lr x {rates[i]:g}" if rates else "fine-tuned"
 
-    return table_html([{"index": i, "unit": u, "searched mask": state(i)} for i, u in enumerate(run.units)])
+    rows = [{"index": i, "unit": u, "searched mask": state(i)} for i, u in enumerate(run.units)]
+    return table_html(rows)
 
 
 def render_html(data: ReportData, figures: list[FigureSpec], pngs: dict[str, bytes]) -> str:

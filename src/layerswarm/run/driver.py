@@ -79,10 +79,12 @@ class SearchConfig(JsonConfig):
     answer: str = help_field("mask", "the run's answer: 'mask', the searched mask's final fine-tune (the paper), or "
                              "'validation', the best by final validation accuracy among it and the baselines "
                              "(answer.json names it; predict and export follow it)")
-    space: str = help_field("mask", "what the search chooses per unit: 'mask', frozen or trained (the paper), or 'lr', "
-                            "a level of --ladder: frozen, or trained at lr x that multiplier (layerswarm.searchers.space)")
-    ladder: list[float] | None = help_field(None, "the learning-rate multipliers of --space lr, rising from 0 (frozen) "
-                                            "and holding 1, e.g. 0,0.3,1,3 (its default); mask space: none")
+    space: str = help_field("mask", "what the search chooses per unit: 'mask', frozen or trained "
+                            "(the paper), or 'lr', a level of --ladder: frozen, or trained at lr x "
+                            "that multiplier (layerswarm.searchers.space)")
+    ladder: list[float] | None = help_field(None, "the learning-rate multipliers of --space lr, "
+                                            "rising from 0 (frozen) and holding 1, e.g. 0,0.3,1,3 "
+                                            "(its default); mask space: none")
 
     def __post_init__(self) -> None:
         refuse_invalid("search config", {
@@ -97,8 +99,10 @@ class SearchConfig(JsonConfig):
             "max_failed_share must be between 0 and 1": not 0 <= self.max_failed_share <= 1,
             f"space must be one of {', '.join(SPACES)}": self.space not in SPACES,
         })
-        # the ladder is saved resolved (a later default cannot change a run on resume), and checked here
-        self.ladder = None if self.space == "mask" and self.ladder is None else list(space_of(self).ladder)
+        # the ladder is saved resolved (a later default cannot change a run on resume), and
+        # checked here
+        if self.space != "mask" or self.ladder is not None:
+            self.ladder = list(space_of(self).ladder)
 
 
 def record_evaluation(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:
@@ -272,14 +276,15 @@ def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, un
                  len(searcher.history()), searcher.patience)
     noise = best_with_noise(read_jsonl(out / EVALUATIONS_FILE), mask, fitness)
     space = searcher.space
-    save_mask(out / BEST_MASK_FILE, space.mask(mask), units, **plan_fields(space, mask), fitness=fitness, **noise,
-              searcher=searcher.name, history=searcher.history())
+    save_mask(out / BEST_MASK_FILE, space.mask(mask), units, **plan_fields(space, mask),
+              fitness=fitness, **noise, searcher=searcher.name, history=searcher.history())
     return mask, fitness
 
 
 def plan_fields(space: LevelSpace, levels: list[int]) -> dict:
-    """``best_mask.json``'s keys for a plan beside its ``mask``: none in the mask space; in a level
-    space its ``lr_multipliers`` (one per unit, 0 for frozen), ``levels``, ``space`` and ``ladder``."""
+    """``best_mask.json``'s keys for a plan beside its ``mask``: none in the mask space; in a
+    level space its ``lr_multipliers`` (one per unit, 0 for frozen), ``levels``, ``space`` and
+    ``ladder``."""
     if space.name == "mask":
         return {}
     return {"lr_multipliers": space.multipliers(levels), "levels": list(levels), **space.to_dict()}

@@ -96,14 +96,16 @@ def create_searcher(
     return with_patience(with_initial_masks(searcher, init), patience)
 
 
-def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed: int, space: LevelSpace) -> Searcher:
+def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed: int,
+            space: LevelSpace) -> Searcher:
     cls = SEARCHERS.lookup(name)
     config_class = getattr(cls, "config_class", None)
     spaced: dict[str, Any] = {}
     if "space" in inspect.signature(cls).parameters:
         spaced["space"] = space
     elif space.name != "mask":
-        raise LayerswarmError(f"searcher {name!r} searches masks only: use --space mask, or another searcher")
+        raise LayerswarmError(f"searcher {name!r} searches masks only: use --space mask, or "
+                              "another searcher")
     if config_class is None:
         if config:
             raise LayerswarmError(f"searcher {name!r} takes no config; pass none")

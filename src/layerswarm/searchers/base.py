@@ -37,7 +37,8 @@ class Trial:
 
     @property
     def unit_levels(self) -> list[int]:
-        """Each unit's level: ``levels`` in a level space, the mask (levels 0 and 1) in the mask space."""
+        """Each unit's level: ``levels`` in a level space, the mask (levels 0 and 1) in the mask
+        space."""
         return list(self.mask if self.levels is None else self.levels)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,7 +169,8 @@ class BatchSearcher(Searcher):
 
     config_class: type | None = None  # the searcher's JsonConfig dataclass, if it has options
 
-    def __init__(self, num_units: int, seed: int = 0, config: Any = None, space: LevelSpace | None = None) -> None:
+    def __init__(self, num_units: int, seed: int = 0, config: Any = None,
+                 space: LevelSpace | None = None) -> None:
         super().__init__(num_units, seed, space)
         if self.config_class is not None:
             self.config = config if config is not None else self.config_class()
@@ -300,8 +302,9 @@ class BatchSearcher(Searcher):
         saved = state.get("space", MaskSpace().to_dict())
         if saved != self.space.to_dict():
             raise LayerswarmError(
-                f"cannot resume: the saved search is over space {saved['space']} (ladder {saved['ladder']}), "
-                f"not {self.space.name} (ladder {list(self.space.ladder)}); resume with the same --space and --ladder"
+                f"cannot resume: the saved search is over space {saved['space']} (ladder "
+                f"{saved['ladder']}), not {self.space.name} (ladder {list(self.space.ladder)}); "
+                "resume with the same --space and --ladder"
             )
 
 

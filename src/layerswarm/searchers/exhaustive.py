@@ -61,8 +61,9 @@ class ExhaustiveSearcher(ReplaySearcher):
         levels = 2 if space is None else space.levels
         if levels**num_units > MAX_PLANS:
             raise LayerswarmError(
-                f"exhaustive search needs at most {MAX_PLANS} plans ({levels}^units <= 2^{MAX_UNITS}), this "
-                f"model has {num_units} units; use --granularity stage or another searcher"
+                f"exhaustive search needs at most {MAX_PLANS} plans ({levels}^units <= "
+                f"2^{MAX_UNITS}), this model has {num_units} units; use --granularity stage or "
+                "another searcher"
             )
         super().__init__(num_units, config, seed, space)
 

@@ -75,7 +75,8 @@ class GASearcher(ReplaySearcher):
         cfg = self.config
         tau = (cfg.threshold_min + cfg.threshold_max) / 2
         for i, (_, mask) in enumerate(getattr(self, "_initial", [])):  # --init baselines: the first individuals
-            self._pop[i] = [self.space.position_of_level(lv, tau) for lv in self.space.levels_of_mask(mask)] + [tau]
+            levels = self.space.levels_of_mask(mask)
+            self._pop[i] = [self.space.position_of_level(lv, tau) for lv in levels] + [tau]
         self._pop_fit = np.full(self.config.population, np.nan)  # nan: not evaluated yet
         self._archive: dict[str, float] = {}
         self._generation = 0
@@ -96,7 +97,8 @@ class GASearcher(ReplaySearcher):
         return genes
 
     def _levels(self, genome: np.ndarray) -> list[int]:
-        """The plan of a genome: each unit gene read against the threshold gene (a mask in the mask space)."""
+        """The plan of a genome: each unit gene read against the threshold gene (a mask in the
+        mask space)."""
         return self.space.levels_of_position(genome[:-1], float(genome[-1]))
 
     def _lookup(self) -> np.ndarray:
@@ -163,8 +165,8 @@ class GASearcher(ReplaySearcher):
         info = {"threshold": float(genome[-1])}
         if self._generation == 0 and i < len(getattr(self, "_initial", [])):
             info["init"] = self._initial[i][0]
-        return self._make_trial(self._levels(genome), number=number, generation=self._generation, index=i,
-                                position=[float(g) for g in genome[:-1]], info=info)
+        return self._make_trial(self._levels(genome), number=number, generation=self._generation,
+                                index=i, position=[float(g) for g in genome[:-1]], info=info)
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):
@@ -175,4 +177,5 @@ class GASearcher(ReplaySearcher):
         self._told_count += len(trials)
 
     def is_done(self) -> bool:
-        return self._told_count >= self.config.trials or len(self._archive) >= self.space.size(self.num_units)
+        spent = self._told_count >= self.config.trials
+        return spent or len(self._archive) >= self.space.size(self.num_units)

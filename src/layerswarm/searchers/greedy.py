@@ -35,8 +35,8 @@ class GreedyConfig(JsonConfig):
     """Budget, start and restarts of the greedy search."""
 
     trials: int = help_field(120, "masks to evaluate (the budget)")
-    start: str = help_field("frozen", "first mask: 'frozen' (linear probe), 'full' (fine-tune all at the run's rate) "
-                            "or 'random'")
+    start: str = help_field("frozen", "first mask: 'frozen' (linear probe), 'full' (fine-tune "
+                            "all at the run's rate) or 'random'")
     kick: int = help_field(2, "random flips of a restart from the best mask")
 
     def __post_init__(self) -> None:
@@ -117,7 +117,8 @@ class GreedySearcher(ReplaySearcher):
 
     def _trials(self, first_number: int, masks: list[list[int]], kind: str) -> list[Trial]:
         return [
-            self._make_trial(m, number=first_number + i, generation=self._round, index=i, info={"step": kind})
+            self._make_trial(m, number=first_number + i, generation=self._round, index=i,
+                             info={"step": kind})
             for i, m in enumerate(masks)
         ]
 
@@ -137,4 +138,5 @@ class GreedySearcher(ReplaySearcher):
         self._told_count += len(trials)
 
     def is_done(self) -> bool:
-        return self._told_count >= self.config.trials or len(self._archive) >= self.space.size(self.num_units)
+        spent = self._told_count >= self.config.trials
+        return spent or len(self._archive) >= self.space.size(self.num_units)

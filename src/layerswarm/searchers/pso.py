@@ -69,7 +69,8 @@ class PSOConfig(JsonConfig):
     inertia_end: float = help_field(0.7, "inertia weight after the last generation (paper: 0.7)")
     velocity_max: float | None = help_field(None, "bound |v| <= velocity_max per dimension; None: unbounded (paper)")
     init_velocity: float = help_field(0.5, "initial velocities are drawn from U(-v0, v0)")
-    threshold: float = help_field(0.5, "a unit is fine-tuned when its position is > threshold (levels 1..K-1 above it)")
+    threshold: float = help_field(0.5, "a unit is fine-tuned when its position is > threshold "
+                                  "(levels 1..K-1 above it)")
     wall_velocity: str = help_field("keep", "velocity of a coordinate clamped at 0 or 1: 'zero' (absorbing wall) "
             "or 'keep' (it keeps pushing into the wall)")
 
@@ -174,7 +175,8 @@ class PSOSearcher(BatchSearcher):
         p_i = x_i; their velocities stay the random draws."""
         thr, taken, space = self.config.threshold, masks[: self.config.particles], self.space
         for i, (_, mask) in enumerate(taken):
-            self._x[i] = [space.position_of_level(level, thr) for level in space.levels_of_mask(mask)]
+            levels = space.levels_of_mask(mask)
+            self._x[i] = [space.position_of_level(level, thr) for level in levels]
         self._p, self._g = self._x.copy(), self._x[0].copy()
         self._initial_names = [name for name, _ in taken]
         return masks[len(taken):]
@@ -225,7 +227,8 @@ class PSOSearcher(BatchSearcher):
 
     def best(self) -> tuple[list[int], float]:
         """Plan (mask, or levels) of the swarm best p_g and f(p_g) (x_1's and -inf while every
-        evaluation failed); ``RuntimeError`` before the first generation is told, as for every searcher."""
+        evaluation failed); ``RuntimeError`` before the first generation is told, as for every
+        searcher."""
         if self._generation == 0:
             raise RuntimeError(f"{self.name} searcher: no generation has been told yet, so no best mask")
         return self.space.levels_of_position(self._g, self.config.threshold), float(self._g_fit)

@@ -21,8 +21,16 @@ from typing import Any, ClassVar
 
 from ..errors import LayerswarmError
 
-__all__ = ["DEFAULT_LADDER", "MAX_LEVELS", "SPACES", "LevelSpace", "MaskSpace", "make_space", "parse_ladder",
-           "space_of"]
+__all__ = [
+    "DEFAULT_LADDER",
+    "MAX_LEVELS",
+    "SPACES",
+    "LevelSpace",
+    "MaskSpace",
+    "make_space",
+    "parse_ladder",
+    "space_of",
+]
 
 SPACES = ("mask", "lr")
 # The ladder of --space lr when none is given: frozen, a slowed unit, the run's rate, a faster one.
@@ -30,7 +38,9 @@ SPACES = ("mask", "lr")
 # (layer-wise decay 0.8 and 0.65 against full), so one level below 1 is kept and one above added.
 # One constant, to be re-measured: the default search may change it.
 DEFAULT_LADDER: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0)
-MAX_LEVELS = 10  # a level is one digit in a searcher's record (``layerswarm.searchers.replay.mask_bits``)
+MAX_LEVELS = (
+    10  # a level is one digit in a searcher's record (``layerswarm.searchers.replay.mask_bits``)
+)
 
 
 def parse_ladder(text: str | Sequence[float]) -> tuple[float, ...]:
@@ -39,13 +49,15 @@ def parse_ladder(text: str | Sequence[float]) -> tuple[float, ...]:
         try:
             return tuple(float(x) for x in text.replace(" ", "").split(",") if x != "")
         except ValueError as err:
-            raise LayerswarmError(f"ladder {text!r} is not a list of numbers: give it as e.g. 0,0.3,1,3") from err
+            raise LayerswarmError(
+                f"ladder {text!r} is not a list of numbers: give it as e.g. 0,0.3,1,3"
+            ) from err
     return tuple(float(x) for x in text)
 
 
 @dataclass(frozen=True)
 class LevelSpace:
-    """One level of ``ladder`` (learning-rate multipliers, rising, 0 first, 1 among them) per unit."""
+    """One level of ``ladder`` per unit (learning-rate multipliers, rising, 0 first, 1 among)."""
 
     ladder: tuple[float, ...] = DEFAULT_LADDER
     name: ClassVar[str] = "lr"
@@ -54,16 +66,26 @@ class LevelSpace:
         ladder = parse_ladder(self.ladder)
         object.__setattr__(self, "ladder", ladder)
         problems = [
-            message for message, holds in (
+            message
+            for message, holds in (
                 (f"it needs 2 to {MAX_LEVELS} levels", not 2 <= len(ladder) <= MAX_LEVELS),
                 ("its first level must be 0 (frozen)", not ladder or ladder[0] != 0.0),
-                ("its levels must rise strictly", any(b <= a for a, b in zip(ladder, ladder[1:], strict=False))),
-                ("it must hold 1 (the run's learning rate, where every mask lies)", 1.0 not in ladder),
-            ) if holds
+                (
+                    "its levels must rise strictly",
+                    any(b <= a for a, b in zip(ladder, ladder[1:], strict=False)),
+                ),
+                (
+                    "it must hold 1 (the run's learning rate, where every mask lies)",
+                    1.0 not in ladder,
+                ),
+            )
+            if holds
         ]
         if problems:
             shown = ",".join(f"{x:g}" for x in ladder)
-            raise LayerswarmError(f"invalid ladder {shown}: {'; '.join(problems)} (e.g. --ladder 0,0.3,1,3)")
+            raise LayerswarmError(
+                f"invalid ladder {shown}: {'; '.join(problems)} (e.g. --ladder 0,0.3,1,3)"
+            )
 
     @property
     def levels(self) -> int:
@@ -97,7 +119,9 @@ class LevelSpace:
         two levels: trained above the threshold, the paper's rule)."""
         if x <= threshold:
             return 0
-        return 1 + min(self.levels - 2, int((x - threshold) / (1.0 - threshold) * (self.levels - 1)))
+        return 1 + min(
+            self.levels - 2, int((x - threshold) / (1.0 - threshold) * (self.levels - 1))
+        )
 
     def levels_of_position(self, x: Sequence[float], threshold: float = 0.5) -> list[int]:
         return [self.level_of_position(float(a), threshold) for a in x]

@@ -41,7 +41,8 @@ def fitness_of(trial: Trial) -> float:
 
 
 def level_optimum(num_units: int, levels: int) -> list[int]:
-    """The plan :func:`level_objective` peaks at: every level used, frozen and trained units mixed."""
+    """The plan :func:`level_objective` peaks at: every level used, frozen and trained units
+    mixed."""
     return [(3 * j + 1) % levels for j in range(num_units)]
 
 
@@ -53,7 +54,8 @@ def level_objective(num_units: int, levels: int) -> Callable[[Trial], float]:
     weights = [1.0 + 0.1 * j for j in range(num_units)]
 
     def fitness(trial: Trial) -> float:
-        return -sum(w * abs(a - b) for w, a, b in zip(weights, trial.unit_levels, target, strict=True))
+        levels = trial.unit_levels
+        return -sum(w * abs(a - b) for w, a, b in zip(weights, levels, target, strict=True))
 
     return fitness
 
@@ -120,7 +122,8 @@ def check_ask_returns_valid_masks(make: Factory) -> None:
     mask freezes; in the mask space no levels (the mask is the plan)."""
     for num_units in (1, NUM_UNITS):
         searcher = make(num_units, 0)
-        num_units, space = searcher.num_units, searcher.space  # a factory may cap the units (exhaustive)
+        # a factory may cap the units (exhaustive)
+        num_units, space = searcher.num_units, searcher.space
         batch = searcher.ask()
         assert batch, "ask() returned no trials"
         for trial in batch:
@@ -129,9 +132,11 @@ def check_ask_returns_valid_masks(make: Factory) -> None:
             if space.name == "mask":
                 assert trial.levels is None, "a mask-space trial carries levels"
             else:
-                assert trial.levels is not None and len(trial.levels) == num_units, "levels length != num_units"
-                assert all(type(v) is int and 0 <= v < space.levels for v in trial.levels), "levels not in [0, K)"
-                assert trial.mask == space.mask(trial.levels), "mask is not 1 exactly where the level is above 0"
+                levels = trial.levels
+                assert levels is not None and len(levels) == num_units, "levels length != num_units"
+                assert all(type(v) is int and 0 <= v < space.levels for v in levels), (
+                    "levels not in [0, K)")
+                assert trial.mask == space.mask(levels), "mask not 1 exactly where the level is > 0"
             if trial.position is not None:
                 assert len(trial.position) == num_units, "position length != num_units"
 
@@ -307,8 +312,9 @@ def check_finds_the_optimum(make: Factory, num_units: int = 3, seeds: tuple[int,
         run_search(searcher, fitness=level_objective(num_units, levels))
         best, value = searcher.best()
         found.append(best == level_optimum(num_units, levels) and value == 0.0)
-    assert sum(found) >= min_found, f"found the optimum with seeds {[s for s, f in zip(seeds, found, strict=True) if f]}" \
-        f" of {list(seeds)}: fewer than {min_found}"
+    hits = [s for s, f in zip(seeds, found, strict=True) if f]
+    assert len(hits) >= min_found, (
+        f"found the optimum with seeds {hits} of {list(seeds)}: fewer than {min_found}")
 
 
 CHECKS: list[Callable[[Factory], None]] = [

@@ -94,8 +94,8 @@ class TPESearcher(ReplaySearcher):
             number = first_number + len(batch)
             self._open[number] = trial
             asked.add(key)
-            batch.append(self._make_trial(mask, number=number, generation=len(self._history), index=len(batch),
-                                          info={"optuna_trial": trial.number}))
+            batch.append(self._make_trial(mask, number=number, generation=len(self._history),
+                                          index=len(batch), info={"optuna_trial": trial.number}))
         return batch
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
@@ -107,7 +107,8 @@ class TPESearcher(ReplaySearcher):
         self._told_count += len(trials)
 
     def is_done(self) -> bool:
-        return self._told_count >= self.config.trials or len(self._archive) >= self.space.size(self.num_units)
+        spent = self._told_count >= self.config.trials
+        return spent or len(self._archive) >= self.space.size(self.num_units)
 
 
 def _finite(fitness: float) -> float:

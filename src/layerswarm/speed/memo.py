@@ -63,7 +63,8 @@ class MemoExecutor(Executor):
             scored = curve_score(epochs, self.score)
             if scored is None or scored[0] != r["fitness"] or r.get("phase") or r.get("repeats", 1) != self.repeats:
                 continue  # another score's, an early-stopped run's, or another phase's fitness
-            key = (tuple(r["mask"] if r.get("levels") is None else r["levels"]), self.default_epochs)
+            plan = r["mask"] if r.get("levels") is None else r["levels"]  # a level space's: levels
+            key = (tuple(plan), self.default_epochs)
             self.results.setdefault(key, Evaluation(fitness=r["fitness"], fitness_se=r.get("fitness_se"),
                                                     val_images=r.get("val_images"), epochs=epochs))
 

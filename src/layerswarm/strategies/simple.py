@@ -69,8 +69,9 @@ class LinearProbe(Strategy):
 class MaskConfig(StrategyConfig):
     mask_file: str | None = help_field(None, "a best_mask.json (or JSON list of 0/1 per unit)")
     mask: list[int] | None = help_field(None, "the mask itself, one 0/1 per unit")
-    lr_multipliers: list[float] | None = help_field(None, "one learning-rate multiplier per unit (0: frozen), as a "
-                                                    "--space lr search finds them; default: the mask file's, else 1")
+    lr_multipliers: list[float] | None = help_field(
+        None, "one learning-rate multiplier per unit (0: frozen), as a --space lr search finds "
+        "them; default: the mask file's, else 1")
 
 
 @register_strategy
@@ -88,15 +89,17 @@ class GivenMask(Strategy):
         if rates is None:
             return self.plan_mask(model, ctx, mask)
         if [int(r > 0) for r in rates] != mask:
-            raise LayerswarmError("strategy 'mask': lr_multipliers must be 0 exactly where the mask freezes a unit "
-                                  "(pass one of the two, or both from the same best_mask.json)")
+            raise LayerswarmError("strategy 'mask': lr_multipliers must be 0 exactly where the "
+                                  "mask freezes a unit (pass one of the two, or both from the "
+                                  "same best_mask.json)")
         plan = self.plan_mask(model, ctx, mask)
         plan.param_groups = plan_param_groups(model, units, rates, ctx.train_cfg.lr)
         plan.info["lr_multipliers"] = rates
         return plan
 
     def multipliers_for(self, units: list) -> list[float] | None:
-        """The configured learning-rate multipliers (given, or the mask file's), or None: the mask's rate."""
+        """The configured learning-rate multipliers (given, or the mask file's), or None: the
+        mask's rate."""
         if self.config.lr_multipliers is not None:
             return validate_lr_multipliers(self.config.lr_multipliers, len(units))
         if self.config.mask is None and self.config.mask_file is not None:
@@ -109,6 +112,7 @@ class GivenMask(Strategy):
             return validate_mask(self.config.mask, len(units))
         if self.config.mask_file is not None:
             return load_mask(self.config.mask_file, units)
-        if self.config.lr_multipliers is not None:  # the plan alone: trained where its multiplier is above 0
-            return [int(r > 0) for r in validate_lr_multipliers(self.config.lr_multipliers, len(units))]
+        if self.config.lr_multipliers is not None:  # the plan alone: trained where its rate is > 0
+            rates = validate_lr_multipliers(self.config.lr_multipliers, len(units))
+            return [int(r > 0) for r in rates]
         raise LayerswarmError("strategy 'mask' needs a mask: pass --mask FILE")

@@ -285,8 +285,9 @@ def create_study(
 
     ``searcher``: any of the command line's (pso, ga, tpe, random, greedy, exhaustive), with
     its ``options`` (PSO: particles, generations, ...) or sized for ``budget`` trials;
-    ``init``, ``patience``, ``seed``, ``space`` and ``ladder`` as the command line's (``space="lr"``:
-    a trial's ``lr_multipliers`` are levels of ``ladder``, 0 frozen). ``out``: a folder
+    ``init``, ``patience``, ``seed``, ``space`` and ``ladder`` as the command line's
+    (``space="lr"``: a trial's ``lr_multipliers`` are levels of ``ladder``, 0 frozen). ``out``: a
+    folder
     for the records (see :mod:`layerswarm.study.records`); a study created again on the same
     folder, with the same settings and model, resumes it. ``units``, ``head``,
     ``granularity``: how the model splits into units (:func:`~layerswarm.study.find_units`).

@@ -51,14 +51,15 @@ def trainable_param_groups(model: nn.Module) -> list[dict]:
     return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
 
-def plan_param_groups(model: nn.Module, units: Sequence, multipliers: Sequence[float], lr: float) -> list[dict]:
-    """The optimizer groups of a learning-rate plan: the parameters of each unit whose multiplier m
-    is neither 0 nor 1 in a group at ``lr x m`` (one group per multiplier, rising; ``lr_multiplier``
-    records m), every other trainable parameter (units at m = 1, the new head, loose parameters) in
-    the first group, without an lr of its own, so that the recipe gives the head its rate
-    (:func:`recipe_param_groups`). A frozen unit (m = 0) is no group's: :func:`~layerswarm.units.apply_mask`
-    has turned its gradients off. With multipliers of 0 and 1 only (a mask), this is
-    :func:`trainable_param_groups`."""
+def plan_param_groups(model: nn.Module, units: Sequence, multipliers: Sequence[float],
+                      lr: float) -> list[dict]:
+    """The optimizer groups of a learning-rate plan: the parameters of each unit whose multiplier
+    m is neither 0 nor 1 in a group at ``lr x m`` (one group per multiplier, rising;
+    ``lr_multiplier`` records m), every other trainable parameter (units at m = 1, the new head,
+    loose parameters) in the first group, without an lr of its own, so that the recipe gives the
+    head its rate (:func:`recipe_param_groups`). A frozen unit (m = 0) is no group's:
+    :func:`~layerswarm.units.apply_mask` has turned its gradients off. With multipliers of 0 and
+    1 only (a mask), this is :func:`trainable_param_groups`."""
     params = dict(model.named_parameters())
     scaled: dict[float, list] = {}
     for unit, m in zip(units, multipliers, strict=True):
@@ -66,7 +67,8 @@ def plan_param_groups(model: nn.Module, units: Sequence, multipliers: Sequence[f
             scaled.setdefault(float(m), []).extend(params[name] for name in unit.params)
     taken = {id(p) for ps in scaled.values() for p in ps}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in taken]
-    return [{"params": rest}] + [{"params": ps, "lr": lr * m, "lr_multiplier": m} for m, ps in sorted(scaled.items())]
+    own = [{"params": ps, "lr": lr * m, "lr_multiplier": m} for m, ps in sorted(scaled.items())]
+    return [{"params": rest}, *own]
 
 
 def recipe_param_groups(groups: list[dict], model: nn.Module, head: Iterable[str], cfg: TrainConfig) -> list[dict]:

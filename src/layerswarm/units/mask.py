@@ -55,20 +55,25 @@ def load_mask(path: str | Path, units: list[Unit]) -> list[int]:
     return validate_mask(data, len(units), source=f"mask file '{path}'")
 
 
-def validate_lr_multipliers(values: Sequence, num_units: int, source: str = "lr_multipliers") -> list[float]:
-    """``values`` as one learning-rate multiplier per unit (a number >= 0; 0: frozen) or a one-line error."""
+def validate_lr_multipliers(values: Sequence, num_units: int,
+                            source: str = "lr_multipliers") -> list[float]:
+    """``values`` as one learning-rate multiplier per unit (a number >= 0; 0: frozen), or a
+    one-line error."""
     values = list(values)
     if len(values) != num_units:
-        raise LayerswarmError(f"{source} has {len(values)} entries but the model has {num_units} units: "
-                              "give one multiplier per unit (0: frozen)")
-    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < math.inf]
+        raise LayerswarmError(f"{source} has {len(values)} entries but the model has {num_units} "
+                              "units: give one multiplier per unit (0: frozen)")
+    bad = [v for v in values
+           if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < math.inf]
     if bad:
-        raise LayerswarmError(f"{source} holds {bad[0]!r}: every multiplier must be a number >= 0 (0: frozen)")
+        raise LayerswarmError(f"{source} holds {bad[0]!r}: every multiplier must be a number >= 0 "
+                              "(0: frozen)")
     return [float(v) for v in values]
 
 
 def load_lr_multipliers(path: str | Path, units: list[Unit]) -> list[float] | None:
-    """The ``lr_multipliers`` of a mask file (a ``best_mask.json`` of ``--space lr``), None if it has none."""
+    """The ``lr_multipliers`` of a mask file (a ``best_mask.json`` of ``--space lr``), None if it
+    has none."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
