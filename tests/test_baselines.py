@@ -83,7 +83,11 @@ def test_cli_default_and_paper_preset(tmp_path, captured):  # noqa: F811
     assert captured["cfg"].search.answer == "validation"
     assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "b")]) == 0
     assert captured["cfg"].search.baselines == "none" and captured["cfg"].search.answer == "mask"
-    assert tiny_config().search.baselines == "none" and tiny_config().search.answer == "mask"
+    from layerswarm.run.config import RunConfig
+
+    library, paper = RunConfig().search, RunConfig.from_preset("paper").search  # the same from Python
+    assert (library.baselines, library.answer) == ("linear,full,last-k", "validation")
+    assert (paper.baselines, paper.answer) == ("none", "mask")
 
 
 def test_the_answer_is_the_best_validated_candidate_never_the_best_tested():

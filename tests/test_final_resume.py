@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from layerswarm.cli import main
 from layerswarm.data import DataConfig
 from layerswarm.models.config import ModelConfig
-from layerswarm.run.search import FINAL_CHECKPOINT, RunConfig, SearchConfig, run_search
+from layerswarm.run.config import RunConfig, SearchConfig
+from layerswarm.run.search import FINAL_CHECKPOINT, run_search
 from layerswarm.training import TrainConfig
 
 
@@ -27,7 +28,7 @@ def _config(keep_best: bool) -> RunConfig:
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=40),
         fitness=TrainConfig(epochs=1, **train),
         final=TrainConfig(epochs=5, val_every=2, test_every=2, **train),
-        search=SearchConfig(options={"particles": 2, "generations": 1}),
+        search=SearchConfig(options={"particles": 2, "generations": 1}, baselines="none", answer="mask"),
     )
 
 

@@ -41,7 +41,7 @@ def test_search_config_refuses_bad_values():
     import pytest
 
     from layerswarm.errors import LayerswarmError
-    from layerswarm.run.search import SearchConfig
+    from layerswarm.run.config import SearchConfig
 
     for bad in ({"init": "hand"}, {"fitness_repeats": 0}, {"select_repeats": 0}, {"final_select": -1},
                 {"fitness_steps": 0}):

@@ -8,6 +8,7 @@ import pytest
 
 import layerswarm.run.search
 from layerswarm.cli import main
+from layerswarm.errors import LayerswarmError
 from layerswarm.run.presets import PRESETS
 
 TINY = ["search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
@@ -70,12 +71,30 @@ def test_preset_overrides_a_config_file_and_flags_override_both(tmp_path, captur
     assert cfg.fitness.epochs == 5 and cfg.final.epochs == 110
 
 
-def test_every_preset_option_is_a_search_option():
+def test_every_preset_key_is_set_by_a_search_option():
     from layerswarm.cli import search
+    from layerswarm.cli.search_cmd import _option_keys
 
-    names = {p.name for p in search.params}
+    settable = {key for p in search.params for key in _option_keys(p.name)}
     for preset in PRESETS.values():
-        assert set(preset) <= names, set(preset) - names
+        assert set(preset) <= settable, set(preset) - settable
+
+
+def test_the_paper_preset_from_python_is_the_command_lines(tmp_path, captured):
+    from layerswarm.data import DataConfig
+    from layerswarm.models.config import ModelConfig
+    from layerswarm.run.config import RunConfig
+
+    assert main(["search", "--preset", "paper", "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    assert RunConfig.from_preset("paper") == captured["cfg"]
+    paper = captured["cfg"]
+    model, data = ModelConfig(name="test_efficientnet", weights="none"), DataConfig(data="fashion-mnist")
+    assert main(["search", "--preset", "paper", "--model", "test_efficientnet", "--weights", "none",
+                 "--data", "fashion-mnist", "--out", str(tmp_path / "f"), "--quiet"]) == 0
+    assert RunConfig.from_preset("paper", model=model, data=data) == captured["cfg"] == paper.replace(
+        model=model, data=data)
+    with pytest.raises(LayerswarmError, match="unknown preset 'papr': use paper"):
+        RunConfig.from_preset("papr")
 
 
 def test_the_default_search_is_the_measured_one(tmp_path, captured):

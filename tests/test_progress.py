@@ -148,7 +148,7 @@ def test_cli_search_logs_lines_tensorboard_and_report(tmp_path):
 
 
 def test_a_ga_search_bar_counts_its_budget_and_the_log_its_population():
-    from layerswarm.run.search import RunConfig, SearchConfig
+    from layerswarm.run.config import RunConfig, SearchConfig
 
     cfg = RunConfig(search=SearchConfig(searcher="ga", options={"trials": 10, "population": 5}))
     out = io.StringIO()

@@ -18,7 +18,8 @@ from layerswarm.errors import LayerswarmError
 from layerswarm.executors import FitnessSpec, LocalExecutor, create_executor
 from layerswarm.io import read_jsonl
 from layerswarm.models.bundle import ModelConfig
-from layerswarm.run.search import EVALUATIONS_FILE, RunConfig, SearchConfig, run_search
+from layerswarm.run.config import RunConfig, SearchConfig
+from layerswarm.run.search import EVALUATIONS_FILE, run_search
 from layerswarm.searchers import Trial
 from layerswarm.training import TrainConfig
 
@@ -45,7 +46,7 @@ def tiny_config(backend: str) -> RunConfig:
     return RunConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"), data=DataConfig(data="digits"),
         fitness=train, final=train,
-        search=SearchConfig(options={"particles": 3, "generations": 2}, backend=backend,
+        search=SearchConfig(options={"particles": 3, "generations": 2}, backend=backend, baselines="none",
                             cpus_per_trial=1), seed=0,  # equal thread counts: equal CPU results
     )
 
@@ -166,7 +167,7 @@ def test_text_search_on_ray_equals_the_local_search(local_ray, tmp_path):
     def config(backend: str) -> RunConfig:
         return RunConfig(model=ModelConfig(name=name), data=spec, fitness=train, final=train,
                          search=SearchConfig(options={"particles": 3, "generations": 2}, backend=backend,
-                                             cpus_per_trial=1), seed=0)
+                                             baselines="none", cpus_per_trial=1), seed=0)
 
     runs = {b: run_search(config(b), tmp_path / b, data=text, report=False) for b in ("local", "ray")}
     local, remote = ({r["number"]: (r["mask"], r["fitness"]) for r in read_jsonl(tmp_path / b / EVALUATIONS_FILE)}

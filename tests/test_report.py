@@ -16,7 +16,8 @@ from layerswarm.io import read_jsonl
 from layerswarm.models.bundle import ModelConfig
 from layerswarm.report import write_report
 from layerswarm.report.loader import generation_summaries, load_report_data
-from layerswarm.run.search import RunConfig, SearchConfig, run_search
+from layerswarm.run.config import RunConfig, SearchConfig
+from layerswarm.run.search import run_search
 from layerswarm.training import TrainConfig
 
 FIGURES = ["fig1_masks", "fig2_accuracy", "fig3_convergence", "fig4_swarm"]
@@ -28,7 +29,8 @@ def tiny_config() -> RunConfig:
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60),
         fitness=TrainConfig(epochs=1, batch_size=16),
         final=TrainConfig(epochs=2, batch_size=16, test_every=1),
-        search=SearchConfig(searcher="pso", options={"particles": 2, "generations": 2}),
+        search=SearchConfig(searcher="pso", options={"particles": 2, "generations": 2}, baselines="none",
+                            answer="mask"),
     )
 
 

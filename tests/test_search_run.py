@@ -16,19 +16,22 @@ from layerswarm.data.imageset import ImageSet
 from layerswarm.io import read_jsonl
 from layerswarm.models.bundle import ModelConfig
 from layerswarm.models.factory import pretrained_input
+from layerswarm.run.config import RunConfig, SearchConfig
 from layerswarm.run.rundir import META_KEYS, config_record
-from layerswarm.run.search import RunConfig, SearchConfig, run_search
+from layerswarm.run.search import run_search
 from layerswarm.training import TrainConfig
 
 
 def tiny_config(**search_options) -> RunConfig:
+    """A tiny search: the swarm alone, to its whole budget, no baselines (the tests of patience
+    and of the baselines switch them on)."""
     options = {"particles": 3, "generations": 2, **search_options}
     return RunConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"),
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4),
         fitness=TrainConfig(epochs=1, batch_size=16),
         final=TrainConfig(epochs=2, batch_size=16),
-        search=SearchConfig(searcher="pso", options=options),
+        search=SearchConfig(searcher="pso", options=options, patience=0, baselines="none", answer="mask"),
     )
 
 

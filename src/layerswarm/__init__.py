@@ -18,7 +18,7 @@ _EXPORTS = {
     "LayerswarmError": "errors",
     "run_finetune": "run.finetune",
     "Evaluation": "fitness.evaluation", "MaskFitness": "fitness.mask_fitness",
-    "RunConfig": "run.search", "SearchConfig": "run.search", "run_search": "run.search",
+    "RunConfig": "run.config", "SearchConfig": "run.config", "run_search": "run.search",
     "TrainConfig": "training",
     "apply_mask": "deploy.export", "export_mask": "deploy.export", "param_groups": "deploy.export",
     "Study": "study", "Trial": "study", "create_study": "study",
@@ -51,7 +51,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .fitness.mask_fitness import MaskFitness
     from .models.bundle import ModelBundle, build_bundle
     from .models.config import ModelConfig
+    from .run.config import RunConfig, SearchConfig
     from .run.finetune import run_finetune
-    from .run.search import RunConfig, SearchConfig, run_search
+    from .run.search import run_search
     from .study import Study, Trial, create_study
     from .training import TrainConfig

@@ -103,10 +103,13 @@ class JsonConfig:
     ``required`` names the keys a saved dict must have (the rest default), ``ignored`` the
     keys a saved file may hold beside the settings (a run's record); ``from_dict`` refuses any
     other key that is not a field, naming ``owner`` (e.g. "strategy 'l2sp'") and the valid keys.
+    ``legacy`` maps a field to the value a saved dict without it is read with, where that
+    differs from today's default: what runs saved before the setting existed did.
     """
 
     required: ClassVar[tuple[str, ...]] = ()
     ignored: ClassVar[tuple[str, ...]] = ()
+    legacy: ClassVar[dict[str, Any]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -124,7 +127,8 @@ class JsonConfig:
         missing = [k for k in cls.required if k not in data]  # type: ignore[attr-defined]
         if missing:
             raise UnknownKeyError(f"{what} lacks {', '.join(map(repr, missing))}: not a saved {cls.__name__}")
-        values = {k: v for k, v in data.items() if k in names}
+        legacy = cls.legacy  # type: ignore[attr-defined]
+        values = {**legacy, **{k: v for k, v in data.items() if k in names}}
         for name, (sub, many) in _nested(cls).items():
             value = values.get(name)
             if many and isinstance(value, list):

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from ..data import DataConfig, DatasetSplits, load_dataset
 from ..io import atomic_write_json
 from ..models.bundle import ModelBundle, ModelConfig, build_bundle
-from ..run.driver import SearchConfig, make_executor, search_masks
-from ..run.search import RunConfig
+from ..run.config import RunConfig, SearchConfig
+from ..run.driver import make_executor, search_masks
 from ..searchers import create_searcher
 from ..speed import SpeedConfig
 from ..training import TrainConfig, evaluate, fit

@@ -9,65 +9,75 @@ import sys
 import click
 
 from ..errors import LayerswarmError
-from ..models.config import GRANULARITY_CHOICES, POOLING_CHOICES, ModelConfig
 from ._light import light_module
 from .options import dataclass_options
 
 # Only torch-free modules at the top: `layerswarm --help` and every COMMAND --help import neither
-# torch nor ray (tests/test_cli_start.py). Commands import what they need when they run.
-DataConfig = light_module("layerswarm.data.config").DataConfig
-TrainConfig = light_module("layerswarm.training.config").TrainConfig
-SpeedConfig = light_module("layerswarm.speed.config").SpeedConfig
+# torch nor ray (tests/test_cli_start.py). Commands import what they need when they run. The
+# config modules load without their packages (whose __init__ imports torch or numpy), the parts
+# before layerswarm.run.config, which imports them.
+_MODEL = light_module("layerswarm.models.config")
+_DATA = light_module("layerswarm.data.config")
+_TRAIN = light_module("layerswarm.training.config")
+_SPEED = light_module("layerswarm.speed.config")
+PSOConfig = light_module("layerswarm.searchers.pso_config").PSOConfig
+_SPACE = light_module("layerswarm.searchers.space")
+_RUN = light_module("layerswarm.run.config")
+ModelConfig, DataConfig, TrainConfig, SpeedConfig = (
+    _MODEL.ModelConfig, _DATA.DataConfig, _TRAIN.TrainConfig, _SPEED.SpeedConfig)
+RunConfig, SearchConfig, CompareConfig = _RUN.RunConfig, _RUN.SearchConfig, _RUN.CompareConfig
+RUN_DEFAULTS = RunConfig()  # what `layerswarm search` runs without options
+COMPARE_DEFAULTS = CompareConfig()
 CONFIG_FILE = "config.json"  # layerswarm.run.search.CONFIG_FILE
 PRESET_CHOICES = ("paper",)  # layerswarm.run.presets.PRESETS
 SEARCHER_CHOICES = ("pso", "random", "tpe", "ga", "greedy", "exhaustive")  # layerswarm.searchers.SEARCHERS
 STRATEGY_CHOICES = ("full", "linear", "mask", "last-k", "first-k", "child-f", "child-d", "discriminative", "gradual", "lp-ft", "auto-rgn",
                     "l2sp", "pso", "random-mask", "scratch")  # layerswarm.strategies.STRATEGIES
 
-DATA_FIELDS = ["data", "data_root", "image_size", "crop_pct", "interpolation", "train_per_class", "val_per_class", "val_fraction",
-               "test_fraction", "max_test", "on_bad_image", "max_length", "text_column", "label_column", "categories",
-               "tokenizer"]
-TRAIN_FIELDS = ["recipe", "lr", "momentum", "weight_decay", "batch_size", "optimizer", "schedule", "step_size",
-                "gamma", "warmup_epochs", "head_lr_mult", "head_init", "decay_norm_bias", "label_smoothing", "augment", "rrc_scale_min",
-                "crop_padding", "bn_recalibrate", "keep_best", "test_every", "eval_batch_size", "device", "amp", "channels_last", "compile"]
-MODEL_FIELDS = ["name", "weights", "granularity", "pooling"]
-SPEED_FIELDS = ["memo", "prefix_cache", "cache_mb", "fidelity", "halving_epochs", "halving_keep", "pause_mb", "early_stop",
-                "train_fraction", "val_fraction", "val_curve"]
-
-
 # Options with a fixed set of values: shown in --help, checked before any work. The trainer's own
 # lists live beside torch code (training/augment.py, trainer.py): tests/test_cli_start.py checks
 # that these agree with them.
-MODEL_CHOICES = {"granularity": GRANULARITY_CHOICES, "pooling": POOLING_CHOICES}
-DATA_CHOICES = {"on_bad_image": light_module("layerswarm.data.config").BAD_IMAGE_POLICIES,
-                "interpolation": light_module("layerswarm.data.config").INTERPOLATIONS}
-_TRAIN = light_module("layerswarm.training.config")
+MODEL_CHOICES = {"granularity": _MODEL.GRANULARITY_CHOICES, "pooling": _MODEL.POOLING_CHOICES}
+DATA_CHOICES = {"on_bad_image": _DATA.BAD_IMAGE_POLICIES, "interpolation": _DATA.INTERPOLATIONS}
 TRAIN_CHOICES = {"optimizer": _TRAIN.OPTIMIZERS, "schedule": _TRAIN.SCHEDULES, "augment": _TRAIN.AUGMENTATIONS,
                  "recipe": tuple(_TRAIN.RECIPES), "head_init": _TRAIN.HEAD_INITS}
-SPEED_CHOICES = {"fidelity": light_module("layerswarm.speed.config").FIDELITIES}
+SPEED_CHOICES = {"fidelity": _SPEED.FIDELITIES}
+SEARCH_CHOICES = {"searcher": SEARCHER_CHOICES, "backend": ("local", "ray"), "init": _RUN.INITS,
+                  "space": _SPACE.SPACES,
+                  "fitness_score": light_module("layerswarm.fitness.evaluation").FITNESS_SCORES,
+                  "answer": light_module("layerswarm.run.answer").ANSWERS}
 DATA_MINIMUM = {"max_length": 2, "image_size": 1, "train_per_class": 1, "val_per_class": 1, "max_test": 1}
 TRAIN_MINIMUM = {"batch_size": 1, "eval_batch_size": 1, "step_size": 1, "test_every": 1, "val_every": 1}
 SPEED_MINIMUM = {"cache_mb": 0, "pause_mb": 0, "halving_epochs": 1}
+SEARCH_MINIMUM = {"retries": 0, "cpus_per_trial": 1, "gpus_per_trial": 0, "fitness_steps": 1, "final_select": 0,
+                  "select_repeats": 1, "select_epochs": 1, "fitness_repeats": 1, "patience": 0}
+# The PSO settings `layerswarm search` offers as options (the rest keep PSOConfig's defaults).
+PSO_FIELDS = ("generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 
 
-def model_options(func):
-    return dataclass_options(ModelConfig, MODEL_FIELDS, prefix="model_", rename={"name": "model"},
-                             choices=MODEL_CHOICES)(func)
+def _config_options(cls: type, prefix: str, exclude: tuple[str, ...] = (), **settings):
+    """``NAME_options``: a decorator adding an option for every field of ``cls`` but ``exclude``;
+    ``@NAME_options(without=(...))`` leaves out more."""
+
+    def options(func=None, *, without: tuple[str, ...] = ()):
+        decorate = dataclass_options(cls, prefix=prefix, exclude=(*exclude, *without), **settings)
+        return decorate if func is None else decorate(func)
+
+    return options
 
 
-def data_options(func):
-    return dataclass_options(DataConfig, DATA_FIELDS, prefix="data_", choices=DATA_CHOICES, minimum=DATA_MINIMUM)(func)
-
-
-def train_options(func):
-    return dataclass_options(TrainConfig, TRAIN_FIELDS, prefix="train_", choices=TRAIN_CHOICES,
-                             minimum=TRAIN_MINIMUM)(func)
-
-
-def speed_options(func):
-    return dataclass_options(SpeedConfig, SPEED_FIELDS, prefix="speed_", rename={
-        "prefix_cache": "cache", "train_fraction": "fitness_train_fraction", "val_fraction": "fitness_val_fraction"},
-        choices=SPEED_CHOICES, minimum=SPEED_MINIMUM)(func)
+# Every field becomes an option, but those a command sets otherwise (its --seed, --fitness-epochs
+# and --final-epochs, the searcher's options) and the trainer's validation cadence.
+model_options = _config_options(ModelConfig, "model_", rename={"name": "model"}, choices=MODEL_CHOICES)
+data_options = _config_options(DataConfig, "data_", exclude=("seed",), choices=DATA_CHOICES, minimum=DATA_MINIMUM)
+train_options = _config_options(TrainConfig, "train_", exclude=("epochs", "seed", "val_every"),
+                                choices=TRAIN_CHOICES, minimum=TRAIN_MINIMUM)
+speed_options = _config_options(SpeedConfig, "speed_", rename={
+    "prefix_cache": "cache", "train_fraction": "fitness_train_fraction", "val_fraction": "fitness_val_fraction"},
+    choices=SPEED_CHOICES, minimum=SPEED_MINIMUM)
+search_options = _config_options(SearchConfig, "search_", exclude=("options",), choices=SEARCH_CHOICES,
+                                 minimum=SEARCH_MINIMUM)
+pso_options = _config_options(PSOConfig, "pso_", include=PSO_FIELDS, help_prefix="PSO: ")
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -136,7 +146,7 @@ def _apply_recipe(settings: dict, flags: dict) -> None:
     ``--recipe`` and the options given) every value the new recipe sets, and every value the
     file's own recipe had set (it came with that recipe, not from the user): the file's other
     settings stay."""
-    recipes = getattr(light_module("layerswarm.training.config"), "RECIPES", {})
+    recipes = _TRAIN.RECIPES
     keys = set(recipes.get(flags.get("recipe"), {})) | set(recipes.get(settings.get("recipe"), {}))
     for key in {"recipe"} | keys:
         if key in flags:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from ..errors import LayerswarmError
-from ..models.config import ModelConfig
 from .common import (
-    DATA_FIELDS,
-    TRAIN_FIELDS,
+    COMPARE_DEFAULTS,
+    CompareConfig,
     DataConfig,
+    ModelConfig,
+    RunConfig,
     TrainConfig,
     _setup_logging,
     app,
@@ -22,17 +23,18 @@ from .options import dataclass_options, default_recipe_for_model, pop_config
 
 @app.command()
 @model_options
-@dataclass_options(DataConfig, [f for f in DATA_FIELDS if f != "data"], prefix="data_")
-@dataclass_options(TrainConfig, [f for f in TRAIN_FIELDS if f != "test_every"], prefix="train_")
+@data_options(without=("data",))
+@train_options(without=("test_every",))
 @click.option("--data", "datasets", multiple=True, required=True,
               help="a dataset (as for search); repeat --data for several columns")
-@click.option("--strategies", default=None, help="comma-separated (default scratch,linear,full,l2sp,child-d,random-mask,pso)")
+@click.option("--strategies", default=",".join(COMPARE_DEFAULTS.strategies), show_default=True,
+              help="comma-separated strategies (layerswarm strategies)")
 @click.option("--option", "options", multiple=True, help="strategy option STRATEGY.KEY=VALUE, e.g. pso.particles=4 (repeatable)")
-@click.option("--repeats", type=int, default=3, show_default=True, help="runs per strategy and dataset (seeds seed..seed+R-1)")
-@click.option("--epochs", type=int, default=110, show_default=True, help="epochs of every fine-tune")
-@click.option("--test-every", type=int, default=5, show_default=True, help="test every N epochs (5: the early-accuracy column)")
-@click.option("--seed", type=int, default=0, show_default=True, help="base seed (the data split uses it too)")
-@click.option("--resplit", is_flag=True, help="a new data split per repeat instead of one fixed split")
+@dataclass_options(CompareConfig, ["repeats", "seed", "resplit"], prefix="compare_")
+@click.option("--epochs", type=click.IntRange(min=1), default=COMPARE_DEFAULTS.train.epochs, show_default=True,
+              help="epochs of every fine-tune")
+@click.option("--test-every", type=click.IntRange(min=1), default=COMPARE_DEFAULTS.train.test_every, show_default=True,
+              help="test every N epochs (5: the early-accuracy column)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder; rerun to resume")
 @click.option("--quiet", is_flag=True, help="only the table")
 def compare(**kw) -> None:
@@ -65,7 +67,6 @@ def race(**kw) -> None:
 
     Measured races: docs/results/searcher-race.md."""
     from ..race import RaceConfig, race_command
-    from ..run.search import RunConfig
 
     _setup_logging(False)
     seed = kw.pop("seed")
@@ -120,19 +121,17 @@ def bench(preset: str, seeds: str, json_path: str | None, device: str, threads: 
 
 def compare_from_cli(kw: dict) -> str:
     """Build the configuration from the ``compare`` command's keywords, run it, return the table."""
-    from ..data import DataConfig
-    from ..run.compare import CompareConfig, RunSpec, parse_options, parse_strategies, run_compare
-    from ..training import TrainConfig
+    from ..run.compare import RunSpec, parse_options, parse_strategies, run_compare
 
-    quiet, out_dir, seed = kw.pop("quiet"), kw.pop("out_dir"), kw.pop("seed")
+    quiet, out_dir, seed = kw.pop("quiet"), kw.pop("out_dir"), kw.pop("compare_seed")
     model = pop_config(ModelConfig, kw, prefix="model_")
     data = [pop_config(DataConfig, dict(kw), prefix="data_", data=d, seed=seed) for d in kw.pop("datasets")]
     default_recipe_for_model(kw, model.name)
     train = pop_config(TrainConfig, kw, prefix="train_", seed=seed, epochs=kw.pop("epochs"), test_every=kw.pop("test_every"))
     cfg = CompareConfig(
         model=model, data=data, strategies=parse_strategies(kw.pop("strategies")),
-        options=parse_options(kw.pop("options")), train=train, repeats=kw.pop("repeats"), seed=seed,
-        resplit=kw.pop("resplit"),
+        options=parse_options(kw.pop("options")), train=train, repeats=kw.pop("compare_repeats"), seed=seed,
+        resplit=kw.pop("compare_resplit"),
     )
 
     def started(spec: RunSpec) -> None:

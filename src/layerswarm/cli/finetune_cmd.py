@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from ..errors import LayerswarmError
-from ..models.config import ModelConfig
 from . import common  # run helpers, as common.NAME
 from .common import (
+    RUN_DEFAULTS,
     STRATEGY_CHOICES,
     DataConfig,
+    ModelConfig,
     TrainConfig,
     app,
     data_options,
@@ -35,8 +36,10 @@ def _print_epoch(record: dict) -> None:
               help="see 'layerswarm strategies'; default full, or mask with --mask")
 @click.option("--mask", "mask_file", type=click.Path(dir_okay=False), default=None, help="a best_mask.json to fine-tune with")
 @click.option("--option", "options", multiple=True, help="a strategy option KEY=VALUE, e.g. --option k=4 (see 'layerswarm strategies')")
-@click.option("--epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the fine-tune")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.final.epochs, show_default=True,
+              help="epochs of the fine-tune (as a search's final fine-tune)")
+@click.option("--seed", type=int, default=RUN_DEFAULTS.seed, show_default=True,
+              help="seed of the head, the training and the data split")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder: config.json, final/")
 @click.option("--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,

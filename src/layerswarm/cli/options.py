@@ -20,43 +20,76 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+class FieldOption(click.Option):
+    """An option generated from a dataclass field: ``config_field`` is (class, field name), so
+    that its default can be checked against the field's (tests/test_cli_defaults.py)."""
+
+    def __init__(self, *args: Any, config_field: tuple[type, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config_field = config_field
+
+
+class CommaList(click.ParamType):
+    """A list field as one option: ``0,0.3,1,3``."""
+
+    name = "list"
+
+    def __init__(self, item: type) -> None:
+        self.item = item
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list:
+        if isinstance(value, list):
+            return value
+        try:
+            return [self.item(x) for x in str(value).replace(" ", "").split(",") if x]
+        except ValueError:
+            kind = "numbers" if self.item in (int, float) else f"{self.item.__name__} values"
+            self.fail(f"{value!r} is not a list of {kind}: give them comma-separated, e.g. 0,0.3,1,3",
+                      param, ctx)
+
+
 def dataclass_options(
-    cls: type, include: Iterable[str], prefix: str = "", rename: dict[str, str] | None = None,
-    defaults: dict[str, Any] | None = None, choices: dict[str, Iterable[str]] | None = None,
-    minimum: dict[str, float] | None = None,
+    cls: type, include: Iterable[str] | None = None, prefix: str = "", rename: dict[str, str] | None = None,
+    choices: dict[str, Iterable[str]] | None = None, minimum: dict[str, float] | None = None,
+    exclude: Iterable[str] = (), help_prefix: str = "",
 ) -> Callable:
-    """A decorator adding one ``--option`` per dataclass field in ``include``.
+    """A decorator adding one ``--option`` per dataclass field in ``include`` (default: every
+    field but those in ``exclude``), with the field's default and help text.
 
     The option's value arrives as keyword ``{prefix}{field}``; use :func:`pop_config` to
-    build the dataclass back from the keywords. ``choices[field]``: the values allowed (shown
-    in ``--help``, checked before the command runs); ``minimum[field]``: the smallest number allowed.
+    build the dataclass back from the keywords. ``rename[field]``: the option's name if not the
+    field's; ``choices[field]``: the values allowed (shown in ``--help``, checked before the
+    command runs); ``minimum[field]``: the smallest number allowed; ``help_prefix``: put before
+    every help text.
     """
     choices = {k: tuple(v) for k, v in (choices or {}).items()}
     minimum = minimum or {}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = [n for n in (fields if include is None else include) if n not in set(exclude)]
     rename = rename or {}
-    defaults = defaults or {}
 
     def decorate(func: Callable) -> Callable:
-        for name in reversed(list(include)):
+        for name in reversed(names):
             f = fields[name]
             flag = "--" + rename.get(name, name).replace("_", "-")
             dest = f"{prefix}{name}"
             tp, optional = _base_type(hints[name])
-            default = defaults.get(name, f.default if f.default is not dataclasses.MISSING else None)
-            help_text = f.metadata.get("help", "")
+            default = f.default if f.default is not dataclasses.MISSING else None
+            help_text = help_prefix + f.metadata.get("help", "")
+            common = {"cls": FieldOption, "config_field": (cls, name), "help": help_text}
             if tp is bool:
                 negative = "--no-" + flag[2:]
-                option = click.option(f"{flag}/{negative}", dest, default=default, show_default=True, help=help_text)
+                option = click.option(f"{flag}/{negative}", dest, default=default, show_default=True, **common)
             else:
-                if name in choices:
+                if typing.get_origin(tp) is list:  # "0,0.3,1,3"
+                    tp = CommaList((typing.get_args(tp) or (str,))[0])
+                elif name in choices:
                     tp = click.Choice(choices[name])
                 elif name in minimum:
                     tp = (click.IntRange if tp is int else click.FloatRange)(min=minimum[name])
-                option = click.option(
-                    flag, dest, type=tp, default=default, show_default=default is not None, help=help_text,
-                )
+                option = click.option(flag, dest, type=tp, default=default, show_default=default is not None,
+                                      **common)
             func = option(func)
         return func
 

@@ -8,16 +8,17 @@ import click
 
 from ..config_utils import get_dotted, set_dotted
 from ..errors import LayerswarmError, RunFailed
-from ..fitness.evaluation import FITNESS_SCORES
 from ..io import read_json
-from ..models.config import ModelConfig
-from ..run.answer import ANSWERS
 from .common import (
     CONFIG_FILE,
     PRESET_CHOICES,
-    SEARCHER_CHOICES,
+    RUN_DEFAULTS,
     DataConfig,
     Interrupted,
+    ModelConfig,
+    PSOConfig,
+    RunConfig,
+    SearchConfig,
     SpeedConfig,
     Terminated,
     TrainConfig,
@@ -29,21 +30,17 @@ from .common import (
     app,
     data_options,
     model_options,
+    pso_options,
+    search_options,
     speed_options,
     train_options,
 )
 from .options import default_recipe_for_model, pop_config
 
-# The default search (docs/concepts/defaults.md: 3-seed tables against the baselines, 2 benchmarks):
-# the paper's swarm (10 x 12 PSO, 5 fitness epochs, random start), then the baselines, and the best
-# of the searched mask and the baselines by final validation accuracy answers. Every other searcher
-# gets the swarm's number of evaluations unless --budget says otherwise. The swarm stops after 3
-# generations without a better fitness: on Fashion-MNIST it had found its mask by then on every seed
-# (the same runs, cheaper), on digits it stops 1.4-4.4 final fine-tunes earlier with masks as good.
-PSO_PARTICLES, PSO_GENERATIONS = 10, 12
-PATIENCE = 3
-DEFAULT_BUDGET = PSO_PARTICLES * PSO_GENERATIONS
-SPACE_CHOICES = ("mask", "lr")  # layerswarm.searchers.space.SPACES
+# Every option but the few below is generated from a config field (its help and default):
+# search_options from SearchConfig, pso_options from PSOConfig, the others from the model, data,
+# training and speed configs; RunConfig() is what this command runs without options.
+_PSO = PSOConfig()
 
 
 @app.command()
@@ -52,75 +49,24 @@ SPACE_CHOICES = ("mask", "lr")  # layerswarm.searchers.space.SPACES
 @train_options
 @speed_options
 @click.option("--preset", type=click.Choice(PRESET_CHOICES), default=None,
-              help="a named set of options; 'paper': the paper's Algorithm 1 exactly (random init, "
-                   "10x12 PSO, 5 fitness epochs, 110 final, --recipe paper, no final selection, "
-                   "no baselines); flags given win")
-@click.option("--searcher", type=click.Choice(SEARCHER_CHOICES), default="pso", show_default=True,
-              help="searcher (docs/concepts/searchers.md); pso is the paper's and measured best "
-                   "(docs/concepts/defaults.md)")
-@click.option("--space", type=click.Choice(SPACE_CHOICES), default="mask", show_default=True,
-              help="what the search chooses per unit: 'mask', frozen or fine-tuned (the paper), "
-                   "or 'lr', a level of --ladder: frozen, or fine-tuned at lr x that multiplier "
-                   "(best_mask.json: lr_multipliers)")
-@click.option("--ladder", default=None,
-              help="the learning-rate multipliers of --space lr, rising from 0 (frozen) and "
-                   "holding 1 (default 0,0.3,1,3)")
-@click.option("--particles", type=click.IntRange(min=1), default=None,
-              help=f"PSO swarm size n (default {PSO_PARTICLES}); other searchers: masks per batch (default: their own)")
-@click.option("--generations", type=click.IntRange(min=1), default=PSO_GENERATIONS, show_default=True, help="PSO generations G")
+              help="a named configuration; 'paper': Algorithm 1 of the paper exactly (random init, 10x12 PSO, "
+                   "5 fitness epochs, 110 final, --recipe paper, no patience, no final selection, no baselines); "
+                   "flags given win")
+@search_options
+@click.option("--particles", "pso_particles", type=click.IntRange(min=1), default=None,
+              help=f"PSO swarm size n (default {_PSO.particles}); other searchers: masks per batch "
+                   "(default: their own)")
+@pso_options
 @click.option("--budget", type=click.IntRange(min=1), default=None,
-              help=f"fitness evaluations of the search, any searcher (default: {DEFAULT_BUDGET}; pso: particles x generations)")
-@click.option("--c1", type=float, default=1.5, show_default=True, help="PSO cognitive factor")
-@click.option("--c2", type=float, default=1.5, show_default=True, help="PSO social factor")
-@click.option("--inertia-start", type=float, default=1.4, show_default=True, help="inertia weight at the first generation")
-@click.option("--inertia-end", type=float, default=0.7, show_default=True, help="inertia weight at the last generation")
-@click.option("--velocity-max", type=float, default=None, help="optional bound on |velocity| per dimension")
-@click.option("--fitness-epochs", type=click.IntRange(min=1), default=5, show_default=True,
+              help=f"fitness evaluations of the search, any searcher (default: {_PSO.budget}; pso: particles x "
+                   "generations)")
+@click.option("--fitness-epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.fitness.epochs, show_default=True,
               help="maxEpoch: epochs of each fitness fine-tune (the paper's 5; 10 ranks masks better on their own, yet "
                    "the swarm at 5 found the better masks: docs/concepts/defaults.md)")
-@click.option("--final-epochs", type=click.IntRange(min=1), default=110, show_default=True, help="epochs of the final fine-tune")
-@click.option("--init", type=click.Choice(("baselines", "random")), default="random", show_default=True,
-              help="first masks asked: 'baselines' puts linear, full and last-k (k = 1, 2, 4, units/4) among them, so "
-                   "the search's best fitness is never below theirs; 'random' is the paper's (measured better with "
-                   "the swarm: docs/concepts/defaults.md)")
-@click.option("--final-select", type=click.IntRange(min=0), default=0, show_default=True,
-              help="before the final fine-tune, re-evaluate the top K distinct masks with fresh seeds and fine-tune the "
-                   "best by the mean of all its evaluations (phase 'selection' in evaluations.jsonl); 0: off")
-@click.option("--patience", type=click.IntRange(min=0), default=PATIENCE, show_default=True,
-              help="end the search after this many generations (batches of asks) in a row without a better fitness; "
-                   "0: off, the whole budget (the paper)")
-@click.option("--select-repeats", type=click.IntRange(min=1), default=1, show_default=True,
-              help="fresh-seed evaluations of each mask in the final selection")
-@click.option("--select-epochs", type=click.IntRange(min=1), default=None,
-              help="epochs of each final-selection evaluation (default: --fitness-epochs); another budget ranks the candidates "
-                   "by the selection's fitness alone (10 ranks masks better than 5: "
-                   "docs/concepts/fitness.md)")
-@click.option("--baselines", default="linear,full,last-k", show_default=True,
-              help="after the final fine-tune, fine-tune these with the same recipe, split and seed and compare "
-                   "(DIR/baselines/NAME/; last-k: k = half the units, last-k:K another k; any strategy, e.g. l2sp); none: skip")
-@click.option("--answer", type=click.Choice(ANSWERS), default="validation", show_default=True,
-              help="the run's answer: 'validation', the best by final validation accuracy among the searched mask and "
-                   "the --baselines (answer.json; predict and export follow it; the test split only reports it), or "
-                   "'mask', the searched mask's fine-tune (the paper)")
-@click.option("--fitness-steps", type=click.IntRange(min=1), default=None,
-              help="the fitness budget in optimizer steps instead of --fitness-epochs (an epoch is another number of "
-                   "steps on every dataset size): ceil(steps / steps per epoch) epochs, both saved in config.json")
-@click.option("--fitness-repeats", type=click.IntRange(min=1), default=1, show_default=True,
-              help="evaluations averaged per fitness, each with other seeds for the head and the batch order")
-@click.option("--fitness-score", type=click.Choice(FITNESS_SCORES), default="accuracy", show_default=True,
-              help="the fitness of a mask: 'accuracy', validation accuracy after the fitness fine-tune (the paper), or "
-                   "'trend', that plus its rise since the middle epoch, which ranks a still-climbing mask above one "
-                   "that has flattened (docs/concepts/fitness.md)")
-@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, help="retries of a failing evaluation")
-@click.option("--max-failed-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="stop (exit 1, resumable) when more than this share of the evaluations has "
-                   "failed, or every one of the first batch (docs/guides/faults.md); 1: only the "
-                   "latter")
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="run evaluations here, one at a time, or in parallel on Ray")
-@click.option("--address", default=None, help="Ray cluster to join (auto, ray://HOST:10001); default: start Ray on this machine")
-@click.option("--cpus-per-trial", type=click.IntRange(min=1), default=None, help="CPU cores (torch threads) per evaluation; default all cores locally, 1 per Ray task")
-@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True, help="GPUs per Ray evaluation (0.5: two share a GPU); needs --device cuda")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the search, the head and the training")
+@click.option("--final-epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.final.epochs, show_default=True,
+              help="epochs of the final fine-tune")
+@click.option("--seed", type=int, default=RUN_DEFAULTS.seed, show_default=True, help="seed of the search, the head "
+              "and the training")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="output folder (default runs/search-<model>-<data>)")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="continue the run in this folder; options given with it must match the run, except the final "
@@ -138,11 +84,9 @@ def search(**kw) -> None:
     _setup_logging(quiet)
     given = _given_options()
     typed = set(given)  # on the command line (the preset adds its own options to given)
-    if {"fitness_epochs", "fitness_steps"} <= given:
+    if {"fitness_epochs", "search_fitness_steps"} <= given:
         raise LayerswarmError("--fitness-epochs and --fitness-steps both give the fitness budget: pass one")
-    from ..run.presets import apply_preset
-
-    given |= apply_preset(kw, given)  # the preset's options count as given: they override a --config file
+    given |= _apply_preset(kw, given)  # the preset's options count as given: they override a --config file
     if resume_dir and (config_file or overwrite):
         raise LayerswarmError(f"--resume excludes {'--config' if config_file else '--overwrite'}: a resumed run keeps "
                               "its own config.json (pass the options to change alone)")
@@ -164,8 +108,8 @@ def search(**kw) -> None:
         from ..run.rundir import read_config_file
 
         base = read_config_file(config_file)
-    if base is not None and "searcher" not in given and isinstance(base.get("search"), dict):
-        kw["searcher"] = base["search"].get("searcher", "pso")  # its searcher's options may be given alone
+    if base is not None and "search_searcher" not in given and isinstance(base.get("search"), dict):
+        kw["search_searcher"] = base["search"].get("searcher", "pso")  # its options may be given alone
     flags, default_out = _search_config(kw, typed)
     cfg = flags if base is None else _run_config(base, flags, given, source=source)
     out_dir = resume_dir or default_out
@@ -240,61 +184,83 @@ def _tensorboard(out_dir: str, cfg):
     return TensorBoardLogger(Path(out_dir) / "tensorboard", cfg.to_dict())
 
 
-# Options of ``search`` -> the config.json keys they set (besides model_*, data_*, train_*, speed_*).
-_SEARCH_KEYS = {
-    "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "fitness_steps": ["search.fitness_steps"], "final_epochs": ["final.epochs"],
+# Options -> the config.json keys they set (the first: the key holding the option's value, which a
+# preset's key sets): PREFIX_FIELD options by their prefix, the others by name.
+_PREFIX_PARTS = {"model_": ["model"], "data_": ["data"], "train_": ["fitness", "final"], "speed_": ["speed"],
+                 "search_": ["search"], "pso_": ["search.options"]}
+_KEYS = {
+    "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
-    "fitness_repeats": ["search.fitness_repeats"], "fitness_score": ["search.fitness_score"], "init": ["search.init"],
-    "final_select": ["search.final_select"], "select_repeats": ["search.select_repeats"],
-    "select_epochs": ["search.select_epochs"], "baselines": ["search.baselines"],
-    "answer": ["search.answer"], "patience": ["search.patience"],
-    # --space brings its ladder, as --searcher brings its options
-    "space": ["search.space", "search.ladder"], "ladder": ["search.ladder"],
-    "retries": ["search.retries"], "backend": ["search.backend"], "address": ["search.address"],
-    "max_failed_share": ["search.max_failed_share"],
-    "cpus_per_trial": ["search.cpus_per_trial"], "gpus_per_trial": ["search.gpus_per_trial"],
-    "searcher": ["search.searcher", "search.options"], "budget": ["search.searcher", "search.options"],
+    "search_searcher": ["search.searcher", "search.options"],
+    "search_space": ["search.space", "search.ladder"],  # a space brings its ladder "budget": ["search.options", "search.searcher"],
     "preset": ["preset"],
 }
-# search options that are SearchConfig fields of the same name
-_SEARCH_FIELDS = ("fitness_repeats", "fitness_score", "fitness_steps", "init", "final_select", "select_repeats",
-                  "select_epochs", "baselines", "answer", "patience", "max_failed_share", "space",
-                  "ladder")
-_PSO_OPTIONS = ("particles", "generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
+# an option a preset leaves alone when the user gave its alternative (a budget in steps)
+_ALTERNATIVES = {"fitness_epochs": {"search_fitness_steps"}, "search_fitness_steps": {"fitness_epochs"}}
 
 
 def _option_keys(name: str) -> list[str]:
-    for prefix, parts in (("model_", ["model"]), ("data_", ["data"]), ("train_", ["fitness", "final"]),
-                          ("speed_", ["speed"])):
+    if name in _KEYS:
+        return _KEYS[name]
+    for prefix, parts in _PREFIX_PARTS.items():
         if name.startswith(prefix):
             return [f"{part}.{name[len(prefix):]}" for part in parts]
-    if name in _PSO_OPTIONS:
-        return [f"search.options.{name}"]
-    return _SEARCH_KEYS.get(name, [])
+    return []
+
+
+def _flag(name: str) -> str:
+    """The command-line flag of option ``name`` (``pso_c1`` -> ``--c1``)."""
+    return next((p.opts[0] for p in search.params if p.name == name), name)
+
+
+def _is_pso_option(name: str) -> bool:
+    return name.startswith("pso_")
+
+
+def _apply_preset(kw: dict, given: set[str]) -> set[str]:
+    """Set every option of the preset named by ``kw["preset"]`` (layerswarm.run.presets) that is
+    not in ``given`` (on the command line); returns the names it set, for they now count as given."""
+    if kw.get("preset") is None:
+        return set()
+    from ..run.presets import preset_values
+
+    values, applied = preset_values(kw["preset"]), set()
+    for name in kw:
+        keys = _option_keys(name)
+        if name in given or given & _ALTERNATIVES.get(name, set()) or not keys or keys[0] not in values:
+            continue
+        kw[name] = values[keys[0]]
+        applied.add(name)
+    return applied | {"preset"}
 
 
 def _run_config(base: dict, flags, given: set[str], source: str):
     """The run configuration of ``base`` (a config.json or --config file) with every option given
-    on the command line taken from ``flags`` (the configuration those options build)."""
+    on the command line taken from ``flags`` (the configuration those options build).
+
+    A key ``base`` lacks takes the library's default, but in a run's own config.json (it holds
+    the command line, ``versions``, ...) a search setting added since it ran is read as that run
+    ran (``SearchConfig.legacy``)."""
     from ..run.rundir import META_KEYS
-    from ..run.search import RunConfig
 
     unknown = sorted(set(base) - set(_RUN_PARTS) - set(META_KEYS))
     if unknown:
         raise LayerswarmError(f"'{source}' has unknown keys {unknown}: use {', '.join(_RUN_PARTS)}")
     defaults = RunConfig().to_dict()
+    if any(key in base for key in META_KEYS):
+        defaults["search"].update(SearchConfig.legacy)
     merged = {k: ({**defaults[k], **base[k]} if isinstance(defaults[k], dict) and isinstance(base.get(k), dict)
                   else base.get(k, defaults[k])) for k in _RUN_PARTS}
     flag_values = flags.to_dict()
     searcher = (base.get("search") or {}).get("searcher", "pso")
     for name in sorted(given):
         keys = _option_keys(name)
-        if name in _PSO_OPTIONS and not given & {"searcher", "budget"}:
+        if _is_pso_option(name) and not given & {"search_searcher", "budget"}:
             if searcher != "pso":
-                raise LayerswarmError(f"--{name.replace('_', '-')} is a PSO option but '{source}' uses searcher "
+                raise LayerswarmError(f"{_flag(name)} is a PSO option but '{source}' uses searcher "
                                       f"'{searcher}': pass --searcher and --budget instead")
-        elif name in _PSO_OPTIONS:
+        elif _is_pso_option(name):
             keys = []  # --searcher/--budget bring the whole options
         for key in keys:
             set_dotted(merged, key, get_dotted(flag_values, key))
@@ -312,38 +278,30 @@ def _run_config(base: dict, flags, given: set[str], source: str):
 
 def _search_config(kw: dict, typed: set[str]):
     """The run configuration the options build; ``typed``: the options on the command line."""
-    from ..run.search import RunConfig, SearchConfig
-
     seed = kw.pop("seed")
     model = pop_config(ModelConfig, kw, prefix="model_")
     data = pop_config(DataConfig, kw, prefix="data_", seed=seed)
     default_recipe_for_model(kw, model.name)
     train = pop_config(TrainConfig, kw, prefix="train_", seed=seed)
-    options = {k: kw.pop(k) for k in ("c1", "c2", "inertia_start", "inertia_end", "velocity_max")}
-    particles = kw.pop("particles")  # None: PSO's n, or the other searcher's own batch size
-    options.update(particles=particles or PSO_PARTICLES, generations=kw.pop("generations"))
-    searcher, budget = kw.pop("searcher"), kw.pop("budget")
-    if kw.get("ladder") is not None:  # "0,0.3,1,3" -> numbers (checked as a ladder by SearchConfig)
-        from ..searchers.space import parse_ladder
-
-        kw["ladder"] = list(parse_ladder(kw["ladder"]))
-    pso_only = sorted(typed & set(_PSO_OPTIONS) - {"particles"})
+    particles = kw.pop("pso_particles")  # None: PSO's n, or the other searcher's own batch size
+    pso = pop_config(PSOConfig, kw, prefix="pso_", particles=particles or PSOConfig().particles).to_dict()
+    options = {k: pso[k] for k in ("c1", "c2", "inertia_start", "inertia_end", "velocity_max", "particles",
+                                   "generations")}  # the PSO settings with an option, as config.json has them
+    searcher, budget = kw.pop("search_searcher"), kw.pop("budget")
+    pso_only = sorted(name for name in typed if _is_pso_option(name) and name != "pso_particles")
     if searcher != "pso" and pso_only:  # would be silently ignored
-        raise LayerswarmError(f"--{pso_only[0].replace('_', '-')} is a PSO option and the searcher is '{searcher}': "
+        raise LayerswarmError(f"{_flag(pso_only[0])} is a PSO option and the searcher is '{searcher}': "
                               f"add --searcher pso, or drop it")
     if searcher != "pso" or budget is not None:  # every searcher's config from one budget
         from ..searchers import config_for_budget
 
-        sized = config_for_budget(searcher, budget or DEFAULT_BUDGET, particles)  # None: the searcher's own batch
+        sized = config_for_budget(searcher, budget or PSOConfig().budget, particles)  # None: its own batch
         options = {**options, **sized} if searcher == "pso" else sized
     cfg = RunConfig(
         model=model, data=data,
         fitness=train.replace(epochs=kw.pop("fitness_epochs")),
         final=train.replace(epochs=kw.pop("final_epochs")),
-        search=SearchConfig(searcher=searcher, options=options, retries=kw.pop("retries"), backend=kw.pop("backend"),
-                            address=kw.pop("address"), cpus_per_trial=kw.pop("cpus_per_trial"),
-                            gpus_per_trial=kw.pop("gpus_per_trial"),
-                            **{k: kw.pop(k) for k in _SEARCH_FIELDS if k in kw}),  # absent: SearchConfig's defaults
+        search=pop_config(SearchConfig, kw, prefix="search_", searcher=searcher, options=options),
         seed=seed,
         speed=pop_config(SpeedConfig, kw, prefix="speed_"),
         preset=kw.pop("preset", None),

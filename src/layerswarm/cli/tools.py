@@ -9,18 +9,15 @@ from pathlib import Path
 import click
 
 from ..errors import LayerswarmError
-from ..models.config import GRANULARITY_CHOICES, POOLING_CHOICES
-from .common import app
+from .common import app, model_options
 
 
 @app.command()
-@click.option("--model", "name", default="efficientnet_lite0", show_default=True, help="model name")
-@click.option("--granularity", type=click.Choice(GRANULARITY_CHOICES), default="block", show_default=True, help="mask units")
-@click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="mean", show_default=True,
-              help="text models: mean or cls head (cls keeps BERT's pooler as a unit)")
+@model_options(without=("weights",))
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def layers(name: str, granularity: str, pooling: str, as_json: bool) -> None:
+def layers(model_name: str, model_granularity: str, model_pooling: str, as_json: bool) -> None:
     """List the layer units of a model: one mask bit each."""
+    name, granularity, pooling = model_name, model_granularity, model_pooling
     from ..models import create_model
     from ..units import split_units
 

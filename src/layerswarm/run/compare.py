@@ -27,54 +27,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config_utils import JsonConfig, help_field, with_defaults
+from ..config_utils import with_defaults
 from ..data import DataConfig, DatasetSplits, load_dataset
 from ..errors import LayerswarmError
 from ..io import atomic_write_json, atomic_write_text, read_json
 from ..models.bundle import ModelConfig, build_bundle
 from ..strategies import STRATEGIES, create_strategy
 from ..training import TrainConfig
+from .config import DEFAULT_STRATEGIES, EARLY_EPOCH, CompareConfig
 from .finetune import run_finetune
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STRATEGIES = ("scratch", "linear", "full", "l2sp", "child-d", "random-mask", "pso")
-EARLY_EPOCH = 5  # the paper also reports test accuracy after 5 epochs
 RUN_FILE = "run.json"
-
-
-def _default_train() -> TrainConfig:
-    return TrainConfig(epochs=110, test_every=EARLY_EPOCH)
-
-
-@dataclass
-class CompareConfig(JsonConfig):
-    """Everything that defines a comparison."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: list[DataConfig] = field(default_factory=lambda: [DataConfig()])
-    strategies: list[str] = help_field(None, "strategies to compare", default_factory=lambda: list(DEFAULT_STRATEGIES))
-    options: dict = help_field(None, "per-strategy options: {strategy: {option: value}}", default_factory=dict)
-    train: TrainConfig = field(default_factory=_default_train)
-    repeats: int = help_field(3, "runs per strategy and dataset (training seeds seed..seed+R-1)")
-    seed: int = help_field(0, "base seed")
-    resplit: bool = help_field(False, "draw a new data split per repeat (seed + r) instead of one fixed split")
-
-    required = ("model", "data", "strategies", "train", "repeats", "seed")
-
-    def validate(self) -> None:
-        """Fail before any training on a name or option that no run could use."""
-        if self.repeats < 1:
-            raise LayerswarmError(f"repeats={self.repeats}: pass --repeats N with N >= 1")
-        if not self.strategies:
-            raise LayerswarmError("no strategies given: pass --strategies full,linear,... (list: layerswarm strategies)")
-        if len(set(self.strategies)) != len(self.strategies):
-            raise LayerswarmError(f"--strategies repeats a name ({','.join(self.strategies)}): give each once")
-        stray = sorted(set(self.options) - set(self.strategies))
-        if stray:
-            raise LayerswarmError(f"options given for '{stray[0]}', which is not in --strategies: add it or drop the option")
-        for name in self.strategies:
-            make_strategy(name, self.options.get(name))
 
 
 def make_strategy(name: str, options: dict | None):

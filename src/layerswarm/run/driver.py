@@ -15,21 +15,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config_utils import JsonConfig, help_field, refuse_invalid
 from ..data.imageset import DatasetSplits, SearchSplits
 from ..executors import FitnessSpec, create_executor
-from ..fitness.evaluation import FITNESS_SCORES, Evaluation, Executor
+from ..fitness.evaluation import Evaluation, Executor
 from ..fitness.noise import best_with_noise
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
-from ..searchers import INITS, PatientSearcher, Searcher, Trial
-from ..searchers.space import SPACES, LevelSpace, space_of
+from ..searchers import PatientSearcher, Searcher, Trial
+from ..searchers.space import LevelSpace, space_of
 from ..speed import wrap_executor
 from ..units import Unit, save_mask
-from .answer import ANSWERS
 from .failures import DEFAULT_MAX_FAILED_SHARE, EvaluationsFailing, FailureWatch
 
 if TYPE_CHECKING:
@@ -40,69 +37,6 @@ log = logging.getLogger(__name__)
 EVALUATIONS_FILE = "evaluations.jsonl"
 STATE_FILE = "search_state.json"
 BEST_MASK_FILE = "best_mask.json"
-
-
-@dataclass
-class SearchConfig(JsonConfig):
-    searcher: str = help_field("pso", "searcher name (pso, random, ...)")
-    options: dict = help_field(None, "searcher options, e.g. PSO particles/generations/c1/c2", default_factory=dict)
-    retries: int = help_field(1, "retries of an evaluation that raises before it counts as failed")
-    max_failed_share: float = help_field(
-        DEFAULT_MAX_FAILED_SHARE, "stop the run (exit 1, resumable) when more than this share of "
-        "the evaluations has failed, or every one of the first batch")
-    backend: str = help_field("local", "where evaluations run: local or ray")
-    address: str | None = help_field(None, "Ray cluster address (auto, ray://HOST:10001); default: start Ray here")
-    cpus_per_trial: int | None = help_field(None, "CPU cores per evaluation, also its torch thread count; default: torch's "
-                                            "own (all cores) locally, 1 per Ray task. CPU results depend on the thread "
-                                            "count: give both backends the same number to get equal results")
-    gpus_per_trial: float = help_field(0.0, "GPUs per evaluation under Ray (0.5: two evaluations share a GPU)")
-    init: str = help_field("random", "first masks: 'random' (the paper's) or 'baselines' (linear, full and last-k "
-                           "among the first asked, so the best is never below them); `layerswarm search` defaults to baselines")
-    fitness_steps: int | None = help_field(None, "the fitness budget in optimizer steps instead of epochs: resolved "
-                                           "to ceil(steps / steps per epoch) epochs once the data is loaded")
-    final_select: int = help_field(0, "before the final fine-tune, re-evaluate the top K distinct masks with fresh seeds "
-                                   "and fine-tune the best by the mean of all its evaluations; 0: off (the paper)")
-    select_repeats: int = help_field(2, "fresh-seed evaluations of each mask in the final selection")
-    select_epochs: int | None = help_field(None, "epochs of each final-selection evaluation; None: the fitness budget "
-                                           "(then a mask's score is the mean of its search and selection fitness), "
-                                           "another: the selection's fitness alone ranks the candidates")
-    baselines: str = help_field("none", "after the final fine-tune, fine-tune these strategies the same way and compare "
-                                "(linear,full,last-k; last-k:K; any strategy name; none); `layerswarm search` defaults "
-                                "to linear,full,last-k")
-    fitness_repeats: int = help_field(1, "evaluations averaged per fitness, each with other seeds for the new head "
-                                      "and the batch order (1: one evaluation, as the paper)")
-    fitness_score: str = help_field("accuracy", "how the validation curve of a fitness fine-tune becomes the fitness: "
-                                    "'accuracy', its last value (the paper), or 'trend', that plus its rise since the "
-                                    "middle epoch (docs/concepts/fitness.md)")
-    patience: int = help_field(0, "end the search after this many batches (PSO: generations) in a row without a "
-                               "better fitness; 0: off, the whole budget (the paper)")
-    answer: str = help_field("mask", "the run's answer: 'mask', the searched mask's final fine-tune (the paper), or "
-                             "'validation', the best by final validation accuracy among it and the baselines "
-                             "(answer.json names it; predict and export follow it)")
-    space: str = help_field("mask", "what the search chooses per unit: 'mask', frozen or trained "
-                            "(the paper), or 'lr', a level of --ladder: frozen, or trained at lr x "
-                            "that multiplier (layerswarm.searchers.space)")
-    ladder: list[float] | None = help_field(None, "the learning-rate multipliers of --space lr, "
-                                            "rising from 0 (frozen) and holding 1, e.g. 0,0.3,1,3 "
-                                            "(its default); mask space: none")
-
-    def __post_init__(self) -> None:
-        refuse_invalid("search config", {
-            f"init must be one of {', '.join(INITS)}": self.init not in INITS,
-            f"fitness_score must be one of {', '.join(FITNESS_SCORES)}": self.fitness_score not in FITNESS_SCORES,
-            f"answer must be one of {', '.join(ANSWERS)}": self.answer not in ANSWERS,
-            "fitness_repeats and select_repeats must be >= 1": self.fitness_repeats < 1 or self.select_repeats < 1,
-            "final_select must be >= 0": self.final_select < 0,
-            "select_epochs must be >= 1 or None": self.select_epochs is not None and self.select_epochs < 1,
-            "patience must be >= 0 (0: off)": self.patience < 0,
-            "fitness_steps must be >= 1 or None": self.fitness_steps is not None and self.fitness_steps < 1,
-            "max_failed_share must be between 0 and 1": not 0 <= self.max_failed_share <= 1,
-            f"space must be one of {', '.join(SPACES)}": self.space not in SPACES,
-        })
-        # the ladder is saved resolved (a later default cannot change a run on resume), and
-        # checked here
-        if self.space != "mask" or self.ladder is not None:
-            self.ladder = list(space_of(self).ladder)
 
 
 def record_evaluation(trial: Trial, ev: Evaluation, repeats: int = 1) -> dict:

@@ -1,46 +1,63 @@
-"""Named presets of ``layerswarm search``: a set of option values under one flag.
+"""Named presets: a configuration stated once, for Python and the command line alike.
 
-``--preset paper`` is the paper's Algorithm 1 exactly (docs/concepts/method.md): random initial
-positions, n = 10 particles, G = 12 generations, maxEpoch = 5 fitness epochs, no final selection, no
-baselines (the searched mask answers), a 110-epoch final fine-tune, and the paper's optimiser
-(``--recipe paper``). A preset fills only the options not given on the command line: an
-explicit flag still wins.
-The preset's name is recorded in ``config.json`` (``preset``).
+``paper`` is Algorithm 1 of the paper exactly: random initial positions, n = 10 particles,
+G = 12 generations, c1 = c2 = 1.5, inertia 1.4 to 0.7, maxEpoch = 5 fitness epochs, the whole
+budget (no patience), no final selection, no baselines (the searched mask answers), a 110-epoch
+final fine-tune, and the paper's optimiser (recipe ``paper``).
+
+From Python: ``RunConfig.from_preset("paper", data=...)``; on the command line:
+``layerswarm search --preset paper``, where the options given still win and the preset's values
+override a ``--config`` file's. The preset's name is recorded in ``config.json`` (``preset``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..config_utils import set_dotted
 from ..errors import LayerswarmError
 
-# option name (the click keyword of ``layerswarm search``) -> value
+if TYPE_CHECKING:
+    from .config import RunConfig
+
+# preset -> the config.json keys it sets (dotted) and their values; every other key keeps its
+# default. A ``PART.recipe`` key brings that recipe's settings (training.config.RECIPES) with it.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
-        "searcher": "pso", "budget": None, "particles": 10, "generations": 12,
-        "c1": 1.5, "c2": 1.5, "inertia_start": 1.4, "inertia_end": 0.7, "velocity_max": None,
-        "fitness_epochs": 5, "fitness_steps": None, "fitness_repeats": 1, "fitness_score": "accuracy",
-        "final_epochs": 110, "train_recipe": "paper",
-        "init": "random", "final_select": 0, "select_epochs": None, "patience": 0, "baselines": "none", "answer": "mask",
-        "space": "mask", "ladder": None,
+        "search.searcher": "pso",
+        "search.options.particles": 10, "search.options.generations": 12,
+        "search.options.c1": 1.5, "search.options.c2": 1.5,
+        "search.options.inertia_start": 1.4, "search.options.inertia_end": 0.7,
+        "search.options.velocity_max": None,
+        "search.init": "random", "search.patience": 0, "search.final_select": 0,
+        "search.select_epochs": None, "search.baselines": "none", "search.answer": "mask",
+        "search.fitness_steps": None, "search.fitness_repeats": 1, "search.fitness_score": "accuracy",
+        "search.space": "mask", "search.ladder": None,
+        "fitness.recipe": "paper", "fitness.epochs": 5,
+        "final.recipe": "paper", "final.epochs": 110,
     },
 }
 
-# an option the preset leaves alone when the user gave its alternative (a budget in steps)
-ALTERNATIVES: dict[str, tuple[str, ...]] = {"fitness_epochs": ("fitness_steps",), "fitness_steps": ("fitness_epochs",)}
 
-
-def apply_preset(kw: dict[str, Any], given: set[str]) -> set[str]:
-    """Set the options of the preset named by ``kw["preset"]`` that are not in ``given`` (the
-    options on the command line); returns the names it set, for they now count as given."""
-    name = kw.get("preset")
-    if name is None:
-        return set()
+def preset_values(name: str) -> dict[str, Any]:
+    """The dotted config keys preset ``name`` sets, or one line naming the presets."""
     if name not in PRESETS:
         raise LayerswarmError(f"unknown preset '{name}': use {' or '.join(PRESETS)}")
-    applied = set()
-    for option, value in PRESETS[name].items():
-        if option in kw and option not in given and not given & set(ALTERNATIVES.get(option, ())):
-            kw[option] = value
-            applied.add(option)
-    return applied | {"preset"}
+    return PRESETS[name]
+
+
+def preset_config(name: str) -> RunConfig:
+    """The default :class:`~layerswarm.run.config.RunConfig` with preset ``name`` applied."""
+    from ..training.config import RECIPES
+    from .config import RunConfig
+
+    values = preset_values(name)
+    settings = RunConfig().to_dict()
+    for part in ("fitness", "final"):  # the recipe first: the preset's own keys override it
+        recipe = values.get(f"{part}.recipe")
+        if recipe is not None:
+            settings[part].update(RECIPES[recipe])
+    for key, value in values.items():
+        set_dotted(settings, key, value)
+    settings["preset"] = name
+    return RunConfig.from_dict(settings)

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config_utils import JsonConfig
-from ..data import DataConfig, DatasetSplits, load_dataset
+from ..data import DatasetSplits, load_dataset
 from ..errors import LayerswarmError
 from ..io import atomic_write_json, read_json, read_jsonl
-from ..models.bundle import ModelConfig, build_bundle
+from ..models.bundle import build_bundle
 from ..searchers import create_searcher
 from ..searchers.space import space_of
-from ..speed import SpeedConfig
 from ..strategies import create_strategy
-from ..training import TrainConfig, resolve_device
+from ..training import resolve_device
 from .baselines import compare_run, parse_baselines
 from .budget import resolve_fitness_steps
+from .config import RunConfig
 from .driver import (  # noqa: F401  (the driver's names, as this module always offered them)
     BEST_MASK_FILE,
     EVALUATIONS_FILE,
@@ -37,34 +35,12 @@ from .driver import (  # noqa: F401  (the driver's names, as this module always 
 from .failures import check_answerable
 from .finetune import run_finetune
 from .lock import lock_run_folder, one_writer
-from .rundir import META_KEYS
 from .selection import record_selection, select_final
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 FINAL_CHECKPOINT = "checkpoint.pt"  # the final fine-tune's state after its last epoch (layerswarm.run.checkpoint)
-
-
-def _paper_final() -> TrainConfig:
-    return TrainConfig(epochs=110)
-
-
-@dataclass
-class RunConfig(JsonConfig):
-    """The full resolved configuration of a run, written to ``config.json``."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    fitness: TrainConfig = field(default_factory=TrainConfig)  # maxEpoch = 5 short fine-tunes
-    final: TrainConfig = field(default_factory=_paper_final)  # the 110-epoch final fine-tune
-    search: SearchConfig = field(default_factory=SearchConfig)
-    seed: int = 0
-    speed: SpeedConfig = field(default_factory=SpeedConfig)  # exact speed-ups on, approximate off
-    preset: str | None = None  # the --preset these settings started from (layerswarm.run.presets), None: none
-
-    required = ("model", "data", "fitness", "final", "search")
-    ignored = META_KEYS  # config.json's record of the run
 
 
 # Settings a resume may change (the rest would mix two runs' results): the final fine-tune's

@@ -22,7 +22,8 @@ from layerswarm.searchers.exhaustive import ExhaustiveConfig, ExhaustiveSearcher
 from layerswarm.searchers.ga import GAConfig, GASearcher
 from layerswarm.searchers.greedy import GreedyConfig, GreedySearcher
 from layerswarm.searchers.patience import PatientSearcher, with_patience
-from layerswarm.searchers.pso import PSOConfig, PSOSearcher
+from layerswarm.searchers.pso import PSOSearcher
+from layerswarm.searchers.pso_config import PSOConfig
 from layerswarm.searchers.random import RandomConfig, RandomSearcher
 from layerswarm.searchers.seeded import INITS, SeededSearcher, baseline_masks, with_initial_masks
 from layerswarm.searchers.space import SPACES, LevelSpace, MaskSpace, make_space
