@@ -42,7 +42,8 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src
 
 # The documentation site, docs/ -> site/ (MkDocs, Material theme). --strict: a broken link, anchor
 # or reference fails the build. The reference pages are generated from the code, so it needs the
@@ -52,4 +53,4 @@ docs: install
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache

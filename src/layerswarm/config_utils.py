@@ -80,7 +80,7 @@ def with_defaults(config: dict[str, Any], parts: dict[str, Any]) -> dict[str, An
 
 
 @functools.cache
-def _nested(cls: type) -> dict[str, tuple[type, bool]]:
+def _nested(cls: Any) -> dict[str, tuple[Any, bool]]:
     """``{field: (JsonConfig class, is a list of them)}`` for the fields holding configs."""
     out = {}
     scope = vars(sys.modules[cls.__module__])
@@ -129,7 +129,7 @@ class JsonConfig:
             raise UnknownKeyError(f"{what} lacks {', '.join(map(repr, missing))}: not a saved {cls.__name__}")
         legacy = cls.legacy  # type: ignore[attr-defined]
         values = {**legacy, **{k: v for k, v in data.items() if k in names}}
-        for name, (sub, many) in _nested(cls).items():
+        for name, (sub, many) in _nested(cls).items():  # type: ignore[arg-type]  # a class is hashable
             value = values.get(name)
             if many and isinstance(value, list):
                 values[name] = [sub.from_dict(v) if isinstance(v, dict) else v for v in value]

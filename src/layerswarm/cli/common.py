@@ -53,6 +53,7 @@ SEARCH_MINIMUM = {"retries": 0, "cpus_per_trial": 1, "gpus_per_trial": 0, "fitne
                   "select_repeats": 1, "select_epochs": 1, "fitness_repeats": 1, "patience": 0}
 # The PSO settings `layerswarm search` offers as options (the rest keep PSOConfig's defaults).
 PSO_FIELDS = ("generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
+PSO_MINIMUM = {"generations": 1, "c1": 0, "c2": 0}
 
 
 def _config_options(cls: type, prefix: str, exclude: tuple[str, ...] = (), **settings):
@@ -77,7 +78,7 @@ speed_options = _config_options(SpeedConfig, "speed_", rename={
     choices=SPEED_CHOICES, minimum=SPEED_MINIMUM)
 search_options = _config_options(SearchConfig, "search_", exclude=("options",), choices=SEARCH_CHOICES,
                                  minimum=SEARCH_MINIMUM)
-pso_options = _config_options(PSOConfig, "pso_", include=PSO_FIELDS, help_prefix="PSO: ")
+pso_options = _config_options(PSOConfig, "pso_", include=PSO_FIELDS, minimum=PSO_MINIMUM, help_prefix="PSO: ")
 
 
 def _setup_logging(quiet: bool) -> None:

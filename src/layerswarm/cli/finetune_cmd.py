@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -116,17 +117,19 @@ class _FinalWriter:
     """TensorBoard curves of one fine-tune (final/train_loss, final/val_accuracy, ...)."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.writer = path, None
+        self.path = path
+        self.writer: Any = None  # a SummaryWriter from the first epoch on
 
     def on_epoch(self, record: dict) -> None:
         from .tensorboard import EPOCH_SCALARS, _writer
 
         if self.writer is None:
             self.writer = _writer(self.path)
+        writer = self.writer
         for key in EPOCH_SCALARS:
             if record.get(key) is not None:
-                self.writer.add_scalar(f"final/{key}", record[key], int(record["epoch"]))
-        self.writer.flush()
+                writer.add_scalar(f"final/{key}", record[key], int(record["epoch"]))
+        writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:

@@ -87,7 +87,7 @@ def dataclass_options(
                 elif name in choices:
                     tp = click.Choice(choices[name])
                 elif name in minimum:
-                    tp = (click.IntRange if tp is int else click.FloatRange)(min=minimum[name])
+                    tp = click.IntRange(min=int(minimum[name])) if tp is int else click.FloatRange(min=minimum[name])
                 option = click.option(flag, dest, type=tp, default=default, show_default=default is not None,
                                       **common)
             func = option(func)
@@ -118,7 +118,7 @@ def pop_config(cls: type, kwargs: dict[str, Any], prefix: str = "", **overrides:
                 values[f.name] = value
     values.update(overrides)
     if recipe_aware:
-        return cls.for_recipe(values.pop("recipe"), **values)
+        return cls.for_recipe(values.pop("recipe"), **values)  # type: ignore[attr-defined]  # checked above
     return cls(**values)
 
 

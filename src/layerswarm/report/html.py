@@ -11,6 +11,7 @@ import html
 import json
 import math
 from collections import Counter
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def table_html(rows: list[dict[str, Any]], highlight: set[str] = frozenset()) -> str:
+def table_html(rows: list[dict[str, Any]], highlight: Set[str] = frozenset()) -> str:
     """A plain HTML table; rows whose 'strategy' (or 'method') is in ``highlight`` are tinted."""
     if not rows:
         return "<p>(empty)</p>"

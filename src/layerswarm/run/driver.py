@@ -153,20 +153,22 @@ def drop_torn_tail(path: Path, records: list[dict]) -> None:
 
 def _repeats(executor: Executor) -> int:
     """Evaluations averaged per fitness by ``executor`` (its ``repeats``, wherever it is wrapped)."""
-    while executor is not None:
-        if hasattr(executor, "repeats"):
-            return executor.repeats
-        executor = getattr(executor, "inner", None)
+    node: Any = executor
+    while node is not None:
+        if hasattr(node, "repeats"):
+            return node.repeats
+        node = getattr(node, "inner", None)
     return 1
 
 
 def _seed_memo(executor: Executor, records: list[dict]) -> None:
     """Hand a resumed run's finished evaluations to the fitness memo, wherever it is wrapped."""
-    while executor is not None:
-        if hasattr(executor, "remember"):
-            executor.remember(records)
+    node: Any = executor
+    while node is not None:
+        if hasattr(node, "remember"):
+            node.remember(records)
             return
-        executor = getattr(executor, "inner", None)
+        node = getattr(node, "inner", None)
 
 
 def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | DatasetSplits, on_epoch=None,
@@ -191,7 +193,7 @@ def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | Dat
     executor = create_executor(s.backend, spec, data, bundle=bundle, on_epoch=on_epoch, retries=s.retries,
                                cpus_per_trial=s.cpus_per_trial,
                                gpus_per_trial=s.gpus_per_trial, address=s.address)
-    executor.repeats = repeats  # what its evaluations average (records say it; the memo keys on it)
+    executor.repeats = repeats  # type: ignore[attr-defined]  # what its evaluations average (records say it; the memo keys on it)
     return wrap_executor(executor, cfg.speed, cfg.fitness, repeats, score)  # memoisation, successive halving
 
 

@@ -162,7 +162,7 @@ class GASearcher(ReplaySearcher):
 
     def _trial(self, number: int, i: int) -> Trial:
         genome = self._pop[i]
-        info = {"threshold": float(genome[-1])}
+        info: dict[str, float | str] = {"threshold": float(genome[-1])}
         if self._generation == 0 and i < len(getattr(self, "_initial", [])):
             info["init"] = self._initial[i][0]
         return self._make_trial(self._levels(genome), number=number, generation=self._generation,

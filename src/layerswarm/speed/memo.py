@@ -95,7 +95,9 @@ class MemoExecutor(Executor):
                           seconds=0.0, epochs_trained=0)
 
     def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Evaluation]]:
-        todo, duplicates, spent = [], {}, False
+        todo: list[Trial] = []
+        duplicates: dict[tuple, list[Trial]] = {}
+        spent = False
         for trial in trials:
             key = self._key(trial)
             hit = None if key in duplicates else self.lookup(key)
@@ -116,7 +118,7 @@ class MemoExecutor(Executor):
                 self.results[key] = ev
             yield trial, ev
             for dup in duplicates.pop(key, []):
-                yield dup, (self.lookup(key) if ev.error is None else ev)
+                yield dup, (self.lookup(key) or ev) if ev.error is None else ev
         if spent:
             raise BudgetSpent(f"the budget of {self.budget_epochs} epochs is spent ({self.spent} charged)")
 

@@ -53,6 +53,7 @@ class Strategy:
     weights: ClassVar[str | None] = None  # force "none" for training from scratch
     # the option a baseline spec NAME:VALUE sets (--baselines last-k:4,discriminative:0.65)
     primary_option: ClassVar[str | None] = None
+    config: Any  # an instance of the subclass's own ``Config``
 
     def __init__(self, config: StrategyConfig | dict | None = None) -> None:
         if isinstance(config, dict):
