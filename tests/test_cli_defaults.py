@@ -28,19 +28,36 @@ RUN, COMPARE = RunConfig(), CompareConfig()
 # option belongs in a config dataclass (then cli/common.py generates it), or here.
 NOT_FIELDS = {
     "search": {
-        "fitness_epochs": RUN.fitness.epochs, "final_epochs": RUN.final.epochs, "seed": RUN.seed,
+        "fitness_epochs": RUN.fitness.epochs,
+        "final_epochs": RUN.final.epochs,
+        "seed": RUN.seed,
         "pso_particles": None,  # PSOConfig's n for PSO, another searcher's own batch (checked below)
         "budget": None,  # PSO: particles x generations, others: PSOConfig().budget (checked below)
-        "preset": None, "out_dir": None, "resume_dir": None, "overwrite": False, "config_file": None,
-        "quiet": False, "tensorboard": False,
+        "preset": None,
+        "out_dir": None,
+        "resume_dir": None,
+        "overwrite": False,
+        "config_file": None,
+        "quiet": False,
+        "tensorboard": False,
     },
     "finetune": {
-        "epochs": RUN.final.epochs, "seed": RUN.seed, "strategy": None, "mask_file": None, "options": (),
-        "overwrite": False, "config_file": None, "tensorboard": False, "quiet": False,
+        "epochs": RUN.final.epochs,
+        "seed": RUN.seed,
+        "strategy": None,
+        "mask_file": None,
+        "options": (),
+        "overwrite": False,
+        "config_file": None,
+        "tensorboard": False,
+        "quiet": False,
     },
     "compare": {
-        "epochs": COMPARE.train.epochs, "test_every": COMPARE.train.test_every,
-        "strategies": ",".join(COMPARE.strategies), "options": (), "quiet": False,
+        "epochs": COMPARE.train.epochs,
+        "test_every": COMPARE.train.test_every,
+        "strategies": ",".join(COMPARE.strategies),
+        "options": (),
+        "quiet": False,
     },
 }
 REQUIRED = {"search": [], "finetune": ["--out", "x"], "compare": ["--data", "digits", "--out", "x"]}
@@ -56,7 +73,9 @@ def test_every_option_defaults_to_its_library_value(command):
     """What the command receives for each option it is not given."""
     cmd = app.commands[command]
     params = [p for p in cmd.params if p.name != "help"]
-    assert len({o for p in params for o in p.opts}) == sum(len(p.opts) for p in params), "a flag twice"
+    assert len({o for p in params for o in p.opts}) == sum(len(p.opts) for p in params), (
+        "a flag twice"
+    )
     with cmd.make_context(command, list(REQUIRED[command])) as ctx:
         values = ctx.params
     required = {p.name for p in params if p.required}
@@ -67,7 +86,9 @@ def test_every_option_defaults_to_its_library_value(command):
             cls, name = param.config_field
             assert values[param.name] == _field_default(cls, name), (command, param.name)
         else:
-            assert param.name in NOT_FIELDS[command], f"{command} --{param.name}: not generated, not listed here"
+            assert param.name in NOT_FIELDS[command], (
+                f"{command} --{param.name}: not generated, not listed here"
+            )
             assert values[param.name] == NOT_FIELDS[command][param.name], (command, param.name)
 
 
@@ -77,7 +98,13 @@ def captured(monkeypatch):
 
     def fake_run_search(cfg, out_dir, **kw):
         seen["cfg"] = cfg
-        return {"mask": [0], "fitness": 0.5, "test_accuracy": 0.5, "units": ["u"], "out_dir": str(out_dir)}
+        return {
+            "mask": [0],
+            "fitness": 0.5,
+            "test_accuracy": 0.5,
+            "units": ["u"],
+            "out_dir": str(out_dir),
+        }
 
     monkeypatch.setattr(layerswarm.run.search, "run_search", fake_run_search)
     return seen
@@ -89,7 +116,11 @@ def test_search_without_options_runs_the_library_default(tmp_path, captured):
     # the swarm's settings with an option are written out; the library leaves them to PSOConfig
     assert PSOConfig.from_dict(cfg.search.options) == PSOConfig()
     assert cfg.replace(search=cfg.search.replace(options={})) == RunConfig()
-    assert (cfg.search.patience, cfg.search.baselines, cfg.search.answer) == (3, "linear,full,last-k", "validation")
+    assert (cfg.search.patience, cfg.search.baselines, cfg.search.answer) == (
+        3,
+        "linear,full,last-k",
+        "validation",
+    )
 
 
 def test_another_searcher_gets_the_swarms_budget(tmp_path, captured):
@@ -110,7 +141,9 @@ def test_finetune_without_options_fine_tunes_as_a_searchs_final(tmp_path, monkey
     monkeypatch.setattr(finetune_cmd, "_finetune_settings", stop_after)
     assert main(["finetune", "--out", str(tmp_path / "run"), "--quiet"]) == 130
     assert settings["train"] == RUN.final.to_dict() and settings["seed"] == RUN.seed
-    assert settings["model"] == ModelConfig().to_dict() and settings["data"] == DataConfig().to_dict()
+    assert (
+        settings["model"] == ModelConfig().to_dict() and settings["data"] == DataConfig().to_dict()
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -139,8 +172,11 @@ def test_a_saved_search_without_newer_keys_reads_as_it_ran(tmp_path, captured):
     """Runs saved before --patience, --baselines and --answer existed searched the whole budget,
     had no baselines and answered with the searched mask: read back, they still do."""
     assert SearchConfig.from_dict({}).patience == 0 and SearchConfig().patience == 3
-    old = sorted(p.parent for p in RESULTS.glob("search/*/config.json")
-                 if "patience" not in json.loads(p.read_text())["search"])
+    old = sorted(
+        p.parent
+        for p in RESULTS.glob("search/*/config.json")
+        if "patience" not in json.loads(p.read_text())["search"]
+    )
     assert old, "no record without patience left: this test would prove nothing"
     run = tmp_path / "old"
     run.mkdir()
@@ -148,9 +184,23 @@ def test_a_saved_search_without_newer_keys_reads_as_it_ran(tmp_path, captured):
     assert RunConfig.from_dict(json.loads((run / "config.json").read_text())).search.patience == 0
     assert main(["search", "--resume", str(run), "--quiet"]) == 0
     assert captured["cfg"].search.patience == 0
-    assert main(["search", "--config", str(run / "config.json"), "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(run / "config.json"),
+                "--out",
+                str(tmp_path / "again"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert captured["cfg"].search.patience == 0  # a run's config.json repeats that run
-    mine = tmp_path / "mine.yaml"  # a file of the user's: what it leaves out takes the library's defaults
+    mine = (
+        tmp_path / "mine.yaml"
+    )  # a file of the user's: what it leaves out takes the library's defaults
     mine.write_text("fitness:\n  epochs: 2\n")
     assert main(["search", "--config", str(mine), "--out", str(tmp_path / "mine"), "--quiet"]) == 0
     assert captured["cfg"].search == RunConfig().search and captured["cfg"].fitness.epochs == 2

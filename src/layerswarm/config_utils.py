@@ -129,7 +129,8 @@ class JsonConfig:
             raise UnknownKeyError(f"{what} lacks {', '.join(map(repr, missing))}: not a saved {cls.__name__}")
         legacy = cls.legacy  # type: ignore[attr-defined]
         values = {**legacy, **{k: v for k, v in data.items() if k in names}}
-        for name, (sub, many) in _nested(cls).items():  # type: ignore[arg-type]  # a class is hashable
+        nested = _nested(cls)  # type: ignore[arg-type]  # a class is hashable
+        for name, (sub, many) in nested.items():
             value = values.get(name)
             if many and isinstance(value, list):
                 values[name] = [sub.from_dict(v) if isinstance(v, dict) else v for v in value]

@@ -49,8 +49,9 @@ SEARCH_CHOICES = {"searcher": SEARCHER_CHOICES, "backend": ("local", "ray"), "in
 DATA_MINIMUM = {"max_length": 2, "image_size": 1, "train_per_class": 1, "val_per_class": 1, "max_test": 1}
 TRAIN_MINIMUM = {"batch_size": 1, "eval_batch_size": 1, "step_size": 1, "test_every": 1, "val_every": 1}
 SPEED_MINIMUM = {"cache_mb": 0, "pause_mb": 0, "halving_epochs": 1}
-SEARCH_MINIMUM = {"retries": 0, "cpus_per_trial": 1, "gpus_per_trial": 0, "fitness_steps": 1, "final_select": 0,
-                  "select_repeats": 1, "select_epochs": 1, "fitness_repeats": 1, "patience": 0}
+SEARCH_MINIMUM = {"retries": 0, "cpus_per_trial": 1, "gpus_per_trial": 0, "fitness_steps": 1,
+                  "final_select": 0, "select_repeats": 1, "select_epochs": 1, "fitness_repeats": 1,
+                  "patience": 0}
 # The PSO settings `layerswarm search` offers as options (the rest keep PSOConfig's defaults).
 PSO_FIELDS = ("generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 PSO_MINIMUM = {"generations": 1, "c1": 0, "c2": 0}
@@ -69,16 +70,19 @@ def _config_options(cls: type, prefix: str, exclude: tuple[str, ...] = (), **set
 
 # Every field becomes an option, but those a command sets otherwise (its --seed, --fitness-epochs
 # and --final-epochs, the searcher's options) and the trainer's validation cadence.
-model_options = _config_options(ModelConfig, "model_", rename={"name": "model"}, choices=MODEL_CHOICES)
-data_options = _config_options(DataConfig, "data_", exclude=("seed",), choices=DATA_CHOICES, minimum=DATA_MINIMUM)
+model_options = _config_options(ModelConfig, "model_", rename={"name": "model"},
+                                choices=MODEL_CHOICES)
+data_options = _config_options(DataConfig, "data_", exclude=("seed",), choices=DATA_CHOICES,
+                               minimum=DATA_MINIMUM)
 train_options = _config_options(TrainConfig, "train_", exclude=("epochs", "seed", "val_every"),
                                 choices=TRAIN_CHOICES, minimum=TRAIN_MINIMUM)
 speed_options = _config_options(SpeedConfig, "speed_", rename={
-    "prefix_cache": "cache", "train_fraction": "fitness_train_fraction", "val_fraction": "fitness_val_fraction"},
-    choices=SPEED_CHOICES, minimum=SPEED_MINIMUM)
-search_options = _config_options(SearchConfig, "search_", exclude=("options",), choices=SEARCH_CHOICES,
-                                 minimum=SEARCH_MINIMUM)
-pso_options = _config_options(PSOConfig, "pso_", include=PSO_FIELDS, minimum=PSO_MINIMUM, help_prefix="PSO: ")
+    "prefix_cache": "cache", "train_fraction": "fitness_train_fraction",
+    "val_fraction": "fitness_val_fraction"}, choices=SPEED_CHOICES, minimum=SPEED_MINIMUM)
+search_options = _config_options(SearchConfig, "search_", exclude=("options",),
+                                 choices=SEARCH_CHOICES, minimum=SEARCH_MINIMUM)
+pso_options = _config_options(PSOConfig, "pso_", include=PSO_FIELDS, minimum=PSO_MINIMUM,
+                              help_prefix="PSO: ")
 
 
 def _setup_logging(quiet: bool) -> None:

@@ -31,10 +31,10 @@ from .options import dataclass_options, default_recipe_for_model, pop_config
               help="comma-separated strategies (layerswarm strategies)")
 @click.option("--option", "options", multiple=True, help="strategy option STRATEGY.KEY=VALUE, e.g. pso.particles=4 (repeatable)")
 @dataclass_options(CompareConfig, ["repeats", "seed", "resplit"], prefix="compare_")
-@click.option("--epochs", type=click.IntRange(min=1), default=COMPARE_DEFAULTS.train.epochs, show_default=True,
-              help="epochs of every fine-tune")
-@click.option("--test-every", type=click.IntRange(min=1), default=COMPARE_DEFAULTS.train.test_every, show_default=True,
-              help="test every N epochs (5: the early-accuracy column)")
+@click.option("--epochs", type=click.IntRange(min=1), default=COMPARE_DEFAULTS.train.epochs,
+              show_default=True, help="epochs of every fine-tune")
+@click.option("--test-every", type=click.IntRange(min=1), default=COMPARE_DEFAULTS.train.test_every,
+              show_default=True, help="test every N epochs (5: the early-accuracy column)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder; rerun to resume")
 @click.option("--quiet", is_flag=True, help="only the table")
 def compare(**kw) -> None:
@@ -130,8 +130,8 @@ def compare_from_cli(kw: dict) -> str:
     train = pop_config(TrainConfig, kw, prefix="train_", seed=seed, epochs=kw.pop("epochs"), test_every=kw.pop("test_every"))
     cfg = CompareConfig(
         model=model, data=data, strategies=parse_strategies(kw.pop("strategies")),
-        options=parse_options(kw.pop("options")), train=train, repeats=kw.pop("compare_repeats"), seed=seed,
-        resplit=kw.pop("compare_resplit"),
+        options=parse_options(kw.pop("options")), train=train, repeats=kw.pop("compare_repeats"),
+        seed=seed, resplit=kw.pop("compare_resplit"),
     )
 
     def started(spec: RunSpec) -> None:

@@ -37,8 +37,8 @@ def _print_epoch(record: dict) -> None:
               help="see 'layerswarm strategies'; default full, or mask with --mask")
 @click.option("--mask", "mask_file", type=click.Path(dir_okay=False), default=None, help="a best_mask.json to fine-tune with")
 @click.option("--option", "options", multiple=True, help="a strategy option KEY=VALUE, e.g. --option k=4 (see 'layerswarm strategies')")
-@click.option("--epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.final.epochs, show_default=True,
-              help="epochs of the fine-tune (as a search's final fine-tune)")
+@click.option("--epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.final.epochs,
+              show_default=True, help="epochs of the fine-tune (as a search's final fine-tune)")
 @click.option("--seed", type=int, default=RUN_DEFAULTS.seed, show_default=True,
               help="seed of the head, the training and the data split")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder: config.json, final/")

@@ -49,9 +49,9 @@ class CommaList(click.ParamType):
 
 
 def dataclass_options(
-    cls: type, include: Iterable[str] | None = None, prefix: str = "", rename: dict[str, str] | None = None,
-    choices: dict[str, Iterable[str]] | None = None, minimum: dict[str, float] | None = None,
-    exclude: Iterable[str] = (), help_prefix: str = "",
+    cls: type, include: Iterable[str] | None = None, prefix: str = "",
+    rename: dict[str, str] | None = None, choices: dict[str, Iterable[str]] | None = None,
+    minimum: dict[str, float] | None = None, exclude: Iterable[str] = (), help_prefix: str = "",
 ) -> Callable:
     """A decorator adding one ``--option`` per dataclass field in ``include`` (default: every
     field but those in ``exclude``), with the field's default and help text.
@@ -80,16 +80,18 @@ def dataclass_options(
             common = {"cls": FieldOption, "config_field": (cls, name), "help": help_text}
             if tp is bool:
                 negative = "--no-" + flag[2:]
-                option = click.option(f"{flag}/{negative}", dest, default=default, show_default=True, **common)
+                option = click.option(f"{flag}/{negative}", dest, default=default,
+                                      show_default=True, **common)
             else:
                 if typing.get_origin(tp) is list:  # "0,0.3,1,3"
                     tp = CommaList((typing.get_args(tp) or (str,))[0])
                 elif name in choices:
                     tp = click.Choice(choices[name])
                 elif name in minimum:
-                    tp = click.IntRange(min=int(minimum[name])) if tp is int else click.FloatRange(min=minimum[name])
-                option = click.option(flag, dest, type=tp, default=default, show_default=default is not None,
-                                      **common)
+                    low = minimum[name]
+                    tp = click.IntRange(min=int(low)) if tp is int else click.FloatRange(min=low)
+                option = click.option(flag, dest, type=tp, default=default,
+                                      show_default=default is not None, **common)
             func = option(func)
         return func
 
@@ -118,7 +120,8 @@ def pop_config(cls: type, kwargs: dict[str, Any], prefix: str = "", **overrides:
                 values[f.name] = value
     values.update(overrides)
     if recipe_aware:
-        return cls.for_recipe(values.pop("recipe"), **values)  # type: ignore[attr-defined]  # checked above
+        recipe = values.pop("recipe")
+        return cls.for_recipe(recipe, **values)  # type: ignore[attr-defined]  # recipe_aware
     return cls(**values)
 
 

@@ -50,24 +50,26 @@ _PSO = PSOConfig()
 @train_options
 @speed_options
 @click.option("--preset", type=click.Choice(PRESET_CHOICES), default=None,
-              help="a named configuration; 'paper': Algorithm 1 of the paper exactly (random init, 10x12 PSO, "
-                   "5 fitness epochs, 110 final, --recipe paper, no patience, no final selection, no baselines); "
-                   "flags given win")
+              help="a named configuration; 'paper': Algorithm 1 of the paper exactly (random init, "
+                   "10x12 PSO, 5 fitness epochs, 110 final, --recipe paper, no patience, no final "
+                   "selection, no baselines); flags given win")
 @search_options
 @click.option("--particles", "pso_particles", type=click.IntRange(min=1), default=None,
               help=f"PSO swarm size n (default {_PSO.particles}); other searchers: masks per batch "
                    "(default: their own)")
 @pso_options
 @click.option("--budget", type=click.IntRange(min=1), default=None,
-              help=f"fitness evaluations of the search, any searcher (default: {_PSO.budget}; pso: particles x "
-                   "generations)")
-@click.option("--fitness-epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.fitness.epochs, show_default=True,
-              help="maxEpoch: epochs of each fitness fine-tune (the paper's 5; 10 ranks masks better on their own, yet "
-                   "the swarm at 5 found the better masks: docs/concepts/defaults.md)")
-@click.option("--final-epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.final.epochs, show_default=True,
-              help="epochs of the final fine-tune")
-@click.option("--seed", type=int, default=RUN_DEFAULTS.seed, show_default=True, help="seed of the search, the head "
-              "and the training")
+              help=f"fitness evaluations of the search, any searcher (default: {_PSO.budget}; "
+                   "pso: particles x generations)")
+@click.option("--fitness-epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.fitness.epochs,
+              show_default=True,
+              help="maxEpoch: epochs of each fitness fine-tune (the paper's 5; 10 ranks masks "
+                   "better on their own, yet the swarm at 5 found the better masks: "
+                   "docs/concepts/defaults.md)")
+@click.option("--final-epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.final.epochs,
+              show_default=True, help="epochs of the final fine-tune")
+@click.option("--seed", type=int, default=RUN_DEFAULTS.seed, show_default=True,
+              help="seed of the search, the head and the training")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="output folder (default runs/search-<model>-<data>)")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="continue the run in this folder; options given with it must match the run, except the final "
@@ -87,7 +89,7 @@ def search(**kw) -> None:
     typed = set(given)  # on the command line (the preset adds its own options to given)
     if {"fitness_epochs", "search_fitness_steps"} <= given:
         raise LayerswarmError("--fitness-epochs and --fitness-steps both give the fitness budget: pass one")
-    given |= _apply_preset(kw, given)  # the preset's options count as given: they override a --config file
+    given |= _apply_preset(kw, given)  # the preset's options count as given: over a --config file
     if resume_dir and (config_file or overwrite):
         raise LayerswarmError(f"--resume excludes {'--config' if config_file else '--overwrite'}: a resumed run keeps "
                               "its own config.json (pass the options to change alone)")
@@ -110,7 +112,7 @@ def search(**kw) -> None:
 
         base = read_config_file(config_file)
     if base is not None and "search_searcher" not in given and isinstance(base.get("search"), dict):
-        kw["search_searcher"] = base["search"].get("searcher", "pso")  # its options may be given alone
+        kw["search_searcher"] = base["search"].get("searcher", "pso")  # its options may come alone
     flags, default_out = _search_config(kw, typed)
     cfg = flags if base is None else _run_config(base, flags, given, source=source)
     out_dir = resume_dir or default_out
@@ -187,18 +189,20 @@ def _tensorboard(out_dir: str, cfg):
 
 # Options -> the config.json keys they set (the first: the key holding the option's value, which a
 # preset's key sets): PREFIX_FIELD options by their prefix, the others by name.
-_PREFIX_PARTS = {"model_": ["model"], "data_": ["data"], "train_": ["fitness", "final"], "speed_": ["speed"],
-                 "search_": ["search"], "pso_": ["search.options"]}
+_PREFIX_PARTS = {"model_": ["model"], "data_": ["data"], "train_": ["fitness", "final"],
+                 "speed_": ["speed"], "search_": ["search"], "pso_": ["search.options"]}
 _KEYS = {
     "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
     "search_searcher": ["search.searcher", "search.options"],
-    "search_space": ["search.space", "search.ladder"],  # a space brings its ladder "budget": ["search.options", "search.searcher"],
+    "search_space": ["search.space", "search.ladder"],  # a space brings its ladder
+    "budget": ["search.options", "search.searcher"],
     "preset": ["preset"],
 }
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 # an option a preset leaves alone when the user gave its alternative (a budget in steps)
-_ALTERNATIVES = {"fitness_epochs": {"search_fitness_steps"}, "search_fitness_steps": {"fitness_epochs"}}
+_ALTERNATIVES = {"fitness_epochs": {"search_fitness_steps"},
+                 "search_fitness_steps": {"fitness_epochs"}}
 
 
 def _option_keys(name: str) -> list[str]:
@@ -221,7 +225,7 @@ def _is_pso_option(name: str) -> bool:
 
 def _apply_preset(kw: dict, given: set[str]) -> set[str]:
     """Set every option of the preset named by ``kw["preset"]`` (layerswarm.run.presets) that is
-    not in ``given`` (on the command line); returns the names it set, for they now count as given."""
+    not in ``given`` (on the command line); returns the names it set: they now count as given."""
     if kw.get("preset") is None:
         return set()
     from ..run.presets import preset_values
@@ -229,7 +233,8 @@ def _apply_preset(kw: dict, given: set[str]) -> set[str]:
     values, applied = preset_values(kw["preset"]), set()
     for name in kw:
         keys = _option_keys(name)
-        if name in given or given & _ALTERNATIVES.get(name, set()) or not keys or keys[0] not in values:
+        alternative_given = given & _ALTERNATIVES.get(name, set())
+        if name in given or alternative_given or not keys or keys[0] not in values:
             continue
         kw[name] = values[keys[0]]
         applied.add(name)
@@ -285,18 +290,20 @@ def _search_config(kw: dict, typed: set[str]):
     default_recipe_for_model(kw, model.name)
     train = pop_config(TrainConfig, kw, prefix="train_", seed=seed)
     particles = kw.pop("pso_particles")  # None: PSO's n, or the other searcher's own batch size
-    pso = pop_config(PSOConfig, kw, prefix="pso_", particles=particles or PSOConfig().particles).to_dict()
-    options = {k: pso[k] for k in ("c1", "c2", "inertia_start", "inertia_end", "velocity_max", "particles",
-                                   "generations")}  # the PSO settings with an option, as config.json has them
+    pso = pop_config(PSOConfig, kw, prefix="pso_", particles=particles or PSOConfig().particles)
+    # the PSO settings that have an option, in config.json's order
+    names = ("c1", "c2", "inertia_start", "inertia_end", "velocity_max", "particles", "generations")
+    options = {k: getattr(pso, k) for k in names}
     searcher, budget = kw.pop("search_searcher"), kw.pop("budget")
     pso_only = sorted(name for name in typed if _is_pso_option(name) and name != "pso_particles")
     if searcher != "pso" and pso_only:  # would be silently ignored
-        raise LayerswarmError(f"{_flag(pso_only[0])} is a PSO option and the searcher is '{searcher}': "
-                              f"add --searcher pso, or drop it")
+        raise LayerswarmError(f"{_flag(pso_only[0])} is a PSO option and the searcher is "
+                              f"'{searcher}': add --searcher pso, or drop it")
     if searcher != "pso" or budget is not None:  # every searcher's config from one budget
         from ..searchers import config_for_budget
 
-        sized = config_for_budget(searcher, budget or PSOConfig().budget, particles)  # None: its own batch
+        # particles None: the searcher's own batch size
+        sized = config_for_budget(searcher, budget or PSOConfig().budget, particles)
         options = {**options, **sized} if searcher == "pso" else sized
     cfg = RunConfig(
         model=model, data=data,

@@ -132,7 +132,8 @@ class MaskFitness:
             history = fit(model, self.data.train, self.data.val, cfg, self.bundle.transform,
                           frozen=frozen, head=self.bundle.info.head, param_groups=groups,
                           on_epoch=self.on_epoch, inputs=inputs, stop=stop, state=state)
-        info: dict[str, bool | int] = {"early_stopped": True} if len(history.epochs) < cfg.epochs else {}
+        stopped = len(history.epochs) < cfg.epochs
+        info: dict[str, bool | int] = {"early_stopped": True} if stopped else {}
         if done:
             info["continued_from"] = done
         if len(history.epochs) == cfg.epochs < self.cfg.epochs:  # a low rung: a later one may continue it

@@ -193,7 +193,8 @@ def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | Dat
     executor = create_executor(s.backend, spec, data, bundle=bundle, on_epoch=on_epoch, retries=s.retries,
                                cpus_per_trial=s.cpus_per_trial,
                                gpus_per_trial=s.gpus_per_trial, address=s.address)
-    executor.repeats = repeats  # type: ignore[attr-defined]  # what its evaluations average (records say it; the memo keys on it)
+    # what its evaluations average (records say it; the memo keys on it)
+    executor.repeats = repeats  # type: ignore[attr-defined]
     return wrap_executor(executor, cfg.speed, cfg.fitness, repeats, score)  # memoisation, successive halving
 
 

@@ -38,8 +38,8 @@ class PSOStrategyConfig(StrategyConfig):
     fitness_epochs: int = help_field(5, "maxEpoch: epochs of each fitness fine-tune (paper: 5)")
     searcher: str = help_field("pso", "searcher: pso, random, ga, greedy, tpe, exhaustive (layerswarm search --searcher)")
     options: dict | None = help_field(None, "further searcher options, e.g. {\"c1\": 1.5, \"velocity_max\": 0.5}")
-    init: str = help_field("random", "first masks: random (the paper's, and layerswarm search's default) or "
-                           "baselines (linear, full and last-k among the first asked)")
+    init: str = help_field("random", "first masks: random (the paper's, and layerswarm search's "
+                           "default) or baselines (linear, full and last-k among the first asked)")
 
 
 @dataclass
