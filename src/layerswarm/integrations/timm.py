@@ -30,7 +30,7 @@ def param_groups(
     decay, each with ``lr_scale`` (and ``lr`` times it when ``lr`` is given, for training
     without a timm scheduler)."""
     groups = plan.apply(model, base_lr=lr)
-    no_decay_names = getattr(model, "no_weight_decay", lambda: set())()
+    no_decay_names: set[str] = getattr(model, "no_weight_decay", lambda: set())()
     decays = {
         id(p): g["weight_decay"]
         for g in param_groups_weight_decay(model, weight_decay, no_weight_decay_list=no_decay_names)

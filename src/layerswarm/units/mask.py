@@ -130,7 +130,7 @@ def keep_eval(model: nn.Module, frozen: Sequence[str]) -> None:
     """
     for handle in _EVAL_HOOKS.pop(model, []):
         handle.remove()
-    handles = []
+    handles: list[RemovableHandle] = []
     for path in frozen:
         root = model.get_submodule(path)
         root.eval()
