@@ -51,7 +51,8 @@ TRAIN_MINIMUM = {"batch_size": 1, "eval_batch_size": 1, "step_size": 1, "test_ev
 SPEED_MINIMUM = {"cache_mb": 0, "pause_mb": 0, "halving_epochs": 1}
 SEARCH_MINIMUM = {"retries": 0, "cpus_per_trial": 1, "gpus_per_trial": 0, "fitness_steps": 1,
                   "final_select": 0, "select_repeats": 1, "select_epochs": 1, "fitness_repeats": 1,
-                  "patience": 0}
+                  "patience": 0, "max_failed_share": 0}
+SEARCH_MAXIMUM = {"max_failed_share": 1}
 # The PSO settings `layerswarm search` offers as options (the rest keep PSOConfig's defaults).
 PSO_FIELDS = ("generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
 PSO_MINIMUM = {"generations": 1, "c1": 0, "c2": 0}
@@ -80,7 +81,7 @@ speed_options = _config_options(SpeedConfig, "speed_", rename={
     "prefix_cache": "cache", "train_fraction": "fitness_train_fraction",
     "val_fraction": "fitness_val_fraction"}, choices=SPEED_CHOICES, minimum=SPEED_MINIMUM)
 search_options = _config_options(SearchConfig, "search_", exclude=("options",),
-                                 choices=SEARCH_CHOICES, minimum=SEARCH_MINIMUM)
+                                 choices=SEARCH_CHOICES, minimum=SEARCH_MINIMUM, maximum=SEARCH_MAXIMUM)
 pso_options = _config_options(PSOConfig, "pso_", include=PSO_FIELDS, minimum=PSO_MINIMUM,
                               help_prefix="PSO: ")
 

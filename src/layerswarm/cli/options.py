@@ -51,7 +51,8 @@ class CommaList(click.ParamType):
 def dataclass_options(
     cls: type, include: Iterable[str] | None = None, prefix: str = "",
     rename: dict[str, str] | None = None, choices: dict[str, Iterable[str]] | None = None,
-    minimum: dict[str, float] | None = None, exclude: Iterable[str] = (), help_prefix: str = "",
+    minimum: dict[str, float] | None = None, maximum: dict[str, float] | None = None,
+    exclude: Iterable[str] = (), help_prefix: str = "",
 ) -> Callable:
     """A decorator adding one ``--option`` per dataclass field in ``include`` (default: every
     field but those in ``exclude``), with the field's default and help text.
@@ -59,11 +60,11 @@ def dataclass_options(
     The option's value arrives as keyword ``{prefix}{field}``; use :func:`pop_config` to
     build the dataclass back from the keywords. ``rename[field]``: the option's name if not the
     field's; ``choices[field]``: the values allowed (shown in ``--help``, checked before the
-    command runs); ``minimum[field]``: the smallest number allowed; ``help_prefix``: put before
-    every help text.
+    command runs); ``minimum[field]`` and ``maximum[field]``: the range of numbers allowed;
+    ``help_prefix``: put before every help text.
     """
     choices = {k: tuple(v) for k, v in (choices or {}).items()}
-    minimum = minimum or {}
+    minimum, maximum = minimum or {}, maximum or {}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     names = [n for n in (fields if include is None else include) if n not in set(exclude)]
@@ -87,9 +88,9 @@ def dataclass_options(
                     tp = CommaList((typing.get_args(tp) or (str,))[0])
                 elif name in choices:
                     tp = click.Choice(choices[name])
-                elif name in minimum:
-                    low = minimum[name]
-                    tp = click.IntRange(min=int(low)) if tp is int else click.FloatRange(min=low)
+                elif name in minimum or name in maximum:
+                    low, high = minimum.get(name), maximum.get(name)
+                    tp = click.IntRange(low, high) if tp is int else click.FloatRange(low, high)
                 option = click.option(flag, dest, type=tp, default=default,
                                       show_default=default is not None, **common)
             func = option(func)
