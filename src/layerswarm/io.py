@@ -27,7 +27,7 @@ class WriteFailed(RunFailed):
 
     def __init__(self, path: Path, err: OSError) -> None:
         why = err.strerror or str(err)
-        name = errno.errorcode.get(err.errno, "")
+        name = errno.errorcode.get(err.errno or 0, "")
         if err.errno in FULL:
             fix = f"free space on the disk of '{path.parent}' (or give the run more quota)"
         elif err.errno in DENIED:
@@ -70,7 +70,7 @@ def file_mode() -> int:
     return 0o666 & ~_umask()
 
 
-def atomic_write_with(path: str | Path, write: Callable[[str], None]) -> None:
+def atomic_write_with(path: str | Path, write: Callable[[str], object]) -> None:
     """``write(tmp)`` writes a temporary file beside ``path``, which then replaces ``path``
     (``os.replace``): readers see the old file or the new one, never a part."""
     path = Path(path)

@@ -44,8 +44,12 @@ class CommaList(click.ParamType):
             return [self.item(x) for x in str(value).replace(" ", "").split(",") if x]
         except ValueError:
             kind = "numbers" if self.item in (int, float) else f"{self.item.__name__} values"
-            self.fail(f"{value!r} is not a list of {kind}: give them comma-separated, e.g. 0,0.3,1,3",
-                      param, ctx)
+            self.fail(f"{value!r} is not a list of {kind}: give them comma-separated, "
+                      "e.g. 0,0.3,1,3", param, ctx)
+
+
+def _whole(bound: float | None) -> int | None:
+    return None if bound is None else int(bound)
 
 
 def dataclass_options(
@@ -90,7 +94,10 @@ def dataclass_options(
                     tp = click.Choice(choices[name])
                 elif name in minimum or name in maximum:
                     low, high = minimum.get(name), maximum.get(name)
-                    tp = click.IntRange(low, high) if tp is int else click.FloatRange(low, high)
+                    if tp is int:
+                        tp = click.IntRange(_whole(low), _whole(high))
+                    else:
+                        tp = click.FloatRange(low, high)
                 option = click.option(flag, dest, type=tp, default=default,
                                       show_default=default is not None, **common)
             func = option(func)
