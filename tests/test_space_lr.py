@@ -17,7 +17,8 @@ from layerswarm.fitness.evaluation import Evaluation, Executor
 from layerswarm.fitness.mask_fitness import LevelFitness, MaskFitness
 from layerswarm.io import read_json, read_jsonl
 from layerswarm.models.bundle import ModelConfig, build_bundle
-from layerswarm.run.search import RunConfig, SearchConfig, run_search
+from layerswarm.run.config import RunConfig, SearchConfig
+from layerswarm.run.search import run_search
 from layerswarm.searchers import Trial
 from layerswarm.speed import MemoExecutor
 from layerswarm.strategies import StrategyContext, create_strategy
@@ -277,6 +278,10 @@ def _config(**search) -> RunConfig:
             ladder=LADDER,
             init="baselines",
             final_select=2,
+            select_repeats=2,
+            patience=0,
+            baselines="none",
+            answer="mask",
             **search,
         ),
     )

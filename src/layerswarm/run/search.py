@@ -27,7 +27,6 @@ from .driver import (  # noqa: F401  (the driver's names, as this module always 
     BEST_MASK_FILE,
     EVALUATIONS_FILE,
     STATE_FILE,
-    SearchConfig,
     make_executor,
     run_searcher,
     search_masks,
