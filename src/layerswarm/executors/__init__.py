@@ -39,7 +39,8 @@ def _local(factory: EvaluatorFactory, data: SearchSplits, bundle: ModelBundle | 
            **_: object) -> Executor:
     # Reuse the driver's model when the factory can take it: no second copy in memory.
     evaluate = factory(data, bundle, on_epoch) if isinstance(factory, FitnessSpec) else factory(data)
-    return LocalExecutor(evaluate, retries=retries, threads=cpus_per_trial)
+    # MaskFitness takes list[float] masks (multipliers) where EvaluateFn says list[int]
+    return LocalExecutor(evaluate, retries=retries, threads=cpus_per_trial)  # type: ignore[arg-type]
 
 
 @register_executor("ray")

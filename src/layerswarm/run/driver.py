@@ -190,7 +190,10 @@ def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | Dat
     spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed,  # workers rebuild
                        repeats=repeats, seed_offset=seed_offset, score=score,  # the same bundle
                        ladder=None if space.name == "mask" else space.ladder)
-    executor = create_executor(s.backend, spec, data, bundle=bundle, on_epoch=on_epoch, retries=s.retries,
+    # a FitnessSpec is the evaluator factory every backend takes; its MaskFitness takes a mask
+    # as list[float] (multipliers), the protocol says list[int], and list is invariant
+    executor = create_executor(s.backend, spec, data, bundle=bundle,  # type: ignore[arg-type]
+                               on_epoch=on_epoch, retries=s.retries,
                                cpus_per_trial=s.cpus_per_trial,
                                gpus_per_trial=s.gpus_per_trial, address=s.address)
     # what its evaluations average (records say it; the memo keys on it)

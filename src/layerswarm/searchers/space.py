@@ -15,7 +15,7 @@ This module imports neither numpy nor torch: the command line reads its names.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -123,7 +123,7 @@ class LevelSpace:
             self.levels - 2, int((x - threshold) / (1.0 - threshold) * (self.levels - 1))
         )
 
-    def levels_of_position(self, x: Sequence[float], threshold: float = 0.5) -> list[int]:
+    def levels_of_position(self, x: Iterable[float], threshold: float = 0.5) -> list[int]:
         return [self.level_of_position(float(a), threshold) for a in x]
 
     def position_of_level(self, level: int, threshold: float = 0.5) -> float:
