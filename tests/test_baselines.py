@@ -85,7 +85,8 @@ def test_cli_default_and_paper_preset(tmp_path, captured):  # noqa: F811
     assert captured["cfg"].search.baselines == "none" and captured["cfg"].search.answer == "mask"
     from layerswarm.run.config import RunConfig
 
-    library, paper = RunConfig().search, RunConfig.from_preset("paper").search  # the same from Python
+    # the same from Python
+    library, paper = RunConfig().search, RunConfig.from_preset("paper").search
     assert (library.baselines, library.answer) == ("linear,full,last-k", "validation")
     assert (paper.baselines, paper.answer) == ("none", "mask")
 

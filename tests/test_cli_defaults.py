@@ -31,7 +31,8 @@ NOT_FIELDS = {
         "fitness_epochs": RUN.fitness.epochs,
         "final_epochs": RUN.final.epochs,
         "seed": RUN.seed,
-        "pso_particles": None,  # PSOConfig's n for PSO, another searcher's own batch (checked below)
+        # PSOConfig's n for PSO, another searcher's own batch (checked below)
+        "pso_particles": None,
         "budget": None,  # PSO: particles x generations, others: PSOConfig().budget (checked below)
         "preset": None,
         "out_dir": None,

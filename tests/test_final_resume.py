@@ -28,7 +28,8 @@ def _config(keep_best: bool) -> RunConfig:
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=40),
         fitness=TrainConfig(epochs=1, **train),
         final=TrainConfig(epochs=5, val_every=2, test_every=2, **train),
-        search=SearchConfig(options={"particles": 2, "generations": 1}, baselines="none", answer="mask"),
+        search=SearchConfig(options={"particles": 2, "generations": 1}, baselines="none",
+                            answer="mask"),
     )
 
 

@@ -144,7 +144,8 @@ def test_the_wheel_runs_help_and_import_in_a_fresh_venv_without_extras(tmp_path)
         "HOME": str(tmp_path),
     }  # no PYTHONPATH: the wheel alone
     code = (
-        "import sys, layerswarm; assert layerswarm.__file__.startswith(sys.prefix), layerswarm.__file__; "
+        "import sys, layerswarm; "
+        "assert layerswarm.__file__.startswith(sys.prefix), layerswarm.__file__; "
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     imported = subprocess.run(

@@ -88,11 +88,12 @@ def test_the_paper_preset_from_python_is_the_command_lines(tmp_path, captured):
     assert main(["search", "--preset", "paper", "--out", str(tmp_path / "p"), "--quiet"]) == 0
     assert RunConfig.from_preset("paper") == captured["cfg"]
     paper = captured["cfg"]
-    model, data = ModelConfig(name="test_efficientnet", weights="none"), DataConfig(data="fashion-mnist")
+    model = ModelConfig(name="test_efficientnet", weights="none")
+    data = DataConfig(data="fashion-mnist")
     assert main(["search", "--preset", "paper", "--model", "test_efficientnet", "--weights", "none",
                  "--data", "fashion-mnist", "--out", str(tmp_path / "f"), "--quiet"]) == 0
-    assert RunConfig.from_preset("paper", model=model, data=data) == captured["cfg"] == paper.replace(
-        model=model, data=data)
+    from_python = RunConfig.from_preset("paper", model=model, data=data)
+    assert from_python == captured["cfg"] == paper.replace(model=model, data=data)
     with pytest.raises(LayerswarmError, match="unknown preset 'papr': use paper"):
         RunConfig.from_preset("papr")
 

@@ -46,8 +46,9 @@ def tiny_config(backend: str) -> RunConfig:
     return RunConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"), data=DataConfig(data="digits"),
         fitness=train, final=train,
-        search=SearchConfig(options={"particles": 3, "generations": 2}, backend=backend, baselines="none",
-                            cpus_per_trial=1), seed=0,  # equal thread counts: equal CPU results
+        search=SearchConfig(options={"particles": 3, "generations": 2}, backend=backend,
+                            # equal thread counts: equal CPU results
+                            baselines="none", cpus_per_trial=1), seed=0,
     )
 
 

@@ -29,8 +29,8 @@ def tiny_config() -> RunConfig:
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60),
         fitness=TrainConfig(epochs=1, batch_size=16),
         final=TrainConfig(epochs=2, batch_size=16, test_every=1),
-        search=SearchConfig(searcher="pso", options={"particles": 2, "generations": 2}, baselines="none",
-                            answer="mask"),
+        search=SearchConfig(searcher="pso", options={"particles": 2, "generations": 2},
+                            baselines="none", answer="mask"),
     )
 
 

@@ -31,7 +31,8 @@ def tiny_config(**search_options) -> RunConfig:
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4),
         fitness=TrainConfig(epochs=1, batch_size=16),
         final=TrainConfig(epochs=2, batch_size=16),
-        search=SearchConfig(searcher="pso", options=options, patience=0, baselines="none", answer="mask"),
+        search=SearchConfig(searcher="pso", options=options, patience=0, baselines="none",
+                            answer="mask"),
     )
 
 

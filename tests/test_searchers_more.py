@@ -214,19 +214,21 @@ def test_cli_search_config_uses_the_budget() -> None:
 
     base = dict(
         model_name="test_resnet", model_weights="none", model_granularity="stage", data_data="digits",
-        pso_particles=5, pso_generations=4, pso_c1=1.5, pso_c2=1.5, pso_inertia_start=1.4, pso_inertia_end=0.7,
-        pso_velocity_max=None, fitness_epochs=1, final_epochs=1, search_retries=1, seed=0, out_dir="x",
+        pso_particles=5, pso_generations=4, pso_c1=1.5, pso_c2=1.5, pso_inertia_start=1.4,
+        pso_inertia_end=0.7, pso_velocity_max=None, fitness_epochs=1, final_epochs=1,
+        search_retries=1, seed=0, out_dir="x", search_backend="local", search_address=None,
+        search_cpus_per_trial=1, search_gpus_per_trial=0.0,
     )
-    defaults = dict(search_backend="local", search_address=None, search_cpus_per_trial=1, search_gpus_per_trial=0.0)
-    cfg, _ = _search_config({**base, **defaults, "search_searcher": "ga", "budget": None}, set())  # default budget
+    ga, pso = {"search_searcher": "ga", "budget": None}, {"search_searcher": "pso", "budget": None}
+    cfg, _ = _search_config({**base, **ga}, set())  # the default budget
     assert cfg.search.options["trials"] == 120 and cfg.search.options["population"] == 5  # the swarm's 10 x 12
-    cfg, _ = _search_config({**base, **defaults, "search_searcher": "pso", "budget": 23}, set())
+    cfg, _ = _search_config({**base, **pso, "budget": 23}, set())
     assert cfg.search.options["particles"] == 5 and cfg.search.options["generations"] == 5
     assert cfg.search.options["c1"] == 1.5
-    cfg, _ = _search_config({**base, **defaults, "search_searcher": "pso", "budget": None}, set())  # n x G
+    cfg, _ = _search_config({**base, **pso}, set())  # n x G
     assert cfg.search.options["generations"] == 4
     with pytest.raises(LayerswarmError, match="--generations is a PSO option"):
-        _search_config({**base, **defaults, "search_searcher": "ga", "budget": None}, {"pso_generations"})
+        _search_config({**base, **ga}, {"pso_generations"})
 
 
 # --- the race ---

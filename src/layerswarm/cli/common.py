@@ -81,7 +81,8 @@ speed_options = _config_options(SpeedConfig, "speed_", rename={
     "prefix_cache": "cache", "train_fraction": "fitness_train_fraction",
     "val_fraction": "fitness_val_fraction"}, choices=SPEED_CHOICES, minimum=SPEED_MINIMUM)
 search_options = _config_options(SearchConfig, "search_", exclude=("options",),
-                                 choices=SEARCH_CHOICES, minimum=SEARCH_MINIMUM, maximum=SEARCH_MAXIMUM)
+                                 choices=SEARCH_CHOICES, minimum=SEARCH_MINIMUM,
+                                 maximum=SEARCH_MAXIMUM)
 pso_options = _config_options(PSOConfig, "pso_", include=PSO_FIELDS, minimum=PSO_MINIMUM,
                               help_prefix="PSO: ")
 

@@ -77,9 +77,9 @@ _PSO = PSOConfig()
                    "(applied and recorded in config.json)")
 @click.option("--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="settings from a YAML or JSON file with a run's config.json keys; options given here "
-                   "override it, keys it leaves out take the defaults (in a run's own config.json: as "
-                   "that run ran)")
+              help="settings from a YAML or JSON file with a run's config.json keys; options "
+                   "given here override it, keys it leaves out take the defaults (in a run's own "
+                   "config.json: as that run ran)")
 @click.option("--quiet", is_flag=True, help="only warnings and the result: no progress bars or log lines")
 @click.option("--tensorboard", is_flag=True, help="write TensorBoard logs to OUT/tensorboard")
 def search(**kw) -> None:

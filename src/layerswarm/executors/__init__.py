@@ -40,7 +40,8 @@ def _local(factory: EvaluatorFactory, data: SearchSplits, bundle: ModelBundle | 
     # Reuse the driver's model when the factory can take it: no second copy in memory.
     evaluate = factory(data, bundle, on_epoch) if isinstance(factory, FitnessSpec) else factory(data)
     # MaskFitness takes list[float] masks (multipliers) where EvaluateFn says list[int]
-    return LocalExecutor(evaluate, retries=retries, threads=cpus_per_trial)  # type: ignore[arg-type]
+    return LocalExecutor(evaluate, retries=retries,  # type: ignore[arg-type]
+                         threads=cpus_per_trial)
 
 
 @register_executor("ray")

@@ -45,8 +45,9 @@ class SearchConfig(JsonConfig):
     epochs), ended after 3 generations without a better fitness (on Fashion-MNIST it had found
     its mask by then on every seed; on digits it stops 1.4-4.4 final fine-tunes earlier, with
     masks as good), then the baselines linear, full and last-k fine-tuned like the searched mask,
-    and the best of them by final validation accuracy as the run's answer. ``RunConfig.from_preset("paper")`` is the
-    paper's Algorithm 1 exactly (no early end, no baselines, the searched mask answers).
+    and the best of them by final validation accuracy as the run's answer.
+    ``RunConfig.from_preset("paper")`` is the paper's Algorithm 1 exactly (no early end, no
+    baselines, the searched mask answers).
 
     A saved configuration without ``patience``, ``baselines`` or ``answer`` (a run from before
     they existed) reads as that run ran: ``legacy``.

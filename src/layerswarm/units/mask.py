@@ -64,7 +64,8 @@ def validate_lr_multipliers(values: Sequence, num_units: int,
         raise LayerswarmError(f"{source} has {len(values)} entries but the model has {num_units} "
                               "units: give one multiplier per unit (0: frozen)")
     bad = [v for v in values
-           if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= float(v) < math.inf]
+           if isinstance(v, bool) or not isinstance(v, numbers.Real)
+           or not 0 <= float(v) < math.inf]
     if bad:
         raise LayerswarmError(f"{source} holds {bad[0]!r}: every multiplier must be a number >= 0 "
                               "(0: frozen)")
