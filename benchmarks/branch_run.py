@@ -1,7 +1,8 @@
 """Continue a finished search with other settings for what comes after it, without searching again.
 
     python benchmarks/branch_run.py runs/digits-paper-p3-s0 runs/digits-sel10-s0 --patience 3 \\
-        --set search.final_select=3 --set search.select_epochs=10 --set preset=null --baselines-from runs/digits-paper-p3-val-s0
+        --set search.final_select=3 --set search.select_epochs=10 --set preset=null --baselines-from \
+            runs/digits-paper-p3-val-s0
     layerswarm search $COMMON --seed 0 --final-select 3 --select-epochs 10 --resume runs/digits-sel10-s0
 
 A search is deterministic for its seed, so the records of a finished one are the start of any
@@ -54,13 +55,21 @@ def main() -> None:
     parser.add_argument("src", type=Path, help="a finished search run folder")
     parser.add_argument("out", type=Path, help="the new run folder")
     parser.add_argument("--patience", type=int, default=0, help="keep the evaluations up to where this patience stops")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                        help="a config.json change, e.g. search.final_select=3 (value as JSON)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="a config.json change, e.g. search.final_select=3 (value as JSON)",
+    )
     parser.add_argument("--baselines-from", type=Path, default=None, help="copy this run folder's baselines/")
     args = parser.parse_args()
     changes = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     n = branch(args.src, args.out, args.patience, changes, args.baselines_from)
-    print(f"{args.out}: {n} search evaluations of {args.src}; layerswarm search --resume {args.out} (with the run's options)")
+    print(
+        f"{args.out}: {n} search evaluations of {args.src}; layerswarm search --resume {args.out} (with the "
+        "run's options)"
+    )
 
 
 if __name__ == "__main__":

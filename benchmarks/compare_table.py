@@ -30,17 +30,23 @@ def collect(patterns: list[str]) -> dict[tuple[str, str], dict[int, dict]]:
                     continue
                 metrics = json.loads(metrics_file.read_text())
                 runs.setdefault((run["dataset"], run["strategy"]), {})[int(run["seed"])] = {
-                    "test": metrics["test_accuracy"], "seconds": metrics.get("wall_seconds", metrics.get("seconds"))}
+                    "test": metrics["test_accuracy"],
+                    "seconds": metrics.get("wall_seconds", metrics.get("seconds")),
+                }
     return runs
 
 
 def table(runs: dict[tuple[str, str], dict[int, dict]]) -> str:
     seeds = sorted({s for by_seed in runs.values() for s in by_seed})
-    lines = ["| dataset | strategy | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std | s/run |",
-             "|---" * (4 + len(seeds)) + "|"]
+    lines = [
+        "| dataset | strategy | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std | s/run |",
+        "|---" * (4 + len(seeds)) + "|",
+    ]
     for (dataset, strategy), by_seed in runs.items():
         tests = [100 * r["test"] for r in by_seed.values()]
-        spread = f"{statistics.mean(tests):.2f} ± {statistics.stdev(tests):.2f}" if len(tests) > 1 else f"{tests[0]:.2f}"
+        spread = (
+            f"{statistics.mean(tests):.2f} ± {statistics.stdev(tests):.2f}" if len(tests) > 1 else f"{tests[0]:.2f}"
+        )
         cells = [f"{100 * by_seed[s]['test']:.2f}" if s in by_seed else "-" for s in seeds]
         secs = statistics.mean(r["seconds"] for r in by_seed.values() if r["seconds"] is not None)
         lines.append(f"| {dataset} | {strategy} | " + " | ".join(cells) + f" | {spread} | {secs:.0f} |")

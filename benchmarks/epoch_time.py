@@ -33,8 +33,9 @@ def main() -> None:
     for strategy in args.strategies.split(","):
         base = None
         for size in map(int, args.sizes.split(",")):
-            data = load_dataset(DataConfig(data="fashion-mnist", image_size=size, train_per_class=50,
-                                           val_per_class=50, max_test=100))
+            data = load_dataset(
+                DataConfig(data="fashion-mnist", image_size=size, train_per_class=50, val_per_class=50, max_test=100)
+            )
             cfg = TrainConfig(epochs=1 + args.repeats, val_every=1000, test_every=1000, device="cpu")
             bundle = build_bundle(ModelConfig(name="efficientnet_lite0"), data.num_classes, cfg)
             metrics = run_finetune(bundle, data, create_strategy(strategy), cfg)

@@ -11,7 +11,8 @@ within the test set's noise of the best final mask.
 
     python benchmarks/fitness_fidelity.py --data digits --out benchmarks/results/fidelity/digits [--shard i/n]
     python benchmarks/fitness_fidelity.py --table benchmarks/results/fidelity/digits
-    python benchmarks/fitness_fidelity.py --data digits --head-init warm --no-short --out benchmarks/results/fidelity/digits-warm
+    python benchmarks/fitness_fidelity.py --data digits --head-init warm --no-short --out \
+        benchmarks/results/fidelity/digits-warm
 
 One JSON file per (mask, run) under --out, written when the run ends: rerunning skips what is
 done, so the study resumes and can be split over processes.
@@ -57,13 +58,30 @@ def masks(units: int, random_count: int, seed: int) -> dict[str, list[int]]:
 
 
 def run(args, data, bundle, name: str, mask: list[int], epochs: int, schedule: str) -> dict:
-    cfg = recipe_config("paper", epochs=epochs, schedule=schedule, seed=args.seed, val_every=1,
-                        test_every=epochs, device="cpu", head_init=args.head_init)
+    cfg = recipe_config(
+        "paper",
+        epochs=epochs,
+        schedule=schedule,
+        seed=args.seed,
+        val_every=1,
+        test_every=epochs,
+        device="cpu",
+        head_init=args.head_init,
+    )
     start = time.perf_counter()
     metrics = run_finetune(bundle, data, create_strategy("mask", {"mask": mask}), cfg, seed=args.seed)
-    return {"mask_name": name, "mask": mask, "epochs": epochs, "schedule": schedule, "seed": args.seed,
-            "data": args.data, "val_by_epoch": [e["val_accuracy"] for e in metrics["epochs"]],
-            "test_accuracy": metrics["test_accuracy"], "test_images": len(data.test), "seconds": time.perf_counter() - start}
+    return {
+        "mask_name": name,
+        "mask": mask,
+        "epochs": epochs,
+        "schedule": schedule,
+        "seed": args.seed,
+        "data": args.data,
+        "val_by_epoch": [e["val_accuracy"] for e in metrics["epochs"]],
+        "test_accuracy": metrics["test_accuracy"],
+        "test_images": len(data.test),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def extrapolate(curve: list[float], at: int) -> float:
@@ -103,35 +121,55 @@ def table(out: Path, final_epochs: int) -> str:
         s, f = map(np.array, zip(*pairs, strict=True))
         rho = spearmanr(s, f).statistic
         pick = f[int(np.argmax(s))]  # the final accuracy of the mask this fitness calls best
-        return (f"| {label} | {rho:.2f} | {100 * pick:.2f} | {100 * (best_final - pick):.2f} | {len(pairs)} |")
+        return f"| {label} | {rho:.2f} | {100 * pick:.2f} | {100 * (best_final - pick):.2f} | {len(pairs)} |"
 
-    lines = [f"{len(names)} masks, seed {runs[0]['seed']}, data {runs[0]['data']}; best final test "
-             f"{100 * best_final:.2f} (one standard error {100 * noise:.2f} points)", "",
-             "| fitness | Spearman vs final test | final test of its best mask | gap to best final | masks |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"{len(names)} masks, seed {runs[0]['seed']}, data {runs[0]['data']}; best final test "
+        f"{100 * best_final:.2f} (one standard error {100 * noise:.2f} points)",
+        "",
+        "| fitness | Spearman vs final test | final test of its best mask | gap to best final | masks |",
+        "|---|---|---|---|---|",
+    ]
     for e in BUDGETS:
-        lines.append(row(f"truncated, {e} epoch{'s' * (e > 1)} (val)",
-                         [long[n]["val_by_epoch"][e - 1] for n in names]))
+        lines.append(row(f"truncated, {e} epoch{'s' * (e > 1)} (val)", [long[n]["val_by_epoch"][e - 1] for n in names]))
     for e in BUDGETS[1:]:  # --fitness-score trend: the same curves, scored by their rise since epoch e // 2
-        lines.append(row(f"trend, {e} epochs (val + rise since epoch {e // 2})",
-                         [curve_score([{"val_accuracy": v} for v in long[n]["val_by_epoch"][:e]], "trend")[0]
-                          for n in names]))
+        lines.append(
+            row(
+                f"trend, {e} epochs (val + rise since epoch {e // 2})",
+                [curve_score([{"val_accuracy": v} for v in long[n]["val_by_epoch"][:e]], "trend")[0] for n in names],
+            )
+        )
     for e in BUDGETS[2:]:  # three parameters need more than three points
-        lines.append(row(f"exponential fit to {e} epochs, read at epoch {final_epochs}",
-                         [extrapolate(long[n]["val_by_epoch"][:e], final_epochs) for n in names]))
+        lines.append(
+            row(
+                f"exponential fit to {e} epochs, read at epoch {final_epochs}",
+                [extrapolate(long[n]["val_by_epoch"][:e], final_epochs) for n in names],
+            )
+        )
     for e in SHORT:
-        lines.append(row(f"complete cosine run, {e} epoch{'s' * (e > 1)} (val)",
-                         [short[(n, e)]["val_by_epoch"][-1] if (n, e) in short else None for n in names]))
+        lines.append(
+            row(
+                f"complete cosine run, {e} epoch{'s' * (e > 1)} (val)",
+                [short[(n, e)]["val_by_epoch"][-1] if (n, e) in short else None for n in names],
+            )
+        )
     lines.append(row(f"{final_epochs} epochs (val)", [long[n]["val_by_epoch"][-1] for n in names]))
-    lines += ["", "| mask | " + " | ".join(f"val@{e}" for e in BUDGETS) + f" | val@{final_epochs} | test@{final_epochs} |",
-              "|---" * (3 + len(BUDGETS)) + "|"]
+    lines += [
+        "",
+        "| mask | " + " | ".join(f"val@{e}" for e in BUDGETS) + f" | val@{final_epochs} | test@{final_epochs} |",
+        "|---" * (3 + len(BUDGETS)) + "|",
+    ]
     for n in sorted(names, key=lambda n: -long[n]["test_accuracy"]):
         v = long[n]["val_by_epoch"]
-        lines.append(f"| {n} `{''.join(map(str, long[n]['mask']))}` | "
-                     + " | ".join(f"{100 * v[e - 1]:.1f}" for e in BUDGETS)
-                     + f" | {100 * v[-1]:.1f} | {100 * long[n]['test_accuracy']:.2f} |")
+        lines.append(
+            f"| {n} `{''.join(map(str, long[n]['mask']))}` | "
+            + " | ".join(f"{100 * v[e - 1]:.1f}" for e in BUDGETS)
+            + f" | {100 * v[-1]:.1f} | {100 * long[n]['test_accuracy']:.2f} |"
+        )
     secs = [long[n]["seconds"] for n in names]
-    lines.append(f"\n(mean {statistics.mean(secs):.0f} s per {final_epochs}-epoch run, shared cores: not a speed figure)")
+    lines.append(
+        f"\n(mean {statistics.mean(secs):.0f} s per {final_epochs}-epoch run, shared cores: not a speed figure)"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -146,8 +184,12 @@ def main() -> None:
     ap.add_argument("--shard", default="0/1", help="i/n: run every n-th mask starting at i")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--table", metavar="DIR", default=None)
-    ap.add_argument("--head-init", default="cold", choices=["cold", "warm"],
-                    help="warm: every run starts from the head fitted on frozen features (TrainConfig.head_init)")
+    ap.add_argument(
+        "--head-init",
+        default="cold",
+        choices=["cold", "warm"],
+        help="warm: every run starts from the head fitted on frozen features (TrainConfig.head_init)",
+    )
     ap.add_argument("--no-short", action="store_true", help="only the long runs (no complete cosine short runs)")
     args = ap.parse_args()
     if args.table:
@@ -156,10 +198,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(DataConfig(data=args.data, train_per_class=50, val_per_class=50, max_test=2000,
-                                   seed=args.seed))
-    bundle = build_bundle(ModelConfig(name=args.model), data.num_classes, recipe_config("paper", device="cpu"),
-                          seed=args.seed)
+    data = load_dataset(DataConfig(data=args.data, train_per_class=50, val_per_class=50, max_test=2000, seed=args.seed))
+    bundle = build_bundle(
+        ModelConfig(name=args.model), data.num_classes, recipe_config("paper", device="cpu"), seed=args.seed
+    )
     index, count = map(int, args.shard.split("/"))
     for n, (name, mask) in enumerate(masks(len(bundle.units), args.random_masks, args.seed).items()):
         if n % count != index:
@@ -170,9 +212,12 @@ def main() -> None:
                 continue
             result = run(args, data, bundle, name, mask, epochs, schedule)
             atomic_write_json(path, result)
-            print(f"{name:<10} {''.join(map(str, mask))} {schedule}{epochs}: "
-                  f"val {result['val_by_epoch'][-1]:.3f} test {result['test_accuracy']:.4f} "
-                  f"({result['seconds']:.0f} s)", flush=True)
+            print(
+                f"{name:<10} {''.join(map(str, mask))} {schedule}{epochs}: "
+                f"val {result['val_by_epoch'][-1]:.3f} test {result['test_accuracy']:.4f} "
+                f"({result['seconds']:.0f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -38,10 +38,17 @@ def replay(run: Path, patience: int) -> dict:
             break
     seconds = sum(float(r.get("seconds") or 0.0) for r in records if r["generation"] <= stop)
     everything = sum(float(r.get("seconds") or 0.0) for r in records)
-    return {"run": run.name, "patience": patience, "stop": stop, "generations": len(generations),
-            "mask": "".join(map(str, best["mask"])), "fitness": best["fitness"],
-            "same_mask": best["mask"] == final["mask"],
-            "multiple": 1 + seconds / final["seconds"], "without": 1 + everything / final["seconds"]}
+    return {
+        "run": run.name,
+        "patience": patience,
+        "stop": stop,
+        "generations": len(generations),
+        "mask": "".join(map(str, best["mask"])),
+        "fitness": best["fitness"],
+        "same_mask": best["mask"] == final["mask"],
+        "multiple": 1 + seconds / final["seconds"],
+        "without": 1 + everything / final["seconds"],
+    }
 
 
 def main() -> None:
@@ -50,15 +57,19 @@ def main() -> None:
     parser.add_argument("--patience", default="2,3,4", help="comma-separated values of P")
     args = parser.parse_args()
     values = [int(p) for p in args.patience.split(",")]
-    print("| run | P | stops after generation | its best mask | fitness | = the run's mask | wall / final (without P) |")
+    print(
+        "| run | P | stops after generation | its best mask | fitness | = the run's mask | wall / final (without P) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for folder in sorted({p for pattern in args.patterns for p in glob.glob(pattern)}):
         if not (Path(folder) / "final" / "metrics.json").is_file():
             continue
         for p in values:
             r = replay(Path(folder), p)
-            print(f"| {r['run']} | {p} | {r['stop']} of {r['generations'] - 1} | `{r['mask']}` | {r['fitness']:.3f} | "
-                  f"{'yes' if r['same_mask'] else 'no'} | {r['multiple']:.1f}x ({r['without']:.1f}x) |")
+            print(
+                f"| {r['run']} | {p} | {r['stop']} of {r['generations'] - 1} | `{r['mask']}` | {r['fitness']:.3f} | "
+                f"{'yes' if r['same_mask'] else 'no'} | {r['multiple']:.1f}x ({r['without']:.1f}x) |"
+            )
 
 
 if __name__ == "__main__":

@@ -52,9 +52,11 @@ def table(out: Path) -> str:
     lines = ["| mask | val@5 | precise@5 | val@10 | precise@10 | test@30 (fidelity run) |", "|---|---|---|---|---|---|"]
     runs = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
     for r in sorted(runs, key=lambda r: -r["test30"]):
-        lines.append(f"| {r['mask_name']} `{''.join(map(str, r['mask']))}` | {100 * r['val'][4]:.1f} | "
-                     f"{100 * r['precise']['5']:.1f} | {100 * r['val'][9]:.1f} | {100 * r['precise']['10']:.1f} | "
-                     f"{100 * r['test30']:.2f} |")
+        lines.append(
+            f"| {r['mask_name']} `{''.join(map(str, r['mask']))}` | {100 * r['val'][4]:.1f} | "
+            f"{100 * r['precise']['5']:.1f} | {100 * r['val'][9]:.1f} | {100 * r['precise']['10']:.1f} | "
+            f"{100 * r['test30']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -82,7 +84,8 @@ def main() -> None:
             continue
         model = bundle.reset(0)
         plan = create_strategy("mask", {"mask": run["mask"]}).plan(
-            StrategyContext(bundle, data.for_search(), cfg, seed=0, out_dir=None))
+            StrategyContext(bundle, data.for_search(), cfg, seed=0, out_dir=None)
+        )
         model = plan.model if plan.model is not None else model
         precise = {}
 
@@ -90,11 +93,26 @@ def main() -> None:
             if record["epoch"] in CHECKED:
                 precise[record["epoch"]] = precise_val(model, data, transform)
 
-        history = fit(model, data.train, data.val, cfg, transform, frozen=plan.frozen,
-                      head=plan.head or bundle.info.head, param_groups=plan.param_groups, hooks=plan.hooks,
-                      on_epoch=on_epoch)
-        result = {"mask_name": run["mask_name"], "mask": run["mask"], "val": [e["val_accuracy"] for e in history.epochs],
-                  "precise": precise, "stored_val": run["val_by_epoch"][:10], "test30": run["test_accuracy"]}
+        history = fit(
+            model,
+            data.train,
+            data.val,
+            cfg,
+            transform,
+            frozen=plan.frozen,
+            head=plan.head or bundle.info.head,
+            param_groups=plan.param_groups,
+            hooks=plan.hooks,
+            on_epoch=on_epoch,
+        )
+        result = {
+            "mask_name": run["mask_name"],
+            "mask": run["mask"],
+            "val": [e["val_accuracy"] for e in history.epochs],
+            "precise": precise,
+            "stored_val": run["val_by_epoch"][:10],
+            "test30": run["test_accuracy"],
+        }
         target.write_text(json.dumps(result))
         print(f"{run['mask_name']}: val@5 {result['val'][4]:.3f} precise@5 {precise[5]:.3f}", flush=True)
 

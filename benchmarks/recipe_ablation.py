@@ -38,12 +38,22 @@ from layerswarm.training.config import recipe_config
 # label -> (strategy, options). "middle": blocks 4-11 of Lite0's 17 trained, 12-16 frozen behind
 # them: the kind of mask a search finds, and the one where BatchNorm re-estimation can act at all
 # (it touches only frozen units behind a trained one: none in linear, full or last-k).
-STRATEGIES = {"linear": ("linear", {}), "full": ("full", {}), "last-k": ("last-k", {"k": 4}),
-              "middle": ("mask", {"mask": [0] * 4 + [1] * 8 + [0] * 5})}
+STRATEGIES = {
+    "linear": ("linear", {}),
+    "full": ("full", {}),
+    "last-k": ("last-k", {"k": 4}),
+    "middle": ("mask", {"mask": [0] * 4 + [1] * 8 + [0] * 5}),
+}
 # The practitioner's recipe measured against the paper's: SGD as the paper, plus every option
 # below. Each option alone on top of the paper's recipe makes a row that reads as its effect.
-CANDIDATE = {"head_lr_mult": 10.0, "warmup_epochs": 2.0, "schedule": "cosine", "decay_norm_bias": False,
-             "label_smoothing": 0.1, "augment": "rrc"}
+CANDIDATE = {
+    "head_lr_mult": 10.0,
+    "warmup_epochs": 2.0,
+    "schedule": "cosine",
+    "decay_norm_bias": False,
+    "label_smoothing": 0.1,
+    "augment": "rrc",
+}
 VARIANTS: dict[str, tuple[str, dict]] = {
     "paper": ("paper", {}),
     "practitioner": ("paper", CANDIDATE),
@@ -62,25 +72,46 @@ BENCHMARKS = {
 }
 
 
-def run_one(variant: str, strategy: str, seed: int, epochs: int, data_root: str | None, device: str,
-            benchmark: str = "vision", pooling: str = "mean") -> dict:
+def run_one(
+    variant: str,
+    strategy: str,
+    seed: int,
+    epochs: int,
+    data_root: str | None,
+    device: str,
+    benchmark: str = "vision",
+    pooling: str = "mean",
+) -> dict:
     recipe, changes = VARIANTS[variant]
     cfg = recipe_config(recipe, **changes, epochs=epochs, seed=seed, test_every=epochs, val_every=epochs, device=device)
     model, data_spec = BENCHMARKS[benchmark]
-    data = load_dataset(DataConfig(**data_spec, data_root=data_root, train_per_class=50, val_per_class=50,
-                                   max_test=2000, seed=seed))
-    bundle = build_bundle(ModelConfig(name=model, **({"pooling": pooling} if benchmark == "text" else {})),
-                          data.num_classes, cfg, seed=seed)
+    data = load_dataset(
+        DataConfig(**data_spec, data_root=data_root, train_per_class=50, val_per_class=50, max_test=2000, seed=seed)
+    )
+    bundle = build_bundle(
+        ModelConfig(name=model, **({"pooling": pooling} if benchmark == "text" else {})),
+        data.num_classes,
+        cfg,
+        seed=seed,
+    )
     # last-k: k=4 of Lite0's 17 units; on MiniLM the last 3 layers (k=3 of embeddings and 6 layers; with
     # cls pooling the pooler is a unit too: k=4)
     text_k = 3 if pooling == "mean" else 4
     name, options = ("last-k", {"k": text_k}) if (benchmark, strategy) == ("text", "last-k") else STRATEGIES[strategy]
     metrics = run_finetune(bundle, data, create_strategy(name, options), cfg, seed=seed)
-    return {"variant": variant, "strategy": strategy, "seed": seed, "benchmark": benchmark, "config": cfg.to_dict(),
-            **({"pooling": pooling} if benchmark == "text" else {}),
-            "test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
-            "seconds_per_epoch": metrics["seconds"] / max(len(metrics["epochs"]), 1),
-            "epochs": metrics["epochs"], "threads": torch.get_num_threads()}
+    return {
+        "variant": variant,
+        "strategy": strategy,
+        "seed": seed,
+        "benchmark": benchmark,
+        "config": cfg.to_dict(),
+        **({"pooling": pooling} if benchmark == "text" else {}),
+        "test_accuracy": metrics["test_accuracy"],
+        "val_accuracy": metrics["val_accuracy"],
+        "seconds_per_epoch": metrics["seconds"] / max(len(metrics["epochs"]), 1),
+        "epochs": metrics["epochs"],
+        "threads": torch.get_num_threads(),
+    }
 
 
 def table(out: Path) -> str:
@@ -121,8 +152,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--strategies", default="linear,full,last-k")
-    ap.add_argument("--jobs", default=None, help="VARIANT:STRATEGY,... in this order (each over --seeds); "
-                    "default: paper and practitioner on --strategies, then every option row on --effects")
+    ap.add_argument(
+        "--jobs",
+        default=None,
+        help="VARIANT:STRATEGY,... in this order (each over --seeds); "
+        "default: paper and practitioner on --strategies, then every option row on --effects",
+    )
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--effects", default="last-k", help="strategies the single-option rows run (all: the 3)")
     ap.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="vision")
@@ -145,8 +180,13 @@ def main() -> None:
         pairs = [tuple(job.split(":")) for job in args.jobs.split(",")]
         jobs = [(v, s, int(seed)) for v, s in pairs for seed in args.seeds.split(",")]
     else:
-        jobs = [(v, s, int(seed)) for v in args.variants.split(",") for seed in args.seeds.split(",")
-                for s in args.strategies.split(",") if v in ("paper", "practitioner") or s in args.effects.split(",")]
+        jobs = [
+            (v, s, int(seed))
+            for v in args.variants.split(",")
+            for seed in args.seeds.split(",")
+            for s in args.strategies.split(",")
+            if v in ("paper", "practitioner") or s in args.effects.split(",")
+        ]
     index, count = map(int, args.shard.split("/"))
     for n, (v, s, seed) in enumerate(jobs):
         path = out / f"{v}__{s}__{seed}.json"
@@ -155,8 +195,10 @@ def main() -> None:
         start = time.perf_counter()
         result = run_one(v, s, seed, args.epochs, args.data_root, args.device, args.benchmark, args.pooling)
         atomic_write_json(path, result)
-        print(f"{v:<20} {s:<7} seed {seed}: test {result['test_accuracy']:.4f} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"{v:<20} {s:<7} seed {seed}: test {result['test_accuracy']:.4f} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

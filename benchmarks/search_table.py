@@ -43,11 +43,15 @@ def collect(patterns: list[str], ceiling: bool = False) -> dict[str, dict[int, d
             continue
         label, seed = match.group(1), int(match.group(2))
         searched = (run / "evaluations.jsonl").is_file()  # else a `layerswarm finetune` folder: no search cost
-        evaluations = sum(float(r.get("seconds") or 0.0) for r in read_jsonl(run / "evaluations.jsonl")) if searched else 0.0
+        evaluations = (
+            sum(float(r.get("seconds") or 0.0) for r in read_jsonl(run / "evaluations.jsonl")) if searched else 0.0
+        )
         summary = _read(run / "baselines" / "summary.json") or {}
         rows.setdefault(label, {})[seed] = {
-            "accuracy": final["test_accuracy"], "verdict": summary.get("verdict", ""),
-            "multiple": (evaluations + final["wall_seconds"]) / final["seconds"] if searched else None}
+            "accuracy": final["test_accuracy"],
+            "verdict": summary.get("verdict", ""),
+            "multiple": (evaluations + final["wall_seconds"]) / final["seconds"] if searched else None,
+        }
         if "answer" in summary:  # --answer validation: the model the run answers with
             rows.setdefault(f"{label} answer", {})[seed] = _answer_row(run, summary, evaluations, final)
             if ceiling:
@@ -55,8 +59,11 @@ def collect(patterns: list[str], ceiling: bool = False) -> dict[str, dict[int, d
                 rows.setdefault(f"{label} ceiling", {})[seed] = {"accuracy": best, "verdict": "", "multiple": None}
         for name, acc in (summary.get("accuracies") or {}).items():
             if name != "search":
-                rows.setdefault(f"baseline {name}", {})[seed] = {"accuracy": acc["test_accuracy"], "verdict": "",
-                                                                  "multiple": None}
+                rows.setdefault(f"baseline {name}", {})[seed] = {
+                    "accuracy": acc["test_accuracy"],
+                    "verdict": "",
+                    "multiple": None,
+                }
     return rows
 
 
@@ -64,10 +71,16 @@ def _answer_row(run: Path, summary: dict, evaluations: float, final: dict) -> di
     """The answer's accuracy, its verdict against the best baseline and its cost (baselines included)."""
     n, answer, best = summary["test_images"], summary["answer"]["test_accuracy"], summary["best_baseline"]
     theirs = summary["accuracies"][best]["test_accuracy"]
-    baselines = sum(_read(run / "baselines" / name / "final" / "metrics.json")["wall_seconds"]
-                    for name in summary["accuracies"] if name != "search")
-    return {"accuracy": answer, "verdict": verdict(answer, binomial_se(answer, n), theirs, binomial_se(theirs, n)),
-            "multiple": (evaluations + final["wall_seconds"] + baselines) / final["seconds"]}
+    baselines = sum(
+        _read(run / "baselines" / name / "final" / "metrics.json")["wall_seconds"]
+        for name in summary["accuracies"]
+        if name != "search"
+    )
+    return {
+        "accuracy": answer,
+        "verdict": verdict(answer, binomial_se(answer, n), theirs, binomial_se(theirs, n)),
+        "multiple": (evaluations + final["wall_seconds"] + baselines) / final["seconds"],
+    }
 
 
 def table(rows: dict[str, dict[int, dict]]) -> str:
@@ -79,9 +92,13 @@ def table(rows: dict[str, dict[int, dict]]) -> str:
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
         verdicts = ", ".join(per[s]["verdict"] for s in seeds if per.get(s, {}).get("verdict"))
         multiples = [per[s]["multiple"] for s in seeds if per.get(s, {}).get("multiple")]
-        cells = [label, *(f"{100 * per[s]['accuracy']:.2f}" if s in per else "" for s in seeds),
-                 f"{statistics.fmean(accs):.2f} ± {std:.2f}", verdicts,
-                 f"{statistics.fmean(multiples):.1f}x" if multiples else ""]
+        cells = [
+            label,
+            *(f"{100 * per[s]['accuracy']:.2f}" if s in per else "" for s in seeds),
+            f"{statistics.fmean(accs):.2f} ± {std:.2f}",
+            verdicts,
+            f"{statistics.fmean(multiples):.1f}x" if multiples else "",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -89,8 +106,11 @@ def table(rows: dict[str, dict[int, dict]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("patterns", nargs="+", help="globs of run folders named LABEL-sSEED")
-    parser.add_argument("--ceiling", action="store_true",
-                        help="add the best test accuracy among each answered run's candidates (a bound, not a rule)")
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="add the best test accuracy among each answered run's candidates (a bound, not a rule)",
+    )
     args = parser.parse_args()
     print(table(collect(args.patterns, ceiling=args.ceiling)))
 

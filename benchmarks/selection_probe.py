@@ -29,16 +29,26 @@ def probe(run: Path, last_k: int) -> dict:
     data = load_dataset(cfg.data)
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
     n = len(bundle.units)
-    executor = make_executor(selection_config(cfg), bundle, data, None, repeats=selection["select_repeats"],
-                             seed_offset=cfg.search.fitness_repeats)
+    executor = make_executor(
+        selection_config(cfg),
+        bundle,
+        data,
+        None,
+        repeats=selection["select_repeats"],
+        seed_offset=cfg.search.fitness_repeats,
+    )
     masks = {"full": [1] * n, f"last-{last_k}": [0] * (n - last_k) + [1] * last_k}
     trials = [Trial(number=i, generation=-1, index=i, mask=m) for i, m in enumerate(masks.values())]
     try:
         fitness = {name: ev.fitness for name, (_, ev) in zip(masks, executor.run(trials), strict=True)}
     finally:
         executor.close()
-    return {"run": run.name, **fitness, "candidates": [c["selection_fitness"] for c in selection["candidates"]],
-            "chosen": max(c["mean"] for c in selection["candidates"])}
+    return {
+        "run": run.name,
+        **fitness,
+        "candidates": [c["selection_fitness"] for c in selection["candidates"]],
+        "chosen": max(c["mean"] for c in selection["candidates"]),
+    }
 
 
 def main() -> None:

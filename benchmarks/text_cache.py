@@ -38,8 +38,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = recipe_config("bert", epochs=args.epochs, device="cpu", seed=0)
-    data = load_dataset(DataConfig(data="wordnet", max_length=32, tokenizer="all-minilm-l6-v2", train_per_class=50,
-                                   val_per_class=50, max_test=100, seed=0))
+    data = load_dataset(
+        DataConfig(
+            data="wordnet",
+            max_length=32,
+            tokenizer="all-minilm-l6-v2",
+            train_per_class=50,
+            val_per_class=50,
+            max_test=100,
+            seed=0,
+        )
+    )
     bundle = build_bundle(ModelConfig(name="all-minilm-l6-v2"), data.num_classes, cfg, seed=0)
     splits, n = data.for_search(), len(bundle.units)
     plain = MaskFitness(bundle, splits, cfg)
@@ -54,10 +63,15 @@ def main() -> None:
         if not first == again == reference:
             raise SystemExit(f"depth {depth}: the cached fitness differs from the plain one")
         rows.append((depth, "".join(map(str, mask)), t_plain, t_build, t_hit))
-        print(f"depth {depth}: plain {t_plain:.1f} s, cached (build) {t_build:.1f} s, cached (built) {t_hit:.1f} s, "
-              f"x{t_plain / t_hit:.2f}", flush=True)
-    print("\n| frozen prefix | mask | plain s | cached, building s | cached, built s | speed-up (built) |\n"
-          "|---|---|---|---|---|---|")
+        print(
+            f"depth {depth}: plain {t_plain:.1f} s, cached (build) {t_build:.1f} s, cached (built) {t_hit:.1f} s, "
+            f"x{t_plain / t_hit:.2f}",
+            flush=True,
+        )
+    print(
+        "\n| frozen prefix | mask | plain s | cached, building s | cached, built s | speed-up (built) |\n"
+        "|---|---|---|---|---|---|"
+    )
     for depth, mask, t_plain, t_build, t_hit in rows:
         print(f"| {depth} | `{mask}` | {t_plain:.1f} | {t_build:.1f} | {t_hit:.1f} | x{t_plain / t_hit:.2f} |")
 

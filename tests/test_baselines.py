@@ -19,15 +19,20 @@ from test_search_run import tiny_config
 
 
 def test_parse_baselines():
-    assert parse_baselines("linear,full,last-k", 17) == [("linear", "linear", {}), ("full", "full", {}),
-                                                          ("last-8", "last-k", {"k": 8})]  # half the units
+    assert parse_baselines("linear,full,last-k", 17) == [
+        ("linear", "linear", {}),
+        ("full", "full", {}),
+        ("last-8", "last-k", {"k": 8}),
+    ]  # half the units
     assert parse_baselines("last-k", 3) == [("last-1", "last-k", {"k": 1})]
     assert parse_baselines("last-k:2, l2sp", 17) == [("last-2", "last-k", {"k": 2}), ("l2sp", "l2sp", {})]
     assert parse_baselines("none") == [] and parse_baselines("") == []
     # NAME:VALUE sets a strategy's primary option, and names the baseline after it
     assert parse_baselines("discriminative:0.65,lp-ft,l2sp:0.1", 17) == [
-        ("discriminative-0.65", "discriminative", {"decay": 0.65}), ("lp-ft", "lp-ft", {}),
-        ("l2sp-0.1", "l2sp", {"alpha": 0.1})]
+        ("discriminative-0.65", "discriminative", {"decay": 0.65}),
+        ("lp-ft", "lp-ft", {}),
+        ("l2sp-0.1", "l2sp", {"alpha": 0.1}),
+    ]
     for bad in ("linaer", "full:3", "last-k:x", "discriminative:steep", "lp-ft:1"):
         with pytest.raises(LayerswarmError):
             parse_baselines(bad, 17)
@@ -40,7 +45,9 @@ def test_compare_gives_chance_noise_and_one_verdict():
     assert compare(0.85, {"full": {"test_accuracy": 0.79}}, 10, 2000)["verdict"] == "won"
     assert compare(0.70, {"full": {"test_accuracy": 0.79}}, 10, 2000)["verdict"] == "lost"
     lines = describe(summary)
-    assert "chance 0.1000" in lines[0] and lines[-1].startswith("the search tied within noise against the best baseline, full")
+    assert "chance 0.1000" in lines[0] and lines[-1].startswith(
+        "the search tied within noise against the best baseline, full"
+    )
 
 
 def test_a_search_fine_tunes_its_baselines_the_same_way_and_resumes(tmp_path, digits16):
@@ -71,8 +78,32 @@ def test_a_search_fine_tunes_its_baselines_the_same_way_and_resumes(tmp_path, di
 
 def test_cli_prints_the_comparison_and_the_verdict(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main([*TINY, "--searcher", "pso", "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
-                 "--final-select", "0", "--init", "random", "--baselines", "linear,last-k:1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                *TINY,
+                "--searcher",
+                "pso",
+                "--particles",
+                "2",
+                "--generations",
+                "1",
+                "--fitness-epochs",
+                "1",
+                "--final-epochs",
+                "1",
+                "--final-select",
+                "0",
+                "--init",
+                "random",
+                "--baselines",
+                "linear,last-k:1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "linear" in printed and "last-1" in printed and "chance 0.1000" in printed and "the search " in printed
 
@@ -93,9 +124,11 @@ def test_cli_default_and_paper_preset(tmp_path, captured):  # noqa: F811
 
 def test_the_answer_is_the_best_validated_candidate_never_the_best_tested():
     final = {"val_accuracy": 0.90, "test_accuracy": 0.70, "mask": [0, 1]}
-    baselines = {"linear": {"val_accuracy": 0.80, "test_accuracy": 0.99, "mask": [0, 0]},
-                 "full": {"val_accuracy": 0.95, "test_accuracy": 0.60, "mask": [1, 1]},
-                 "last-1": {"val_accuracy": 0.95, "test_accuracy": 0.65, "mask": [0, 1]}}
+    baselines = {
+        "linear": {"val_accuracy": 0.80, "test_accuracy": 0.99, "mask": [0, 0]},
+        "full": {"val_accuracy": 0.95, "test_accuracy": 0.60, "mask": [1, 1]},
+        "last-1": {"val_accuracy": 0.95, "test_accuracy": 0.65, "mask": [0, 1]},
+    }
     assert choose_answer(final, baselines) == "full"  # highest validation; a tie keeps the earlier one
     record = answer_record(final, baselines, BASELINES_DIR)
     assert record["model_dir"] == "baselines/full/final" and record["mask"] == [1, 1]

@@ -74,9 +74,7 @@ def test_every_option_defaults_to_its_library_value(command):
     """What the command receives for each option it is not given."""
     cmd = app.commands[command]
     params = [p for p in cmd.params if p.name != "help"]
-    assert len({o for p in params for o in p.opts}) == sum(len(p.opts) for p in params), (
-        "a flag twice"
-    )
+    assert len({o for p in params for o in p.opts}) == sum(len(p.opts) for p in params), "a flag twice"
     with cmd.make_context(command, list(REQUIRED[command])) as ctx:
         values = ctx.params
     required = {p.name for p in params if p.required}
@@ -87,9 +85,7 @@ def test_every_option_defaults_to_its_library_value(command):
             cls, name = param.config_field
             assert values[param.name] == _field_default(cls, name), (command, param.name)
         else:
-            assert param.name in NOT_FIELDS[command], (
-                f"{command} --{param.name}: not generated, not listed here"
-            )
+            assert param.name in NOT_FIELDS[command], f"{command} --{param.name}: not generated, not listed here"
             assert values[param.name] == NOT_FIELDS[command][param.name], (command, param.name)
 
 
@@ -142,9 +138,7 @@ def test_finetune_without_options_fine_tunes_as_a_searchs_final(tmp_path, monkey
     monkeypatch.setattr(finetune_cmd, "_finetune_settings", stop_after)
     assert main(["finetune", "--out", str(tmp_path / "run"), "--quiet"]) == 130
     assert settings["train"] == RUN.final.to_dict() and settings["seed"] == RUN.seed
-    assert (
-        settings["model"] == ModelConfig().to_dict() and settings["data"] == DataConfig().to_dict()
-    )
+    assert settings["model"] == ModelConfig().to_dict() and settings["data"] == DataConfig().to_dict()
     assert not (tmp_path / "run").exists()
 
 
@@ -174,9 +168,7 @@ def test_a_saved_search_without_newer_keys_reads_as_it_ran(tmp_path, captured):
     had no baselines and answered with the searched mask: read back, they still do."""
     assert SearchConfig.from_dict({}).patience == 0 and SearchConfig().patience == 3
     old = sorted(
-        p.parent
-        for p in RESULTS.glob("search/*/config.json")
-        if "patience" not in json.loads(p.read_text())["search"]
+        p.parent for p in RESULTS.glob("search/*/config.json") if "patience" not in json.loads(p.read_text())["search"]
     )
     assert old, "no record without patience left: this test would prove nothing"
     run = tmp_path / "old"
@@ -199,9 +191,7 @@ def test_a_saved_search_without_newer_keys_reads_as_it_ran(tmp_path, captured):
         == 0
     )
     assert captured["cfg"].search.patience == 0  # a run's config.json repeats that run
-    mine = (
-        tmp_path / "mine.yaml"
-    )  # a file of the user's: what it leaves out takes the library's defaults
+    mine = tmp_path / "mine.yaml"  # a file of the user's: what it leaves out takes the library's defaults
     mine.write_text("fitness:\n  epochs: 2\n")
     assert main(["search", "--config", str(mine), "--out", str(tmp_path / "mine"), "--quiet"]) == 0
     assert captured["cfg"].search == RunConfig().search and captured["cfg"].fitness.epochs == 2

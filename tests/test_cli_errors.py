@@ -57,18 +57,35 @@ def test_corrupt_image_is_skipped_with_a_counted_warning(capsys, tmp_path):
 def test_corrupt_image_stops_in_error_mode(capsys, tmp_path):
     root = make_tree(tmp_path / "d", per_class=10)
     (root / "a" / "broken.png").write_bytes(b"not an image at all")
-    msg = run_error(capsys, ["finetune", *TINY, "--data", str(root), "--on-bad-image", "error", "--out", str(tmp_path / "o")])
+    msg = run_error(
+        capsys, ["finetune", *TINY, "--data", str(root), "--on-bad-image", "error", "--out", str(tmp_path / "o")]
+    )
     assert "broken.png" in msg
 
 
 def test_too_few_images_for_requested_counts(capsys, tmp_path):
     root = make_tree(tmp_path / "d", per_class=6)
-    msg = run_error(capsys, ["finetune", *TINY, "--data", str(root), "--train-per-class", "10", "--val-per-class", "2",
-                             "--out", str(tmp_path / "o")])
+    msg = run_error(
+        capsys,
+        [
+            "finetune",
+            *TINY,
+            "--data",
+            str(root),
+            "--train-per-class",
+            "10",
+            "--val-per-class",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert "--train-per-class" in msg
 
 
-@pytest.mark.parametrize("content,needle", [([1, 0, 1], "entries but the model has"), ([1, 2, 0, 1, 0, 1], "must be 0")])
+@pytest.mark.parametrize(
+    "content,needle", [([1, 0, 1], "entries but the model has"), ([1, 2, 0, 1, 0, 1], "must be 0")]
+)
 def test_bad_mask_file(capsys, tmp_path, content, needle):
     mask = tmp_path / "mask.json"
     mask.write_text(json.dumps({"mask": content}))
@@ -85,8 +102,19 @@ def test_weights_file_that_does_not_fit(capsys, tmp_path):
     import torch
 
     torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "w.pth")
-    args = ["finetune", "--model", "test_resnet", "--weights", str(tmp_path / "w.pth"), "--data", "digits",
-            "--image-size", "16", "--out", str(tmp_path / "o")]
+    args = [
+        "finetune",
+        "--model",
+        "test_resnet",
+        "--weights",
+        str(tmp_path / "w.pth"),
+        "--data",
+        "digits",
+        "--image-size",
+        "16",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     msg = run_error(capsys, args)
     assert "does not fit model 'test_resnet'" in msg
 
@@ -104,13 +132,55 @@ def test_search_refuses_to_overwrite_a_run(capsys, tmp_path):
 
 
 def test_finetune_strategy_options(capsys, tmp_path):
-    msg = run_error(capsys, ["finetune", *TINY, "--data", "digits", "--strategy", "last-k", "--option", "q=3",
-                             "--out", str(tmp_path / "o")])
+    msg = run_error(
+        capsys,
+        [
+            "finetune",
+            *TINY,
+            "--data",
+            "digits",
+            "--strategy",
+            "last-k",
+            "--option",
+            "q=3",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert "has no option 'q'" in msg and "its options are k" in msg
-    msg = run_error(capsys, ["finetune", *TINY, "--data", "digits", "--strategy", "linear", "--option", "unit",
-                             "--out", str(tmp_path / "o")])
+    msg = run_error(
+        capsys,
+        [
+            "finetune",
+            *TINY,
+            "--data",
+            "digits",
+            "--strategy",
+            "linear",
+            "--option",
+            "unit",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert "KEY=VALUE" in msg
-    assert main(["finetune", *TINY, "--data", "digits", "--strategy", "last-k", "--option", "k=2", "--quiet",
-                 "--out", str(tmp_path / "ok")]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                *TINY,
+                "--data",
+                "digits",
+                "--strategy",
+                "last-k",
+                "--option",
+                "k=2",
+                "--quiet",
+                "--out",
+                str(tmp_path / "ok"),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "ok" / "final" / "metrics.json").read_text())
     assert metrics["strategy_config"] == {"k": 2} and sum(metrics["mask"]) == 2

@@ -37,10 +37,34 @@ def _command() -> list[str]:
 def test_ctrl_c_at_any_moment_prints_one_line(tmp_path, after):
     """Start-up (imports), data loading, model building or training: wherever Ctrl-C lands."""
     out = tmp_path / "run"
-    args = _command() + ["search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits",
-                         "--image-size", "16", "--train-per-class", "5", "--val-per-class", "3", "--searcher", "pso",
-                         "--particles", "2", "--generations", "3", "--fitness-epochs", "2", "--final-epochs", "2", "--quiet",
-                         "--out", str(out)]
+    args = _command() + [
+        "search",
+        "--model",
+        "test_efficientnet",
+        "--weights",
+        "none",
+        "--data",
+        "digits",
+        "--image-size",
+        "16",
+        "--train-per-class",
+        "5",
+        "--val-per-class",
+        "3",
+        "--searcher",
+        "pso",
+        "--particles",
+        "2",
+        "--generations",
+        "3",
+        "--fitness-epochs",
+        "2",
+        "--final-epochs",
+        "2",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     time.sleep(after)

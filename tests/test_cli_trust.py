@@ -15,10 +15,39 @@ from PIL import Image
 
 from layerswarm.cli import main
 
-DATA = ["--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-        "--train-per-class", "5", "--val-per-class", "3", "--max-test", "20", "--batch-size", "16"]
-SEARCH = ["search", *DATA, "--searcher", "pso", "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
-          "--quiet"]
+DATA = [
+    "--model",
+    "test_efficientnet",
+    "--weights",
+    "none",
+    "--data",
+    "digits",
+    "--image-size",
+    "16",
+    "--train-per-class",
+    "5",
+    "--val-per-class",
+    "3",
+    "--max-test",
+    "20",
+    "--batch-size",
+    "16",
+]
+SEARCH = [
+    "search",
+    *DATA,
+    "--searcher",
+    "pso",
+    "--particles",
+    "2",
+    "--generations",
+    "1",
+    "--fitness-epochs",
+    "1",
+    "--final-epochs",
+    "1",
+    "--quiet",
+]
 FINETUNE = ["finetune", *DATA, "--epochs", "1", "--quiet"]
 
 
@@ -50,15 +79,18 @@ def _copy(run, tmp_path, name="copy"):
     return dst
 
 
-@pytest.mark.parametrize("bad, needle", [
-    (["--granularity", "blok"], "--granularity"),
-    (["--particles", "0"], "--particles"),
-    (["--generations", "0"], "--generations"),
-    (["--final-epochs", "0"], "--final-epochs"),
-    (["--fitness-epochs", "0"], "--fitness-epochs"),
-    (["--optimizer", "adam"], "--optimizer"),
-    (["--searcher", "pso2"], "--searcher"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        (["--granularity", "blok"], "--granularity"),
+        (["--particles", "0"], "--particles"),
+        (["--generations", "0"], "--generations"),
+        (["--final-epochs", "0"], "--final-epochs"),
+        (["--fitness-epochs", "0"], "--fitness-epochs"),
+        (["--optimizer", "adam"], "--optimizer"),
+        (["--searcher", "pso2"], "--searcher"),
+    ],
+)
 def test_bad_search_options_are_refused_before_any_file(capsys, tmp_path, bad, needle):
     out = tmp_path / "e" / "run"
     msg = run_error(capsys, [*SEARCH, *bad, "--out", str(out)])
@@ -69,7 +101,12 @@ def test_bad_search_options_are_refused_before_any_file(capsys, tmp_path, bad, n
 def test_choices_show_in_help(capsys):
     assert main(["search", "--help"]) == 0
     text = capsys.readouterr().out
-    for shown in ("[block|stage|module]", "[sgd|adamw]", "[step|cosine|constant]", "[pso|random|tpe|ga|greedy|exhaustive]"):
+    for shown in (
+        "[block|stage|module]",
+        "[sgd|adamw]",
+        "[step|cosine|constant]",
+        "[pso|random|tpe|ga|greedy|exhaustive]",
+    ):
         assert shown in text
 
 
@@ -94,8 +131,14 @@ def test_choices_agree_with_the_code():
 def test_bad_settings_from_a_config_file_are_refused_before_any_file(capsys, tmp_path):
     """A config file bypasses click's checks: the run's own checks still come before any write."""
     config = tmp_path / "bad.json"
-    config.write_text(json.dumps({"model": {"name": "test_efficientnet", "weights": "none", "granularity": "blok"},
-                                  "data": {"data": "digits", "image_size": 16, "train_per_class": 5, "val_per_class": 3}}))
+    config.write_text(
+        json.dumps(
+            {
+                "model": {"name": "test_efficientnet", "weights": "none", "granularity": "blok"},
+                "data": {"data": "digits", "image_size": 16, "train_per_class": 5, "val_per_class": 3},
+            }
+        )
+    )
     out = tmp_path / "run"
     msg = run_error(capsys, [*SEARCH, "--config", str(config), "--out", str(out)])
     assert "granularity 'blok'" in msg
@@ -171,7 +214,10 @@ def test_resume_applies_and_records_safe_changes(capsys, finished, tmp_path):
     assert len(metrics["epochs"]) == 2
     # the search itself was not run again: same evaluations, same mask
     assert (run / "evaluations.jsonl").read_text() == (finished / "evaluations.jsonl").read_text()
-    assert json.loads((run / "best_mask.json").read_text())["mask"] == json.loads((finished / "best_mask.json").read_text())["mask"]
+    assert (
+        json.loads((run / "best_mask.json").read_text())["mask"]
+        == json.loads((finished / "best_mask.json").read_text())["mask"]
+    )
 
 
 def test_a_run_repeats_from_its_own_config_json(capsys, finished, tmp_path):
@@ -186,9 +232,11 @@ def test_a_run_repeats_from_its_own_config_json(capsys, finished, tmp_path):
 
 def test_config_file_yaml_with_flags_overriding(capsys, tmp_path):
     config = tmp_path / "ft.yaml"
-    config.write_text("model: {name: test_efficientnet, weights: none}\n"
-                      "data: {data: digits, image_size: 16, train_per_class: 5, val_per_class: 3, max_test: 20}\n"
-                      "train: {lr: 0.05, epochs: 3, batch_size: 16}\n")
+    config.write_text(
+        "model: {name: test_efficientnet, weights: none}\n"
+        "data: {data: digits, image_size: 16, train_per_class: 5, val_per_class: 3, max_test: 20}\n"
+        "train: {lr: 0.05, epochs: 3, batch_size: 16}\n"
+    )
     out = tmp_path / "ft"
     assert main(["finetune", "--config", str(config), "--epochs", "1", "--quiet", "--out", str(out)]) == 0
     saved = json.loads((out / "config.json").read_text())
@@ -197,8 +245,25 @@ def test_config_file_yaml_with_flags_overriding(capsys, tmp_path):
     assert len(json.loads((out / "final" / "metrics.json").read_text())["epochs"]) == 1
     # a recipe given over a file: the recipe's settings, the file's others, the options given on top
     out2 = tmp_path / "ft2"
-    assert main(["finetune", "--config", str(config), "--recipe", "paper", "--momentum", "0.5", "--epochs", "1",
-                 "--quiet", "--out", str(out2)]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--config",
+                str(config),
+                "--recipe",
+                "paper",
+                "--momentum",
+                "0.5",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--out",
+                str(out2),
+            ]
+        )
+        == 0
+    )
     train = json.loads((out2 / "config.json").read_text())["train"]
     assert train["recipe"] == "paper" and train["lr"] == 0.01 and train["momentum"] == 0.5
     assert train["batch_size"] == 16  # not a recipe setting: from the file
@@ -218,8 +283,24 @@ def _tree(root, classes, per_class=8):
 def test_finetune_refuses_degenerate_runs(capsys, tmp_path):
     one = _tree(tmp_path / "one", ["cat"])
     out = tmp_path / "o"
-    msg = run_error(capsys, ["finetune", "--model", "test_efficientnet", "--weights", "none", "--image-size", "16",
-                             "--data", str(one), "--epochs", "1", "--out", str(out)])
+    msg = run_error(
+        capsys,
+        [
+            "finetune",
+            "--model",
+            "test_efficientnet",
+            "--weights",
+            "none",
+            "--image-size",
+            "16",
+            "--data",
+            str(one),
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
     assert "1 class (cat)" in msg and "at least 2" in msg
     msg = run_error(capsys, [*FINETUNE, "--epochs", "0", "--out", str(out)])
     assert "--epochs" in msg
@@ -313,7 +394,7 @@ def test_the_readme_snippet_applies_an_exported_mask(finished):
     from pathlib import Path
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Use a mask elsewhere"):]
+    section = readme[readme.index("## Use a mask elsewhere") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert main(["export", str(finished)]) == 0
     code = code.replace("runs/fmnist/mask_export.json", str(finished / "mask_export.json"))
@@ -322,7 +403,8 @@ def test_the_readme_snippet_applies_an_exported_mask(finished):
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
     spec, model = scope["spec"], scope["model"]
     assert {n: p.requires_grad for n, p in model.named_parameters()} == {
-        n: spec["requires_grad"].get(n, True) for n, _ in model.named_parameters()}
+        n: spec["requires_grad"].get(n, True) for n, _ in model.named_parameters()
+    }
     import torch
 
     model.train()

@@ -25,8 +25,14 @@ TRAIN = TrainConfig(epochs=5, test_every=5, batch_size=16, lr=0.05, augment="non
 
 
 def _cfg(**changes) -> CompareConfig:
-    base = CompareConfig(model=ModelConfig(name="test_efficientnet", weights="none"), data=[DATA],
-                         strategies=["full", "linear"], train=TRAIN, repeats=2, seed=3)
+    base = CompareConfig(
+        model=ModelConfig(name="test_efficientnet", weights="none"),
+        data=[DATA],
+        strategies=["full", "linear"],
+        train=TRAIN,
+        repeats=2,
+        seed=3,
+    )
     return base.replace(**changes)
 
 
@@ -55,7 +61,8 @@ def test_table_matches_the_run_files(finished):
         assert float(rows[s]["digits_test_std"]) == pytest.approx(statistics.stdev(tests), rel=1e-4, abs=1e-9)
         assert float(rows[s]["digits_acc5_mean"]) == pytest.approx(statistics.fmean(early), rel=1e-5)
         assert float(rows[s]["digits_seconds_per_run"]) == pytest.approx(
-            statistics.fmean(m["wall_seconds"] for m in runs), rel=1e-4)
+            statistics.fmean(m["wall_seconds"] for m in runs), rel=1e-4
+        )
         assert rows[s]["digits_runs"] == "2"
         assert (out / "digits" / s / "repeat-0" / "final" / "model.safetensors").is_file()
     md = (out / "results.md").read_text()
@@ -64,8 +71,11 @@ def test_table_matches_the_run_files(finished):
 
 def test_every_strategy_gets_the_same_split_and_seed_per_repeat(finished):
     out, _, _ = finished
-    runs = {(s, r): json.loads((out / "digits" / s / f"repeat-{r}" / "run.json").read_text())
-            for s in ("full", "linear") for r in range(2)}
+    runs = {
+        (s, r): json.loads((out / "digits" / s / f"repeat-{r}" / "run.json").read_text())
+        for s in ("full", "linear")
+        for r in range(2)
+    }
     for r in range(2):
         full, linear = runs[("full", r)], runs[("linear", r)]
         assert full["seed"] == linear["seed"] == 3 + r == full["train"]["seed"]
@@ -120,7 +130,11 @@ def test_scratch_runs_from_random_weights(tmp_path):
 
 def test_options_and_strategy_names():
     assert parse_options(["pso.particles=4", "l2sp.alpha=0.01", "mask.mask_file=best.json", "last-k.k=3"]) == {
-        "pso": {"particles": 4}, "l2sp": {"alpha": 0.01}, "mask": {"mask_file": "best.json"}, "last-k": {"k": 3}}
+        "pso": {"particles": 4},
+        "l2sp": {"alpha": 0.01},
+        "mask": {"mask_file": "best.json"},
+        "last-k": {"k": 3},
+    }
     with pytest.raises(LayerswarmError, match="STRATEGY.KEY=VALUE"):
         parse_options(["particles=4"])
     with pytest.raises(LayerswarmError, match="did you mean l2sp"):
@@ -148,17 +162,51 @@ def _mit_indoor(root: Path) -> Path:
 def test_compare_command_with_a_paper_dataset(tmp_path, capsys):
     root = _mit_indoor(tmp_path / "indoor")
     out = tmp_path / "cmp"
-    args = ["compare", "--model", "test_efficientnet", "--weights", "none", "--data", "digits",
-            "--data", f"mit-indoor:{root}", "--image-size", "16", "--train-per-class", "4", "--val-per-class", "2",
-            "--max-test", "30", "--strategies", "linear,last-k", "--option", "last-k.k=2", "--repeats", "1",
-            "--epochs", "5", "--batch-size", "8", "--out", str(out), "--quiet"]
+    args = [
+        "compare",
+        "--model",
+        "test_efficientnet",
+        "--weights",
+        "none",
+        "--data",
+        "digits",
+        "--data",
+        f"mit-indoor:{root}",
+        "--image-size",
+        "16",
+        "--train-per-class",
+        "4",
+        "--val-per-class",
+        "2",
+        "--max-test",
+        "30",
+        "--strategies",
+        "linear,last-k",
+        "--option",
+        "last-k.k=2",
+        "--repeats",
+        "1",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| strategy | digits test acc % |" in printed and "mit-indoor test acc %" in printed
     assert printed.startswith((out / "results.md").read_text())
     assert (out / "mit-indoor" / "last-k" / "repeat-0" / "final" / "metrics.json").is_file()
     assert json.loads((out / "mit-indoor" / "last-k" / "repeat-0" / "final" / "metrics.json").read_text())["mask"] == [
-        0, 0, 0, 0, 1, 1]
+        0,
+        0,
+        0,
+        0,
+        1,
+        1,
+    ]
     # run again: nothing is retrained, the same table is printed
     assert main(args) == 0
     assert capsys.readouterr().out == printed

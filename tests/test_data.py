@@ -146,9 +146,7 @@ def test_digits_shapes_classes_and_disjoint_splits() -> None:
     # the three splits partition the dataset: every image used exactly once
     raw = np.rint(load_digits().images * 255 / 16).astype(np.uint8)
     want = Counter(img.tobytes() for img in raw)
-    got = Counter(
-        img.numpy().tobytes() for part in (s.train, s.val, s.test) for img in part.images[:, 0]
-    )
+    got = Counter(img.numpy().tobytes() for part in (s.train, s.val, s.test) for img in part.images[:, 0])
     assert got == want
     assert len(s.test) == pytest.approx(0.2 * 1797, abs=10)
     assert s.for_search().num_classes == 10
@@ -227,9 +225,7 @@ def test_fashion_mnist_idx_files(tmp_path: Path, gz: bool) -> None:
 
 def test_fashion_mnist_resize_and_max_test(tmp_path: Path) -> None:
     write_fashion(tmp_path)
-    s = load_dataset(
-        DataConfig(data="fashion-mnist", data_root=str(tmp_path), image_size=16, max_test=10)
-    )
+    s = load_dataset(DataConfig(data="fashion-mnist", data_root=str(tmp_path), image_size=16, max_test=10))
     assert s.test.images.shape == (10, 1, 16, 16) and len(s.train) + len(s.val) == 40
 
 
@@ -263,9 +259,7 @@ def test_fashion_mnist_truncated_data(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not Path(FASHION_MNIST_DEFAULT_ROOT).is_dir(), reason="dataset-fashion-mnist not installed"
-)
+@pytest.mark.skipif(not Path(FASHION_MNIST_DEFAULT_ROOT).is_dir(), reason="dataset-fashion-mnist not installed")
 def test_fashion_mnist_real_files() -> None:
     s = load_dataset(DataConfig(data="fashion-mnist", train_per_class=50, val_per_class=10))
     assert s.train.images.shape == (500, 1, 64, 64)  # fashion-mnist's own input size

@@ -52,9 +52,7 @@ def test_caltech256_30(tmp_path: Path) -> None:
 
 def test_caltech256_few_shot_and_data_root(tmp_path: Path) -> None:
     make_caltech(tmp_path)
-    cfg = DataConfig(
-        data="caltech256-30", data_root=str(tmp_path), image_size=4, train_per_class=10
-    )
+    cfg = DataConfig(data="caltech256-30", data_root=str(tmp_path), image_size=4, train_per_class=10)
     s = load_dataset(cfg)
     assert counts(s.train.labels, 3) == [10] * 3 and counts(s.val.labels, 3) == [6] * 3
 
@@ -152,9 +150,7 @@ def make_stanford_dogs(root: Path) -> Path:
 
 def test_stanford_dogs_official_split(tmp_path: Path) -> None:
     make_stanford_dogs(tmp_path)
-    cfg = DataConfig(
-        data=f"stanford-dogs:{tmp_path}", image_size=4, val_per_class=1, train_per_class=3
-    )
+    cfg = DataConfig(data=f"stanford-dogs:{tmp_path}", image_size=4, val_per_class=1, train_per_class=3)
     s = load_dataset(cfg)
     assert s.classes == ["Chihuahua", "Japanese_spaniel", "Airedale"] and s.name == "stanford-dogs"
     assert counts(s.train.labels, 3) == [3, 3, 3]
@@ -178,8 +174,6 @@ def test_stanford_dogs_incomplete_copy(tmp_path: Path, remove: str) -> None:
 def test_stanford_dogs_too_few_for_requested_counts(tmp_path: Path) -> None:
     make_stanford_dogs(tmp_path)
     with pytest.raises(LayerswarmError) as excinfo:
-        load_dataset(
-            DataConfig(data=f"stanford-dogs:{tmp_path}", train_per_class=5, val_per_class=1)
-        )
+        load_dataset(DataConfig(data=f"stanford-dogs:{tmp_path}", train_per_class=5, val_per_class=1))
     msg = one_line_error(excinfo)
     assert "class 'Chihuahua' has 5 training images but 6 were asked" in msg

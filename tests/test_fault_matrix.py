@@ -65,19 +65,13 @@ CLI = [sys.executable, "-m", "layerswarm.cli", "search"]
 
 def _start(args: list[str], failpoints: str | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != ENV}
-    env["OMP_NUM_THREADS"] = str(
-        torch.get_num_threads()
-    )  # CPU results depend on it: as in this process
+    env["OMP_NUM_THREADS"] = str(torch.get_num_threads())  # CPU results depend on it: as in this process
     if failpoints:
         env[ENV] = failpoints
-    return subprocess.Popen(
-        CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    return subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _run(
-    args: list[str], failpoints: str | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess:
+def _run(args: list[str], failpoints: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     proc = _start(args, failpoints)
     stdout, stderr = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
@@ -88,10 +82,7 @@ def _wait_for(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
     while not ready():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError(
-                "the run ended (or hung) before the moment to test: "
-                + proc.communicate()[1][-2000:]
-            )
+            raise AssertionError("the run ended (or hung) before the moment to test: " + proc.communicate()[1][-2000:])
         time.sleep(0.01)
 
 
@@ -124,9 +115,7 @@ def straight(tmp_path_factory) -> Path:
     assert main(["search", *ARGS, "--out", str(out)]) == 0
     records = read_jsonl(out / "evaluations.jsonl")
     assert len(records) == PARTICLES * GENERATIONS and all(r["status"] == "ok" for r in records)
-    assert len({r["fitness"] for r in records}) > 1, (
-        "all fitnesses equal: comparisons would prove nothing"
-    )
+    assert len({r["fitness"] for r in records}) > 1, "all fitnesses equal: comparisons would prove nothing"
     return out
 
 
@@ -185,8 +174,7 @@ def test_sigterm_mid_search_exits_143_and_resumes_to_the_same_result(tmp_path, s
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr[-3000:]
     assert _last_line(stderr) == (
-        f"layerswarm: terminated (SIGTERM): progress is saved in {out}; continue with: "
-        f"layerswarm search --resume {out}"
+        f"layerswarm: terminated (SIGTERM): progress is saved in {out}; continue with: layerswarm search --resume {out}"
     )
     done = len(read_jsonl(out / "evaluations.jsonl"))
     assert 2 <= done < PARTICLES * GENERATIONS and not list(out.glob(".*.tmp"))
@@ -217,9 +205,7 @@ def test_a_full_disk_on_the_third_write_keeps_every_earlier_file_and_resumes(tmp
     line = _last_line(proc.stderr)
     # config.json, search_state.json, then the first evaluation's line
     failed = out / "evaluations.jsonl"
-    assert line.startswith(
-        f"layerswarm: error: cannot write '{failed}': No space left on device"
-    ), line
+    assert line.startswith(f"layerswarm: error: cannot write '{failed}': No space left on device"), line
     assert f"(ENOSPC): free space on the disk of '{out}'" in line
     assert line.endswith(f"then continue with: layerswarm search --resume {out}")
     assert read_json(out / "config.json")["search"]["searcher"] == "pso"  # the earlier files, whole
@@ -247,16 +233,12 @@ def test_a_nan_loss_marks_evaluations_diverged_and_the_search_goes_on(tmp_path):
     assert not (out / "final").exists()
     assert main(["report", str(out)]) == 0  # the report shows them
     page = (out / "report.html").read_text()
-    assert "Evaluations without a fitness" in page and page.count("<td>diverged</td>") == len(
-        records
-    )
+    assert "Evaluations without a fitness" in page and page.count("<td>diverged</td>") == len(records)
 
 
 def test_a_nan_loss_in_the_final_finetune_stops_with_the_learning_rate(tmp_path):
     out = tmp_path / "run"
-    step = (
-        STEPS_PER_EPOCH + 3
-    )  # beyond every 1-epoch fitness fine-tune, in the final's second epoch
+    step = STEPS_PER_EPOCH + 3  # beyond every 1-epoch fitness fine-tune, in the final's second epoch
     proc = _run([*ARGS, "--out", str(out)], failpoints=f"loss=nan@{step}")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert all(r["status"] == "ok" for r in read_jsonl(out / "evaluations.jsonl"))
@@ -265,11 +247,6 @@ def test_a_nan_loss_in_the_final_finetune_stops_with_the_learning_rate(tmp_path)
         f"at step {step} "
         "(epoch 2), with lr 0.05: pass a lower --lr, e.g. 0.005"
     )
-    assert (
-        not (out / "final" / "model.safetensors").exists()
-        and not (out / "final" / "metrics.json").exists()
-    )
-    history = torch.load(out / "final" / "checkpoint.pt", map_location="cpu", weights_only=True)[
-        "state"
-    ]["history"]
+    assert not (out / "final" / "model.safetensors").exists() and not (out / "final" / "metrics.json").exists()
+    history = torch.load(out / "final" / "checkpoint.pt", map_location="cpu", weights_only=True)["state"]["history"]
     assert len(history) == 1 and json.dumps(history)  # the last whole epoch before it, intact

@@ -126,17 +126,23 @@ def test_error_is_one_line_with_its_type():
     assert describe_error(MemoryError()) == "MemoryError"
 
 
-@pytest.mark.parametrize("err, kind", [
-    (TypeError("bad argument"), "permanent"), (ValueError("bad value"), "permanent"),
-    (ImportError("no module"), "permanent"), (LayerswarmError("bad input"), "permanent"),
-    (IndexError("out of bounds"), "permanent"),
-    (FileNotFoundError(errno.ENOENT, "gone"), "permanent"),
-    (MemoryError(), "transient"), (OSError(errno.EIO, "read error"), "transient"),
-    (torch.OutOfMemoryError("CUDA out of memory"), "transient"),
-    (RuntimeError("MPS backend out of memory"), "transient"),
-    (RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR"), "unknown"),
-    (NonFiniteLossError("non-finite loss nan"), "diverged"),
-])
+@pytest.mark.parametrize(
+    "err, kind",
+    [
+        (TypeError("bad argument"), "permanent"),
+        (ValueError("bad value"), "permanent"),
+        (ImportError("no module"), "permanent"),
+        (LayerswarmError("bad input"), "permanent"),
+        (IndexError("out of bounds"), "permanent"),
+        (FileNotFoundError(errno.ENOENT, "gone"), "permanent"),
+        (MemoryError(), "transient"),
+        (OSError(errno.EIO, "read error"), "transient"),
+        (torch.OutOfMemoryError("CUDA out of memory"), "transient"),
+        (RuntimeError("MPS backend out of memory"), "transient"),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR"), "unknown"),
+        (NonFiniteLossError("non-finite loss nan"), "diverged"),
+    ],
+)
 def test_failures_are_classified(err, kind):
     assert failure_kind(err) == kind
 
@@ -154,14 +160,17 @@ class Raising:
         return Evaluation(fitness=float(sum(mask)))
 
 
-@pytest.mark.parametrize("errors, calls, status", [
-    ([TypeError("bug")] * 9, 1, "failed"),  # permanent: tried once
-    ([NonFiniteLossError("non-finite loss nan")] * 9, 1, "diverged"),  # diverges every time
-    ([MemoryError()] * 2, 3, "ok"),  # transient: retried until it passes
-    ([MemoryError()] * 9, 4, "failed"),  # ... at most 3 retries
-    ([RuntimeError("same")] * 9, 2, "failed"),  # unknown: retried until it repeats itself
-    ([RuntimeError("a"), RuntimeError("b")], 3, "ok"),  # unknown, another each time: retried
-])
+@pytest.mark.parametrize(
+    "errors, calls, status",
+    [
+        ([TypeError("bug")] * 9, 1, "failed"),  # permanent: tried once
+        ([NonFiniteLossError("non-finite loss nan")] * 9, 1, "diverged"),  # diverges every time
+        ([MemoryError()] * 2, 3, "ok"),  # transient: retried until it passes
+        ([MemoryError()] * 9, 4, "failed"),  # ... at most 3 retries
+        ([RuntimeError("same")] * 9, 2, "failed"),  # unknown: retried until it repeats itself
+        ([RuntimeError("a"), RuntimeError("b")], 3, "ok"),  # unknown, another each time: retried
+    ],
+)
 def test_retries_follow_the_kind_of_failure(errors, calls, status):
     evaluate = Raising(errors)
     ev = evaluate_with_retries(evaluate, Trial(0, 0, 0, [1, 0, 1]), retries=3)
@@ -207,10 +216,14 @@ def _strip(record: dict) -> dict:
 def test_a_failing_first_batch_stops_and_a_resume_after_the_fix_equals_a_clean_run(tmp_path):
     expected = search_masks(_pso(), LocalExecutor(Quick()), tmp_path / "clean")
     out = tmp_path / "run"
-    with pytest.raises(EvaluationsFailing, match=(
+    with pytest.raises(
+        EvaluationsFailing,
+        match=(
             r"^every evaluation of the first batch failed \(4 of 4\); the first, evaluation 0 "
             r"\(generation 0, particle 0\) failed with TypeError: broken on call 1: "
-            r"fix its cause$")):
+            r"fix its cause$"
+        ),
+    ):
         search_masks(_pso(), LocalExecutor(Quick(broken=range(1, 5)), retries=0), out)
     assert [r["status"] for r in read_jsonl(out / EVALUATIONS_FILE)] == ["failed"] * 4
     searcher = _pso()
@@ -226,28 +239,33 @@ def test_a_failing_first_batch_stops_and_a_resume_after_the_fix_equals_a_clean_r
 def test_more_than_the_share_of_failures_stops_the_search(tmp_path):
     # batch 1 succeeds; from call 5 on every evaluation fails: 5 of 9 > half at the 9th
     failing = LocalExecutor(Quick(broken=range(5, 99)), retries=0)
-    with pytest.raises(EvaluationsFailing, match=(
+    with pytest.raises(
+        EvaluationsFailing,
+        match=(
             r"^5 of 9 evaluations failed, more than --max-failed-share 0.5; the first, "
-            r"evaluation 4 \(generation 1, particle 0\)")):
+            r"evaluation 4 \(generation 1, particle 0\)"
+        ),
+    ):
         search_masks(_pso(), failing, tmp_path / "half")
     state = read_json(tmp_path / "half" / STATE_FILE)
     searcher = _pso()
     searcher.load_state_dict(state)
     assert [t.number for t in searcher.pending()] == [8, 9, 10, 11]  # the batch it stopped in
     # 1 tolerates any share: the search runs to its end, failures counted as worst
-    search_masks(_pso(), LocalExecutor(Quick(broken=range(5, 99)), retries=0), tmp_path / "all",
-                 max_failed_share=1.0)
+    search_masks(_pso(), LocalExecutor(Quick(broken=range(5, 99)), retries=0), tmp_path / "all", max_failed_share=1.0)
     assert len(read_jsonl(tmp_path / "all" / EVALUATIONS_FILE)) == 12
 
 
-@pytest.mark.parametrize("spec, says", [
-    ("explode=raise:TypeError", "unknown point 'explode'"),
-    ("loss=raise:TypeError", "point loss takes nan"),
-    ("evaluate=raise:Nope", "'Nope' is neither a built-in exception nor an errno name"),
-    ("write=raise:ENOSPC@0", "@0 must be a count from 1"),
-])
-def test_a_malformed_failpoint_is_refused_before_any_work(monkeypatch, capsys, tmp_path, spec,
-                                                          says):
+@pytest.mark.parametrize(
+    "spec, says",
+    [
+        ("explode=raise:TypeError", "unknown point 'explode'"),
+        ("loss=raise:TypeError", "point loss takes nan"),
+        ("evaluate=raise:Nope", "'Nope' is neither a built-in exception nor an errno name"),
+        ("write=raise:ENOSPC@0", "@0 must be a count from 1"),
+    ],
+)
+def test_a_malformed_failpoint_is_refused_before_any_work(monkeypatch, capsys, tmp_path, spec, says):
     monkeypatch.setenv(ENV, spec)
     assert main(["search", "--out", str(tmp_path / "run")]) == 2
     line = capsys.readouterr().err.strip()
@@ -262,15 +280,19 @@ def test_a_failed_write_names_the_file_and_the_fix_and_keeps_the_one_before(tmp_
     atomic_write_json(path, {"step": 2})
     with pytest.raises(WriteFailed) as failed:
         atomic_write_json(path, {"step": 3})
-    assert str(failed.value) == (f"cannot write '{path}': Permission denied (injected by {ENV} "
-                                 f"write=raise:EACCES@2) (EACCES): make '{tmp_path}' writable for "
-                                 "this user")
+    assert str(failed.value) == (
+        f"cannot write '{path}': Permission denied (injected by {ENV} "
+        f"write=raise:EACCES@2) (EACCES): make '{tmp_path}' writable for "
+        "this user"
+    )
     assert read_json(path) == {"step": 2} and [p.name for p in tmp_path.iterdir()] == ["state.json"]
     monkeypatch.delenv(ENV)
     with pytest.raises(WriteFailed) as full:  # a real full device: the kernel's ENOSPC
         append_jsonl("/dev/full", {"number": 0})
-    assert str(full.value) == ("cannot write '/dev/full': No space left on device (ENOSPC): "
-                               "free space on the disk of '/dev' (or give the run more quota)")
+    assert str(full.value) == (
+        "cannot write '/dev/full': No space left on device (ENOSPC): "
+        "free space on the disk of '/dev' (or give the run more quota)"
+    )
     assert full.value.exit_code == 1
 
 
@@ -280,18 +302,20 @@ def test_a_diverged_baseline_stops_with_its_learning_rate(digits16, tmp_path, mo
     monkeypatch.setenv(ENV, "loss=nan@2")
     out = tmp_path / "baselines" / "full" / "final"
     with pytest.raises(RunFailed) as diverged:
-        run_finetune(bundle, digits16, create_strategy("full"),
-                     TrainConfig(epochs=2, lr=0.1, batch_size=16), out)
-    assert str(diverged.value) == (f"the full fine-tune ({out}) diverged, non-finite loss nan at "
-                                   "step 2 (epoch 1), with lr 0.1: pass a lower --lr, e.g. 0.01")
+        run_finetune(bundle, digits16, create_strategy("full"), TrainConfig(epochs=2, lr=0.1, batch_size=16), out)
+    assert str(diverged.value) == (
+        f"the full fine-tune ({out}) diverged, non-finite loss nan at "
+        "step 2 (epoch 1), with lr 0.1: pass a lower --lr, e.g. 0.01"
+    )
     assert not diverged.value.resumable and not (out / "model.safetensors").exists()
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
-    code = ("import sys, time\nfrom layerswarm.run.lock import lock_run_folder\n"
-            "lock_run_folder(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(120)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
-                              text=True)
+    code = (
+        "import sys, time\nfrom layerswarm.run.lock import lock_run_folder\n"
+        "lock_run_folder(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(120)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         busy = f"'{tmp_path}' is in use by another layerswarm run (process {holder.pid})"
@@ -306,6 +330,5 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
     refuse_if_locked(tmp_path)  # and this process let it go when the call returned
     done = code.replace("time.sleep(120)", "")
-    check = subprocess.run([sys.executable, "-c", done, str(tmp_path)], capture_output=True,
-                           text=True, timeout=60)
+    check = subprocess.run([sys.executable, "-c", done, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and check.stdout.strip() == "held", check.stderr[-2000:]

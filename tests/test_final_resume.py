@@ -28,8 +28,7 @@ def _config(keep_best: bool) -> RunConfig:
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=40),
         fitness=TrainConfig(epochs=1, **train),
         final=TrainConfig(epochs=5, val_every=2, test_every=2, **train),
-        search=SearchConfig(options={"particles": 2, "generations": 1}, baselines="none",
-                            answer="mask"),
+        search=SearchConfig(options={"particles": 2, "generations": 1}, baselines="none", answer="mask"),
     )
 
 
@@ -77,14 +76,44 @@ def test_interrupted_final_finetune_resumes_to_the_same_result(tmp_path, keep_be
 
 
 def test_killed_final_finetune_resumes_through_the_command_line(tmp_path):
-    args = ["--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-            "--train-per-class", "8", "--val-per-class", "4", "--max-test", "40", "--batch-size", "16",
-            "--searcher", "pso", "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "8", "--quiet"]
+    args = [
+        "--model",
+        "test_efficientnet",
+        "--weights",
+        "none",
+        "--data",
+        "digits",
+        "--image-size",
+        "16",
+        "--train-per-class",
+        "8",
+        "--val-per-class",
+        "4",
+        "--max-test",
+        "40",
+        "--batch-size",
+        "16",
+        "--searcher",
+        "pso",
+        "--particles",
+        "2",
+        "--generations",
+        "1",
+        "--fitness-epochs",
+        "1",
+        "--final-epochs",
+        "8",
+        "--quiet",
+    ]
     straight, cut = tmp_path / "straight", tmp_path / "cut"
     assert main(["search", *args, "--out", str(straight)]) == 0
 
-    proc = subprocess.Popen([sys.executable, "-m", "layerswarm.cli", "search", *args, "--out", str(cut)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "layerswarm.cli", "search", *args, "--out", str(cut)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     checkpoint = cut / "final" / FINAL_CHECKPOINT
     deadline = time.monotonic() + 300
     while not checkpoint.exists():

@@ -20,9 +20,14 @@ def selecting(k=2, repeats=2):
 
 
 def test_top_masks_are_distinct_best_first_ties_to_the_earlier():
-    records = [{"number": 0, "mask": [0], "fitness": 0.5}, {"number": 1, "mask": [1], "fitness": 0.7},
-               {"number": 2, "mask": [1], "fitness": 0.7}, {"number": 3, "mask": [2], "fitness": 0.7},
-               {"number": 4, "mask": [3], "fitness": 0.9, "phase": "selection"}, {"number": 5, "mask": [4], "fitness": None}]
+    records = [
+        {"number": 0, "mask": [0], "fitness": 0.5},
+        {"number": 1, "mask": [1], "fitness": 0.7},
+        {"number": 2, "mask": [1], "fitness": 0.7},
+        {"number": 3, "mask": [2], "fitness": 0.7},
+        {"number": 4, "mask": [3], "fitness": 0.9, "phase": "selection"},
+        {"number": 5, "mask": [4], "fitness": None},
+    ]
     assert [(r["mask"], r["number"]) for r in top_masks(records, 2)] == [([1], 1), ([2], 3)]
 
 
@@ -113,18 +118,26 @@ def test_a_branched_run_is_the_run_with_those_settings(tmp_path, digits16):
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("branch_run", Path(__file__).parents[1] / "benchmarks" / "branch_run.py")
+    spec = importlib.util.spec_from_file_location(
+        "branch_run", Path(__file__).parents[1] / "benchmarks" / "branch_run.py"
+    )
     branch_run = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(branch_run)
     cfg = tiny_config(particles=2, generations=6)
     run_search(cfg, tmp_path / "whole", data=digits16, report=False)
     after = cfg.replace(search=cfg.search.replace(patience=1, final_select=2, select_epochs=2, select_repeats=1))
-    kept = branch_run.branch(tmp_path / "whole", tmp_path / "branch", 1,
-                             {"search.final_select": 2, "search.select_epochs": 2, "search.select_repeats": 1})
+    kept = branch_run.branch(
+        tmp_path / "whole",
+        tmp_path / "branch",
+        1,
+        {"search.final_select": 2, "search.select_epochs": 2, "search.select_repeats": 1},
+    )
     assert 0 < kept < len(read_jsonl(tmp_path / "whole" / "evaluations.jsonl"))
     branched = run_search(after, tmp_path / "branch", data=digits16, resume=True, report=False)
     direct = run_search(after, tmp_path / "direct", data=digits16, report=False)
     b, d = (read_jsonl(tmp_path / name / "evaluations.jsonl") for name in ("branch", "direct"))
     assert len([r for r in b if not r.get("phase")]) == kept  # the resume searched nothing more
-    assert [(r["mask"], r["fitness"], r.get("phase")) for r in b] == [(r["mask"], r["fitness"], r.get("phase")) for r in d]
+    assert [(r["mask"], r["fitness"], r.get("phase")) for r in b] == [
+        (r["mask"], r["fitness"], r.get("phase")) for r in d
+    ]
     assert branched["mask"] == direct["mask"] and branched["test_accuracy"] == direct["test_accuracy"]

@@ -85,7 +85,9 @@ def test_memo_remembers_only_records_of_its_own_repeats():
 
 def test_a_shorter_budget_from_a_longer_curve_keeps_an_se():
     memo = MemoExecutor(None, 3, truncatable=True)
-    memo.results[((1, 0), 3)] = Evaluation(fitness=0.6, val_images=40, epochs=[{"val_accuracy": v} for v in (0.5, 0.55, 0.6)])
+    memo.results[((1, 0), 3)] = Evaluation(
+        fitness=0.6, val_images=40, epochs=[{"val_accuracy": v} for v in (0.5, 0.55, 0.6)]
+    )
     short = memo.lookup(((1, 0), 2))
     assert short.fitness == 0.55 and short.fitness_se == pytest.approx(binomial_se(0.55, 40))
 
@@ -109,9 +111,11 @@ def test_search_records_se_and_repeats_and_best_mask_names_the_masks_within_nois
 
 
 def test_best_with_noise_ignores_a_final_selection():
-    records = [{"mask": [1], "fitness": 0.8, "fitness_se": 0.05},
-               {"mask": [0], "fitness": 0.79, "fitness_se": 0.05},
-               {"mask": [0], "fitness": 0.1, "fitness_se": 0.01, "phase": "selection"}]
+    records = [
+        {"mask": [1], "fitness": 0.8, "fitness_se": 0.05},
+        {"mask": [0], "fitness": 0.79, "fitness_se": 0.05},
+        {"mask": [0], "fitness": 0.1, "fitness_se": 0.01, "phase": "selection"},
+    ]
     noise = best_with_noise(records, [1], 0.8)
     assert noise["fitness_se"] == 0.05 and [r["mask"] for r in noise["within_noise"]] == [[0]]
 
@@ -119,8 +123,14 @@ def test_best_with_noise_ignores_a_final_selection():
 def test_the_convergence_figure_draws_the_se(tmp_path):
     from layerswarm.report.figures import plot_convergence
 
-    evals = [{"generation": 0, "fitness": 0.5, "fitness_se": 0.05}, {"generation": 1, "fitness": 0.6, "fitness_se": 0.04}]
-    history = [{"generation": 0, "best_fitness": 0.5, "mean_fitness": 0.5}, {"generation": 1, "best_fitness": 0.6, "mean_fitness": 0.6}]
+    evals = [
+        {"generation": 0, "fitness": 0.5, "fitness_se": 0.05},
+        {"generation": 1, "fitness": 0.6, "fitness_se": 0.04},
+    ]
+    history = [
+        {"generation": 0, "best_fitness": 0.5, "mean_fitness": 0.5},
+        {"generation": 1, "best_fitness": 0.6, "mean_fitness": 0.6},
+    ]
     fig = plot_convergence([("run", history, evals)])
     bars = [c for c in fig.axes[0].collections if c.__class__.__name__ == "LineCollection"]
     assert bars and len(bars[0].get_segments()) == 2

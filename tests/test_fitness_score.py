@@ -59,8 +59,10 @@ def test_a_trend_fitness_is_the_same_run_scored_by_its_rise(bundle, digits16):
 
 
 def test_the_memo_scores_remembered_and_truncated_curves_its_own_way():
-    records = [{"mask": [1, 0], "fitness": 0.7, "fitness_se": 0.1, "val_curve": [None, 0.5, None, 0.6], "repeats": 1},
-               {"mask": [0, 1], "fitness": 0.6, "fitness_se": 0.1, "val_curve": [None, 0.5, None, 0.6], "repeats": 1}]
+    records = [
+        {"mask": [1, 0], "fitness": 0.7, "fitness_se": 0.1, "val_curve": [None, 0.5, None, 0.6], "repeats": 1},
+        {"mask": [0, 1], "fitness": 0.6, "fitness_se": 0.1, "val_curve": [None, 0.5, None, 0.6], "repeats": 1},
+    ]
     trend, accuracy = MemoExecutor(None, 4, score="trend"), MemoExecutor(None, 4)
     trend.remember(records)
     accuracy.remember(records)

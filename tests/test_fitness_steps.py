@@ -37,8 +37,9 @@ def test_a_search_with_a_step_budget_records_both_and_resumes(tmp_path, digits16
     assert all(len(e["val_curve"]) == 2 for e in evals)
     assert sum(e["epochs_trained"] for e in evals) == 2 * len({tuple(e["mask"]) for e in evals})  # the memo still works
     # a resume with the saved (resolved) configuration is the same run
-    again = run_search(cfg.replace(fitness=cfg.fitness.replace(epochs=2)), tmp_path / "run", data=digits16,
-                       resume=True, report=False)
+    again = run_search(
+        cfg.replace(fitness=cfg.fitness.replace(epochs=2)), tmp_path / "run", data=digits16, resume=True, report=False
+    )
     assert again["mask"] == json.loads((tmp_path / "run" / "best_mask.json").read_text())["mask"]
 
 

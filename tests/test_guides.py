@@ -64,18 +64,14 @@ def test_trainer_section(folder, monkeypatch):
 def test_lightning_section(folder, monkeypatch):
     pytest.importorskip("lightning")
     scope = run_section("Lightning", folder, monkeypatch)
-    assert len(scope["study"].trials) == 4 and all(
-        t.state == "complete" for t in scope["study"].trials
-    )
+    assert len(scope["study"].trials) == 4 and all(t.state == "complete" for t in scope["study"].trials)
 
 
 def test_peft_section(folder, monkeypatch):
     pytest.importorskip("peft")
     scope = run_section("peft (LoRA)", folder, monkeypatch)
     adapted = {
-        n.split(".encoder.layer.")[1].split(".")[0]
-        for n, _ in scope["lora"].named_modules()
-        if n.endswith("lora_A")
+        n.split(".encoder.layer.")[1].split(".")[0] for n, _ in scope["lora"].named_modules() if n.endswith("lora_A")
     }
     assert adapted == {"1", "3"}
 

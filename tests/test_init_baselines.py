@@ -43,8 +43,13 @@ def test_search_config_refuses_bad_values():
     from layerswarm.errors import LayerswarmError
     from layerswarm.run.config import SearchConfig
 
-    for bad in ({"init": "hand"}, {"fitness_repeats": 0}, {"select_repeats": 0}, {"final_select": -1},
-                {"fitness_steps": 0}):
+    for bad in (
+        {"init": "hand"},
+        {"fitness_repeats": 0},
+        {"select_repeats": 0},
+        {"final_select": -1},
+        {"fitness_steps": 0},
+    ):
         with pytest.raises(LayerswarmError, match="search config"):
             SearchConfig(**bad)
 

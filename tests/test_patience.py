@@ -81,7 +81,9 @@ def test_a_search_run_with_patience_stops_where_its_records_say(tmp_path, digits
     best = max(prefix, key=lambda r: r["fitness"])  # first of equals: the searcher's strict >
     assert result["fitness"] == best["fitness"]
     # benchmarks/patience_replay.py reads the same stop and mask from the run without patience
-    spec = importlib.util.spec_from_file_location("patience_replay", Path(__file__).parents[1] / "benchmarks" / "patience_replay.py")
+    spec = importlib.util.spec_from_file_location(
+        "patience_replay", Path(__file__).parents[1] / "benchmarks" / "patience_replay.py"
+    )
     replay = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(replay)
     replayed = replay.replay(tmp_path / "whole", 1)

@@ -22,8 +22,11 @@ from layerswarm.models.factory import pretrained_input  # noqa: E402
 from text_fixtures import make_text_csv, make_tiny_bert  # noqa: E402
 
 CLASSES = ["animal", "food", "tool"]
-NEW_TEXTS = {"animal": "a cat with the dog and a horse", "food": "bread and cheese with soup",
-             "tool": "a hammer and the saw for a drill"}
+NEW_TEXTS = {
+    "animal": "a cat with the dog and a horse",
+    "food": "bread and cheese with soup",
+    "tool": "a hammer and the saw for a drill",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +37,34 @@ def trained(tmp_path_factory):
     bert = make_tiny_bert(root / "bert")
     data = make_text_csv(root / "texts.csv")
     out = root / "run"
-    args = ["finetune", "--model", f"hf:{bert}", "--data", str(data), "--strategy", "full", "--epochs", "20",
-            "--train-per-class", "10", "--val-per-class", "5", "--optimizer", "adamw", "--lr", "3e-3",
-            "--batch-size", "8", "--recipe", "default", "--device", "cpu", "--quiet", "--out", str(out)]
+    args = [
+        "finetune",
+        "--model",
+        f"hf:{bert}",
+        "--data",
+        str(data),
+        "--strategy",
+        "full",
+        "--epochs",
+        "20",
+        "--train-per-class",
+        "10",
+        "--val-per-class",
+        "5",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "3e-3",
+        "--batch-size",
+        "8",
+        "--recipe",
+        "default",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     metrics = read_json(out / "final" / "metrics.json")
     assert metrics["test_accuracy"] == 1.0  # the premise: the task was learnt

@@ -11,8 +11,24 @@ from layerswarm.cli import main
 from layerswarm.errors import LayerswarmError
 from layerswarm.run.presets import PRESETS
 
-TINY = ["search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-        "--train-per-class", "8", "--val-per-class", "4", "--batch-size", "16", "--quiet"]
+TINY = [
+    "search",
+    "--model",
+    "test_efficientnet",
+    "--weights",
+    "none",
+    "--data",
+    "digits",
+    "--image-size",
+    "16",
+    "--train-per-class",
+    "8",
+    "--val-per-class",
+    "4",
+    "--batch-size",
+    "16",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -46,8 +62,24 @@ def test_paper_preset_is_algorithm_1(tmp_path, captured):
 
 
 def test_flags_given_override_the_preset(tmp_path, captured):
-    assert main([*TINY, "--preset", "paper", "--particles", "3", "--final-epochs", "2", "--lr", "0.05",
-                 "--out", str(tmp_path / "p")]) == 0
+    assert (
+        main(
+            [
+                *TINY,
+                "--preset",
+                "paper",
+                "--particles",
+                "3",
+                "--final-epochs",
+                "2",
+                "--lr",
+                "0.05",
+                "--out",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 0
+    )
     cfg = captured["cfg"]
     assert cfg.search.options["particles"] == 3 and cfg.search.options["generations"] == 12
     assert cfg.final.epochs == 2 and cfg.fitness.epochs == 5
@@ -61,10 +93,32 @@ def test_no_preset_is_recorded_as_none(tmp_path, captured):
 
 def test_preset_overrides_a_config_file_and_flags_override_both(tmp_path, captured):
     config = tmp_path / "c.json"
-    config.write_text(json.dumps({"search": {"searcher": "random", "options": {"trials": 3}},
-                                  "fitness": {"epochs": 1}, "final": {"epochs": 1}}))
-    assert main(["search", "--config", str(config), "--preset", "paper", "--generations", "2",
-                 "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    config.write_text(
+        json.dumps(
+            {
+                "search": {"searcher": "random", "options": {"trials": 3}},
+                "fitness": {"epochs": 1},
+                "final": {"epochs": 1},
+            }
+        )
+    )
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(config),
+                "--preset",
+                "paper",
+                "--generations",
+                "2",
+                "--out",
+                str(tmp_path / "p"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     cfg = captured["cfg"]
     assert cfg.preset == "paper" and cfg.search.searcher == "pso"
     assert cfg.search.options["particles"] == 10 and cfg.search.options["generations"] == 2
@@ -90,8 +144,25 @@ def test_the_paper_preset_from_python_is_the_command_lines(tmp_path, captured):
     paper = captured["cfg"]
     model = ModelConfig(name="test_efficientnet", weights="none")
     data = DataConfig(data="fashion-mnist")
-    assert main(["search", "--preset", "paper", "--model", "test_efficientnet", "--weights", "none",
-                 "--data", "fashion-mnist", "--out", str(tmp_path / "f"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--preset",
+                "paper",
+                "--model",
+                "test_efficientnet",
+                "--weights",
+                "none",
+                "--data",
+                "fashion-mnist",
+                "--out",
+                str(tmp_path / "f"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     from_python = RunConfig.from_preset("paper", model=model, data=data)
     assert from_python == captured["cfg"] == paper.replace(model=model, data=data)
     with pytest.raises(LayerswarmError, match="unknown preset 'papr': use paper"):
@@ -114,7 +185,9 @@ def test_the_default_search_is_the_measured_one(tmp_path, captured):
     paper = captured["cfg"]
     assert paper.search.patience == 0  # the paper's swarm runs all 12 generations
     # the same fitness fine-tune: --recipe paper pins the values the default recipe has today
-    assert paper.search.options == cfg.search.options and paper.fitness.replace(recipe=cfg.fitness.recipe) == cfg.fitness
+    assert (
+        paper.search.options == cfg.search.options and paper.fitness.replace(recipe=cfg.fitness.recipe) == cfg.fitness
+    )
     assert (paper.search.baselines, paper.search.answer) == ("none", "mask")
     assert main([*TINY, "--fitness-score", "trend", "--out", str(tmp_path / "t")]) == 0
     assert captured["cfg"].search.fitness_score == "trend"

@@ -19,15 +19,26 @@ def _records(generations: int = 2, particles: int = 3) -> list[dict]:
     for g in range(generations):
         for p in range(particles):
             n = g * particles + p
-            out.append({"number": n, "generation": g, "particle": p, "mask": [1, 0, n % 2],
-                        "fitness": fitness[n], "seconds": 1.5, "val_curve": [] if fitness[n] is None else [fitness[n]],
-                        "error": "RuntimeError: boom" if fitness[n] is None else None})
+            out.append(
+                {
+                    "number": n,
+                    "generation": g,
+                    "particle": p,
+                    "mask": [1, 0, n % 2],
+                    "fitness": fitness[n],
+                    "seconds": 1.5,
+                    "val_curve": [] if fitness[n] is None else [fitness[n]],
+                    "error": "RuntimeError: boom" if fitness[n] is None else None,
+                }
+            )
     return out
 
 
 def _epochs(n: int = 2) -> list[dict]:
-    return [{"epoch": e + 1, "lr": 0.01, "train_loss": 2.0 - e, "train_accuracy": 0.1 * e, "val_accuracy": 0.2 + 0.1 * e}
-            for e in range(n)]
+    return [
+        {"epoch": e + 1, "lr": 0.01, "train_loss": 2.0 - e, "train_accuracy": 0.1 * e, "val_accuracy": 0.2 + 0.1 * e}
+        for e in range(n)
+    ]
 
 
 def test_log_lines_without_bars_when_not_a_terminal():
@@ -128,10 +139,40 @@ def test_flat_hparams_are_tensorboard_values():
 def test_cli_search_logs_lines_tensorboard_and_report(tmp_path):
     """The real command: log lines (no bars: the runner is not a terminal), TensorBoard, report."""
     out = tmp_path / "run"
-    args = ["search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-            "--train-per-class", "6", "--val-per-class", "3", "--max-test", "30", "--batch-size", "16",
-            "--searcher", "pso", "--particles", "2", "--generations", "1", "--fitness-epochs", "1", "--final-epochs", "1",
-            "--init", "baselines", "--out", str(out), "--tensorboard"]
+    args = [
+        "search",
+        "--model",
+        "test_efficientnet",
+        "--weights",
+        "none",
+        "--data",
+        "digits",
+        "--image-size",
+        "16",
+        "--train-per-class",
+        "6",
+        "--val-per-class",
+        "3",
+        "--max-test",
+        "30",
+        "--batch-size",
+        "16",
+        "--searcher",
+        "pso",
+        "--particles",
+        "2",
+        "--generations",
+        "1",
+        "--fitness-epochs",
+        "1",
+        "--final-epochs",
+        "1",
+        "--init",
+        "baselines",
+        "--out",
+        str(out),
+        "--tensorboard",
+    ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     err = result.stderr
@@ -155,6 +196,9 @@ def test_a_ga_search_bar_counts_its_budget_and_the_log_its_population():
     progress = SearchProgress.for_config(cfg, file=out, bars=True)
     assert (progress.search.total, progress.particle.total, progress.generation.total) == (10, 5, None)
     progress.close()
-    line = format_evaluation({"generation": 2, "particle": 1, "mask": [0, 1], "fitness": 0.5, "seconds": 1.0}, 0.5,
-                             *search_budget("ga", cfg.search.options))
+    line = format_evaluation(
+        {"generation": 2, "particle": 1, "mask": [0, 1], "fitness": 0.5, "seconds": 1.0},
+        0.5,
+        *search_budget("ga", cfg.search.options),
+    )
     assert line.startswith("gen  3  particle  2/5  fitness")  # no made-up count of generations

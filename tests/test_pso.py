@@ -75,9 +75,7 @@ def test_mask_threshold_is_strict() -> None:
 # --- Algorithm 1 semantics ---
 
 
-def reference_generation(
-    rng: np.random.Generator, x, v, p, p_fit, g, g_fit, fitness, alpha, cfg: PSOConfig
-):
+def reference_generation(rng: np.random.Generator, x, v, p, p_fit, g, g_fit, fitness, alpha, cfg: PSOConfig):
     """An independent, loop-by-loop transcription of one generation of Algorithm 1."""
     p, p_fit, g = p.copy(), p_fit.copy(), g.copy()
     for j, phi in enumerate(fitness):
@@ -127,9 +125,7 @@ def test_matches_reference_transcription(cfg: PSOConfig) -> None:
         for tr in reversed(trials):
             searcher.tell(tr.number, float(fitness[tr.index]))
         alpha = inertia(t, cfg.generations, cfg.inertia_start, cfg.inertia_end)
-        x, v, p, p_fit, g, g_fit = reference_generation(
-            rng, x, v, p, p_fit, g, g_fit, fitness, alpha, cfg
-        )
+        x, v, p, p_fit, g, g_fit = reference_generation(rng, x, v, p, p_fit, g, g_fit, fitness, alpha, cfg)
         assert searcher.best() == (position_to_mask(g), g_fit)
         assert searcher.history()[-1]["inertia"] == pytest.approx(alpha)
     assert searcher.is_done()

@@ -44,11 +44,18 @@ def data():
 def tiny_config(backend: str) -> RunConfig:
     train = TrainConfig(epochs=1, lr=0.1, batch_size=16)
     return RunConfig(
-        model=ModelConfig(name="test_efficientnet", weights="none"), data=DataConfig(data="digits"),
-        fitness=train, final=train,
-        search=SearchConfig(options={"particles": 3, "generations": 2}, backend=backend,
-                            # equal thread counts: equal CPU results
-                            baselines="none", cpus_per_trial=1), seed=0,
+        model=ModelConfig(name="test_efficientnet", weights="none"),
+        data=DataConfig(data="digits"),
+        fitness=train,
+        final=train,
+        search=SearchConfig(
+            options={"particles": 3, "generations": 2},
+            backend=backend,
+            # equal thread counts: equal CPU results
+            baselines="none",
+            cpus_per_trial=1,
+        ),
+        seed=0,
     )
 
 
@@ -74,8 +81,9 @@ class KillWorker:
     evaluations: after the training epoch, before the result goes back. Attempts are
     counted in files, since every attempt may run in a fresh worker process."""
 
-    def __init__(self, spec: FitnessSpec, marks: str, die_once: list[int], die_always: list[int],
-                 raise_always: list[int]) -> None:
+    def __init__(
+        self, spec: FitnessSpec, marks: str, die_once: list[int], die_always: list[int], raise_always: list[int]
+    ) -> None:
         self.spec, self.marks = spec, marks
         self.die_once, self.die_always, self.raise_always = die_once, die_always, raise_always
 
@@ -141,12 +149,27 @@ def test_bench_exact_on_ray_equals_the_plain_reference(local_ray, data):
     from layerswarm.bench import BenchPreset, run_bench
     from layerswarm.speed import SpeedConfig
 
-    preset = BenchPreset(particles=2, generations=2, fitness_epochs=1, final_epochs=1, throughput_epochs=1, lr=0.1,
-                         approximate=SpeedConfig(train_fraction=0.5))
+    preset = BenchPreset(
+        particles=2,
+        generations=2,
+        fitness_epochs=1,
+        final_epochs=1,
+        throughput_epochs=1,
+        lr=0.1,
+        approximate=SpeedConfig(train_fraction=0.5),
+    )
     threads = torch.get_num_threads()
     try:
-        result = run_bench(preset=preset, seeds=(0,), model=ModelConfig(name="test_resnet", weights="none"), data=data,
-                           log=lambda _: None, throughput=False, threads=1, backend="ray")
+        result = run_bench(
+            preset=preset,
+            seeds=(0,),
+            model=ModelConfig(name="test_resnet", weights="none"),
+            data=data,
+            log=lambda _: None,
+            throughput=False,
+            threads=1,
+            backend="ray",
+        )
     finally:
         torch.set_num_threads(threads)
     assert result["backend"] == "ray"
@@ -166,12 +189,21 @@ def test_text_search_on_ray_equals_the_local_search(local_ray, tmp_path):
     train = TrainConfig(epochs=1, lr=3e-3, batch_size=8, optimizer="adamw", weight_decay=0.01)
 
     def config(backend: str) -> RunConfig:
-        return RunConfig(model=ModelConfig(name=name), data=spec, fitness=train, final=train,
-                         search=SearchConfig(options={"particles": 3, "generations": 2}, backend=backend,
-                                             baselines="none", cpus_per_trial=1), seed=0)
+        return RunConfig(
+            model=ModelConfig(name=name),
+            data=spec,
+            fitness=train,
+            final=train,
+            search=SearchConfig(
+                options={"particles": 3, "generations": 2}, backend=backend, baselines="none", cpus_per_trial=1
+            ),
+            seed=0,
+        )
 
     runs = {b: run_search(config(b), tmp_path / b, data=text, report=False) for b in ("local", "ray")}
-    local, remote = ({r["number"]: (r["mask"], r["fitness"]) for r in read_jsonl(tmp_path / b / EVALUATIONS_FILE)}
-                     for b in ("local", "ray"))
+    local, remote = (
+        {r["number"]: (r["mask"], r["fitness"]) for r in read_jsonl(tmp_path / b / EVALUATIONS_FILE)}
+        for b in ("local", "ray")
+    )
     assert local == remote and len(local) >= 6
     assert runs["local"]["test_accuracy"] == runs["ray"]["test_accuracy"]

@@ -20,10 +20,43 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 PARTICLES, GENERATIONS = 4, 2
 LOOPBACK = "127.0.0.1"
-ARGS = ["--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-        "--train-per-class", "10", "--val-per-class", "5", "--max-test", "40", "--batch-size", "16",
-        "--searcher", "pso", "--particles", str(PARTICLES), "--generations", str(GENERATIONS), "--fitness-epochs", "2",
-        "--final-epochs", "1", "--device", "cpu", "--cpus-per-trial", "1", "--retries", "3", "--seed", "0", "--quiet"]
+ARGS = [
+    "--model",
+    "test_efficientnet",
+    "--weights",
+    "none",
+    "--data",
+    "digits",
+    "--image-size",
+    "16",
+    "--train-per-class",
+    "10",
+    "--val-per-class",
+    "5",
+    "--max-test",
+    "40",
+    "--batch-size",
+    "16",
+    "--searcher",
+    "pso",
+    "--particles",
+    str(PARTICLES),
+    "--generations",
+    str(GENERATIONS),
+    "--fitness-epochs",
+    "2",
+    "--final-epochs",
+    "1",
+    "--device",
+    "cpu",
+    "--cpus-per-trial",
+    "1",
+    "--retries",
+    "3",
+    "--seed",
+    "0",
+    "--quiet",
+]
 
 
 def _evaluations(out) -> dict[int, dict]:
@@ -44,9 +77,25 @@ def test_search_on_a_two_node_cluster_survives_losing_a_node(tmp_path):
         assert address.startswith(f"{LOOPBACK}:"), address
         out = tmp_path / "ray"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # driver on loopback
-        proc = subprocess.Popen([sys.executable, "-m", "layerswarm.cli", "search", *ARGS, "--backend", "ray",
-                                 "--address", address, "--out", str(out)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "layerswarm.cli",
+                "search",
+                *ARGS,
+                "--backend",
+                "ray",
+                "--address",
+                address,
+                "--out",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         deadline = time.monotonic() + 600
         while not (out / "evaluations.jsonl").exists() or len(_evaluations(out)) < 1:
             assert proc.poll() is None, proc.communicate()[1][-3000:]

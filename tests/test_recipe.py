@@ -46,13 +46,34 @@ def _photos(root: Path, size=(300, 260), per_class: int = 6) -> Path:
 def test_a_folder_of_large_photos_runs_at_the_models_input_size_without_a_size_flag(tmp_path, capsys):
     data = _photos(tmp_path / "photos")
     out = tmp_path / "run"
-    code = main(["finetune", "--model", "test_efficientnet", "--weights", "none", "--data", str(data),
-                 "--test-fraction", "0.34", "--val-fraction", "0.25", "--epochs", "1", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "finetune",
+            "--model",
+            "test_efficientnet",
+            "--weights",
+            "none",
+            "--data",
+            str(data),
+            "--test-fraction",
+            "0.34",
+            "--val-fraction",
+            "0.25",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     expected = pretrained_input("test_efficientnet")
     saved = json.loads((out / "config.json").read_text())["data"]
     assert (saved["image_size"], saved["crop_pct"], saved["interpolation"]) == (
-        expected["size"], expected["crop_pct"], expected["interpolation"])
+        expected["size"],
+        expected["crop_pct"],
+        expected["interpolation"],
+    )
     assert f"input {expected['size']} px" in capsys.readouterr().err  # printed at start
     meta = load_model_metadata(out / "final" / "model.safetensors")
     assert (meta["image_size"], meta["crop_pct"]) == (expected["size"], expected["crop_pct"])
@@ -77,13 +98,37 @@ def test_recipes_fill_unset_settings_and_explicit_options_win():
 
 def test_cli_recipe_paper_sets_the_papers_optimiser_and_a_flag_overrides_it(tmp_path):
     out = tmp_path / "ft"
-    args = ["finetune", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-            "--train-per-class", "3", "--val-per-class", "2", "--max-test", "20", "--epochs", "1", "--quiet",
-            "--recipe", "paper", "--label-smoothing", "0.2", "--out", str(out)]
+    args = [
+        "finetune",
+        "--model",
+        "test_efficientnet",
+        "--weights",
+        "none",
+        "--data",
+        "digits",
+        "--image-size",
+        "16",
+        "--train-per-class",
+        "3",
+        "--val-per-class",
+        "2",
+        "--max-test",
+        "20",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--recipe",
+        "paper",
+        "--label-smoothing",
+        "0.2",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     train = json.loads((out / "config.json").read_text())["train"]
     assert {k: train[k] for k in PAPER_RECIPE if k != "label_smoothing"} == {
-        k: v for k, v in PAPER_RECIPE.items() if k != "label_smoothing"}
+        k: v for k, v in PAPER_RECIPE.items() if k != "label_smoothing"
+    }
     assert train["label_smoothing"] == 0.2 and train["recipe"] == "paper"
 
 
@@ -156,8 +201,9 @@ def test_run_finetune_seed_drives_head_and_batches_and_keep_best_reports_its_epo
     save_file(build_bundle(ModelConfig(name="test_efficientnet", weights="none"), 10, cfg).model.state_dict(), weights)
     model_cfg = ModelConfig(name="test_efficientnet", weights=str(weights))
     by_arg = run_finetune(build_bundle(model_cfg, 10, cfg, seed=0), digits16, create_strategy("full"), cfg, seed=3)
-    by_build = run_finetune(build_bundle(model_cfg, 10, cfg.replace(seed=3), seed=3), digits16,
-                            create_strategy("full"), cfg.replace(seed=3))
+    by_build = run_finetune(
+        build_bundle(model_cfg, 10, cfg.replace(seed=3), seed=3), digits16, create_strategy("full"), cfg.replace(seed=3)
+    )
     other = run_finetune(build_bundle(model_cfg, 10, cfg, seed=0), digits16, create_strategy("full"), cfg, seed=0)
     strip = lambda m: [{k: v for k, v in e.items() if k != "seconds"} for e in m["epochs"]]  # noqa: E731
     assert strip(by_arg) == strip(by_build) and by_arg["test_accuracy"] == by_build["test_accuracy"]
@@ -184,8 +230,14 @@ def test_final_fine_tune_uses_its_own_augmentation(digits16):
     assert torch.equal(rrc(x, train=True, generator=g1), rrc(x, train=True, generator=g2))  # seeded, exact
     assert not torch.equal(rrc(x, train=True, generator=g1), rrc(x, train=False))
     model = bundle.reset()
-    history = fit(model, digits16.train, digits16.val, fitness_cfg.replace(epochs=1, label_smoothing=0.1),
-                  bundle.transform, head=bundle.info.head)
+    history = fit(
+        model,
+        digits16.train,
+        digits16.val,
+        fitness_cfg.replace(epochs=1, label_smoothing=0.1),
+        bundle.transform,
+        head=bundle.info.head,
+    )
     assert np.isfinite(history.epochs[-1]["train_loss"])
 
 

@@ -29,7 +29,10 @@ def test_every_registry_refuses_a_taken_name_and_names_the_known_ones() -> None:
 
 
 def test_unknown_keys_are_refused_in_one_place_for_every_config() -> None:
-    for make in (lambda: DataConfig.from_dict({"bogus": 1}), lambda: create_searcher("ga", 4, {"bogus": 1}),
-                 lambda: create_strategy("l2sp", {"bogus": 1})):
+    for make in (
+        lambda: DataConfig.from_dict({"bogus": 1}),
+        lambda: create_searcher("ga", 4, {"bogus": 1}),
+        lambda: create_strategy("l2sp", {"bogus": 1}),
+    ):
         with pytest.raises(UnknownKeyError, match="has no option 'bogus'"):
             make()

@@ -29,8 +29,9 @@ def tiny_config() -> RunConfig:
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60),
         fitness=TrainConfig(epochs=1, batch_size=16),
         final=TrainConfig(epochs=2, batch_size=16, test_every=1),
-        search=SearchConfig(searcher="pso", options={"particles": 2, "generations": 2},
-                            baselines="none", answer="mask"),
+        search=SearchConfig(
+            searcher="pso", options={"particles": 2, "generations": 2}, baselines="none", answer="mask"
+        ),
     )
 
 
@@ -87,7 +88,8 @@ def test_loader_reads_the_run(run):
     own = json.loads((out / "best_mask.json").read_text())["history"]
     rebuilt = generation_summaries(read_jsonl(out / "evaluations.jsonl"))
     assert [r[k] for r in rebuilt for k in ("best_fitness", "mean_fitness")] == pytest.approx(
-        [r[k] for r in own for k in ("best_fitness", "mean_fitness")])
+        [r[k] for r in own for k in ("best_fitness", "mean_fitness")]
+    )
 
 
 def test_report_of_a_comparison_folder(run, tmp_path):
@@ -98,8 +100,10 @@ def test_report_of_a_comparison_folder(run, tmp_path):
     cfg = CompareConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"),
         data=[DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60)],
-        strategies=["full", "pso"], options={"pso": {"particles": 2, "generations": 2, "fitness_epochs": 1}},
-        train=TrainConfig(epochs=2, batch_size=16, test_every=1), repeats=1,
+        strategies=["full", "pso"],
+        options={"pso": {"particles": 2, "generations": 2, "fitness_epochs": 1}},
+        train=TrainConfig(epochs=2, batch_size=16, test_every=1),
+        repeats=1,
     )
     run_compare(cfg, tmp_path / "cmp")
     assert main(["report", str(tmp_path / "cmp")]) == 0

@@ -30,10 +30,45 @@ PARTICLES, GENERATIONS = 4, 3
 # --init baselines: 4 particles start on 4 of test_efficientnet's 5 baseline masks,
 # the fifth is one evaluation before the swarm's first generation
 TOTAL = PARTICLES * GENERATIONS + 1
-CLI = [sys.executable, "-m", "layerswarm.cli", "search", "--model", "test_efficientnet", "--weights", "none",
-       "--data", "digits", "--image-size", "16", "--train-per-class", "20", "--val-per-class", "10",
-       "--lr", "0.1", "--batch-size", "16", "--searcher", "pso", "--particles", str(PARTICLES), "--generations", str(GENERATIONS),
-       "--fitness-epochs", "1", "--final-epochs", "2", "--init", "baselines", "--final-select", "3", "--seed", "0", "--quiet"]
+CLI = [
+    sys.executable,
+    "-m",
+    "layerswarm.cli",
+    "search",
+    "--model",
+    "test_efficientnet",
+    "--weights",
+    "none",
+    "--data",
+    "digits",
+    "--image-size",
+    "16",
+    "--train-per-class",
+    "20",
+    "--val-per-class",
+    "10",
+    "--lr",
+    "0.1",
+    "--batch-size",
+    "16",
+    "--searcher",
+    "pso",
+    "--particles",
+    str(PARTICLES),
+    "--generations",
+    str(GENERATIONS),
+    "--fitness-epochs",
+    "1",
+    "--final-epochs",
+    "2",
+    "--init",
+    "baselines",
+    "--final-select",
+    "3",
+    "--seed",
+    "0",
+    "--quiet",
+]
 
 
 def _lines(path: Path) -> int:
@@ -93,7 +128,9 @@ def test_killed_and_resumed_search_equals_the_uninterrupted_one(runs):
     resumed = [r for r in read_jsonl(runs["resumed"] / EVALUATIONS_FILE) if not r.get("phase")]
     straight = {r["number"]: r for r in read_jsonl(runs["straight"] / EVALUATIONS_FILE) if not r.get("phase")}
     # the final selection (--final-select 3) after the resumes equals the uninterrupted one's
-    selected = [[_strip(r) for r in read_jsonl(runs[k] / EVALUATIONS_FILE) if r.get("phase")] for k in ("resumed", "straight")]
+    selected = [
+        [_strip(r) for r in read_jsonl(runs[k] / EVALUATIONS_FILE) if r.get("phase")] for k in ("resumed", "straight")
+    ]
     assert len(selected[0]) == 3 and selected[0] == selected[1]
     # nothing finished was run twice (the local backend has one evaluation in flight)
     assert sorted(r["number"] for r in resumed) == list(range(TOTAL))

@@ -31,8 +31,7 @@ def tiny_config(**search_options) -> RunConfig:
         data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4),
         fitness=TrainConfig(epochs=1, batch_size=16),
         final=TrainConfig(epochs=2, batch_size=16),
-        search=SearchConfig(searcher="pso", options=options, patience=0, baselines="none",
-                            answer="mask"),
+        search=SearchConfig(searcher="pso", options=options, patience=0, baselines="none", answer="mask"),
     )
 
 
@@ -44,7 +43,11 @@ def test_search_writes_every_output(tmp_path, digits16):
     # the settings (the input resolved: size, crop and interpolation), then the run's record:
     # command line (none through the API), versions, device
     resolved = cfg.replace(data=cfg.data.resolved(pretrained_input("test_efficientnet")))
-    assert (saved["data"]["image_size"], saved["data"]["crop_pct"], saved["data"]["interpolation"]) == (16, 1.0, "bilinear")
+    assert (saved["data"]["image_size"], saved["data"]["crop_pct"], saved["data"]["interpolation"]) == (
+        16,
+        1.0,
+        "bilinear",
+    )
     assert {k: v for k, v in saved.items() if k not in META_KEYS} == resolved.to_dict()
     assert saved["command"] is None and "torch" in saved["versions"] and saved["device"] == "cpu"
     assert saved["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()  # the kernels that made these numbers
@@ -78,18 +81,47 @@ def test_the_search_never_reads_the_test_split(tmp_path, digits16):
     a = run_search(tiny_config(), tmp_path / "a", data=digits16)
     b = run_search(tiny_config(), tmp_path / "b", data=poisoned)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(read_jsonl(tmp_path / "a" / "evaluations.jsonl")) == strip(read_jsonl(tmp_path / "b" / "evaluations.jsonl"))
+    assert strip(read_jsonl(tmp_path / "a" / "evaluations.jsonl")) == strip(
+        read_jsonl(tmp_path / "b" / "evaluations.jsonl")
+    )
     assert a["mask"] == b["mask"] and a["fitness"] == b["fitness"]
     assert a["test_accuracy"] != b["test_accuracy"]  # only the final evaluation sees it
 
 
 def test_search_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main([
-        "search", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size", "16",
-        "--train-per-class", "8", "--val-per-class", "4", "--searcher", "pso", "--particles", "2", "--generations", "2",
-        "--fitness-epochs", "1", "--final-epochs", "1", "--batch-size", "16", "--out", str(out), "--quiet",
-    ])
+    code = main(
+        [
+            "search",
+            "--model",
+            "test_efficientnet",
+            "--weights",
+            "none",
+            "--data",
+            "digits",
+            "--image-size",
+            "16",
+            "--train-per-class",
+            "8",
+            "--val-per-class",
+            "4",
+            "--searcher",
+            "pso",
+            "--particles",
+            "2",
+            "--generations",
+            "2",
+            "--fitness-epochs",
+            "1",
+            "--final-epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     best = json.loads((out / "best_mask.json").read_text())
@@ -106,9 +138,30 @@ def test_search_command_end_to_end(tmp_path, capsys):
 def test_finetune_command_with_a_mask_file(tmp_path, capsys):
     mask = tmp_path / "m.json"
     mask.write_text(json.dumps({"mask": [0, 0, 0, 1, 1, 1]}))
-    code = main(["finetune", "--model", "test_efficientnet", "--weights", "none", "--data", "digits",
-                 "--image-size", "16", "--train-per-class", "8", "--val-per-class", "4", "--mask", str(mask),
-                 "--epochs", "1", "--out", str(tmp_path / "ft"), "--quiet"])
+    code = main(
+        [
+            "finetune",
+            "--model",
+            "test_efficientnet",
+            "--weights",
+            "none",
+            "--data",
+            "digits",
+            "--image-size",
+            "16",
+            "--train-per-class",
+            "8",
+            "--val-per-class",
+            "4",
+            "--mask",
+            str(mask),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "ft"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     metrics = json.loads((tmp_path / "ft" / "final" / "metrics.json").read_text())
     assert metrics["mask"] == [0, 0, 0, 1, 1, 1] and metrics["strategy"] == "mask"
@@ -118,14 +171,24 @@ def test_recorded_cpu_kernels_follow_the_dispatch_cap():
     # Pinning the kernels is how a record made on another CPU is reproduced (docs/results/index.md);
     # what config.json records must be what the run dispatched to, not what the CPU offers.
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    out = subprocess.run([sys.executable, "-c", "from layerswarm.run.rundir import cpu_kernels; print(cpu_kernels())"],
-                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", "from layerswarm.run.rundir import cpu_kernels; print(cpu_kernels())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert out == "DEFAULT, oneDNN max AVX2"
 
 
 def test_a_resume_keeps_the_first_runs_kernels_and_records_its_own():
-    previous = {"seed": 0, "command": ["layerswarm", "search"], "versions": {}, "device": "cpu",
-                "cpu_kernels": "AVX2, oneDNN max AVX2"}
+    previous = {
+        "seed": 0,
+        "command": ["layerswarm", "search"],
+        "versions": {},
+        "device": "cpu",
+        "cpu_kernels": "AVX2, oneDNN max AVX2",
+    }
     record = config_record({"seed": 0}, {"command": ["layerswarm", "search", "--resume"]}, "cpu", previous, {})
     assert record["cpu_kernels"] == "AVX2, oneDNN max AVX2"
     assert record["resumed"][-1]["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()

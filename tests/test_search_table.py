@@ -20,12 +20,42 @@ def test_table_of_searches_and_their_baselines(tmp_path, digits16):
     for seed in (1, 2):
         run_search(cfg.replace(seed=seed), tmp_path / f"tiny-default-s{seed}", data=digits16, report=False)
     # a searched mask fine-tuned again by `layerswarm finetune` (here with its frozen BatchNorm re-estimated)
-    assert main(["finetune", "--model", "test_efficientnet", "--weights", "none", "--data", "digits", "--image-size",
-                 "16", "--train-per-class", "8", "--val-per-class", "4", "--epochs", "1", "--seed", "1", "--quiet",
-                 "--mask", str(tmp_path / "tiny-default-s1" / "best_mask.json"), "--bn-recalibrate",
-                 "--out", str(tmp_path / "tiny-recal-s1")]) == 0
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_table.py"), str(tmp_path / "tiny-*")],
-                         capture_output=True, text=True, check=True).stdout
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "test_efficientnet",
+                "--weights",
+                "none",
+                "--data",
+                "digits",
+                "--image-size",
+                "16",
+                "--train-per-class",
+                "8",
+                "--val-per-class",
+                "4",
+                "--epochs",
+                "1",
+                "--seed",
+                "1",
+                "--quiet",
+                "--mask",
+                str(tmp_path / "tiny-default-s1" / "best_mask.json"),
+                "--bn-recalibrate",
+                "--out",
+                str(tmp_path / "tiny-recal-s1"),
+            ]
+        )
+        == 0
+    )
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "search_table.py"), str(tmp_path / "tiny-*")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     lines = out.strip().splitlines()
     assert lines[0].startswith("| strategy | seed 1 | seed 2 | mean ± std | verdicts | wall / final |")
     rows = {line.split("|")[1].strip(): line for line in lines[2:]}
@@ -41,8 +71,12 @@ def test_table_of_searches_and_their_baselines(tmp_path, digits16):
     assert rows["tiny-default"].rstrip(" |").endswith("x")  # the wall time as a multiple of one final fine-tune
 
     # --ceiling: per seed, the best test accuracy among the answered run's candidates, never below its answer
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_table.py"), "--ceiling",
-                          str(tmp_path / "tiny-default-s*")], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "search_table.py"), "--ceiling", str(tmp_path / "tiny-default-s*")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]] for line in out.splitlines()[2:]}
     for i, seed in enumerate((1, 2)):
         summary = json.loads((tmp_path / f"tiny-default-s{seed}" / "baselines" / "summary.json").read_text())

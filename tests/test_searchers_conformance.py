@@ -119,8 +119,13 @@ def test_baseline_masks_and_where_they_go() -> None:
     from layerswarm.searchers import SeededSearcher, baseline_masks
 
     masks = dict(baseline_masks(17))
-    assert masks == {"linear": [0] * 17, "full": [1] * 17, "last-1": [0] * 16 + [1], "last-2": [0] * 15 + [1] * 2,
-                     "last-4": [0] * 13 + [1] * 4}  # 17 // 4 = 4: not twice
+    assert masks == {
+        "linear": [0] * 17,
+        "full": [1] * 17,
+        "last-1": [0] * 16 + [1],
+        "last-2": [0] * 15 + [1] * 2,
+        "last-4": [0] * 13 + [1] * 4,
+    }  # 17 // 4 = 4: not twice
     assert list(dict(baseline_masks(40))) == ["linear", "full", "last-1", "last-2", "last-4", "last-10"]
     pso = create_searcher("pso", 17, {"particles": 10}, 0, init="baselines")
     assert isinstance(pso, PSOSearcher)  # all five in the swarm: no extra batch
@@ -151,9 +156,7 @@ LEVEL_MOST = {"exhaustive": 4}  # 4^4 = 256 plans, enumerated many times over by
 
 
 def _level_searcher(name: str, n: int, seed: int, **kw) -> Searcher:
-    return create_searcher(
-        name, min(n, LEVEL_MOST.get(name, 10**6)), SMALL[name], seed, space=LevelSpace(LADDER), **kw
-    )
+    return create_searcher(name, min(n, LEVEL_MOST.get(name, 10**6)), SMALL[name], seed, space=LevelSpace(LADDER), **kw)
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
@@ -164,9 +167,7 @@ def test_every_searcher_in_the_level_space_passes_every_check(name, check) -> No
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_every_searcher_in_the_level_space_from_the_baselines_with_patience_passes_every_check(
-    name, check
-) -> None:
+def test_every_searcher_in_the_level_space_from_the_baselines_with_patience_passes_every_check(name, check) -> None:
     check(lambda n, seed: _level_searcher(name, n, seed, init="baselines", patience=2))
 
 
@@ -188,9 +189,7 @@ FINDING = {
 )
 @pytest.mark.parametrize("name", sorted(FINDING))
 def test_every_searcher_finds_the_optimum_of_its_space(name, space) -> None:
-    check_finds_the_optimum(
-        lambda n, seed: create_searcher(name, n, FINDING[name], seed, space=space)
-    )
+    check_finds_the_optimum(lambda n, seed: create_searcher(name, n, FINDING[name], seed, space=space))
 
 
 def test_a_mask_space_search_is_the_level_search_of_two_levels_without_levels() -> None:
@@ -199,17 +198,13 @@ def test_a_mask_space_search_is_the_level_search_of_two_levels_without_levels() 
     for name in sorted(SMALL):
         mask = run_search(create_searcher(name, 6, SMALL[name], 4))
         levels = run_search(create_searcher(name, 6, SMALL[name], 4, space=LevelSpace((0.0, 1.0))))
-        assert [t.mask for t in mask] == [t.mask for t in levels] == [t.levels for t in levels], (
-            name
-        )
+        assert [t.mask for t in mask] == [t.mask for t in levels] == [t.levels for t in levels], name
         assert all(t.levels is None and "levels" not in t.to_dict() for t in mask), name
     assert "space" not in create_searcher("pso", 3).state_dict()
 
 
 def test_resume_refuses_another_space_or_ladder() -> None:
-    state = create_searcher(
-        "pso", 4, {"particles": 2, "generations": 2}, space=LevelSpace(LADDER)
-    ).state_dict()
+    state = create_searcher("pso", 4, {"particles": 2, "generations": 2}, space=LevelSpace(LADDER)).state_dict()
     with pytest.raises(LayerswarmError, match="space"):
         create_searcher("pso", 4, {"particles": 2, "generations": 2}).load_state_dict(state)
     with pytest.raises(LayerswarmError, match="ladder"):

@@ -213,11 +213,26 @@ def test_cli_search_config_uses_the_budget() -> None:
     from layerswarm.cli import _search_config
 
     base = dict(
-        model_name="test_resnet", model_weights="none", model_granularity="stage", data_data="digits",
-        pso_particles=5, pso_generations=4, pso_c1=1.5, pso_c2=1.5, pso_inertia_start=1.4,
-        pso_inertia_end=0.7, pso_velocity_max=None, fitness_epochs=1, final_epochs=1,
-        search_retries=1, seed=0, out_dir="x", search_backend="local", search_address=None,
-        search_cpus_per_trial=1, search_gpus_per_trial=0.0,
+        model_name="test_resnet",
+        model_weights="none",
+        model_granularity="stage",
+        data_data="digits",
+        pso_particles=5,
+        pso_generations=4,
+        pso_c1=1.5,
+        pso_c2=1.5,
+        pso_inertia_start=1.4,
+        pso_inertia_end=0.7,
+        pso_velocity_max=None,
+        fitness_epochs=1,
+        final_epochs=1,
+        search_retries=1,
+        seed=0,
+        out_dir="x",
+        search_backend="local",
+        search_address=None,
+        search_cpus_per_trial=1,
+        search_gpus_per_trial=0.0,
     )
     ga, pso = {"search_searcher": "ga", "budget": None}, {"search_searcher": "pso", "budget": None}
     cfg, _ = _search_config({**base, **ga}, set())  # the default budget
@@ -255,8 +270,10 @@ def test_memo_budget_charges_new_masks_only() -> None:
 def synthetic_table(num_units: int, seed: int = 0) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     w, pair = rng.normal(0, 0.05, num_units), rng.normal(0, 0.03, (num_units, num_units))
-    return {mask_key(m): float(0.5 + np.dot(m, w) + np.array(m) @ pair @ np.array(m) / num_units)
-            for m in all_masks(num_units)}
+    return {
+        mask_key(m): float(0.5 + np.dot(m, w) + np.array(m) @ pair @ np.array(m) / num_units)
+        for m in all_masks(num_units)
+    }
 
 
 def test_race_once_respects_the_budget_and_traces_the_best() -> None:
@@ -275,8 +292,10 @@ def test_summarise_epochs_to_reach_the_reference() -> None:
     from layerswarm.race import RaceRun
 
     cfg = RaceConfig(searchers=["pso", "fast"], budget=8, seeds=1)
-    runs = [RaceRun("pso", 0, [[1, 0.1], [2, 0.5], [8, 0.7]], [1], 0.7, 8, 8),
-            RaceRun("fast", 0, [[1, 0.6], [2, 0.8]], [1], 0.8, 2, 2)]
+    runs = [
+        RaceRun("pso", 0, [[1, 0.1], [2, 0.5], [8, 0.7]], [1], 0.7, 8, 8),
+        RaceRun("fast", 0, [[1, 0.6], [2, 0.8]], [1], 0.8, 2, 2),
+    ]
     s = summarise(runs, cfg, optimum=0.8)
     assert s["target"] == 0.7
     assert s["searchers"]["fast"]["epochs_to_match_reference_mean"] == 2
@@ -334,9 +353,11 @@ def test_fitness_table_trains_each_mask_once_and_resumes(tmp_path) -> None:
     from layerswarm.run.search import RunConfig
     from layerswarm.training import TrainConfig
 
-    cfg = RunConfig(model=ModelConfig(name="test_resnet", weights="none", granularity="stage"),
-                    data=DataConfig(data="digits", image_size=16, train_per_class=4, val_per_class=3),
-                    fitness=TrainConfig(epochs=1, batch_size=16, augment="none"))
+    cfg = RunConfig(
+        model=ModelConfig(name="test_resnet", weights="none", granularity="stage"),
+        data=DataConfig(data="digits", image_size=16, train_per_class=4, val_per_class=3),
+        fitness=TrainConfig(epochs=1, batch_size=16, augment="none"),
+    )
     path = tmp_path / "table.jsonl"
     table = FitnessTable(cfg, path)
     masks = [[0] * len(table.units), [1] * len(table.units)]
@@ -356,8 +377,13 @@ def test_fitness_table_trains_each_mask_once_and_resumes(tmp_path) -> None:
     # Settings that do not change a fitness (searcher, final fine-tune) reuse the table.
     from layerswarm.run.config import SearchConfig
 
-    other_search = cfg.__class__(model=cfg.model, data=cfg.data, fitness=cfg.fitness,
-                                 final=cfg.final.replace(epochs=3), search=SearchConfig(searcher="ga"))
+    other_search = cfg.__class__(
+        model=cfg.model,
+        data=cfg.data,
+        fitness=cfg.fitness,
+        final=cfg.final.replace(epochs=3),
+        search=SearchConfig(searcher="ga"),
+    )
     assert set(load_table(FitnessTable(other_search, path).path)[1]) == {mask_key(m) for m in masks}
 
 
@@ -378,10 +404,36 @@ def test_live_race_trains_masks_as_met_and_resumes_from_its_table(tmp_path, caps
 
     from layerswarm.cli import main
 
-    args = ["race", "--live", "--model", "test_resnet", "--weights", "none", "--granularity", "stage",
-            "--data", "digits", "--image-size", "16", "--train-per-class", "4", "--val-per-class", "3",
-            "--batch-size", "16", "--augment", "none", "--searchers", "random,greedy", "--budget", "4", "--seeds", "2",
-            "--out", str(tmp_path / "race")]
+    args = [
+        "race",
+        "--live",
+        "--model",
+        "test_resnet",
+        "--weights",
+        "none",
+        "--granularity",
+        "stage",
+        "--data",
+        "digits",
+        "--image-size",
+        "16",
+        "--train-per-class",
+        "4",
+        "--val-per-class",
+        "3",
+        "--batch-size",
+        "16",
+        "--augment",
+        "none",
+        "--searchers",
+        "random,greedy",
+        "--budget",
+        "4",
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path / "race"),
+    ]
     assert main(args) == 0
     trained = [json.loads(line) for line in (tmp_path / "race" / "fitness.jsonl").read_text().splitlines()[1:]]
     err = capsys.readouterr().err

@@ -55,9 +55,7 @@ def _unit_keys(model, unit) -> set[str]:
 def test_a_plan_trains_each_unit_at_lr_times_its_multiplier(digits16):
     """From the same weights the first gradient is the same, so one step moves a unit at x3 three
     times as far as at x1; the head keeps the run's rate; a frozen unit stays bit-identical."""
-    bundle = build_bundle(
-        ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP
-    )
+    bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP)
     evaluate = MaskFitness(bundle, digits16.for_search(), ONE_STEP)
     start = _state(bundle.reset())
     n = len(bundle.units)
@@ -73,19 +71,13 @@ def test_a_plan_trains_each_unit_at_lr_times_its_multiplier(digits16):
     assert any(moved[1.0][k].abs().max() > 0 for k in scaled)
     for k in scaled:
         assert torch.allclose(moved[3.0][k], 3 * moved[1.0][k], rtol=1e-3, atol=1e-7), k
-    head = [
-        k
-        for k, _ in bundle.model.named_parameters()
-        if k.startswith(tuple(f"{h}." for h in bundle.info.head))
-    ]
+    head = [k for k, _ in bundle.model.named_parameters() if k.startswith(tuple(f"{h}." for h in bundle.info.head))]
     for k in head:  # the head's step is the run's, whatever the units' rates
         assert torch.allclose(moved[3.0][k], moved[1.0][k], rtol=1e-4, atol=1e-7), k
 
 
 def test_a_mask_is_the_plan_of_zeros_and_ones(digits16):
-    bundle = build_bundle(
-        ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP
-    )
+    bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP)
     model = bundle.reset()
     mask = [0, 1, 0, 1, 1, 0]
     apply_mask(model, bundle.units, mask)
@@ -135,13 +127,9 @@ def test_the_memo_keys_on_levels_not_on_the_mask():
 
 
 def test_the_mask_strategy_trains_a_best_mask_json_with_its_multipliers(digits16, tmp_path):
-    bundle = build_bundle(
-        ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP
-    )
+    bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, ONE_STEP)
     path = tmp_path / "best_mask.json"
-    path.write_text(
-        json.dumps({"mask": [0, 1, 1, 0, 1, 1], "lr_multipliers": [0, 0.1, 1, 0, 3, 1]})
-    )
+    path.write_text(json.dumps({"mask": [0, 1, 1, 0, 1, 1], "lr_multipliers": [0, 0.1, 1, 0, 3, 1]}))
     bundle.reset()
     plan = create_strategy("mask", {"mask_file": str(path)}).plan(
         StrategyContext(bundle, digits16.for_search(), ONE_STEP)
@@ -149,9 +137,9 @@ def test_the_mask_strategy_trains_a_best_mask_json_with_its_multipliers(digits16
     assert plan.mask == [0, 1, 1, 0, 1, 1] and plan.info["lr_multipliers"] == [0, 0.1, 1, 0, 3, 1]
     assert sorted(g.get("lr_multiplier", 1.0) for g in plan.param_groups) == [0.1, 1.0, 3.0]
     with pytest.raises(LayerswarmError, match="0 exactly where"):
-        create_strategy(
-            "mask", {"mask": [0, 1, 1, 0, 1, 1], "lr_multipliers": [1, 1, 1, 0, 1, 1]}
-        ).plan(StrategyContext(bundle, digits16.for_search(), ONE_STEP))
+        create_strategy("mask", {"mask": [0, 1, 1, 0, 1, 1], "lr_multipliers": [1, 1, 1, 0, 1, 1]}).plan(
+            StrategyContext(bundle, digits16.for_search(), ONE_STEP)
+        )
 
 
 TINY = [
@@ -212,9 +200,7 @@ def test_search_space_lr_end_to_end(lr_run, capsys):
     assert config["search"]["space"] == "lr" and config["search"]["ladder"] == LADDER
     records = read_jsonl(out / "evaluations.jsonl")
     assert records and all(r["mask"] == [int(v > 0) for v in r["levels"]] for r in records)
-    assert {v for r in records for v in r["levels"]} == {0, 1, 2, 3}, (
-        "the search never used some levels"
-    )
+    assert {v for r in records for v in r["levels"]} == {0, 1, 2, 3}, "the search never used some levels"
     best = read_json(out / "best_mask.json")
     top = max(records, key=lambda r: r["fitness"])  # ties: the first asked, as the searcher keeps
     assert best["levels"] == top["levels"] and best["mask"] == top["mask"]
@@ -245,24 +231,15 @@ def test_export_and_param_groups_follow_the_multipliers(lr_run, capsys):
     )
     bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), 10, TrainConfig())
     model = bundle.model
-    expected = {
-        n: r
-        for u, r in zip(bundle.units, best["lr_multipliers"], strict=True)
-        for n in u.params
-        if r
-    }
-    expected |= {
-        n: 1.0 for n, _ in model.named_parameters() if not any(n in u.params for u in bundle.units)
-    }
+    expected = {n: r for u, r in zip(bundle.units, best["lr_multipliers"], strict=True) for n in u.params if r}
+    expected |= {n: 1.0 for n, _ in model.named_parameters() if not any(n in u.params for u in bundle.units)}
     names = {id(p): n for n, p in model.named_parameters()}
     for source in (out / "mask_export.json", out / "best_mask.json", out):
         groups = layerswarm.param_groups(model, source, lr=0.05)
         got = {names[id(p)]: g["lr_multiplier"] for g in groups for p in g["params"]}
         assert got == expected, source
         assert all(g["lr"] == pytest.approx(0.05 * g["lr_multiplier"]) for g in groups)
-    torch.optim.SGD(
-        layerswarm.param_groups(model, out, lr=0.05), lr=0.05
-    )  # what the docstring promises
+    torch.optim.SGD(layerswarm.param_groups(model, out, lr=0.05), lr=0.05)  # what the docstring promises
 
 
 def _config(**search) -> RunConfig:
@@ -302,9 +279,7 @@ def test_a_resumed_level_search_equals_the_uninterrupted_one(tmp_path, digits16)
             raise _Stop
 
     with pytest.raises(_Stop):
-        run_search(
-            cfg, tmp_path / "resumed", data=digits16, report=False, on_evaluation=stop_after_four
-        )
+        run_search(cfg, tmp_path / "resumed", data=digits16, report=False, on_evaluation=stop_after_four)
     with pytest.raises(LayerswarmError, match="search.ladder"):
         run_search(
             _config().replace(search=cfg.search.replace(ladder=[0.0, 1.0, 2.0])),
@@ -319,15 +294,11 @@ def test_a_resumed_level_search_equals_the_uninterrupted_one(tmp_path, digits16)
 
     a, b = (read_jsonl(tmp_path / d / "evaluations.jsonl") for d in ("resumed", "straight"))
     assert strip(a) == strip(b) and len({r["fitness"] for r in a}) > 1
-    assert any(
-        r.get("phase") == "selection" and "levels" in r for r in a
-    )  # the final selection ran on plans
+    assert any(r.get("phase") == "selection" and "levels" in r for r in a)  # the final selection ran on plans
     assert read_json(tmp_path / "resumed" / "search_state.json") == read_json(
         tmp_path / "straight" / "search_state.json"
     )
-    assert read_json(tmp_path / "resumed" / "best_mask.json") == read_json(
-        tmp_path / "straight" / "best_mask.json"
-    )
+    assert read_json(tmp_path / "resumed" / "best_mask.json") == read_json(tmp_path / "straight" / "best_mask.json")
     assert resumed["lr_multipliers"] == straight["lr_multipliers"]
     assert resumed["test_accuracy"] == straight["test_accuracy"]
 
@@ -361,9 +332,7 @@ def test_a_study_over_the_level_space_finds_the_known_plan_and_resumes(tmp_path)
         groups = trial.apply(model, base_lr=0.5)
         rate = {id(p): g["lr"] / 0.5 for g in groups for p in g["params"]}
         got = [rate.get(id(next(model[i].parameters())), 0.0) for i in range(3)]
-        return -sum(
-            abs(LADDER.index(a) - LADDER.index(b)) for a, b in zip(got, target, strict=True)
-        )
+        return -sum(abs(LADDER.index(a) - LADDER.index(b)) for a, b in zip(got, target, strict=True))
 
     def study(out):
         return layerswarm.create_study(

@@ -43,8 +43,14 @@ def _strip(curves):
 def test_prefix_cache_is_bit_exact(name, augment, digits16):
     cfg = CFG.replace(augment=augment)
     n = len(build_bundle(ModelConfig(name=name, weights="none"), 10, cfg).units)
-    masks = [[0] * (n // 2) + [1] * (n - n // 2), [0] * n, [0] * (n - 1) + [1], [1] * n, [0, 1] + [0] * (n - 2),
-             [0] * (n // 2) + [1] * (n - n // 2)]
+    masks = [
+        [0] * (n // 2) + [1] * (n - n // 2),
+        [0] * n,
+        [0] * (n - 1) + [1],
+        [1] * n,
+        [0, 1] + [0] * (n - 2),
+        [0] * (n // 2) + [1] * (n - n // 2),
+    ]
     plain, _ = _fitnesses(name, digits16, masks, cfg, cache=False)
     cached, evaluate = _fitnesses(name, digits16, masks, cfg, cache=True)
     assert _strip(cached) == _strip(plain)  # losses and accuracies equal to the last bit
@@ -87,7 +93,9 @@ def test_no_backward_below_the_first_trainable_unit(digits16):
 
     for m in prefix:
         m.register_full_backward_hook(count("prefix_backward"))
-        m.register_forward_hook(lambda _m, _i, out: calls.__setitem__("prefix_out_grad", calls["prefix_out_grad"] + out.requires_grad))
+        m.register_forward_hook(
+            lambda _m, _i, out: calls.__setitem__("prefix_out_grad", calls["prefix_out_grad"] + out.requires_grad)
+        )
     for m in trained:
         m.register_full_backward_hook(count("trained_backward"))
     fit(model, digits16.train, digits16.val, CFG, bundle.transform, frozen=frozen)
@@ -124,7 +132,9 @@ class FakeExecutor(Executor):
 
 
 def _trials(masks, start=0, budget=None):
-    return [Trial(number=start + i, generation=0, index=i, mask=list(m), budget_epochs=budget) for i, m in enumerate(masks)]
+    return [
+        Trial(number=start + i, generation=0, index=i, mask=list(m), budget_epochs=budget) for i, m in enumerate(masks)
+    ]
 
 
 def test_memo_trains_each_mask_once_and_not_failures():
@@ -143,7 +153,7 @@ def test_memo_answers_a_shorter_budget_from_a_longer_curve_only_when_allowed():
         inner = FakeExecutor()
         memo = MemoExecutor(inner, default_epochs=3, truncatable=truncatable)
         list(memo.run(_trials([(1, 0)])))
-        (_, ev), = list(memo.run(_trials([(1, 0)], start=1, budget=1)))
+        ((_, ev),) = list(memo.run(_trials([(1, 0)], start=1, budget=1)))
         assert ev.fitness == pytest.approx(1.1) and len(inner.calls) == calls
 
 
@@ -189,8 +199,10 @@ def test_subset_splits_are_stratified_and_seeded(digits16):
     assert subset_splits(data, 1.0, 1.0, seed=0).train is data.train
 
 
-@pytest.mark.parametrize("bad", [{"fidelity": "magic"}, {"halving_keep": 0.0}, {"train_fraction": 1.5},
-                                 {"early_stop": -0.1}, {"cache_mb": -1}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"fidelity": "magic"}, {"halving_keep": 0.0}, {"train_fraction": 1.5}, {"early_stop": -0.1}, {"cache_mb": -1}],
+)
 def test_speed_config_refuses_bad_values(bad):
     with pytest.raises(LayerswarmError):
         SpeedConfig(**bad)
@@ -233,11 +245,13 @@ def test_memo_is_seeded_from_a_resumed_runs_evaluations():
 
     inner = Counting()
     memo = MemoExecutor(inner, default_epochs=2)
-    memo.remember([
-        {"mask": [1, 0], "fitness": 0.7, "val_curve": [0.6, 0.7], "error": None},
-        {"mask": [0, 1], "fitness": None, "val_curve": [], "error": "NaN loss"},  # failed: retried
-        {"mask": [1, 1], "fitness": 0.3, "val_curve": [0.3], "error": None},  # stopped early: retried
-    ])
+    memo.remember(
+        [
+            {"mask": [1, 0], "fitness": 0.7, "val_curve": [0.6, 0.7], "error": None},
+            {"mask": [0, 1], "fitness": None, "val_curve": [], "error": "NaN loss"},  # failed: retried
+            {"mask": [1, 1], "fitness": 0.3, "val_curve": [0.3], "error": None},  # stopped early: retried
+        ]
+    )
     trials = [Trial(i, 0, i, m) for i, m in enumerate([[1, 0], [0, 1], [1, 1]])]
     results = {t.number: ev for t, ev in memo.run(trials)}
     assert results[0].fitness == 0.7 and results[0].epochs_trained == 0
@@ -261,9 +275,12 @@ def test_validating_only_after_the_last_epoch_changes_nothing_but_the_curve(digi
     assert len(calls) == 1 + 3
     assert once.fitness == every.fitness and [e["val_accuracy"] for e in once.epochs][:2] == [None, None]
     drop = ("val_accuracy", "seconds")
-    assert [{k: v for k, v in e.items() if k not in drop} for e in once.epochs] == \
-        [{k: v for k, v in e.items() if k not in drop} for e in every.epochs]
-    assert SpeedConfig(early_stop=0.1).validates_every_epoch and not SpeedConfig(fidelity="halving").validates_every_epoch
+    assert [{k: v for k, v in e.items() if k not in drop} for e in once.epochs] == [
+        {k: v for k, v in e.items() if k not in drop} for e in every.epochs
+    ]
+    assert (
+        SpeedConfig(early_stop=0.1).validates_every_epoch and not SpeedConfig(fidelity="halving").validates_every_epoch
+    )
     memo = MemoExecutor(FakeExecutor(), 3, truncatable=True)
     memo.results[((1, 0), 3)] = Evaluation(fitness=0.5, epochs=[{"val_accuracy": None}] * 2 + [{"val_accuracy": 0.5}])
     assert memo.lookup(((1, 0), 2)) is None  # no curve point to answer a shorter budget from
@@ -280,7 +297,9 @@ def test_compiled_training_matches_eager_and_keeps_frozen_units_frozen(digits16)
         model = bundle.reset()
         frozen = apply_mask(model, bundle.units, mask)
         before = {k: v.clone() for k, v in model.state_dict().items()}
-        history = fit(model, digits16.train, digits16.val, cfg.replace(compile=compiled), bundle.transform, frozen=frozen)
+        history = fit(
+            model, digits16.train, digits16.val, cfg.replace(compile=compiled), bundle.transform, frozen=frozen
+        )
         after = model.state_dict()
         prefix = [k for u in bundle.units[:2] for k in u.params]
         assert all(torch.equal(before[k], after[k]) for k in prefix)
@@ -319,8 +338,9 @@ def test_a_promoted_mask_continues_its_paused_run_bit_for_bit(name, cache, digit
     mask = [0, 1] + [1] * (len(bundle.units) - 2)
 
     def fitness(pause_mb):
-        return MaskFitness(bundle, data, CFG, cache=PrefixCache(data, bundle.transform) if cache else None,
-                           pause_mb=pause_mb)
+        return MaskFitness(
+            bundle, data, CFG, cache=PrefixCache(data, bundle.transform) if cache else None, pause_mb=pause_mb
+        )
 
     straight = fitness(0)(mask)
     weights = {k: v.clone() for k, v in bundle.model.state_dict().items()}
@@ -344,8 +364,13 @@ def test_fit_continues_a_paused_run_with_dropout_momentum_and_batch_order(digits
 
     def model():
         torch.manual_seed(3)
-        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 32), torch.nn.ReLU(),
-                                   torch.nn.Dropout(0.5), torch.nn.Linear(32, 10))
+        return torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(3 * 16 * 16, 32),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.5),
+            torch.nn.Linear(32, 10),
+        )
 
     transform = BatchTransform((0.5,) * 3, (0.5,) * 3, "crop-flip")
     cfg = CFG.replace(epochs=3)
@@ -356,7 +381,9 @@ def test_fit_continues_a_paused_run_with_dropout_momentum_and_batch_order(digits
     torch.manual_seed(99)  # whatever ran in between must not matter
     assert state.epoch == 1
     fit(paused, digits16.train, digits16.val, cfg, transform, state=state.to("cpu"))
-    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), paused.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(whole.state_dict().values(), paused.state_dict().values(), strict=True)
+    )
 
 
 def test_pause_memory_is_bounded(digits16):

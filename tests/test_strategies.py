@@ -31,8 +31,17 @@ def _plan(strategy, bundle, data, cfg=CFG, seed=0, out_dir=None):
 
 
 def _fit(bundle, data, plan, cfg=CFG, on_epoch=None):
-    return fit(bundle.model, data.train, data.val, cfg, bundle.transform, frozen=plan.frozen,
-               param_groups=plan.param_groups, hooks=plan.hooks, on_epoch=on_epoch)
+    return fit(
+        bundle.model,
+        data.train,
+        data.val,
+        cfg,
+        bundle.transform,
+        frozen=plan.frozen,
+        param_groups=plan.param_groups,
+        hooks=plan.hooks,
+        on_epoch=on_epoch,
+    )
 
 
 def _unit_state(model, unit):
@@ -47,8 +56,21 @@ def _changed(before, after):
 
 
 def test_every_issue_strategy_is_registered():
-    expected = {"scratch", "linear", "full", "last-k", "first-k", "random-mask", "mask", "gradual",
-                "discriminative", "l2sp", "child-f", "child-d", "pso"}
+    expected = {
+        "scratch",
+        "linear",
+        "full",
+        "last-k",
+        "first-k",
+        "random-mask",
+        "mask",
+        "gradual",
+        "discriminative",
+        "l2sp",
+        "child-f",
+        "child-d",
+        "pso",
+    }
     assert expected <= set(STRATEGIES)
 
 
@@ -60,7 +82,9 @@ def test_scratch_uses_random_weights_and_trains_everything(digits16):
     assert plan.frozen == [] and all(p.requires_grad for p in bundle.model.parameters())
 
 
-@pytest.mark.parametrize(("name", "k", "expected"), [("last-k", 2, [0, 0, 0, 0, 1, 1]), ("first-k", 2, [1, 1, 0, 0, 0, 0])])
+@pytest.mark.parametrize(
+    ("name", "k", "expected"), [("last-k", 2, [0, 0, 0, 0, 1, 1]), ("first-k", 2, [1, 1, 0, 0, 0, 0])]
+)
 def test_block_strategies_train_exactly_their_block(digits16, name, k, expected):
     bundle = _bundle(digits16)
     plan = _plan(create_strategy(name, {"k": k}), bundle, digits16)
@@ -155,8 +179,13 @@ def test_the_head_learns_at_the_recipes_head_rate_unless_given(digits16, name):
     # the optimizer the trainer builds carries it, not multiplied again (it multiplies only groups
     # without a rate of their own)
     seen = []
-    _fit(bundle, digits16, _plan(create_strategy(name), bundle, digits16, cfg), cfg,
-         on_epoch=lambda r: seen.append(r["lr"]))
+    _fit(
+        bundle,
+        digits16,
+        _plan(create_strategy(name), bundle, digits16, cfg),
+        cfg,
+        on_epoch=lambda r: seen.append(r["lr"]),
+    )
     assert seen == [pytest.approx(cfg.lr * 20.0)]
 
 
@@ -348,7 +377,7 @@ def test_linear_probe_on_an_intermediate_unit_trains_only_its_head_and_reloads(d
     assert isinstance(predictor.model, IntermediateProbe) and predictor.model.tap == bundle.units[2].modules[-1]
     state = {k: v for k, v in predictor.model.state_dict().items()}
     probe = IntermediateProbe.rebuild(bundle.model, predictor.meta["probe"], digits16.num_classes)
-    probe.head.load_state_dict({k[len("head."):]: v for k, v in state.items() if k.startswith("head.")})
+    probe.head.load_state_dict({k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")})
     with torch.no_grad():
         expected = torch.softmax(probe.eval()(bundle.transform(images, train=False)), dim=1)
     assert torch.equal(predictor.probabilities(images), expected)

@@ -63,8 +63,10 @@ def test_frozen_units_stay_bit_identical(digits16, name):
 def _other_test_split(data: DatasetSplits) -> DatasetSplits:
     """The same train and validation splits with a different test split (reversed, half of it)."""
     test = data.test
-    flipped = ImageSet(test.images.flip(0)[: len(test.labels) // 2].contiguous(),
-                       test.labels.flip(0)[: len(test.labels) // 2].contiguous())
+    flipped = ImageSet(
+        test.images.flip(0)[: len(test.labels) // 2].contiguous(),
+        test.labels.flip(0)[: len(test.labels) // 2].contiguous(),
+    )
     return dataclasses.replace(data, test=flipped)
 
 

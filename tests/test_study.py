@@ -50,9 +50,7 @@ def agreement(model: nn.Module, target: list[int]):
     def objective(trial: layerswarm.Trial) -> float:
         trial.apply(model)
         grads = {n: p.requires_grad for n, p in model.named_parameters()}
-        return float(
-            sum(grads[u.params[0]] == bool(bit) for u, bit in zip(trial.units, target, strict=True))
-        )
+        return float(sum(grads[u.params[0]] == bool(bit) for u, bit in zip(trial.units, target, strict=True)))
 
     return objective
 
@@ -89,15 +87,11 @@ def test_minimize_sees_the_smallest_value(tmp_path):
     model = tiny_bert()
     target = [1, 1, 0, 0]
     agree = agreement(model, target)
-    study = layerswarm.create_study(
-        model, searcher="exhaustive", direction="minimize", out=tmp_path
-    )
+    study = layerswarm.create_study(model, searcher="exhaustive", direction="minimize", out=tmp_path)
     study.optimize(lambda trial: len(target) - agree(trial))
     assert study.best_trial.mask == target and study.best_value == 0.0
     records = read_jsonl(tmp_path / "evaluations.jsonl")
-    assert all(
-        r["fitness"] == -r["value"] for r in records
-    )  # the searcher maximised minus the value
+    assert all(r["fitness"] == -r["value"] for r in records)  # the searcher maximised minus the value
 
 
 @pytest.mark.parametrize("searcher", sorted(SEARCHERS))
@@ -127,8 +121,7 @@ def test_a_failed_objective_is_recorded_and_the_study_goes_on(tmp_path):
     failed = [r for r in records if r["mask"][0]]
     assert len(records) == 12 and failed and len(failed) < 12
     assert all(
-        r["state"] == "fail" and r["fitness"] is None and r["error"] == "ValueError: loss is nan"
-        for r in failed
+        r["state"] == "fail" and r["fitness"] is None and r["error"] == "ValueError: loss is nan" for r in failed
     )
     assert all(t.state == "fail" for t in study.trials if t.mask[0])
     assert study.best_trial.mask[0] == 0
@@ -167,9 +160,7 @@ def test_a_study_resumed_from_its_folder_equals_an_uninterrupted_one(tmp_path):
     layerswarm.create_study(model, out=whole, **settings).optimize(objective)
 
     parts = tmp_path / "parts"
-    layerswarm.create_study(model, out=parts, **settings).optimize(
-        objective, n_trials=6
-    )  # mid-generation
+    layerswarm.create_study(model, out=parts, **settings).optimize(objective, n_trials=6)  # mid-generation
 
     def interrupted(trial):
         if trial.number == 9:
@@ -182,9 +173,7 @@ def test_a_study_resumed_from_its_folder_equals_an_uninterrupted_one(tmp_path):
     assert len(resumed.trials) == 9
     resumed.optimize(objective)
     assert _rows(parts) == _rows(whole)
-    assert (
-        read_json(parts / "best_mask.json")["mask"] == read_json(whole / "best_mask.json")["mask"]
-    )
+    assert read_json(parts / "best_mask.json")["mask"] == read_json(whole / "best_mask.json")["mask"]
     with pytest.raises(LayerswarmError, match="holds a study with seed=3, not 4"):
         layerswarm.create_study(model, out=parts, **{**settings, "seed": 4})
     with pytest.raises(LayerswarmError, match="holds a study with model"):
@@ -212,9 +201,7 @@ def test_report_and_export_read_a_study(tmp_path, capsys):
     fresh = tiny_timm()
     for source in (tmp_path / "mask_export.json", tmp_path / "best_mask.json"):
         assert apply_mask(fresh, source) == plan.frozen_modules
-        frozen = {
-            p for u, bit in zip(study.units, target, strict=True) if not bit for p in u.params
-        }
+        frozen = {p for u, bit in zip(study.units, target, strict=True) if not bit for p in u.params}
         assert {n for n, p in fresh.named_parameters() if not p.requires_grad} == frozen
     assert export_mask(tmp_path) == tmp_path / "mask_export.json"
 
@@ -246,9 +233,7 @@ def test_units_of_any_module():
     assert head == ["net.classifier"]
 
     bert = tiny_bert()
-    units, head = find_units(
-        bert, units=["bert.embeddings", "bert.encoder.layer.*", ["bert.pooler.*"]]
-    )
+    units, head = find_units(bert, units=["bert.embeddings", "bert.encoder.layer.*", ["bert.pooler.*"]])
     assert [len(u.params) for u in units] == [5, 32, 2] and head == ["classifier"]
     for patterns, problem in (
         (["bert.embeddings", "nothing.here"], "matches no parameter"),
@@ -270,9 +255,7 @@ def test_apply_freezes_keeps_frozen_modules_in_eval_and_groups_by_multiplier():
         "classifier.weight",
         "classifier.bias",
     }
-    frozen = {
-        p for u, m in zip(units, plan.lr_multipliers, strict=True) if m == 0 for p in u.params
-    }
+    frozen = {p for u, m in zip(units, plan.lr_multipliers, strict=True) if m == 0 for p in u.params}
     assert {n for n, p in model.named_parameters() if not p.requires_grad} == frozen
 
     # a plain training loop that calls model.train() every step: frozen tensors, buffers
@@ -289,9 +272,7 @@ def test_apply_freezes_keeps_frozen_modules_in_eval_and_groups_by_multiplier():
     frozen_keys = {k for k in before for m in plan.frozen_modules if k.startswith(f"{m}.")}
     assert frozen_keys and all(torch.equal(before[k], after[k]) for k in frozen_keys)
     assert all(
-        not torch.equal(before[k], after[k])
-        for k in before
-        if k.startswith("blocks.3.") and "running_mean" in k
+        not torch.equal(before[k], after[k]) for k in before if k.startswith("blocks.3.") and "running_mean" in k
     )
     assert all(not model.get_submodule(m).training for m in plan.frozen_modules)
 
@@ -303,6 +284,4 @@ def test_apply_freezes_keeps_frozen_modules_in_eval_and_groups_by_multiplier():
     with pytest.raises(LayerswarmError, match="does not fit this model"):
         plan.apply(tiny_bert())
     head_params = sum(p.numel() for p in model.get_classifier().parameters())
-    assert sum(u.num_params for u in units) + head_params == sum(
-        p.numel() for p in model.parameters()
-    )
+    assert sum(u.num_params for u in units) + head_params == sum(p.numel() for p in model.parameters())

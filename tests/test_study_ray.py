@@ -41,18 +41,14 @@ def make_objective(model, target):
             raise ValueError("diverged")
         trial.apply(model)
         grads = {n: p.requires_grad for n, p in model.named_parameters()}
-        return float(
-            sum(grads[u.params[0]] == bool(b) for u, b in zip(trial.units, target, strict=True))
-        )
+        return float(sum(grads[u.params[0]] == bool(b) for u, b in zip(trial.units, target, strict=True)))
 
     return objective
 
 
 def test_ray_runs_a_study_as_the_local_loop_does(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    ray.cloudpickle.register_pickle_by_value(
-        sys.modules[__name__]
-    )  # workers cannot import this module
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this module
     try:
         target = [0, 1, 1, 0]
         outs = {}
@@ -69,12 +65,7 @@ def test_ray_runs_a_study_as_the_local_loop_does(tmp_path):
         ray.shutdown()
 
     def rows(out):
-        return sorted(
-            (r["number"], r["mask"], r["value"], r["error"])
-            for r in read_jsonl(out / "evaluations.jsonl")
-        )
+        return sorted((r["number"], r["mask"], r["value"], r["error"]) for r in read_jsonl(out / "evaluations.jsonl"))
 
     assert rows(outs["ray"]) == rows(outs["local"])
-    assert len(rows(outs["ray"])) == 12 and any(
-        r[3] == "ValueError: diverged" for r in rows(outs["ray"])
-    )
+    assert len(rows(outs["ray"])) == 12 and any(r[3] == "ValueError: diverged" for r in rows(outs["ray"]))

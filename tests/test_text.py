@@ -46,10 +46,17 @@ def test_units_are_embeddings_each_layer_and_pooler_where_read(tiny):
     # cls: the family's own head on the first token, behind BERT's pooler, which is then a unit
     model, info = create_model(tiny["model"], num_classes=3, pooling="cls")
     assert [u.name for u in split_units(model, info.head)] == [
-        "hf.bert.embeddings", "hf.bert.encoder.layer.0", "hf.bert.encoder.layer.1", "hf.bert.pooler"]
+        "hf.bert.embeddings",
+        "hf.bert.encoder.layer.0",
+        "hf.bert.encoder.layer.1",
+        "hf.bert.pooler",
+    ]
     assert info.head == ["hf.classifier"]
     assert [u.name for u in split_units(model, info.head, "stage")] == [
-        "hf.bert.embeddings", "hf.bert.encoder", "hf.bert.pooler"]
+        "hf.bert.embeddings",
+        "hf.bert.encoder",
+        "hf.bert.pooler",
+    ]
 
 
 def test_mean_pooling_ignores_padding(tiny):
@@ -60,11 +67,14 @@ def test_mean_pooling_ignores_padding(tiny):
     assert torch.allclose(model(ids), model(padded), atol=1e-6)
 
 
-@pytest.mark.parametrize("family, expected_head", [
-    (transformers.RobertaConfig, ["hf.classifier"]),
-    (transformers.DistilBertConfig, ["hf.pre_classifier", "hf.classifier"]),
-    (transformers.ElectraConfig, ["hf.classifier"]),
-])
+@pytest.mark.parametrize(
+    "family, expected_head",
+    [
+        (transformers.RobertaConfig, ["hf.classifier"]),
+        (transformers.DistilBertConfig, ["hf.pre_classifier", "hf.classifier"]),
+        (transformers.ElectraConfig, ["hf.classifier"]),
+    ],
+)
 def test_the_unit_rule_covers_the_usual_families(family, expected_head):
     model = tiny_family_classifier(family)
     head = head_modules(model)
@@ -84,11 +94,16 @@ def test_frozen_units_stay_bit_identical_and_run_without_dropout(tiny):
     frozen = apply_mask(model, bundle.units, mask)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     modes: dict[str, set[bool]] = {}
-    hooks = [model.get_submodule(u.name).register_forward_pre_hook(
-        lambda m, _a, name=u.name: modes.setdefault(name, set()).add(m.training)) for u in bundle.units]
+    hooks = [
+        model.get_submodule(u.name).register_forward_pre_hook(
+            lambda m, _a, name=u.name: modes.setdefault(name, set()).add(m.training)
+        )
+        for u in bundle.units
+    ]
     assert model.hf.config.hidden_dropout_prob > 0  # dropout is on in trained units
-    fit(model, data.train, data.val, TRAIN.replace(momentum=0.9), bundle.transform, frozen=frozen,
-        head=bundle.info.head)
+    fit(
+        model, data.train, data.val, TRAIN.replace(momentum=0.9), bundle.transform, frozen=frozen, head=bundle.info.head
+    )
     for h in hooks:
         h.remove()
     after = model.state_dict()
@@ -125,10 +140,40 @@ def test_text_and_image_mismatches_are_one_line_errors(tiny):
 
 def test_tiny_search_end_to_end_on_text(tiny, capsys):
     out = tiny["root"] / "run"
-    argv = ["search", "--model", tiny["model"], "--data", str(tiny["csv"]), "--train-per-class", "10",
-            "--val-per-class", "5", "--optimizer", "adamw", "--lr", "1e-3", "--weight-decay", "0.01",
-            "--batch-size", "8", "--searcher", "pso", "--particles", "3", "--generations", "2", "--fitness-epochs", "1",
-            "--final-epochs", "2", "--baselines", "linear,full", "--quiet", "--out", str(out)]
+    argv = [
+        "search",
+        "--model",
+        tiny["model"],
+        "--data",
+        str(tiny["csv"]),
+        "--train-per-class",
+        "10",
+        "--val-per-class",
+        "5",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "1e-3",
+        "--weight-decay",
+        "0.01",
+        "--batch-size",
+        "8",
+        "--searcher",
+        "pso",
+        "--particles",
+        "3",
+        "--generations",
+        "2",
+        "--fitness-epochs",
+        "1",
+        "--final-epochs",
+        "2",
+        "--baselines",
+        "linear,full",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     best = json.loads((out / "best_mask.json").read_text())
     assert len(best["mask"]) == 3
@@ -147,40 +192,92 @@ def test_minilm_on_wordnet_learns_offline(tmp_path):
     if not __import__("os").path.exists(WORDNET_NOUNS):
         pytest.skip("wordnet-base is not installed (make data)")
     out = tmp_path / "run"
-    argv = ["finetune", "--model", "all-minilm-l6-v2", "--data", "wordnet", "--max-length", "32",
-            "--train-per-class", "20", "--val-per-class", "10", "--max-test", "300", "--strategy", "last-k",
-            "--option", "last-k.k=2", "--epochs", "3", "--device", "cpu", "--quiet", "--out", str(out)]
+    argv = [
+        "finetune",
+        "--model",
+        "all-minilm-l6-v2",
+        "--data",
+        "wordnet",
+        "--max-length",
+        "32",
+        "--train-per-class",
+        "20",
+        "--val-per-class",
+        "10",
+        "--max-test",
+        "300",
+        "--strategy",
+        "last-k",
+        "--option",
+        "last-k.k=2",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     metrics = json.loads((out / "final" / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.4  # 10 categories: chance is 0.1
     model, info = create_model("all-minilm-l6-v2", num_classes=10)
     assert [u.name for u in split_units(model, info.head)] == ["hf.embeddings"] + [
-        f"hf.encoder.layer.{i}" for i in range(6)]
+        f"hf.encoder.layer.{i}" for i in range(6)
+    ]
 
 
 def test_text_models_default_to_the_bert_recipe_and_a_given_recipe_wins(tiny):
-    base = ["finetune", "--model", tiny["model"], "--data", str(tiny["csv"]), "--train-per-class", "10",
-            "--val-per-class", "5", "--epochs", "1", "--strategy", "linear", "--quiet"]
-    for extra, recipe, optimizer in [([], "bert", "adamw"), (["--recipe", "paper"], "paper", "sgd"),
-                                     (["--recipe", "default"], "default", "sgd")]:
+    base = [
+        "finetune",
+        "--model",
+        tiny["model"],
+        "--data",
+        str(tiny["csv"]),
+        "--train-per-class",
+        "10",
+        "--val-per-class",
+        "5",
+        "--epochs",
+        "1",
+        "--strategy",
+        "linear",
+        "--quiet",
+    ]
+    for extra, recipe, optimizer in [
+        ([], "bert", "adamw"),
+        (["--recipe", "paper"], "paper", "sgd"),
+        (["--recipe", "default"], "default", "sgd"),
+    ]:
         out = tiny["root"] / f"recipe-{recipe}"
         assert main([*base, *extra, "--out", str(out)]) == 0
         train = json.loads((out / "config.json").read_text())["train"]
         assert (train["recipe"], train["optimizer"]) == (recipe, optimizer)
-    assert train["lr"] == 0.01 and json.loads((tiny["root"] / "recipe-bert" / "config.json").read_text())[
-        "train"]["lr"] == 5e-5
+    assert (
+        train["lr"] == 0.01
+        and json.loads((tiny["root"] / "recipe-bert" / "config.json").read_text())["train"]["lr"] == 5e-5
+    )
 
 
-@pytest.mark.parametrize("change, needle", [
-    ({"--text-column": "review"}, "has no text column 'review'"),
-    ({"--model": "hf:/no/such/folder"}, "model folder '/no/such/folder' does not exist"),
-    ({"--model": "efficientnet_lite0"}, "is text: pick a text model"),
-    ({"--max-length": "1000"}, "exceeds the 64 positions"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"--text-column": "review"}, "has no text column 'review'"),
+        ({"--model": "hf:/no/such/folder"}, "model folder '/no/such/folder' does not exist"),
+        ({"--model": "efficientnet_lite0"}, "is text: pick a text model"),
+        ({"--max-length": "1000"}, "exceeds the 64 positions"),
+    ],
+)
 def test_bad_text_input_is_one_line_before_any_file(tiny, capsys, change, needle):
     out = tiny["root"] / "refused"
-    args = {"--model": tiny["model"], "--data": str(tiny["csv"]), "--train-per-class": "10", "--val-per-class": "5",
-            "--epochs": "1", **change}
+    args = {
+        "--model": tiny["model"],
+        "--data": str(tiny["csv"]),
+        "--train-per-class": "10",
+        "--val-per-class": "5",
+        "--epochs": "1",
+        **change,
+    }
     assert main(["finetune", *[x for kv in args.items() for x in kv], "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err

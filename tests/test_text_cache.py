@@ -41,8 +41,14 @@ def _curves(model_name, splits, masks, pooling, cache):
 def test_text_prefix_cache_is_bit_exact_and_used(tiny, pooling):
     model_name, splits = tiny
     n = 4 if pooling == "mean" else 5  # embeddings, 3 layers (, pooler)
-    masks = [[0, 0, 1] + [1] * (n - 3), [0] * n, [0, 1] + [1] * (n - 2), [0, 0, 0, 1] + [1] * (n - 4),
-             [0, 0, 1] + [1] * (n - 3), [1] * n]
+    masks = [
+        [0, 0, 1] + [1] * (n - 3),
+        [0] * n,
+        [0, 1] + [1] * (n - 2),
+        [0, 0, 0, 1] + [1] * (n - 4),
+        [0, 0, 1] + [1] * (n - 3),
+        [1] * n,
+    ]
     plain, _ = _curves(model_name, splits, masks, pooling, cache=False)
     cached, evaluate = _curves(model_name, splits, masks, pooling, cache=True)
     assert cached == plain  # losses and accuracies equal to the last bit
@@ -60,16 +66,20 @@ def test_a_deeper_level_built_from_a_shallower_one_is_the_same(tiny):
     with torch.no_grad():
         direct = model.run_stages(0, 3, ids)
         stepwise = model.run_stages(1, 3, model.run_stages(0, 1, ids))
-        hidden = model.hf(input_ids=ids[:, : direct.shape[1]], attention_mask=(ids != model.pad_token_id)
-                          [:, : direct.shape[1]].long(), output_hidden_states=True).hidden_states
+        hidden = model.hf(
+            input_ids=ids[:, : direct.shape[1]],
+            attention_mask=(ids != model.pad_token_id)[:, : direct.shape[1]].long(),
+            output_hidden_states=True,
+        ).hidden_states
     assert torch.equal(direct, stepwise)
     assert torch.equal(direct[..., :-1], hidden[2])  # after the embeddings and layers 0 and 1
     assert torch.equal(direct[..., -1].long(), ids[:, : direct.shape[1]])  # the ids ride along, exactly
     assert not hasattr(model, "_replay") and isinstance(model.hf.embeddings, type(model.hf.embeddings))
 
 
-@pytest.mark.parametrize("family", [transformers.RobertaConfig, transformers.DistilBertConfig,
-                                    transformers.ElectraConfig])
+@pytest.mark.parametrize(
+    "family", [transformers.RobertaConfig, transformers.DistilBertConfig, transformers.ElectraConfig]
+)
 def test_every_family_runs_from_each_cached_depth(family):
     torch.manual_seed(0)
     model = tiny_family_classifier(family, pad_token_id=1).eval()

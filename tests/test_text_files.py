@@ -42,7 +42,7 @@ def data_noun(tmp_path: Path) -> Path:
     lines = [
         synset(1, "05", "dog", 'a domesticated canid; "the dog barked"'),
         synset(2, "20", "oak", "a tree of the genus Quercus"),
-        synset(3, "05", "cat", "a feline mammal; kept as a pet; \"my cat\""),
+        synset(3, "05", "cat", 'a feline mammal; kept as a pet; "my cat"'),
         synset(4, "06", "hammer", "a hand tool with a heavy head"),
         synset(5, "05", "horse", "  a hoofed mammal  "),
         synset(6, "28", "noon", "the middle of the day"),
@@ -66,8 +66,16 @@ def test_wordnet_parses_definitions_in_file_order(data_noun: Path) -> None:
         "a shrub with prickly stems",
         "a tool with a toothed blade",
     ]
-    assert labels == ["noun.animal", "noun.plant", "noun.animal", "noun.artifact",
-                      "noun.animal", "noun.time", "noun.plant", "noun.artifact"]
+    assert labels == [
+        "noun.animal",
+        "noun.plant",
+        "noun.animal",
+        "noun.artifact",
+        "noun.animal",
+        "noun.time",
+        "noun.plant",
+        "noun.artifact",
+    ]
 
 
 def test_wordnet_categories_by_count_break_ties_by_name(data_noun: Path) -> None:
@@ -157,7 +165,8 @@ def test_table_row_errors(tmp_path: Path) -> None:
     assert "e1.csv:3 has an empty text" in error_of(read_text_table, table("e1.csv", "text,label\na,x\n  ,y\n"))
     assert "e2.csv:2 has an empty label" in error_of(read_text_table, table("e2.csv", "text,label\na\nb,y\n"))
     assert "e3.jsonl:1 has an empty label" in error_of(
-        read_text_table, table("e3.jsonl", '{"text": "a", "label": null}\n'))
+        read_text_table, table("e3.jsonl", '{"text": "a", "label": null}\n')
+    )
     assert "is empty" in error_of(read_text_table, table("empty.tsv", ""))
     assert "only a header" in error_of(read_text_table, table("header.csv", "text,label\n"))
     msg = error_of(read_text_table, table("one.csv", "text,label\na,x\nb,x\n"))
@@ -176,10 +185,13 @@ def make_folder(root: Path, classes: dict[str, dict[str, str]]) -> Path:
 
 
 def test_text_folder_reads_sorted(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "reviews", {
-        "pos": {"b.txt": "great\n", "a.txt": "  lovely  ", "notes.md": "ignored"},
-        "neg": {"1.txt": "dull"},
-    })
+    root = make_folder(
+        tmp_path / "reviews",
+        {
+            "pos": {"b.txt": "great\n", "a.txt": "  lovely  ", "notes.md": "ignored"},
+            "neg": {"1.txt": "dull"},
+        },
+    )
     (root / ".hidden").mkdir()
     assert read_text_folder(root) == (["dull", "lovely", "great"], ["neg", "pos", "pos"])
     assert read_text_data(str(root)) == read_text_folder(root)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import torch
 
-WORDS = {"animal": ["cat", "dog", "horse", "bird", "fish", "cow"],
-         "food": ["bread", "apple", "rice", "soup", "cheese", "cake"],
-         "tool": ["hammer", "saw", "drill", "wrench", "knife", "axe"]}
+WORDS = {
+    "animal": ["cat", "dog", "horse", "bird", "fish", "cow"],
+    "food": ["bread", "apple", "rice", "soup", "cheese", "cake"],
+    "tool": ["hammer", "saw", "drill", "wrench", "knife", "axe"],
+}
 FILLER = ["a", "the", "of", "small", "large", "kind", "used", "for", "with", "and"]
 
 
@@ -22,8 +24,14 @@ def make_tiny_bert(folder: Path, layers: int = 2) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + [w for ws in WORDS.values() for w in ws]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     transformers.BertTokenizerFast(vocab=str(folder / "vocab.txt")).save_pretrained(folder)  # transformers 5
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=layers,
-                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=64)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     transformers.BertModel(config).save_pretrained(folder)
     return folder
@@ -40,9 +48,18 @@ def tiny_family_classifier(family, pad_token_id: int = 0):
     if family is transformers.DistilBertConfig:
         config = family(dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=4, **sizes)
     else:
-        config = family(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=4,
-                        **({"embedding_size": 8} if family is transformers.ElectraConfig else {}), **sizes)
-    return TextClassifier(transformers.AutoModelForSequenceClassification.from_config(config), pad_token_id=pad_token_id)
+        config = family(
+            hidden_size=16,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            intermediate_size=32,
+            num_labels=4,
+            **({"embedding_size": 8} if family is transformers.ElectraConfig else {}),
+            **sizes,
+        )
+    return TextClassifier(
+        transformers.AutoModelForSequenceClassification.from_config(config), pad_token_id=pad_token_id
+    )
 
 
 def text_of(label: str, rng: random.Random) -> str:

@@ -143,10 +143,13 @@ def generate() -> str:
 
     run = getattr(layerswarm, "RunConfig", None)
     if _is_config(run, base):
-        out += ["## A run's configuration", "",
-                "The keys of a run's `config.json` and of a `--config` file (YAML or JSON, nested "
-                "as `config.json` is: `final: {epochs: 30}` is the key `final.epochs`). "
-                + _summary(run), ""]
+        out += [
+            "## A run's configuration",
+            "",
+            "The keys of a run's `config.json` and of a `--config` file (YAML or JSON, nested "
+            "as `config.json` is: `final: {epochs: 30}` is the key `final.epochs`). " + _summary(run),
+            "",
+        ]
         out += _table(_rows(run, base))
         reached(run)
 
@@ -165,8 +168,7 @@ def generate() -> str:
         if section:
             out += [f"## Options of each {kind}", ""] + section
 
-    rest = sorted((cls for cls in every if cls not in shown and dataclasses.fields(cls)),
-                  key=lambda c: c.__name__)
+    rest = sorted((cls for cls in every if cls not in shown and dataclasses.fields(cls)), key=lambda c: c.__name__)
     if rest:
         out += ["## Other configurations", ""]
         for cls in rest:

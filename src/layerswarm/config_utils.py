@@ -122,7 +122,8 @@ class JsonConfig:
         if unknown:
             keys = ", ".join(f"'{k}'" for k in unknown)
             raise UnknownKeyError(
-                f"{what} has no option {keys} (unknown {cls.__name__} key): its options are {', '.join(names) or 'none'}"
+                f"{what} has no option {keys} (unknown {cls.__name__} key): its options are "
+                f"{', '.join(names) or 'none'}"
             )
         missing = [k for k in cls.required if k not in data]  # type: ignore[attr-defined]
         if missing:

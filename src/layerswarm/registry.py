@@ -27,7 +27,9 @@ class Registry(dict[str, T]):
         existing = self.get(name)
         if existing is not None and existing is not entry:
             owner = getattr(existing, "__qualname__", repr(existing))
-            raise LayerswarmError(f"{self.kind} name {name!r} is already taken by {owner}; register yours under another name")
+            raise LayerswarmError(
+                f"{self.kind} name {name!r} is already taken by {owner}; register yours under another name"
+            )
         self[name] = entry
         return entry
 

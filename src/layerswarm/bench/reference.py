@@ -22,16 +22,27 @@ from ..training.config import TrainConfig
 from ..units.units import Unit
 
 
-def plain_finetune(model: nn.Module, start: dict, units: list[Unit], mask: list[int], train: ImageSet,
-                   cfg: TrainConfig, transform: BatchTransform) -> nn.Module:
+def plain_finetune(
+    model: nn.Module,
+    start: dict,
+    units: list[Unit],
+    mask: list[int],
+    train: ImageSet,
+    cfg: TrainConfig,
+    transform: BatchTransform,
+) -> nn.Module:
     """Fine-tune from ``start`` for ``cfg.epochs`` epochs; frozen units: no grad, eval mode."""
     model.load_state_dict(start)
     frozen = {p for u, bit in zip(units, mask, strict=True) if not bit for p in u.params}
     for name, p in model.named_parameters():
         p.requires_grad_(name not in frozen)
         p.grad = None
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                          momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+    )
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
     gen = torch.Generator(device=train.inputs.device.type).manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -64,9 +75,21 @@ def plain_accuracy(model: nn.Module, data: ImageSet, transform: BatchTransform, 
     return correct / len(data)
 
 
-def reference_search(model: nn.Module, units: list[Unit], train: ImageSet, val: ImageSet, cfg: TrainConfig,
-                     transform: BatchTransform, particles: int, generations: int, seed: int,
-                     c1: float = 1.5, c2: float = 1.5, w_start: float = 1.4, w_end: float = 0.7) -> dict:
+def reference_search(
+    model: nn.Module,
+    units: list[Unit],
+    train: ImageSet,
+    val: ImageSet,
+    cfg: TrainConfig,
+    transform: BatchTransform,
+    particles: int,
+    generations: int,
+    seed: int,
+    c1: float = 1.5,
+    c2: float = 1.5,
+    w_start: float = 1.4,
+    w_end: float = 0.7,
+) -> dict:
     """Algorithm 1: x ~ U(0,1), v ~ U(-0.5,0.5); each generation every particle is fine-tuned
     ``cfg.epochs`` epochs and scored on ``val``; then v <- w v + c1 r1 (p - x) + c2 r2 (g - x),
     x <- clip(x + v, 0, 1), w falling linearly from 1.4 to 0.7."""
@@ -83,8 +106,9 @@ def reference_search(model: nn.Module, units: list[Unit], train: ImageSet, val: 
             t0 = time.perf_counter()
             plain_finetune(model, start, units, mask, train, cfg, transform)
             fit = plain_accuracy(model, val, transform, cfg.eval_batch_size)
-            evaluations.append({"generation": t, "particle": j, "mask": mask, "fitness": fit,
-                                "seconds": time.perf_counter() - t0})
+            evaluations.append(
+                {"generation": t, "particle": j, "mask": mask, "fitness": fit, "seconds": time.perf_counter() - t0}
+            )
             if fit > p_fit[j]:
                 p[j], p_fit[j] = x[j], fit
             if fit > g_fit:

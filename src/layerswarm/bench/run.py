@@ -56,14 +56,17 @@ class BenchPreset:
 # (docs/results/speed.md).
 APPROXIMATE = SpeedConfig(fidelity="halving", halving_epochs=1, halving_keep=0.25, early_stop=0.05)
 PRESETS = {
-    "quick": BenchPreset(particles=4, generations=3, fitness_epochs=2, final_epochs=2, throughput_epochs=1,
-                         approximate=APPROXIMATE),
+    "quick": BenchPreset(
+        particles=4, generations=3, fitness_epochs=2, final_epochs=2, throughput_epochs=1, approximate=APPROXIMATE
+    ),
     # the paper's swarm shape, so that memoisation and the prefix cache meet a converging swarm,
     # with maxEpoch=2 so that it fits on a CPU
-    "swarm": BenchPreset(particles=10, generations=12, fitness_epochs=2, final_epochs=2, throughput_epochs=1,
-                         approximate=APPROXIMATE),
-    "full": BenchPreset(particles=10, generations=12, fitness_epochs=5, final_epochs=110, throughput_epochs=3,
-                        approximate=APPROXIMATE),
+    "swarm": BenchPreset(
+        particles=10, generations=12, fitness_epochs=2, final_epochs=2, throughput_epochs=1, approximate=APPROXIMATE
+    ),
+    "full": BenchPreset(
+        particles=10, generations=12, fitness_epochs=5, final_epochs=110, throughput_epochs=3, approximate=APPROXIMATE
+    ),
 }
 # --ablation: each approximate speed-up alone (on top of the exact ones), to see what each costs
 ABLATION = {
@@ -76,8 +79,11 @@ MODEL = ModelConfig(name="efficientnet_lite0", weights="pretrained", granularity
 
 def bench_data(data_root: str | None = None) -> DatasetSplits:
     """Fashion-MNIST, 50 train + 50 val images per class from the training files, full test, 64 px."""
-    return load_dataset(DataConfig(data="fashion-mnist", data_root=data_root, image_size=64,
-                                   train_per_class=50, val_per_class=50, seed=0))
+    return load_dataset(
+        DataConfig(
+            data="fashion-mnist", data_root=data_root, image_size=64, train_per_class=50, val_per_class=50, seed=0
+        )
+    )
 
 
 @contextmanager
@@ -109,34 +115,57 @@ def peak_memory(device: torch.device) -> Iterator[dict]:
 
 def _fitness_cfg(preset: BenchPreset, seed: int, device: str, channels_last: bool = False) -> TrainConfig:
     # the paper's SGD settings; channels_last changes float rounding, so only the approximate run uses it
-    return TrainConfig(epochs=preset.fitness_epochs, lr=preset.lr, seed=seed, device=device, channels_last=channels_last)
+    return TrainConfig(
+        epochs=preset.fitness_epochs, lr=preset.lr, seed=seed, device=device, channels_last=channels_last
+    )
 
 
 def run_reference(data: DatasetSplits, preset: BenchPreset, seed: int, device: str, model: ModelConfig = MODEL) -> dict:
     cfg = _fitness_cfg(preset, seed, device)
     bundle = build_bundle(model, data.num_classes, cfg, seed=seed)
     train, val = data.train.to(bundle.device), data.val.to(bundle.device)
-    out = reference_search(bundle.model, bundle.units, train, val, cfg, bundle.transform,
-                           preset.particles, preset.generations, seed)
+    out = reference_search(
+        bundle.model, bundle.units, train, val, cfg, bundle.transform, preset.particles, preset.generations, seed
+    )
     n_train = len(data.train)
-    out.update(evaluations=len(out["evaluations"]), epochs_trained=len(out["evaluations"]) * cfg.epochs,
-               images_trained=len(out["evaluations"]) * cfg.epochs * n_train, fitnesses=[e["fitness"] for e in out["evaluations"]],
-               masks=[e["mask"] for e in out["evaluations"]])
+    out.update(
+        evaluations=len(out["evaluations"]),
+        epochs_trained=len(out["evaluations"]) * cfg.epochs,
+        images_trained=len(out["evaluations"]) * cfg.epochs * n_train,
+        fitnesses=[e["fitness"] for e in out["evaluations"]],
+        masks=[e["mask"] for e in out["evaluations"]],
+    )
     return out
 
 
-def run_layerswarm(data: DatasetSplits, preset: BenchPreset, seed: int, device: str, speed: SpeedConfig,
-                   threads: int, model: ModelConfig = MODEL, channels_last: bool | None = None,
-                   backend: str = "local") -> dict:
+def run_layerswarm(
+    data: DatasetSplits,
+    preset: BenchPreset,
+    seed: int,
+    device: str,
+    speed: SpeedConfig,
+    threads: int,
+    model: ModelConfig = MODEL,
+    channels_last: bool | None = None,
+    backend: str = "local",
+) -> dict:
     """``channels_last`` (default: on for approximate runs) changes float rounding, so never for exact ones.
     ``backend="ray"``: a generation's evaluations run in parallel as Ray tasks of ``threads`` CPUs
     (one GPU each on CUDA); with the same thread count each gives the local fitness, bit for bit."""
     channels_last = speed.approximate if channels_last is None else channels_last
     gpus = 1.0 if backend == "ray" and resolve_device(device).type == "cuda" else 0.0
-    cfg = RunConfig(model=model, fitness=_fitness_cfg(preset, seed, device, channels_last=channels_last),
-                    search=SearchConfig(options={"particles": preset.particles, "generations": preset.generations},
-                                        backend=backend, cpus_per_trial=threads, gpus_per_trial=gpus),
-                    seed=seed, speed=speed)
+    cfg = RunConfig(
+        model=model,
+        fitness=_fitness_cfg(preset, seed, device, channels_last=channels_last),
+        search=SearchConfig(
+            options={"particles": preset.particles, "generations": preset.generations},
+            backend=backend,
+            cpus_per_trial=threads,
+            gpus_per_trial=gpus,
+        ),
+        seed=seed,
+        speed=speed,
+    )
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=seed)
     searcher = create_searcher("pso", len(bundle.units), cfg.search.options, seed=seed)
     records: list[dict] = []
@@ -149,9 +178,15 @@ def run_layerswarm(data: DatasetSplits, preset: BenchPreset, seed: int, device: 
     records.sort(key=lambda r: r["number"])
     n_train = round(len(data.train) * speed.train_fraction)
     epochs = sum(r["epochs_trained"] for r in records)
-    return {"best_mask": mask, "best_fitness": fitness, "evaluations": sum(r["epochs_trained"] > 0 for r in records),
-            "epochs_trained": epochs, "images_trained": epochs * n_train,
-            "fitnesses": [r["fitness"] for r in records], "masks": [r["mask"] for r in records]}
+    return {
+        "best_mask": mask,
+        "best_fitness": fitness,
+        "evaluations": sum(r["epochs_trained"] > 0 for r in records),
+        "epochs_trained": epochs,
+        "images_trained": epochs * n_train,
+        "fitnesses": [r["fitness"] for r in records],
+        "masks": [r["mask"] for r in records],
+    }
 
 
 def final_finetune(bundle: ModelBundle, data: DatasetSplits, mask: list[int], epochs: int, seed: int) -> dict:
@@ -163,11 +198,16 @@ def final_finetune(bundle: ModelBundle, data: DatasetSplits, mask: list[int], ep
     frozen = apply_mask(model, bundle.units, mask)
     history = fit(model, data.train, data.val, cfg, bundle.transform, frozen=frozen)
     test = evaluate(model, data.test, bundle.transform, batch_size=cfg.eval_batch_size)
-    return {"test_accuracy": test, "final_val_accuracy": history.final_val_accuracy,
-            "final_seconds": time.perf_counter() - start}
+    return {
+        "test_accuracy": test,
+        "final_val_accuracy": history.final_val_accuracy,
+        "final_seconds": time.perf_counter() - start,
+    }
 
 
-def measure_throughput(data: DatasetSplits, epochs: int, device: str, repeats: int = 2, model: ModelConfig = MODEL) -> dict:
+def measure_throughput(
+    data: DatasetSplits, epochs: int, device: str, repeats: int = 2, model: ModelConfig = MODEL
+) -> dict:
     """Images/s of a full fine-tune (every unit trained): ``fit`` against a bare loop with the
     same model, batch, optimiser, augmentation and per-epoch validation; best of ``repeats``,
     interleaved, so that load from other processes hits both alike."""
@@ -187,7 +227,9 @@ def measure_throughput(data: DatasetSplits, epochs: int, device: str, repeats: i
             order = torch.randperm(len(train), generator=gen, device=bundle.device)
             for i in range(0, len(train), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
-                loss = F.cross_entropy(model(bundle.transform(train.inputs[idx], train=True, generator=gen)), train.labels[idx])
+                loss = F.cross_entropy(
+                    model(bundle.transform(train.inputs[idx], train=True, generator=gen)), train.labels[idx]
+                )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -220,11 +262,22 @@ def _timed(run: Callable[[], dict], device: torch.device) -> dict:
     return out
 
 
-def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), device: str = "cpu",
-              json_path: str | Path | None = None, data_root: str | None = None, log: Log = print,
-              throughput: bool = True, preset: BenchPreset | None = None, model: ModelConfig = MODEL,
-              data: DatasetSplits | None = None, threads: int | None = None, exact: bool = True,
-              ablation: bool = False, backend: str = "local") -> dict:
+def run_bench(
+    preset_name: str = "quick",
+    seeds: tuple[int, ...] = (0, 1, 2),
+    device: str = "cpu",
+    json_path: str | Path | None = None,
+    data_root: str | None = None,
+    log: Log = print,
+    throughput: bool = True,
+    preset: BenchPreset | None = None,
+    model: ModelConfig = MODEL,
+    data: DatasetSplits | None = None,
+    threads: int | None = None,
+    exact: bool = True,
+    ablation: bool = False,
+    backend: str = "local",
+) -> dict:
     """Reference and approximate for every seed, exact for the first seed; see module doc.
     ``ablation`` adds each approximate speed-up alone (``ABLATION``) for every seed.
     ``preset``, ``model`` and ``data`` override the standard benchmark (tests use tiny ones)."""
@@ -233,9 +286,11 @@ def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), de
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()  # one count for every variant: CPU results depend on it
     data = data if data is not None else bench_data(data_root)
-    log(f"bench {preset_name}: {data.summary()}; PSO n={preset.particles} G={preset.generations} "
+    log(
+        f"bench {preset_name}: {data.summary()}; PSO n={preset.particles} G={preset.generations} "
         f"maxEpoch={preset.fitness_epochs}, final {preset.final_epochs} epochs, seeds {list(seeds)}, {threads} threads"
-        f"{', layerswarm on Ray' if backend == 'ray' else ''}")
+        f"{', layerswarm on Ray' if backend == 'ray' else ''}"
+    )
     finals: dict[tuple, dict] = {}
 
     def final(mask: list[int], seed: int) -> dict:
@@ -247,13 +302,17 @@ def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), de
 
     variants = {
         "reference": lambda s: run_reference(data, preset, s, device, model),
-        "exact": lambda s: run_layerswarm(data, preset, s, device, SpeedConfig.exact(), threads, model, backend=backend),
-        "approximate": lambda s: run_layerswarm(data, preset, s, device, preset.approximate, threads, model,
-                                                backend=backend),
+        "exact": lambda s: run_layerswarm(
+            data, preset, s, device, SpeedConfig.exact(), threads, model, backend=backend
+        ),
+        "approximate": lambda s: run_layerswarm(
+            data, preset, s, device, preset.approximate, threads, model, backend=backend
+        ),
     }
-    for name, speed in (ABLATION.items() if ablation else ()):
-        variants[name] = lambda s, speed=speed: run_layerswarm(data, preset, s, device, speed, threads, model,
-                                                               channels_last=False, backend=backend)  # each switch alone
+    for name, speed in ABLATION.items() if ablation else ():
+        variants[name] = lambda s, speed=speed: run_layerswarm(
+            data, preset, s, device, speed, threads, model, channels_last=False, backend=backend
+        )  # each switch alone
     runs: dict[str, dict[int, dict]] = {k: {} for k in variants}
     for seed in seeds:
         for name, make in variants.items():
@@ -262,14 +321,23 @@ def run_bench(preset_name: str = "quick", seeds: tuple[int, ...] = (0, 1, 2), de
             r = _timed(lambda make=make, seed=seed: make(seed), dev)
             r.update(final(r["best_mask"], seed))
             runs[name][seed] = r
-            log(f"  seed {seed} {name:<11} {r['wall_seconds']:8.1f}s  evaluations {r['evaluations']:>3}  "
+            log(
+                f"  seed {seed} {name:<11} {r['wall_seconds']:8.1f}s  evaluations {r['evaluations']:>3}  "
                 f"epochs {r['epochs_trained']:>3}  fitness {r['best_fitness']:.4f}  test {r['test_accuracy']:.4f}  "
-                f"mask {''.join(map(str, r['best_mask']))}")
+                f"mask {''.join(map(str, r['best_mask']))}"
+            )
     result = summarise(runs, seeds[0])
-    result.update(preset=preset_name, preset_config={k: v for k, v in vars(preset).items() if k != "approximate"},
-                  approximate_config=preset.approximate.to_dict(),
-                  ablation_configs={k: v.to_dict() for k, v in ABLATION.items()} if ablation else None, seeds=list(seeds), device=str(dev), threads=threads, backend=backend,
-                  torch=torch.__version__)
+    result.update(
+        preset=preset_name,
+        preset_config={k: v for k, v in vars(preset).items() if k != "approximate"},
+        approximate_config=preset.approximate.to_dict(),
+        ablation_configs={k: v.to_dict() for k, v in ABLATION.items()} if ablation else None,
+        seeds=list(seeds),
+        device=str(dev),
+        threads=threads,
+        backend=backend,
+        torch=torch.__version__,
+    )
     if throughput:
         result["throughput"] = measure_throughput(data, preset.throughput_epochs, device, model=model)
     if json_path is not None:
@@ -288,8 +356,13 @@ def summarise(runs: dict[str, dict[int, dict]], first: int) -> dict:
         if not by_seed:
             continue
         main = {k: v for k, v in by_seed[first].items() if k not in ("evaluations_list",)}
-        main["seeds"] = {str(s): {k: r[k] for k in ("wall_seconds", "best_fitness", "best_mask", "test_accuracy",
-                                                     "epochs_trained", "evaluations")} for s, r in by_seed.items()}
+        main["seeds"] = {
+            str(s): {
+                k: r[k]
+                for k in ("wall_seconds", "best_fitness", "best_mask", "test_accuracy", "epochs_trained", "evaluations")
+            }
+            for s, r in by_seed.items()
+        }
         main["mean_test_accuracy"] = _mean([r["test_accuracy"] for r in by_seed.values()])
         main["mean_wall_seconds"] = _mean([r["wall_seconds"] for r in by_seed.values()])
         out[name] = main
@@ -301,12 +374,21 @@ def summarise(runs: dict[str, dict[int, dict]], first: int) -> dict:
         e = out["exact"]
         out["exact_check"] = {
             "same_masks": e["masks"] == ref["masks"] and e["best_mask"] == ref["best_mask"],
-            "max_fitness_difference": max((abs(a - b) for a, b in zip(e["fitnesses"], ref["fitnesses"], strict=True)),
-                                          default=0.0) if len(e["fitnesses"]) == len(ref["fitnesses"]) else math.inf,
+            "max_fitness_difference": max(
+                (abs(a - b) for a, b in zip(e["fitnesses"], ref["fitnesses"], strict=True)), default=0.0
+            )
+            if len(e["fitnesses"]) == len(ref["fitnesses"])
+            else math.inf,
         }
     if "approximate" in out:
-        out["approximate_test_gap_points"] = 100 * (ref["mean_test_accuracy"] - out["approximate"]["mean_test_accuracy"])
-    gaps = {k: 100 * (ref["mean_test_accuracy"] - out[k]["mean_test_accuracy"]) for k in others if k.startswith("approximate:")}
+        out["approximate_test_gap_points"] = 100 * (
+            ref["mean_test_accuracy"] - out["approximate"]["mean_test_accuracy"]
+        )
+    gaps = {
+        k: 100 * (ref["mean_test_accuracy"] - out[k]["mean_test_accuracy"])
+        for k in others
+        if k.startswith("approximate:")
+    }
     if gaps:
         out["ablation_test_gap_points"] = gaps
     return out
@@ -314,31 +396,45 @@ def summarise(runs: dict[str, dict[int, dict]], first: int) -> dict:
 
 def format_table(result: dict) -> str:
     """The Markdown table printed by ``layerswarm bench`` and pasted into docs/results/speed.md."""
-    rows = ["| run | wall s | ratio | CPU s | evaluations | epochs trained | images/s | peak MB | best fitness | test acc (seed 0) | mean test acc |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| run | wall s | ratio | CPU s | evaluations | epochs trained | images/s | peak MB | best fitness | "
+        "test acc (seed 0) | mean test acc |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     names = ["reference", "exact", "approximate"] + sorted(k for k in result if k.startswith("approximate:"))
     for name in names:
         r = result.get(name)
         if r is None:
             continue
         ratio = 1.0 if name == "reference" else result["ratios"][name]
-        rows.append(f"| {name} | {r['wall_seconds']:.1f} | {ratio:.3f} | {r['cpu_seconds']:.1f} | {r['evaluations']} | "
-                    f"{r['epochs_trained']} | {r['images_per_second']:.1f} | {r['peak_memory_mb']:.0f} | "
-                    f"{r['best_fitness']:.4f} | {r['test_accuracy']:.4f} | {r['mean_test_accuracy']:.4f} |")
+        rows.append(
+            f"| {name} | {r['wall_seconds']:.1f} | {ratio:.3f} | {r['cpu_seconds']:.1f} | {r['evaluations']} | "
+            f"{r['epochs_trained']} | {r['images_per_second']:.1f} | {r['peak_memory_mb']:.0f} | "
+            f"{r['best_fitness']:.4f} | {r['test_accuracy']:.4f} | {r['mean_test_accuracy']:.4f} |"
+        )
     lines = rows
     if "exact_check" in result:
         c = result["exact_check"]
-        lines.append(f"\nexact vs reference: same masks {c['same_masks']}, max |fitness difference| {c['max_fitness_difference']:.2e}")
+        lines.append(
+            f"\nexact vs reference: same masks {c['same_masks']}, max |fitness difference| "
+            f"{c['max_fitness_difference']:.2e}"
+        )
     if "approximate_test_gap_points" in result:
-        lines.append(f"approximate minus reference, mean test accuracy: {-result['approximate_test_gap_points']:+.2f} points "
-                     f"(seeds {result['seeds']})")
+        lines.append(
+            f"approximate minus reference, mean test accuracy: {-result['approximate_test_gap_points']:+.2f} points "
+            f"(seeds {result['seeds']})"
+        )
     for name, gap in (result.get("ablation_test_gap_points") or {}).items():
-        lines.append(f"{name} minus reference, mean test accuracy: {-gap:+.2f} points, wall ratio "
-                     f"{result['ratios_mean_over_seeds'][name]:.3f} (mean over seeds)")
+        lines.append(
+            f"{name} minus reference, mean test accuracy: {-gap:+.2f} points, wall ratio "
+            f"{result['ratios_mean_over_seeds'][name]:.3f} (mean over seeds)"
+        )
     if "throughput" in result:
         t = result["throughput"]
-        lines.append(f"throughput (full fine-tune): trainer {t['trainer']:.1f} img/s, bare loop {t['bare_loop']:.1f} img/s, "
-                     f"ratio {t['ratio']:.3f}")
+        lines.append(
+            f"throughput (full fine-tune): trainer {t['trainer']:.1f} img/s, bare loop {t['bare_loop']:.1f} img/s, "
+            f"ratio {t['ratio']:.3f}"
+        )
     return "\n".join(lines)
 
 

@@ -24,34 +24,71 @@ PSOConfig = light_module("layerswarm.searchers.pso_config").PSOConfig
 _SPACE = light_module("layerswarm.searchers.space")
 _RUN = light_module("layerswarm.run.config")
 ModelConfig, DataConfig, TrainConfig, SpeedConfig = (
-    _MODEL.ModelConfig, _DATA.DataConfig, _TRAIN.TrainConfig, _SPEED.SpeedConfig)
+    _MODEL.ModelConfig,
+    _DATA.DataConfig,
+    _TRAIN.TrainConfig,
+    _SPEED.SpeedConfig,
+)
 RunConfig, SearchConfig, CompareConfig = _RUN.RunConfig, _RUN.SearchConfig, _RUN.CompareConfig
 RUN_DEFAULTS = RunConfig()  # what `layerswarm search` runs without options
 COMPARE_DEFAULTS = CompareConfig()
 CONFIG_FILE = "config.json"  # layerswarm.run.search.CONFIG_FILE
 PRESET_CHOICES = ("paper",)  # layerswarm.run.presets.PRESETS
 SEARCHER_CHOICES = ("pso", "random", "tpe", "ga", "greedy", "exhaustive")  # layerswarm.searchers.SEARCHERS
-STRATEGY_CHOICES = ("full", "linear", "mask", "last-k", "first-k", "child-f", "child-d", "discriminative", "gradual", "lp-ft", "auto-rgn",
-                    "l2sp", "pso", "random-mask", "scratch")  # layerswarm.strategies.STRATEGIES
+STRATEGY_CHOICES = (
+    "full",
+    "linear",
+    "mask",
+    "last-k",
+    "first-k",
+    "child-f",
+    "child-d",
+    "discriminative",
+    "gradual",
+    "lp-ft",
+    "auto-rgn",
+    "l2sp",
+    "pso",
+    "random-mask",
+    "scratch",
+)  # layerswarm.strategies.STRATEGIES
 
 # Options with a fixed set of values: shown in --help, checked before any work. The trainer's own
 # lists live beside torch code (training/augment.py, trainer.py): tests/test_cli_start.py checks
 # that these agree with them.
 MODEL_CHOICES = {"granularity": _MODEL.GRANULARITY_CHOICES, "pooling": _MODEL.POOLING_CHOICES}
 DATA_CHOICES = {"on_bad_image": _DATA.BAD_IMAGE_POLICIES, "interpolation": _DATA.INTERPOLATIONS}
-TRAIN_CHOICES = {"optimizer": _TRAIN.OPTIMIZERS, "schedule": _TRAIN.SCHEDULES, "augment": _TRAIN.AUGMENTATIONS,
-                 "recipe": tuple(_TRAIN.RECIPES), "head_init": _TRAIN.HEAD_INITS}
+TRAIN_CHOICES = {
+    "optimizer": _TRAIN.OPTIMIZERS,
+    "schedule": _TRAIN.SCHEDULES,
+    "augment": _TRAIN.AUGMENTATIONS,
+    "recipe": tuple(_TRAIN.RECIPES),
+    "head_init": _TRAIN.HEAD_INITS,
+}
 SPEED_CHOICES = {"fidelity": _SPEED.FIDELITIES}
-SEARCH_CHOICES = {"searcher": SEARCHER_CHOICES, "backend": ("local", "ray"), "init": _RUN.INITS,
-                  "space": _SPACE.SPACES,
-                  "fitness_score": light_module("layerswarm.fitness.evaluation").FITNESS_SCORES,
-                  "answer": light_module("layerswarm.run.answer").ANSWERS}
+SEARCH_CHOICES = {
+    "searcher": SEARCHER_CHOICES,
+    "backend": ("local", "ray"),
+    "init": _RUN.INITS,
+    "space": _SPACE.SPACES,
+    "fitness_score": light_module("layerswarm.fitness.evaluation").FITNESS_SCORES,
+    "answer": light_module("layerswarm.run.answer").ANSWERS,
+}
 DATA_MINIMUM = {"max_length": 2, "image_size": 1, "train_per_class": 1, "val_per_class": 1, "max_test": 1}
 TRAIN_MINIMUM = {"batch_size": 1, "eval_batch_size": 1, "step_size": 1, "test_every": 1, "val_every": 1}
 SPEED_MINIMUM = {"cache_mb": 0, "pause_mb": 0, "halving_epochs": 1}
-SEARCH_MINIMUM = {"retries": 0, "cpus_per_trial": 1, "gpus_per_trial": 0, "fitness_steps": 1,
-                  "final_select": 0, "select_repeats": 1, "select_epochs": 1, "fitness_repeats": 1,
-                  "patience": 0, "max_failed_share": 0}
+SEARCH_MINIMUM = {
+    "retries": 0,
+    "cpus_per_trial": 1,
+    "gpus_per_trial": 0,
+    "fitness_steps": 1,
+    "final_select": 0,
+    "select_repeats": 1,
+    "select_epochs": 1,
+    "fitness_repeats": 1,
+    "patience": 0,
+    "max_failed_share": 0,
+}
 SEARCH_MAXIMUM = {"max_failed_share": 1}
 # The PSO settings `layerswarm search` offers as options (the rest keep PSOConfig's defaults).
 PSO_FIELDS = ("generations", "c1", "c2", "inertia_start", "inertia_end", "velocity_max")
@@ -71,20 +108,31 @@ def _config_options(cls: type, prefix: str, exclude: tuple[str, ...] = (), **set
 
 # Every field becomes an option, but those a command sets otherwise (its --seed, --fitness-epochs
 # and --final-epochs, the searcher's options) and the trainer's validation cadence.
-model_options = _config_options(ModelConfig, "model_", rename={"name": "model"},
-                                choices=MODEL_CHOICES)
-data_options = _config_options(DataConfig, "data_", exclude=("seed",), choices=DATA_CHOICES,
-                               minimum=DATA_MINIMUM)
-train_options = _config_options(TrainConfig, "train_", exclude=("epochs", "seed", "val_every"),
-                                choices=TRAIN_CHOICES, minimum=TRAIN_MINIMUM)
-speed_options = _config_options(SpeedConfig, "speed_", rename={
-    "prefix_cache": "cache", "train_fraction": "fitness_train_fraction",
-    "val_fraction": "fitness_val_fraction"}, choices=SPEED_CHOICES, minimum=SPEED_MINIMUM)
-search_options = _config_options(SearchConfig, "search_", exclude=("options",),
-                                 choices=SEARCH_CHOICES, minimum=SEARCH_MINIMUM,
-                                 maximum=SEARCH_MAXIMUM)
-pso_options = _config_options(PSOConfig, "pso_", include=PSO_FIELDS, minimum=PSO_MINIMUM,
-                              help_prefix="PSO: ")
+model_options = _config_options(ModelConfig, "model_", rename={"name": "model"}, choices=MODEL_CHOICES)
+data_options = _config_options(DataConfig, "data_", exclude=("seed",), choices=DATA_CHOICES, minimum=DATA_MINIMUM)
+train_options = _config_options(
+    TrainConfig, "train_", exclude=("epochs", "seed", "val_every"), choices=TRAIN_CHOICES, minimum=TRAIN_MINIMUM
+)
+speed_options = _config_options(
+    SpeedConfig,
+    "speed_",
+    rename={
+        "prefix_cache": "cache",
+        "train_fraction": "fitness_train_fraction",
+        "val_fraction": "fitness_val_fraction",
+    },
+    choices=SPEED_CHOICES,
+    minimum=SPEED_MINIMUM,
+)
+search_options = _config_options(
+    SearchConfig,
+    "search_",
+    exclude=("options",),
+    choices=SEARCH_CHOICES,
+    minimum=SEARCH_MINIMUM,
+    maximum=SEARCH_MAXIMUM,
+)
+pso_options = _config_options(PSOConfig, "pso_", include=PSO_FIELDS, minimum=PSO_MINIMUM, help_prefix="PSO: ")
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -109,8 +157,16 @@ def _version(ctx: click.Context, _param, value: bool) -> None:
         ctx.exit()
 
 
-app.params.append(click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True, callback=_version,
-                               help="print the version and exit"))
+app.params.append(
+    click.Option(
+        ["--version"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_version,
+        help="print the version and exit",
+    )
+)
 
 
 class Interrupted(Exception):
@@ -134,8 +190,11 @@ def _given_options() -> set[str]:
     from click.core import ParameterSource
 
     ctx = click.get_current_context()
-    return {name for name in ctx.params
-            if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    return {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
 
 
 _ARGV: list[str] | None = None  # the arguments of this invocation (set by main), recorded in config.json

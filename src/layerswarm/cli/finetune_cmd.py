@@ -33,19 +33,49 @@ def _print_epoch(record: dict) -> None:
 @model_options
 @data_options
 @train_options
-@click.option("--strategy", type=click.Choice(STRATEGY_CHOICES), default=None,
-              help="see 'layerswarm strategies'; default full, or mask with --mask")
-@click.option("--mask", "mask_file", type=click.Path(dir_okay=False), default=None, help="a best_mask.json to fine-tune with")
-@click.option("--option", "options", multiple=True, help="a strategy option KEY=VALUE, e.g. --option k=4 (see 'layerswarm strategies')")
-@click.option("--epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.final.epochs,
-              show_default=True, help="epochs of the fine-tune (as a search's final fine-tune)")
-@click.option("--seed", type=int, default=RUN_DEFAULTS.seed, show_default=True,
-              help="seed of the head, the training and the data split")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder: config.json, final/")
-@click.option("--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="settings from a YAML or JSON file (a finetune's config.json, or a search's: its final settings); "
-                   "options given here override it")
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGY_CHOICES),
+    default=None,
+    help="see 'layerswarm strategies'; default full, or mask with --mask",
+)
+@click.option(
+    "--mask", "mask_file", type=click.Path(dir_okay=False), default=None, help="a best_mask.json to fine-tune with"
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    help="a strategy option KEY=VALUE, e.g. --option k=4 (see 'layerswarm strategies')",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=RUN_DEFAULTS.final.epochs,
+    show_default=True,
+    help="epochs of the fine-tune (as a search's final fine-tune)",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=RUN_DEFAULTS.seed,
+    show_default=True,
+    help="seed of the head, the training and the data split",
+)
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder: config.json, final/"
+)
+@click.option(
+    "--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)"
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="settings from a YAML or JSON file (a finetune's config.json, or a search's: its final settings); "
+    "options given here override it",
+)
 @click.option("--tensorboard", is_flag=True, help="write TensorBoard logs to OUT/tensorboard")
 @click.option("--quiet", is_flag=True, help="no per-epoch lines")
 def finetune(**kw) -> None:
@@ -80,21 +110,34 @@ def finetune(**kw) -> None:
         model_cfg = model_cfg.replace(weights=strategy.weights)
     from ..models.factory import pretrained_input
 
-    data_cfg = DataConfig.from_dict(settings["data"]).resolved(pretrained_input(model_cfg.name))  # the model's input size
+    data_cfg = DataConfig.from_dict(settings["data"]).resolved(
+        pretrained_input(model_cfg.name)
+    )  # the model's input size
     data = load_dataset(data_cfg)
     check_classes(data.num_classes, data.classes)
     train = TrainConfig.from_dict(settings["train"])
     bundle = build_bundle(model_cfg, data.num_classes, train, seed=seed)
     if mask_file:
         load_mask(mask_file, bundle.units)  # a mask of the wrong length fails here, before any file is written
-    click.echo(f"{data.summary()}; input {data_cfg.describe_input(data.input_config)}, recipe {train.recipe}, "
-               f"device {bundle.device}", err=True)
+    click.echo(
+        f"{data.summary()}; input {data_cfg.describe_input(data.input_config)}, recipe {train.recipe}, "
+        f"device {bundle.device}",
+        err=True,
+    )
     # The work starts: only now does the folder appear (or the old run's files go).
     if overwrite:
         clear_run(out)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"kind": "finetune", "model": model_cfg.to_dict(), "data": data_cfg.to_dict(), "train": train.to_dict(),
-              "strategy": name, "options": dict(options), "mask_file": mask_file, "seed": seed}
+    record = {
+        "kind": "finetune",
+        "model": model_cfg.to_dict(),
+        "data": data_cfg.to_dict(),
+        "train": train.to_dict(),
+        "strategy": name,
+        "options": dict(options),
+        "mask_file": mask_file,
+        "seed": seed,
+    }
     from ..io import atomic_write_json
 
     atomic_write_json(out / common.CONFIG_FILE, config_record(record, common._meta(), bundle.device))
@@ -103,10 +146,19 @@ def finetune(**kw) -> None:
     if writer is not None:
         on_epoch.append(writer.on_epoch)
     try:
-        metrics = run_finetune(bundle, data, strategy, train, out / "final", seed=seed,
-                               on_epoch=(lambda r: [f(r) for f in on_epoch]) if on_epoch else None)
+        metrics = run_finetune(
+            bundle,
+            data,
+            strategy,
+            train,
+            out / "final",
+            seed=seed,
+            on_epoch=(lambda r: [f(r) for f in on_epoch]) if on_epoch else None,
+        )
     except KeyboardInterrupt as err:
-        raise common.Interrupted(f"interrupted: the fine-tune in {out} did not finish; run it again with --overwrite") from err
+        raise common.Interrupted(
+            f"interrupted: the fine-tune in {out} did not finish; run it again with --overwrite"
+        ) from err
     finally:
         if writer is not None:
             writer.close()
@@ -149,7 +201,9 @@ def _finetune_settings(kw: dict, given: set[str]) -> dict:
         "model": model.to_dict(),
         "data": pop_config(DataConfig, kw, prefix="data_", seed=seed).to_dict(),
         "train": pop_config(TrainConfig, kw, prefix="train_", seed=seed, epochs=kw.pop("epochs")).to_dict(),
-        "strategy": kw.pop("strategy"), "options": list(kw.pop("options")), "mask_file": kw.pop("mask_file"),
+        "strategy": kw.pop("strategy"),
+        "options": list(kw.pop("options")),
+        "mask_file": kw.pop("mask_file"),
         "seed": seed,
     }
     if not config_file:
@@ -158,12 +212,21 @@ def _finetune_settings(kw: dict, given: set[str]) -> dict:
 
     base = read_config_file(config_file)
     if "train" not in base and "final" in base:  # a search's config.json: fine-tune as its final fine-tune
-        base = {**{k: v for k, v in base.items() if k not in ("fitness", "final", "search", "speed")}, "train": base["final"]}
+        base = {
+            **{k: v for k, v in base.items() if k not in ("fitness", "final", "search", "speed")},
+            "train": base["final"],
+        }
     unknown = sorted(set(base) - set(_FINETUNE_PARTS) - set(META_KEYS))
     if unknown:
         raise LayerswarmError(f"'{config_file}' has unknown keys {unknown}: use {', '.join(_FINETUNE_PARTS)}")
-    settings = {k: ({**flags[k], **base[k]} if isinstance(flags[k], dict) and isinstance(base.get(k), dict)
-                    else base.get(k, flags[k])) for k in _FINETUNE_PARTS}
+    settings = {
+        k: (
+            {**flags[k], **base[k]}
+            if isinstance(flags[k], dict) and isinstance(base.get(k), dict)
+            else base.get(k, flags[k])
+        )
+        for k in _FINETUNE_PARTS
+    }
     for name in given:
         if name.startswith(("model_", "data_", "train_")):
             part, field_name = name.split("_", 1)

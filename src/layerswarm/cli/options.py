@@ -44,8 +44,7 @@ class CommaList(click.ParamType):
             return [self.item(x) for x in str(value).replace(" ", "").split(",") if x]
         except ValueError:
             kind = "numbers" if self.item in (int, float) else f"{self.item.__name__} values"
-            self.fail(f"{value!r} is not a list of {kind}: give them comma-separated, "
-                      "e.g. 0,0.3,1,3", param, ctx)
+            self.fail(f"{value!r} is not a list of {kind}: give them comma-separated, e.g. 0,0.3,1,3", param, ctx)
 
 
 def _whole(bound: float | None) -> int | None:
@@ -53,10 +52,15 @@ def _whole(bound: float | None) -> int | None:
 
 
 def dataclass_options(
-    cls: type, include: Iterable[str] | None = None, prefix: str = "",
-    rename: dict[str, str] | None = None, choices: dict[str, Iterable[str]] | None = None,
-    minimum: dict[str, float] | None = None, maximum: dict[str, float] | None = None,
-    exclude: Iterable[str] = (), help_prefix: str = "",
+    cls: type,
+    include: Iterable[str] | None = None,
+    prefix: str = "",
+    rename: dict[str, str] | None = None,
+    choices: dict[str, Iterable[str]] | None = None,
+    minimum: dict[str, float] | None = None,
+    maximum: dict[str, float] | None = None,
+    exclude: Iterable[str] = (),
+    help_prefix: str = "",
 ) -> Callable:
     """A decorator adding one ``--option`` per dataclass field in ``include`` (default: every
     field but those in ``exclude``), with the field's default and help text.
@@ -85,8 +89,7 @@ def dataclass_options(
             common = {"cls": FieldOption, "config_field": (cls, name), "help": help_text}
             if tp is bool:
                 negative = "--no-" + flag[2:]
-                option = click.option(f"{flag}/{negative}", dest, default=default,
-                                      show_default=True, **common)
+                option = click.option(f"{flag}/{negative}", dest, default=default, show_default=True, **common)
             else:
                 if typing.get_origin(tp) is list:  # "0,0.3,1,3"
                     tp = CommaList((typing.get_args(tp) or (str,))[0])
@@ -98,8 +101,7 @@ def dataclass_options(
                         tp = click.IntRange(_whole(low), _whole(high))
                     else:
                         tp = click.FloatRange(low, high)
-                option = click.option(flag, dest, type=tp, default=default,
-                                      show_default=default is not None, **common)
+                option = click.option(flag, dest, type=tp, default=default, show_default=default is not None, **common)
             func = option(func)
         return func
 

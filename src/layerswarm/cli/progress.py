@@ -49,8 +49,7 @@ def format_evaluation(record: dict, best: float, generations: int | None = None,
         fit = f"{status} ({record.get('error') or 'error'})"
     else:
         fit = f"fitness {record['fitness']:.4f}  best {best:.4f}"
-    return (f"{where}  {fit}  mask {bits} ({sum(mask)}/{len(mask)})  "
-            f"{record.get('seconds', 0.0):.1f}s")
+    return f"{where}  {fit}  mask {bits} ({sum(mask)}/{len(mask)})  {record.get('seconds', 0.0):.1f}s"
 
 
 def _num(value: float | None) -> float:
@@ -60,8 +59,10 @@ def _num(value: float | None) -> float:
 def format_final_epoch(record: dict, epochs: int | None = None) -> str:
     test = f"  test {record['test_accuracy']:.4f}" if record.get("test_accuracy") is not None else ""
     of = f"/{epochs}" if epochs else ""
-    return (f"final epoch {record['epoch']:>3}{of}  loss {record['train_loss']:.4f}  "
-            f"val {_num(record.get('val_accuracy')):.4f}{test}  lr {record.get('lr', float('nan')):.2g}")
+    return (
+        f"final epoch {record['epoch']:>3}{of}  loss {record['train_loss']:.4f}  "
+        f"val {_num(record.get('val_accuracy')):.4f}{test}  lr {record.get('lr', float('nan')):.2g}"
+    )
 
 
 class SearchProgress(RunListener):
@@ -72,9 +73,16 @@ class SearchProgress(RunListener):
     """
 
     def __init__(
-        self, generations: int | None, per_generation: int | None, fitness_epochs: int | None,
-        final_epochs: int | None, done: int = 0, quiet: bool = False, file: TextIO | None = None,
-        bars: bool | None = None, total: int | None = None,
+        self,
+        generations: int | None,
+        per_generation: int | None,
+        fitness_epochs: int | None,
+        final_epochs: int | None,
+        done: int = 0,
+        quiet: bool = False,
+        file: TextIO | None = None,
+        bars: bool | None = None,
+        total: int | None = None,
     ) -> None:
         self.file = file if file is not None else sys.stderr
         self.quiet = quiet
@@ -86,10 +94,12 @@ class SearchProgress(RunListener):
         opts: dict[str, Any] = {"file": self.file, "disable": not self.bars, "dynamic_ncols": True}
         gen_done, in_gen = divmod(done, per_generation) if per_generation else (0, done)
         self.search = tqdm(total=total, initial=done, desc="search", unit="eval", position=0, **opts)
-        self.generation = tqdm(total=generations, initial=gen_done, desc="generation", unit="gen",
-                               position=1, leave=False, **opts)
-        self.particle = tqdm(total=per_generation, initial=in_gen, desc="particle", unit="eval",
-                             position=2, leave=False, **opts)
+        self.generation = tqdm(
+            total=generations, initial=gen_done, desc="generation", unit="gen", position=1, leave=False, **opts
+        )
+        self.particle = tqdm(
+            total=per_generation, initial=in_gen, desc="particle", unit="eval", position=2, leave=False, **opts
+        )
         self.epoch = tqdm(total=fitness_epochs, desc="epoch", unit="ep", position=3, leave=False, **opts)
         self._current_gen = gen_done
         self._final: tqdm | None = None
@@ -100,7 +110,9 @@ class SearchProgress(RunListener):
         """From a :class:`layerswarm.run.search.RunConfig`."""
         generations, per_gen = search_budget(cfg.search.searcher, cfg.search.options or {})
         total = (cfg.search.options or {}).get("trials")  # evaluations, where the searcher has a budget
-        return cls(generations, per_gen, cfg.fitness.epochs, cfg.final.epochs, done=done, quiet=quiet, total=total, **kw)
+        return cls(
+            generations, per_gen, cfg.fitness.epochs, cfg.final.epochs, done=done, quiet=quiet, total=total, **kw
+        )
 
     def write(self, line: str) -> None:
         if not self.quiet:
@@ -138,8 +150,9 @@ class SearchProgress(RunListener):
         if self._final is None:
             for bar in (self.epoch, self.particle, self.generation):
                 bar.close()
-            self._final = tqdm(total=self.final_epochs, desc="final fine-tune", unit="ep", position=1,
-                               leave=False, **self._opts)
+            self._final = tqdm(
+                total=self.final_epochs, desc="final fine-tune", unit="ep", position=1, leave=False, **self._opts
+            )
         self._final.update(1)
         if record.get("test_accuracy") is not None:
             self._final.set_postfix(test=f"{record['test_accuracy']:.3f}", refresh=False)

@@ -49,37 +49,80 @@ _PSO = PSOConfig()
 @data_options
 @train_options
 @speed_options
-@click.option("--preset", type=click.Choice(PRESET_CHOICES), default=None,
-              help="a named configuration; 'paper': Algorithm 1 of the paper exactly (random init, "
-                   "10x12 PSO, 5 fitness epochs, 110 final, --recipe paper, no patience, no final "
-                   "selection, no baselines); flags given win")
+@click.option(
+    "--preset",
+    type=click.Choice(PRESET_CHOICES),
+    default=None,
+    help="a named configuration; 'paper': Algorithm 1 of the paper exactly (random init, "
+    "10x12 PSO, 5 fitness epochs, 110 final, --recipe paper, no patience, no final "
+    "selection, no baselines); flags given win",
+)
 @search_options
-@click.option("--particles", "pso_particles", type=click.IntRange(min=1), default=None,
-              help=f"PSO swarm size n (default {_PSO.particles}); other searchers: masks per batch "
-                   "(default: their own)")
+@click.option(
+    "--particles",
+    "pso_particles",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"PSO swarm size n (default {_PSO.particles}); other searchers: masks per batch (default: their own)",
+)
 @pso_options
-@click.option("--budget", type=click.IntRange(min=1), default=None,
-              help=f"fitness evaluations of the search, any searcher (default: {_PSO.budget}; "
-                   "pso: particles x generations)")
-@click.option("--fitness-epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.fitness.epochs,
-              show_default=True,
-              help="maxEpoch: epochs of each fitness fine-tune (the paper's 5; 10 ranks masks "
-                   "better on their own, yet the swarm at 5 found the better masks: "
-                   "docs/concepts/defaults.md)")
-@click.option("--final-epochs", type=click.IntRange(min=1), default=RUN_DEFAULTS.final.epochs,
-              show_default=True, help="epochs of the final fine-tune")
-@click.option("--seed", type=int, default=RUN_DEFAULTS.seed, show_default=True,
-              help="seed of the search, the head and the training")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="output folder (default runs/search-<model>-<data>)")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
-              help="continue the run in this folder; options given with it must match the run, except the final "
-                   "fine-tune's before it starts, --retries, --max-failed-share and --address "
-                   "(applied and recorded in config.json)")
-@click.option("--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="settings from a YAML or JSON file with a run's config.json keys; options "
-                   "given here override it, keys it leaves out take the defaults (in a run's own "
-                   "config.json: as that run ran)")
+@click.option(
+    "--budget",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"fitness evaluations of the search, any searcher (default: {_PSO.budget}; pso: particles x generations)",
+)
+@click.option(
+    "--fitness-epochs",
+    type=click.IntRange(min=1),
+    default=RUN_DEFAULTS.fitness.epochs,
+    show_default=True,
+    help="maxEpoch: epochs of each fitness fine-tune (the paper's 5; 10 ranks masks "
+    "better on their own, yet the swarm at 5 found the better masks: "
+    "docs/concepts/defaults.md)",
+)
+@click.option(
+    "--final-epochs",
+    type=click.IntRange(min=1),
+    default=RUN_DEFAULTS.final.epochs,
+    show_default=True,
+    help="epochs of the final fine-tune",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=RUN_DEFAULTS.seed,
+    show_default=True,
+    help="seed of the search, the head and the training",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="output folder (default runs/search-<model>-<data>)",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="continue the run in this folder; options given with it must match the run, except the final "
+    "fine-tune's before it starts, --retries, --max-failed-share and --address "
+    "(applied and recorded in config.json)",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="replace the run already in --out (its files go once the new run starts)"
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="settings from a YAML or JSON file with a run's config.json keys; options "
+    "given here override it, keys it leaves out take the defaults (in a run's own "
+    "config.json: as that run ran)",
+)
 @click.option("--quiet", is_flag=True, help="only warnings and the result: no progress bars or log lines")
 @click.option("--tensorboard", is_flag=True, help="write TensorBoard logs to OUT/tensorboard")
 def search(**kw) -> None:
@@ -93,10 +136,14 @@ def search(**kw) -> None:
         raise LayerswarmError("--fitness-epochs and --fitness-steps both give the fitness budget: pass one")
     given |= _apply_preset(kw, given)  # the preset's options count as given: over a --config file
     if resume_dir and (config_file or overwrite):
-        raise LayerswarmError(f"--resume excludes {'--config' if config_file else '--overwrite'}: a resumed run keeps "
-                              "its own config.json (pass the options to change alone)")
+        raise LayerswarmError(
+            f"--resume excludes {'--config' if config_file else '--overwrite'}: a resumed run keeps "
+            "its own config.json (pass the options to change alone)"
+        )
     if resume_dir and "out_dir" in given and Path(kw["out_dir"]) != Path(resume_dir):
-        raise LayerswarmError(f"--resume {resume_dir} and --out {kw['out_dir']} name different folders: pass --resume alone")
+        raise LayerswarmError(
+            f"--resume {resume_dir} and --out {kw['out_dir']} name different folders: pass --resume alone"
+        )
     if tensorboard:
         _need_module("tensorboard", "--tensorboard", "report")
     if resume_dir or kw["out_dir"]:  # another run writes there: say so before anything heavy
@@ -106,8 +153,10 @@ def search(**kw) -> None:
     base, source = None, resume_dir or config_file  # the run (or file) these options change
     if resume_dir:
         if not (Path(resume_dir) / CONFIG_FILE).is_file():
-            raise LayerswarmError(f"nothing to resume in '{resume_dir}': no {CONFIG_FILE} there "
-                                  f"(start a run with: layerswarm search --out {resume_dir})")
+            raise LayerswarmError(
+                f"nothing to resume in '{resume_dir}': no {CONFIG_FILE} there "
+                f"(start a run with: layerswarm search --out {resume_dir})"
+            )
         base = read_json(Path(resume_dir) / CONFIG_FILE)
     elif config_file:
         from ..run.rundir import read_config_file
@@ -127,15 +176,23 @@ def search(**kw) -> None:
         listeners.listeners.append(_Deferred(lambda: _tensorboard(out_dir, cfg)))
     result = None
     try:
-        result = run_search(cfg, out_dir, resume=bool(resume_dir), overwrite=overwrite, meta=_meta(),
-                            on_evaluation=listeners.on_evaluation, on_final_epoch=listeners.on_final_epoch,
-                            on_fitness_epoch=listeners.on_fitness_epoch)
+        result = run_search(
+            cfg,
+            out_dir,
+            resume=bool(resume_dir),
+            overwrite=overwrite,
+            meta=_meta(),
+            on_evaluation=listeners.on_evaluation,
+            on_final_epoch=listeners.on_final_epoch,
+            on_fitness_epoch=listeners.on_fitness_epoch,
+        )
     except KeyboardInterrupt as err:  # state is saved after every evaluation: nothing finished is lost
         what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         if not (Path(out_dir) / CONFIG_FILE).is_file():
             raise Interrupted(f"{what} before the run started: nothing was written") from err
-        raise Interrupted(f"{what}: progress is saved in {out_dir}; continue with: "
-                          f"layerswarm search --resume {out_dir}") from err
+        raise Interrupted(
+            f"{what}: progress is saved in {out_dir}; continue with: layerswarm search --resume {out_dir}"
+        ) from err
     except RunFailed as err:  # a fault mid-run: the files stay, the run goes on after the fix
         if err.resumable and (Path(out_dir) / CONFIG_FILE).is_file():
             resume = f"layerswarm search --resume {out_dir}"
@@ -148,7 +205,9 @@ def search(**kw) -> None:
     if result.get("lr_multipliers"):  # --space lr: each unit's rate, a multiple of --lr
         rates = " ".join(f"{r:g}" for r in result["lr_multipliers"])
         click.echo(f"lr multipliers per unit: {rates}")
-    scored = "val accuracy" if cfg.search.fitness_score == "accuracy" else "val accuracy + its rise since the middle epoch"
+    scored = (
+        "val accuracy" if cfg.search.fitness_score == "accuracy" else "val accuracy + its rise since the middle epoch"
+    )
     click.echo(f"search fitness ({scored}): {result['fitness']:.4f}")
     click.echo(f"final test accuracy: {result['test_accuracy']:.4f}")
     if result.get("baselines"):  # the searched mask next to the hand-picked strategies, and who won
@@ -191,10 +250,17 @@ def _tensorboard(out_dir: str, cfg):
 
 # Options -> the config.json keys they set (the first: the key holding the option's value, which a
 # preset's key sets): PREFIX_FIELD options by their prefix, the others by name.
-_PREFIX_PARTS = {"model_": ["model"], "data_": ["data"], "train_": ["fitness", "final"],
-                 "speed_": ["speed"], "search_": ["search"], "pso_": ["search.options"]}
+_PREFIX_PARTS = {
+    "model_": ["model"],
+    "data_": ["data"],
+    "train_": ["fitness", "final"],
+    "speed_": ["speed"],
+    "search_": ["search"],
+    "pso_": ["search.options"],
+}
 _KEYS = {
-    "fitness_epochs": ["fitness.epochs", "search.fitness_steps"], "final_epochs": ["final.epochs"],
+    "fitness_epochs": ["fitness.epochs", "search.fitness_steps"],
+    "final_epochs": ["final.epochs"],
     "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
     "search_searcher": ["search.searcher", "search.options"],
     "search_space": ["search.space", "search.ladder"],  # a space brings its ladder
@@ -203,8 +269,7 @@ _KEYS = {
 }
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
 # an option a preset leaves alone when the user gave its alternative (a budget in steps)
-_ALTERNATIVES = {"fitness_epochs": {"search_fitness_steps"},
-                 "search_fitness_steps": {"fitness_epochs"}}
+_ALTERNATIVES = {"fitness_epochs": {"search_fitness_steps"}, "search_fitness_steps": {"fitness_epochs"}}
 
 
 def _option_keys(name: str) -> list[str]:
@@ -212,7 +277,7 @@ def _option_keys(name: str) -> list[str]:
         return _KEYS[name]
     for prefix, parts in _PREFIX_PARTS.items():
         if name.startswith(prefix):
-            return [f"{part}.{name[len(prefix):]}" for part in parts]
+            return [f"{part}.{name[len(prefix) :]}" for part in parts]
     return []
 
 
@@ -258,16 +323,24 @@ def _run_config(base: dict, flags, given: set[str], source: str):
     defaults = RunConfig().to_dict()
     if any(key in base for key in META_KEYS):
         defaults["search"].update(SearchConfig.legacy)
-    merged = {k: ({**defaults[k], **base[k]} if isinstance(defaults[k], dict) and isinstance(base.get(k), dict)
-                  else base.get(k, defaults[k])) for k in _RUN_PARTS}
+    merged = {
+        k: (
+            {**defaults[k], **base[k]}
+            if isinstance(defaults[k], dict) and isinstance(base.get(k), dict)
+            else base.get(k, defaults[k])
+        )
+        for k in _RUN_PARTS
+    }
     flag_values = flags.to_dict()
     searcher = (base.get("search") or {}).get("searcher", "pso")
     for name in sorted(given):
         keys = _option_keys(name)
         if _is_pso_option(name) and not given & {"search_searcher", "budget"}:
             if searcher != "pso":
-                raise LayerswarmError(f"{_flag(name)} is a PSO option but '{source}' uses searcher "
-                                      f"'{searcher}': pass --searcher and --budget instead")
+                raise LayerswarmError(
+                    f"{_flag(name)} is a PSO option but '{source}' uses searcher "
+                    f"'{searcher}': pass --searcher and --budget instead"
+                )
         elif _is_pso_option(name):
             keys = []  # --searcher/--budget bring the whole options
         for key in keys:
@@ -280,8 +353,9 @@ def _run_config(base: dict, flags, given: set[str], source: str):
     except (KeyError, TypeError, ValueError) as err:
         if isinstance(err, LayerswarmError):
             raise LayerswarmError(f"'{source}': {err}") from err
-        raise LayerswarmError(f"'{source}' is not a layerswarm run configuration ({err}): "
-                              "write the keys of a run's config.json") from err
+        raise LayerswarmError(
+            f"'{source}' is not a layerswarm run configuration ({err}): write the keys of a run's config.json"
+        ) from err
 
 
 def _search_config(kw: dict, typed: set[str]):
@@ -299,8 +373,9 @@ def _search_config(kw: dict, typed: set[str]):
     searcher, budget = kw.pop("search_searcher"), kw.pop("budget")
     pso_only = sorted(name for name in typed if _is_pso_option(name) and name != "pso_particles")
     if searcher != "pso" and pso_only:  # would be silently ignored
-        raise LayerswarmError(f"{_flag(pso_only[0])} is a PSO option and the searcher is "
-                              f"'{searcher}': add --searcher pso, or drop it")
+        raise LayerswarmError(
+            f"{_flag(pso_only[0])} is a PSO option and the searcher is '{searcher}': add --searcher pso, or drop it"
+        )
     if searcher != "pso" or budget is not None:  # every searcher's config from one budget
         from ..searchers import config_for_budget
 
@@ -308,7 +383,8 @@ def _search_config(kw: dict, typed: set[str]):
         sized = config_for_budget(searcher, budget or PSOConfig().budget, particles)
         options = {**options, **sized} if searcher == "pso" else sized
     cfg = RunConfig(
-        model=model, data=data,
+        model=model,
+        data=data,
         fitness=train.replace(epochs=kw.pop("fitness_epochs")),
         final=train.replace(epochs=kw.pop("final_epochs")),
         search=pop_config(SearchConfig, kw, prefix="search_", searcher=searcher, options=options),

@@ -127,8 +127,9 @@ class TensorBoardLogger(RunListener):
             if result and result.get("test_accuracy") is not None:
                 metrics["hparam/test_accuracy"] = float(result["test_accuracy"])
             # run_name ".": the hparams go into search/, next to the curves, not a new timestamped run
-            self.search.add_hparams(flat_hparams(self.config), metrics or {"hparam/best_fitness": float("nan")},
-                                    run_name=".")
+            self.search.add_hparams(
+                flat_hparams(self.config), metrics or {"hparam/best_fitness": float("nan")}, run_name="."
+            )
         self.search.close()
         if self._final is not None:
             self._final.close()

@@ -34,8 +34,10 @@ def load_dataset(cfg: DataConfig) -> DatasetSplits:
 
         return load_text_splits(cfg)
     if cfg.tokenizer:
-        raise LayerswarmError(f"--data {data} holds images but the model reads text: pick an image model "
-                              "(e.g. --model efficientnet_lite0) or text data (wordnet, a CSV/TSV/JSONL file)")
+        raise LayerswarmError(
+            f"--data {data} holds images but the model reads text: pick an image model "
+            "(e.g. --model efficientnet_lite0) or text data (wordnet, a CSV/TSV/JSONL file)"
+        )
     cfg = cfg.resolved()  # input size, crop, interpolation: the caller's, else the defaults
     key = data.lower()
     if key == "digits":

@@ -31,7 +31,9 @@ FASHION_MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-_FIX_FASHION = "install it with `apt-get install dataset-fashion-mnist` or pass --data-root DIR holding the four idx files"
+_FIX_FASHION = (
+    "install it with `apt-get install dataset-fashion-mnist` or pass --data-root DIR holding the four idx files"
+)
 _RESIZE_CHUNK = 4096  # images per interpolate call: bounds the float32 working memory
 
 
@@ -42,9 +44,7 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = _RESIZE_CHUNK) -
     out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8)
     for start in range(0, images.shape[0], chunk):
         part = images[start : start + chunk].float()
-        part = F.interpolate(
-            part, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-        )
+        part = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         out[start : start + chunk] = part.round_().clamp_(0, 255).to(torch.uint8)
     return out
 
@@ -66,7 +66,9 @@ def _splits_from_pools(
     def make(idx: np.ndarray) -> ImageSet:
         index = torch.from_numpy(idx)
         resized = resize_images(images[index], resize)
-        return ImageSet(center_crop(resized, [size, size]) if resize != size else resized, torch.from_numpy(labels[idx]))
+        return ImageSet(
+            center_crop(resized, [size, size]) if resize != size else resized, torch.from_numpy(labels[idx])
+        )
 
     return DatasetSplits(make(parts["train"]), make(parts["val"]), make(parts["test"]), list(classes), name)
 
@@ -82,9 +84,7 @@ def load_digits_splits(cfg: DataConfig) -> DatasetSplits:
     labels = np.asarray(bunch.target, dtype=np.int64)
     classes = [str(c) for c in range(10)]
     # no official test split: hold a stratified test fraction out first
-    test_idx, train_pool = stratified_split(
-        labels, cfg.test_fraction, cfg.seed, stage=STAGE_TEST, classes=classes
-    )
+    test_idx, train_pool = stratified_split(labels, cfg.test_fraction, cfg.seed, stage=STAGE_TEST, classes=classes)
     return _splits_from_pools(images, labels, train_pool, test_idx, cfg, classes, "digits")
 
 
@@ -109,19 +109,13 @@ def read_idx(path: str | Path, expected_ndim: int | None = None) -> np.ndarray:
         if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:
-        raise LayerswarmError(
-            f"cannot read idx file '{path}' ({_first_line(err)}): {_FIX_FASHION}"
-        ) from err
+        raise LayerswarmError(f"cannot read idx file '{path}' ({_first_line(err)}): {_FIX_FASHION}") from err
     corrupt = f"idx file '{path}' is corrupt"
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise LayerswarmError(
-            f"{corrupt} (bad magic number {raw[:4].hex() or 'empty'}): {_FIX_FASHION}"
-        )
+        raise LayerswarmError(f"{corrupt} (bad magic number {raw[:4].hex() or 'empty'}): {_FIX_FASHION}")
     ndim = raw[3]
     if expected_ndim is not None and ndim != expected_ndim:
-        raise LayerswarmError(
-            f"{corrupt} ({ndim} dimensions, expected {expected_ndim}): {_FIX_FASHION}"
-        )
+        raise LayerswarmError(f"{corrupt} ({ndim} dimensions, expected {expected_ndim}): {_FIX_FASHION}")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise LayerswarmError(f"{corrupt} (truncated header): {_FIX_FASHION}")
@@ -129,9 +123,7 @@ def read_idx(path: str | Path, expected_ndim: int | None = None) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise LayerswarmError(
-            f"{corrupt} ({len(raw) - header} data bytes, header says {expected}): {_FIX_FASHION}"
-        )
+        raise LayerswarmError(f"{corrupt} ({len(raw) - header} data bytes, header says {expected}): {_FIX_FASHION}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -162,9 +154,7 @@ def load_fashion_mnist_splits(cfg: DataConfig) -> DatasetSplits:
     labels = np.concatenate([train_y, test_y])
     train_pool = np.arange(len(train_y))
     test_idx = np.arange(len(train_y), len(labels))
-    return _splits_from_pools(
-        images, labels, train_pool, test_idx, cfg, FASHION_MNIST_CLASSES, "fashion-mnist"
-    )
+    return _splits_from_pools(images, labels, train_pool, test_idx, cfg, FASHION_MNIST_CLASSES, "fashion-mnist")
 
 
 def _first_line(err: BaseException) -> str:

@@ -16,8 +16,10 @@ BAD_IMAGE_POLICIES: tuple[str, ...] = ("skip", "error")
 INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic")
 # Built-in datasets of small images keep an input size of their own: upsampling 8 x 8 digits or
 # 28 x 28 Fashion-MNIST to 224 costs 12-50x the compute and adds no detail.
-BUILTIN_INPUT = {"digits": {"size": 32, "crop_pct": 1.0, "interpolation": "bilinear"},
-                 "fashion-mnist": {"size": 64, "crop_pct": 1.0, "interpolation": "bilinear"}}
+BUILTIN_INPUT = {
+    "digits": {"size": 32, "crop_pct": 1.0, "interpolation": "bilinear"},
+    "fashion-mnist": {"size": 64, "crop_pct": 1.0, "interpolation": "bilinear"},
+}
 DEFAULT_MAX_LENGTH = 128  # tokens: most sentence-classification fine-tunes use 128
 # What an ImageNet model expects when nothing else says (timm's defaults).
 IMAGENET_INPUT = {"size": 224, "crop_pct": 0.875, "interpolation": "bilinear"}
@@ -58,18 +60,15 @@ class DataConfig(JsonConfig):
     )
     train_per_class: int | None = help_field(
         None,
-        "few-shot: keep K training images per class, taken after validation is held out (default: "
-        "all remaining)",
+        "few-shot: keep K training images per class, taken after validation is held out (default: all remaining)",
     )
     val_per_class: int | None = help_field(
         None,
-        "validation images per class held out of the training images (default: use "
-        "--val-fraction)",
+        "validation images per class held out of the training images (default: use --val-fraction)",
     )
     val_fraction: float = help_field(
         0.2,
-        "fraction of each class's training images held out for validation when --val-per-class is "
-        "not given",
+        "fraction of each class's training images held out for validation when --val-per-class is not given",
     )
     test_fraction: float = help_field(
         0.2,
@@ -83,12 +82,17 @@ class DataConfig(JsonConfig):
     )
     max_test: int | None = help_field(None, "cap on test images (stratified sample) for quick runs")
     max_length: int | None = help_field(
-        None, f"text: tokens kept per text, longer ones are cut (default: {DEFAULT_MAX_LENGTH}, or less "
-        "where the model's positions end)")
+        None,
+        f"text: tokens kept per text, longer ones are cut (default: {DEFAULT_MAX_LENGTH}, or less "
+        "where the model's positions end)",
+    )
     text_column: str = help_field("text", "text: the column (CSV/TSV header, JSONL key) holding the text")
     label_column: str = help_field("label", "text: the column holding the label")
-    categories: str = help_field("10", "wordnet: N (the N lexicographer categories with the most noun "
-                                 "definitions) or a comma list of names, e.g. noun.animal,noun.food")
+    categories: str = help_field(
+        "10",
+        "wordnet: N (the N lexicographer categories with the most noun "
+        "definitions) or a comma list of names, e.g. noun.animal,noun.food",
+    )
     tokenizer: str | None = help_field(None, "text: the tokenizer (default: the model's own)")
 
     def __post_init__(self) -> None:
@@ -97,18 +101,15 @@ class DataConfig(JsonConfig):
     def validate(self) -> None:
         """Raise :class:`LayerswarmError` for a value no loader could use."""
         if not isinstance(self.data, str) or not self.data.strip():
-            raise LayerswarmError(
-                "data is empty: pass --data 'digits', 'fashion-mnist', NAME:ROOT or a folder path"
-            )
+            raise LayerswarmError("data is empty: pass --data 'digits', 'fashion-mnist', NAME:ROOT or a folder path")
         if self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0:
             raise LayerswarmError(f"crop_pct={self.crop_pct} is outside (0, 1]: pass --crop-pct F, e.g. 0.875")
         if self.interpolation not in (None, *INTERPOLATIONS):
-            raise LayerswarmError(f"interpolation={self.interpolation!r} is not known: pass --interpolation "
-                                  f"{' or '.join(INTERPOLATIONS)}")
-        if self.image_size is not None and self.image_size < 1:
             raise LayerswarmError(
-                f"image_size={self.image_size} is not positive: pass --image-size N with N >= 1"
+                f"interpolation={self.interpolation!r} is not known: pass --interpolation {' or '.join(INTERPOLATIONS)}"
             )
+        if self.image_size is not None and self.image_size < 1:
+            raise LayerswarmError(f"image_size={self.image_size} is not positive: pass --image-size N with N >= 1")
         for name in ("train_per_class", "val_per_class", "max_test"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -120,9 +121,7 @@ class DataConfig(JsonConfig):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
                 flag = "--" + name.replace("_", "-")
-                raise LayerswarmError(
-                    f"{name}={value} is outside (0, 1): pass {flag} F with 0 < F < 1, e.g. 0.2"
-                )
+                raise LayerswarmError(f"{name}={value} is outside (0, 1): pass {flag} F with 0 < F < 1, e.g. 0.2")
         if self.max_length is not None and self.max_length < 2:
             raise LayerswarmError(f"max_length={self.max_length} is too short: pass --max-length N with N >= 2")
         if self.on_bad_image not in BAD_IMAGE_POLICIES:
@@ -139,9 +138,12 @@ class DataConfig(JsonConfig):
             return replace(self, tokenizer=self.tokenizer or model_input["tokenizer"])
         key = self.data.strip().lower().replace("_", "-").replace("fashionmnist", "fashion-mnist")
         base = BUILTIN_INPUT.get(key, model_input or IMAGENET_INPUT)
-        return replace(self, image_size=self.image_size or int(base["size"]),
-                       crop_pct=self.crop_pct or float(base.get("crop_pct", 1.0)),
-                       interpolation=self.interpolation or base.get("interpolation", "bilinear"))
+        return replace(
+            self,
+            image_size=self.image_size or int(base["size"]),
+            crop_pct=self.crop_pct or float(base.get("crop_pct", 1.0)),
+            interpolation=self.interpolation or base.get("interpolation", "bilinear"),
+        )
 
     def describe_input(self, input_config: dict) -> str:
         """What the model is fed, for the start-up line: ``input_config`` of the loaded splits."""

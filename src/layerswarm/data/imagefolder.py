@@ -27,9 +27,7 @@ from layerswarm.data.splits import (
 )
 from layerswarm.errors import LayerswarmError
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
 
 class BadImageWarning(UserWarning):
@@ -115,7 +113,10 @@ def _try_decode(path: Path, size: int, resize: int | None, interpolation: str) -
 
 
 def decode_images(
-    paths: Sequence[Path], size: int, on_bad_image: str = "skip", resize: int | None = None,
+    paths: Sequence[Path],
+    size: int,
+    on_bad_image: str = "skip",
+    resize: int | None = None,
     interpolation: str = "bilinear",
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Decode ``paths`` in a thread pool (PIL releases the GIL while decoding).
@@ -166,8 +167,13 @@ def build_splits(
     order = ("train", "val", "test")
     index = np.concatenate([parts[k] for k in order])
     cfg = cfg.resolved()  # a Python caller may not have resolved the input size: ImageNet's then
-    images, ok = decode_images([files[i] for i in index], cfg.image_size, cfg.on_bad_image,
-                               resize=cfg.resize_size, interpolation=cfg.interpolation)
+    images, ok = decode_images(
+        [files[i] for i in index],
+        cfg.image_size,
+        cfg.on_bad_image,
+        resize=cfg.resize_size,
+        interpolation=cfg.interpolation,
+    )
     kept_labels = torch.from_numpy(labels[index][ok])
     # the splits stay contiguous after dropping bad files: slice views, no copies
     sizes = [int(ok[a:b].sum()) for a, b in _bounds([len(parts[k]) for k in order])]
@@ -177,8 +183,7 @@ def build_splits(
     missing = sorted(set(range(len(classes))) - set(sets["train"].labels.tolist()))
     if missing:
         raise LayerswarmError(
-            f"class '{classes[missing[0]]}' has no readable training images: "
-            "fix or replace its image files"
+            f"class '{classes[missing[0]]}' has no readable training images: fix or replace its image files"
         )
     return DatasetSplits(sets["train"], sets["val"], sets["test"], list(classes), name)
 
@@ -230,9 +235,7 @@ def load_imagefolder_splits(cfg: DataConfig) -> DatasetSplits:
             test_idx = np.arange(len(files), len(files) + len(test_files))
             files, labels = files + test_files, np.concatenate([labels, test_labels])
         else:  # no test split on disk: hold one out of train/
-            test_idx, pool = stratified_split(
-                labels, cfg.test_fraction, seed, stage=STAGE_TEST, classes=classes
-            )
+            test_idx, pool = stratified_split(labels, cfg.test_fraction, seed, stage=STAGE_TEST, classes=classes)
         if (root / "val").is_dir():
             val_classes, val_files, val_labels = scan_class_tree(root / "val")
             _check_same_classes("train", classes, "val", val_classes, root)
@@ -253,9 +256,7 @@ def load_imagefolder_splits(cfg: DataConfig) -> DatasetSplits:
             train_idx, val_idx = pool[tr], pool[va]
     else:
         classes, files, labels = scan_class_tree(root)
-        test_idx, pool = stratified_split(
-            labels, cfg.test_fraction, seed, stage=STAGE_TEST, classes=classes
-        )
+        test_idx, pool = stratified_split(labels, cfg.test_fraction, seed, stage=STAGE_TEST, classes=classes)
         tr, va = _train_val(labels[pool], cfg, classes)
         train_idx, val_idx = pool[tr], pool[va]
     if cfg.max_test is not None:
@@ -264,9 +265,7 @@ def load_imagefolder_splits(cfg: DataConfig) -> DatasetSplits:
     return build_splits(files, labels, parts, classes, cfg, name)
 
 
-def _train_val(
-    labels: np.ndarray, cfg: DataConfig, classes: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
+def _train_val(labels: np.ndarray, cfg: DataConfig, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return train_val_indices(
         labels,
         seed=cfg.seed,

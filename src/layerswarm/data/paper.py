@@ -66,9 +66,7 @@ def load_paper_splits(cfg: DataConfig) -> DatasetSplits:
         )
     name, root = spec
     if not root.is_dir():
-        raise LayerswarmError(
-            f"{name} folder '{root}' does not exist: pass --data {name}:ROOT with {_layout(name)}"
-        )
+        raise LayerswarmError(f"{name} folder '{root}' does not exist: pass --data {name}:ROOT with {_layout(name)}")
     loaders: dict[str, Callable[[DataConfig, Path], DatasetSplits]] = {
         "caltech256-30": lambda c, r: load_caltech256_splits(c, r, 30),
         "caltech256-60": lambda c, r: load_caltech256_splits(c, r, 60),
@@ -79,9 +77,7 @@ def load_paper_splits(cfg: DataConfig) -> DatasetSplits:
 
 
 def _incomplete(name: str, what: Path | str, root: Path) -> LayerswarmError:
-    return LayerswarmError(
-        f"{name} copy in '{root}' is incomplete: '{what}' is missing; expected {_layout(name)}"
-    )
+    return LayerswarmError(f"{name} copy in '{root}' is incomplete: '{what}' is missing; expected {_layout(name)}")
 
 
 def _from_official_split(
@@ -126,9 +122,7 @@ def load_caltech256_splits(cfg: DataConfig, root: Path, n_train: int) -> Dataset
         if match and int(match.group(1)) != CALTECH_CLUTTER:
             folders.append((int(match.group(1)), match.group(2), folder))
     if not folders:
-        raise LayerswarmError(
-            f"{name}: no class folders like '001.ak47' in '{cats}': expected {_layout(name)}"
-        )
+        raise LayerswarmError(f"{name}: no class folders like '001.ak47' in '{cats}': expected {_layout(name)}")
     folders.sort()
     need = n_train + CALTECH_TEST_PER_CLASS
     classes: list[str] = []
@@ -147,9 +141,7 @@ def load_caltech256_splits(cfg: DataConfig, root: Path, n_train: int) -> Dataset
     y = np.asarray(labels, dtype=np.int64)
     # training images per class first, then 20 test images from what is left
     train_pool, rest = stratified_split(y, n_train, cfg.seed, stage=STAGE_POOL, classes=classes)
-    test_idx = rest[
-        take_per_class(y[rest], CALTECH_TEST_PER_CLASS, cfg.seed, stage=STAGE_TEST, classes=classes)
-    ]
+    test_idx = rest[take_per_class(y[rest], CALTECH_TEST_PER_CLASS, cfg.seed, stage=STAGE_TEST, classes=classes)]
     return _from_official_split(cfg, classes, files, y, train_pool, test_idx, name)
 
 
@@ -202,7 +194,8 @@ def _from_relative_lists(
         bad = next((r for r in rel if "/" not in r), None)
         if bad is not None:
             raise LayerswarmError(
-                f"{name}: '{root / list_name}' entry '{bad}' is not '<class>/<file>': restore the file from the original archive"
+                f"{name}: '{root / list_name}' entry '{bad}' is not '<class>/<file>': restore the file from "
+                "the original archive"
             )
     folders = sorted({r.split("/", 1)[0] for r in train_rel})
     unknown = sorted({r.split("/", 1)[0] for r in test_rel} - set(folders))
@@ -216,15 +209,11 @@ def _from_relative_lists(
     test_files = [images_dir / r for r in test_rel]
     _check_listed_files(name, root, train_files, list_names[0])
     _check_listed_files(name, root, test_files, list_names[1])
-    labels = np.asarray(
-        [label_of[r.split("/", 1)[0]] for r in train_rel + test_rel], dtype=np.int64
-    )
+    labels = np.asarray([label_of[r.split("/", 1)[0]] for r in train_rel + test_rel], dtype=np.int64)
     train_pool = np.arange(len(train_rel))
     test_idx = np.arange(len(train_rel), len(labels))
     classes = [class_name(f) for f in folders]
-    return _from_official_split(
-        cfg, classes, train_files + test_files, labels, train_pool, test_idx, name
-    )
+    return _from_official_split(cfg, classes, train_files + test_files, labels, train_pool, test_idx, name)
 
 
 # --- Stanford Dogs -------------------------------------------------------------------------
@@ -251,20 +240,14 @@ def read_mat_file_list(path: Path) -> list[str]:
     try:
         from scipy.io import loadmat
     except ImportError as err:
-        raise LayerswarmError(
-            f"reading '{path}' needs scipy: pip install scipy (it comes with scikit-learn)"
-        ) from err
+        raise LayerswarmError(f"reading '{path}' needs scipy: pip install scipy (it comes with scikit-learn)") from err
     try:
         mat = loadmat(str(path))
     except Exception as err:  # scipy raises several types for a damaged file
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise LayerswarmError(
-            f"cannot read '{path}' ({reason}): restore it from the Stanford Dogs lists.tar"
-        ) from err
+        raise LayerswarmError(f"cannot read '{path}' ({reason}): restore it from the Stanford Dogs lists.tar") from err
     if "file_list" not in mat:
-        raise LayerswarmError(
-            f"'{path}' has no 'file_list' field: restore it from the Stanford Dogs lists.tar"
-        )
+        raise LayerswarmError(f"'{path}' has no 'file_list' field: restore it from the Stanford Dogs lists.tar")
     return [s.strip().replace("\\", "/") for s in _mat_strings(mat["file_list"])]
 
 

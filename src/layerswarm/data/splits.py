@@ -75,9 +75,7 @@ def stratified_split(
     rng = _rng(seed, stage)
     taken: list[np.ndarray] = []
     rest: list[np.ndarray] = []
-    is_count = isinstance(counts_or_fraction, (int, np.integer)) and not isinstance(
-        counts_or_fraction, bool
-    )
+    is_count = isinstance(counts_or_fraction, (int, np.integer)) and not isinstance(counts_or_fraction, bool)
     for c, idx in _shuffled_by_class(y, rng).items():
         if is_count:
             k = int(counts_or_fraction)
@@ -105,9 +103,7 @@ def take_per_class(
     return stratified_split(labels, int(k), seed, stage=stage, classes=classes, fix=fix)[0]
 
 
-def subsample_stratified(
-    labels: ArrayLike, n: int, seed: int, *, stage: int = STAGE_CAP
-) -> np.ndarray:
+def subsample_stratified(labels: ArrayLike, n: int, seed: int, *, stage: int = STAGE_CAP) -> np.ndarray:
     """At most ``n`` indices with class proportions kept (largest-remainder allocation)."""
     y = _as_labels(labels)
     if n >= len(y):
@@ -146,17 +142,11 @@ def train_val_indices(
         if n >= need:
             continue
         name = _class_name(c, classes)
-        train_part = (
-            f"train_per_class={train_per_class}"
-            if train_per_class is not None
-            else "at least 1 to train"
-        )
+        train_part = f"train_per_class={train_per_class}" if train_per_class is not None else "at least 1 to train"
         if val_per_class is not None:
             asked = f"{need} were asked (val_per_class={val_per_class} + {train_part})"
         else:
-            asked = (
-                f"{need} are needed (val_fraction={val_fraction} holds out {val_k} + {train_part})"
-            )
+            asked = f"{need} are needed (val_fraction={val_fraction} holds out {val_k} + {train_part})"
         raise LayerswarmError(
             f"class '{name}' has {n} training images but {asked}: "
             "lower --train-per-class/--val-per-class (or --val-fraction)"
@@ -165,9 +155,7 @@ def train_val_indices(
     val_idx, rest = stratified_split(y, val_spec, seed, stage=STAGE_VAL, classes=classes)
     if train_per_class is None:
         return rest, val_idx
-    train_idx = rest[
-        take_per_class(y[rest], train_per_class, seed, stage=STAGE_TRAIN, classes=classes)
-    ]
+    train_idx = rest[take_per_class(y[rest], train_per_class, seed, stage=STAGE_TRAIN, classes=classes)]
     return np.sort(train_idx), val_idx
 
 

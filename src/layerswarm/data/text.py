@@ -33,8 +33,9 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
     the end with the tokenizer's pad id (the model cuts each batch to its own longest)."""
     if tokenizer.padding_side != "right":
         tokenizer.padding_side = "right"
-    encoded = tokenizer(list(texts), max_length=max_length, truncation=True, padding="longest",
-                        return_attention_mask=False)
+    encoded = tokenizer(
+        list(texts), max_length=max_length, truncation=True, padding="longest", return_attention_mask=False
+    )
     return torch.tensor(encoded["input_ids"], dtype=torch.int64)
 
 
@@ -43,10 +44,10 @@ def load_text_splits(cfg: DataConfig) -> DatasetSplits:
     from ..models.text import load_tokenizer, model_positions
 
     if not cfg.tokenizer:
-        raise LayerswarmError(f"--data {cfg.data} is text: pick a text model, e.g. --model all-minilm-l6-v2 "
-                              "or hf:PATH")
-    texts, names = _unique(*read_text_data(cfg.data, text_column=cfg.text_column, label_column=cfg.label_column,
-                                           categories=cfg.categories))
+        raise LayerswarmError(f"--data {cfg.data} is text: pick a text model, e.g. --model all-minilm-l6-v2 or hf:PATH")
+    texts, names = _unique(
+        *read_text_data(cfg.data, text_column=cfg.text_column, label_column=cfg.label_column, categories=cfg.categories)
+    )
     classes = sorted(set(names))
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[n] for n in names], dtype=np.int64)
@@ -57,8 +58,10 @@ def load_text_splits(cfg: DataConfig) -> DatasetSplits:
     positions = model_positions(cfg.tokenizer)
     if positions is not None and max_length > positions:
         if cfg.max_length:
-            raise LayerswarmError(f"--max-length {cfg.max_length} exceeds the {positions} positions of "
-                                  f"{cfg.tokenizer}: pass --max-length {positions} or less")
+            raise LayerswarmError(
+                f"--max-length {cfg.max_length} exceeds the {positions} positions of "
+                f"{cfg.tokenizer}: pass --max-length {positions} or less"
+            )
         max_length = positions
 
     def make(idx: np.ndarray) -> TextSet:

@@ -31,8 +31,9 @@ def _check_classes(labels: list[str], source: object) -> None:
     classes = set(labels)
     if len(classes) < 2:
         only = f" ('{next(iter(classes))}')" if classes else ""
-        raise LayerswarmError(f"'{source}' has only one class{only}: a classifier needs at least 2, "
-                              "add examples with another label")
+        raise LayerswarmError(
+            f"'{source}' has only one class{only}: a classifier needs at least 2, add examples with another label"
+        )
 
 
 # --- WordNet ------------------------------------------------------------------------------
@@ -57,8 +58,10 @@ def _parse_wordnet(path: Path) -> list[tuple[str, str]]:
                 raise LayerswarmError(f"{path}:{lineno} is not a WordNet data line: pass WordNet's data.noun")
             category = NOUN_CATEGORIES.get(int(fields[1]))
             if category is None:
-                raise LayerswarmError(f"{path}:{lineno} has lexicographer file {fields[1]}, not a noun "
-                                      "(03-28): pass WordNet's data.noun, not data.verb/adj/adv")
+                raise LayerswarmError(
+                    f"{path}:{lineno} has lexicographer file {fields[1]}, not a noun "
+                    "(03-28): pass WordNet's data.noun, not data.verb/adj/adv"
+                )
             definition = gloss.split(";", 1)[0].strip()
             if definition:  # a gloss of examples only has no definition to classify
                 out.append((category, definition))
@@ -75,8 +78,10 @@ def _choose_categories(counts: Counter[str], categories: int | Sequence[str], pa
         if categories < 2:
             raise LayerswarmError(f"WordNet categories={categories}: a classifier needs at least 2")
         if categories > len(counts):
-            raise LayerswarmError(f"WordNet categories={categories} but '{path}' has only {len(counts)} "
-                                  f"noun categories with definitions: pass at most {len(counts)}")
+            raise LayerswarmError(
+                f"WordNet categories={categories} but '{path}' has only {len(counts)} "
+                f"noun categories with definitions: pass at most {len(counts)}"
+            )
         return sorted(counts, key=lambda name: (-counts[name], name))[:categories]
     lookup = {name.lower(): name for name in NOUN_CATEGORIES.values()}
     lookup.update({name.lower().removeprefix("noun."): name for name in NOUN_CATEGORIES.values()})
@@ -85,8 +90,9 @@ def _choose_categories(counts: Counter[str], categories: int | Sequence[str], pa
         name = lookup.get(str(raw).strip().lower())
         if name is None:
             valid = ", ".join(NOUN_CATEGORIES.values())
-            raise LayerswarmError(f"unknown WordNet category '{raw}': choose from {valid} "
-                                  "(the 'noun.' prefix is optional)")
+            raise LayerswarmError(
+                f"unknown WordNet category '{raw}': choose from {valid} (the 'noun.' prefix is optional)"
+            )
         if not counts[name]:
             raise LayerswarmError(f"WordNet category '{name}' has no definitions in '{path}': choose another")
         if name not in chosen:
@@ -124,8 +130,10 @@ def _decode(path: Path) -> str:
 def _missing_column(where: str, kind: str, name: str, have: Sequence[str]) -> LayerswarmError:
     option = "--text-column" if kind == "text" else "--label-column"
     names = ", ".join(f"'{h}'" for h in have) or "none"
-    return LayerswarmError(f"{where} has no {kind} column '{name}' (its columns: {names}): "
-                           f"pass {option} NAME to use another (--text-column / --label-column)")
+    return LayerswarmError(
+        f"{where} has no {kind} column '{name}' (its columns: {names}): "
+        f"pass {option} NAME to use another (--text-column / --label-column)"
+    )
 
 
 def _check_row(path: Path, line: int, text: object, label: object) -> tuple[str, str]:
@@ -139,7 +147,9 @@ def _check_row(path: Path, line: int, text: object, label: object) -> tuple[str,
     return text, label
 
 
-def read_text_table(path: str | Path, text_column: str = "text", label_column: str = "label") -> tuple[list[str], list[str]]:
+def read_text_table(
+    path: str | Path, text_column: str = "text", label_column: str = "label"
+) -> tuple[list[str], list[str]]:
     """Rows of a ``.csv``/``.tsv`` file with a header row, or objects of a ``.jsonl`` file."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -156,9 +166,13 @@ def read_text_table(path: str | Path, text_column: str = "text", label_column: s
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
-                raise LayerswarmError(f"{path}:{lineno} is not valid JSON ({err.msg}): write one JSON object per line") from None
+                raise LayerswarmError(
+                    f"{path}:{lineno} is not valid JSON ({err.msg}): write one JSON object per line"
+                ) from None
             if not isinstance(obj, dict):
-                raise LayerswarmError(f"{path}:{lineno} is a JSON {type(obj).__name__}, not an object: write one JSON object per line")
+                raise LayerswarmError(
+                    f"{path}:{lineno} is a JSON {type(obj).__name__}, not an object: write one JSON object per line"
+                )
             for kind, name in (("text", text_column), ("label", label_column)):
                 if name not in obj:
                     raise _missing_column(f"{path}:{lineno}", kind, name, list(obj))
@@ -213,8 +227,10 @@ def read_text_folder(path: str | Path) -> tuple[list[str], list[str]]:
         raise LayerswarmError(f"text folder '{root}' does not exist: pass a folder of class subfolders of .txt files")
     per_class = {sub: [p for p in _files(sub) if _is_txt(p)] for sub in _class_folders(root)}
     if not any(per_class.values()):
-        raise LayerswarmError(f"no class subfolders with .txt files in '{root}': give it one subfolder per "
-                              f"class holding one .txt file per example, e.g. '{root / 'pos' / '1.txt'}'")
+        raise LayerswarmError(
+            f"no class subfolders with .txt files in '{root}': give it one subfolder per "
+            f"class holding one .txt file per example, e.g. '{root / 'pos' / '1.txt'}'"
+        )
     texts: list[str] = []
     labels: list[str] = []
     for sub, files in per_class.items():
@@ -256,8 +272,11 @@ def is_text_data(spec: str) -> bool:
 
 
 def read_text_data(
-    spec: str, text_column: str = "text", label_column: str = "label",
-    categories: int | Sequence[str] = 10, wordnet_path: str | Path | None = None,
+    spec: str,
+    text_column: str = "text",
+    label_column: str = "label",
+    categories: int | Sequence[str] = 10,
+    wordnet_path: str | Path | None = None,
 ) -> tuple[list[str], list[str]]:
     """Read ``spec``: 'wordnet', a .csv/.tsv/.jsonl file, or a folder of class subfolders of .txt."""
     spec = spec.strip()

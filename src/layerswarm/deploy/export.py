@@ -46,8 +46,14 @@ def _unit_patterns(unit, all_params: Sequence[str]) -> list[str]:
     return patterns
 
 
-def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[str],
-              lr_multipliers: Sequence[float] | None = None, **info: Any) -> dict:
+def mask_spec(
+    names: Sequence[str],
+    units,
+    mask: Sequence[int],
+    head: Sequence[str],
+    lr_multipliers: Sequence[float] | None = None,
+    **info: Any,
+) -> dict:
     """The export of ``mask`` over ``units`` of a model whose parameters are ``names`` (see the
     module docstring); ``lr_multipliers``: the plan's rates (a ``--space lr`` search's, a
     study's); ``info``: keys recorded beside it (model name, granularity, ...)."""
@@ -62,8 +68,11 @@ def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[s
     if matched != frozen_params:  # never export patterns that say something else than the mask
         raise AssertionError(f"frozen patterns match {len(matched)} parameters, the mask freezes {len(frozen_params)}")
     spec = {
-        "format": EXPORT_FORMAT, **info,
-        "units": [u.name for u in units], "mask": list(mask), "head": list(head),
+        "format": EXPORT_FORMAT,
+        **info,
+        "units": [u.name for u in units],
+        "mask": list(mask),
+        "head": list(head),
         "frozen_patterns": patterns,
         "trainable_patterns": trainable + [f"{_escape(h)}.*" for h in head],
         "frozen_modules": [m for u in frozen for m in u.modules],
@@ -72,9 +81,11 @@ def mask_spec(names: Sequence[str], units, mask: Sequence[int], head: Sequence[s
     if lr_multipliers is not None:
         rates = validate_lr_multipliers(lr_multipliers, len(units))
         if [int(r > 0) for r in rates] != mask:
-            raise LayerswarmError("the run's lr_multipliers are not 0 exactly where its mask "
-                                  "freezes: export a best_mask.json written by "
-                                  "'layerswarm search --space lr'")
+            raise LayerswarmError(
+                "the run's lr_multipliers are not 0 exactly where its mask "
+                "freezes: export a best_mask.json written by "
+                "'layerswarm search --space lr'"
+            )
         # the new head at the run's rate, each unit at its own
         groups: dict[float, list[str]] = {1.0: [f"{_escape(h)}.*" for h in head]}
         for unit, rate in zip(units, rates, strict=True):
@@ -104,8 +115,10 @@ def _run_mask(run_dir: Path) -> tuple[dict, dict]:
     from ..run.answer import ANSWER_FILE
 
     if not (run_dir / "config.json").is_file():
-        raise LayerswarmError(f"'{run_dir}' holds no run (no config.json): pass a folder written by "
-                              "'layerswarm search' or 'layerswarm finetune --mask'")
+        raise LayerswarmError(
+            f"'{run_dir}' holds no run (no config.json): pass a folder written by "
+            "'layerswarm search' or 'layerswarm finetune --mask'"
+        )
     config = read_json(run_dir / "config.json")
     # the run's answer (--answer validation: maybe a baseline), else the searched mask
     for source in (run_dir / ANSWER_FILE, run_dir / "best_mask.json", run_dir / "final" / "metrics.json"):
@@ -113,8 +126,10 @@ def _run_mask(run_dir: Path) -> tuple[dict, dict]:
             found = read_json(source)
             if found.get("mask") is not None:
                 return config, found
-    raise LayerswarmError(f"'{run_dir}' has no mask yet (no best_mask.json, no final/metrics.json with a mask): "
-                          "export a finished search, or a finetune run with --mask")
+    raise LayerswarmError(
+        f"'{run_dir}' has no mask yet (no best_mask.json, no final/metrics.json with a mask): "
+        "export a finished search, or a finetune run with --mask"
+    )
 
 
 def export_mask(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -138,10 +153,21 @@ def export_mask(run_dir: str | Path, out: str | Path | None = None) -> Path:
         units, head = split_units(model, info.head, granularity), info.head
         names = [n for n, _ in model.named_parameters()]
     if found.get("units") and [u.name for u in units] != list(found["units"]):
-        raise LayerswarmError(f"the units of '{name}' ({granularity}) here differ from the run's: export with the "
-                              "layerswarm and timm versions that made the run")
-    spec = mask_spec(names, units, found["mask"], head, found.get("lr_multipliers"), model=name,
-                     granularity=granularity, fitness=found.get("fitness"), source=str(run_dir))
+        raise LayerswarmError(
+            f"the units of '{name}' ({granularity}) here differ from the run's: export with the "
+            "layerswarm and timm versions that made the run"
+        )
+    spec = mask_spec(
+        names,
+        units,
+        found["mask"],
+        head,
+        found.get("lr_multipliers"),
+        model=name,
+        granularity=granularity,
+        fitness=found.get("fitness"),
+        source=str(run_dir),
+    )
     path = Path(out) if out is not None else run_dir / EXPORT_FILE
     atomic_write_json(path, spec)
     return path
@@ -160,14 +186,18 @@ def _load(mask: str | Path | dict) -> tuple[dict, Path | None]:
         _, found = _run_mask(path)
         return found, path
     if not path.is_file():
-        raise LayerswarmError(f"mask '{path}' does not exist: pass a mask_export.json, a best_mask.json or a run folder")
+        raise LayerswarmError(
+            f"mask '{path}' does not exist: pass a mask_export.json, a best_mask.json or a run folder"
+        )
     try:
         return read_json(path), path.parent
     except ValueError as err:
         raise LayerswarmError(f"mask '{path}' is not JSON: pass a mask_export.json or a best_mask.json") from err
 
 
-def apply_mask(model, mask: str | Path | dict, granularity: str | None = None, keep_frozen_eval: bool = True) -> list[str]:
+def apply_mask(
+    model, mask: str | Path | dict, granularity: str | None = None, keep_frozen_eval: bool = True
+) -> list[str]:
     """Freeze ``model``'s parameters as ``mask`` says; return the frozen module paths.
 
     ``mask``: a ``mask_export.json`` (``layerswarm export``), a ``best_mask.json``, a run
@@ -186,7 +216,9 @@ def apply_mask(model, mask: str | Path | dict, granularity: str | None = None, k
     elif "mask" in data:
         frozen = _apply_units(model, data, granularity, folder)
     else:
-        raise LayerswarmError("the mask holds neither 'requires_grad' nor 'mask': pass a mask_export.json or best_mask.json")
+        raise LayerswarmError(
+            "the mask holds neither 'requires_grad' nor 'mask': pass a mask_export.json or best_mask.json"
+        )
     if keep_frozen_eval:
         from ..units import keep_eval
 
@@ -200,8 +232,10 @@ def _apply_export(model, data: dict) -> list[str]:
     heads = tuple(f"{h}." for h in data.get("head", []))
     missing = [n for n in grads if n not in params and not n.startswith(heads)]  # a new head may differ
     if missing:
-        raise LayerswarmError(f"the mask does not fit this model: it names parameters the model lacks (e.g. {missing[0]}); "
-                              f"build the model it was exported for ({data.get('model')})")
+        raise LayerswarmError(
+            f"the mask does not fit this model: it names parameters the model lacks (e.g. {missing[0]}); "
+            f"build the model it was exported for ({data.get('model')})"
+        )
     for name, p in params.items():
         trainable = grads[name] if name in grads else not any(fnmatch.fnmatchcase(name, pat) for pat in patterns)
         p.requires_grad_(bool(trainable))
@@ -243,12 +277,13 @@ def _units_of(model, data: dict, granularity: str | None, folder: Path | None) -
         units = split_units(model, head, g)
         if not data.get("units") or [u.name for u in units] == list(data["units"]):
             return units
-    raise LayerswarmError(f"the mask's units do not match this model's ({', '.join(tried)}): build the model "
-                          "the mask was searched on, or export it with 'layerswarm export DIR'")
+    raise LayerswarmError(
+        f"the mask's units do not match this model's ({', '.join(tried)}): build the model "
+        "the mask was searched on, or export it with 'layerswarm export DIR'"
+    )
 
 
-def param_groups(model, mask: str | Path | dict, lr: float,
-                 granularity: str | None = None) -> list[dict]:
+def param_groups(model, mask: str | Path | dict, lr: float, granularity: str | None = None) -> list[dict]:
     """Optimizer parameter groups of a plan: every parameter it trains, grouped by its unit's
     learning-rate multiplier m, at ``lr x m`` (``lr_multiplier`` records m; a plain mask's
     units, and parameters of no unit such as the new head, at 1); frozen parameters are in
@@ -258,8 +293,9 @@ def param_groups(model, mask: str | Path | dict, lr: float,
     if "requires_grad" in data:  # an export: its requires_grad map and its groups' patterns
         return _export_groups(model, data, lr)
     if "mask" not in data:
-        raise LayerswarmError("the mask holds neither 'requires_grad' nor 'mask': pass a "
-                              "mask_export.json or best_mask.json")
+        raise LayerswarmError(
+            "the mask holds neither 'requires_grad' nor 'mask': pass a mask_export.json or best_mask.json"
+        )
     from ..study import Plan
     from ..units import validate_mask
 
@@ -274,7 +310,13 @@ def _export_groups(model, data: dict, lr: float) -> list[dict]:
     grouped: dict[float, list] = {}
     for name, param in model.named_parameters():
         if grads.get(name, True):  # a parameter the export does not name: a new head, trained
-            rate = next((float(g["lr_multiplier"]) for g in groups
-                         if any(fnmatch.fnmatchcase(name, pat) for pat in g["patterns"])), 1.0)
+            rate = next(
+                (
+                    float(g["lr_multiplier"])
+                    for g in groups
+                    if any(fnmatch.fnmatchcase(name, pat) for pat in g["patterns"])
+                ),
+                1.0,
+            )
             grouped.setdefault(rate, []).append(param)
     return [{"params": ps, "lr_multiplier": m, "lr": lr * m} for m, ps in grouped.items()]

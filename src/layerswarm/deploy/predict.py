@@ -26,7 +26,7 @@ from ..run.finetune import load_model_metadata, load_saved_state
 from ..training import BatchTransform, resolve_device
 
 MODEL_FILE = "model.safetensors"
-TEXT_HINT = "pass texts (layerswarm predict RUN_DIR \"some text\", or --lines FILE)"
+TEXT_HINT = 'pass texts (layerswarm predict RUN_DIR "some text", or --lines FILE)'
 IMAGE_HINT = "pass image files or folders of them"
 
 
@@ -40,8 +40,10 @@ def find_model_file(path: str | Path) -> Path:
     if (path / ANSWER_FILE).is_file() and not (path / MODEL_FILE).is_file():
         answered = path / read_json(path / ANSWER_FILE)["model_dir"] / MODEL_FILE
         if not answered.is_file():  # never another model than the run's answer, silently
-            raise LayerswarmError(f"'{path / ANSWER_FILE}' names {answered}, which is missing: restore it, or pass "
-                                  f"the model to use ({path / 'final'} is the searched mask's)")
+            raise LayerswarmError(
+                f"'{path / ANSWER_FILE}' names {answered}, which is missing: restore it, or pass "
+                f"the model to use ({path / 'final'} is the searched mask's)"
+            )
         return answered
     for candidate in (path, path / MODEL_FILE, path / "final" / MODEL_FILE):
         if candidate.is_file():
@@ -97,7 +99,8 @@ class Predictor:
             if "pad_token_id" in extra and self.tokenizer.pad_token_id != extra["pad_token_id"]:
                 raise LayerswarmError(
                     f"the tokenizer of '{self.model_name}' pads with id {self.tokenizer.pad_token_id}, training "
-                    f"padded with {extra['pad_token_id']}: restore the model folder the run was trained from")
+                    f"padded with {extra['pad_token_id']}: restore the model folder the run was trained from"
+                )
         else:
             self.image_size = int(meta["image_size"])
             # models saved before crop_pct was recorded were decoded at image_size, bilinear
@@ -105,8 +108,9 @@ class Predictor:
             self.interpolation = meta.get("interpolation", "bilinear")
             self.transform = BatchTransform(info["mean"], info["std"], augment="none")
         # 'none': the saved state replaces every weight, so nothing is downloaded or loaded twice
-        model, _ = create_model(self.model_name, num_classes=len(self.classes), weights="none",
-                                pooling=extra.get("pooling", "mean"))
+        model, _ = create_model(
+            self.model_name, num_classes=len(self.classes), weights="none", pooling=extra.get("pooling", "mean")
+        )
         if "probe" in meta:  # a linear probe on an intermediate unit
             model = IntermediateProbe.rebuild(model, meta["probe"], len(self.classes))
         model.load_state_dict(load_saved_state(self.path))
@@ -128,15 +132,20 @@ class Predictor:
         except LayerswarmError as err:
             raise LayerswarmError(
                 f"'{self.path}' was fine-tuned from the folder '{name[3:]}', which no longer exists: predict "
-                "reads its config and tokenizer again, so restore that folder at the same path") from err
+                "reads its config and tokenizer again, so restore that folder at the same path"
+            ) from err
 
     def _require(self, kind: str) -> None:
         if kind == self.kind:
             return
         if self.is_text:
-            raise LayerswarmError(f"'{self.path}' holds a text model ({self.model_name}), not an image model: {TEXT_HINT}")
-        raise LayerswarmError(f"'{self.path}' holds an image model ({self.model_name}), not a text model: {IMAGE_HINT}, "
-                              "or the run folder of a text model (--model all-minilm-l6-v2 or hf:PATH)")
+            raise LayerswarmError(
+                f"'{self.path}' holds a text model ({self.model_name}), not an image model: {TEXT_HINT}"
+            )
+        raise LayerswarmError(
+            f"'{self.path}' holds an image model ({self.model_name}), not a text model: {IMAGE_HINT}, "
+            "or the run folder of a text model (--model all-minilm-l6-v2 or hf:PATH)"
+        )
 
     def load_images(self, paths: Sequence[str | Path]) -> torch.Tensor:
         """uint8 ``[N, 3, S, S]``: RGB, shorter side resized to S, centre crop (as the loader)."""
@@ -148,7 +157,9 @@ class Predictor:
             try:
                 out[i] = torch.from_numpy(_decode_one(Path(p), self.image_size, self.resize, self.interpolation))
             except Exception as err:  # any decoder failure: not a readable image
-                raise LayerswarmError(f"cannot decode image '{p}' ({type(err).__name__}): pass a JPEG, PNG or other image file") from err
+                raise LayerswarmError(
+                    f"cannot decode image '{p}' ({type(err).__name__}): pass a JPEG, PNG or other image file"
+                ) from err
         return out
 
     def token_ids(self, texts: Sequence[str]) -> torch.Tensor:
@@ -228,13 +239,19 @@ def read_text_lines(spec: str) -> list[str]:
         else:
             raw = Path(spec).read_bytes()
     except FileNotFoundError as err:
-        raise LayerswarmError(f"{name} does not exist: pass a text file with one text per line, or - for standard input") from err
+        raise LayerswarmError(
+            f"{name} does not exist: pass a text file with one text per line, or - for standard input"
+        ) from err
     except OSError as err:
-        raise LayerswarmError(f"cannot read {name} ({type(err).__name__}): pass a text file with one text per line") from err
+        raise LayerswarmError(
+            f"cannot read {name} ({type(err).__name__}): pass a text file with one text per line"
+        ) from err
     try:
         content = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as err:
-        raise LayerswarmError(f"{name} is not UTF-8 text (byte {err.start}): pass a UTF-8 text file with one text per line") from err
+        raise LayerswarmError(
+            f"{name} is not UTF-8 text (byte {err.start}): pass a UTF-8 text file with one text per line"
+        ) from err
     lines = [line.strip() for line in content.splitlines()]
     lines = [line for line in lines if line]
     if not lines:

@@ -16,10 +16,19 @@ if TYPE_CHECKING:
     from ..models.bundle import ModelBundle
 
 __all__ = [
-    "EXECUTORS", "EvaluateFn", "EvaluatorFactory", "Executor", "FitnessSpec", "LocalExecutor",
-    "create_executor", "describe_error", "evaluate_settled", "evaluate_with_retries",
+    "EXECUTORS",
+    "EvaluateFn",
+    "EvaluatorFactory",
+    "Executor",
+    "FitnessSpec",
+    "LocalExecutor",
+    "create_executor",
+    "describe_error",
+    "evaluate_settled",
+    "evaluate_with_retries",
     "failure_kind",
-    "register_executor", "torch_threads",
+    "register_executor",
+    "torch_threads",
 ]
 
 # builder(factory, data, bundle, on_epoch, retries=, cpus_per_trial=, gpus_per_trial=, address=)
@@ -34,20 +43,39 @@ def register_executor(name: str) -> Callable[[ExecutorBuilder], ExecutorBuilder]
 
 
 @register_executor("local")
-def _local(factory: EvaluatorFactory, data: SearchSplits, bundle: ModelBundle | None = None,
-           on_epoch: EpochCallback | None = None, *, retries: int = 1, cpus_per_trial: int | None = None,
-           **_: object) -> Executor:
+def _local(
+    factory: EvaluatorFactory,
+    data: SearchSplits,
+    bundle: ModelBundle | None = None,
+    on_epoch: EpochCallback | None = None,
+    *,
+    retries: int = 1,
+    cpus_per_trial: int | None = None,
+    **_: object,
+) -> Executor:
     # Reuse the driver's model when the factory can take it: no second copy in memory.
     evaluate = factory(data, bundle, on_epoch) if isinstance(factory, FitnessSpec) else factory(data)
     # MaskFitness takes list[float] masks (multipliers) where EvaluateFn says list[int]
-    return LocalExecutor(evaluate, retries=retries,  # type: ignore[arg-type]
-                         threads=cpus_per_trial)
+    return LocalExecutor(
+        evaluate,
+        retries=retries,  # type: ignore[arg-type]
+        threads=cpus_per_trial,
+    )
 
 
 @register_executor("ray")
-def _ray(factory: EvaluatorFactory, data: SearchSplits, bundle: ModelBundle | None = None,
-         on_epoch: EpochCallback | None = None, *, retries: int = 1, cpus_per_trial: int | None = None, gpus_per_trial: float = 0.0,
-         address: str | None = None, **_: object) -> Executor:
+def _ray(
+    factory: EvaluatorFactory,
+    data: SearchSplits,
+    bundle: ModelBundle | None = None,
+    on_epoch: EpochCallback | None = None,
+    *,
+    retries: int = 1,
+    cpus_per_trial: int | None = None,
+    gpus_per_trial: float = 0.0,
+    address: str | None = None,
+    **_: object,
+) -> Executor:
     from .ray import RayExecutor  # Ray is an optional extra: import it only when asked for
 
     # on_epoch (per-epoch progress) would have to run in the workers: only whole evaluations
@@ -55,16 +83,29 @@ def _ray(factory: EvaluatorFactory, data: SearchSplits, bundle: ModelBundle | No
     # "auto" is fine: a task that asked for no GPU sees none and takes the CPU
     if isinstance(factory, FitnessSpec) and factory.fitness.device not in ("cpu", "auto") and not gpus_per_trial:
         # Ray hides every GPU from a task that asked for none: fail here, not in each worker
-        raise LayerswarmError(f"--device {factory.fitness.device} under Ray needs GPUs per evaluation: "
-                              "pass --gpus-per-trial 1 (or 0.5 to share a GPU), or --device cpu")
+        raise LayerswarmError(
+            f"--device {factory.fitness.device} under Ray needs GPUs per evaluation: "
+            "pass --gpus-per-trial 1 (or 0.5 to share a GPU), or --device cpu"
+        )
 
-    return RayExecutor(factory, data, retries=retries, cpus_per_trial=1 if cpus_per_trial is None else cpus_per_trial,
-                       gpus_per_trial=gpus_per_trial, address=address)
+    return RayExecutor(
+        factory,
+        data,
+        retries=retries,
+        cpus_per_trial=1 if cpus_per_trial is None else cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        address=address,
+    )
 
 
-def create_executor(backend: str, factory: EvaluatorFactory, data: SearchSplits,
-                    bundle: ModelBundle | None = None, on_epoch: EpochCallback | None = None,
-                    **options: object) -> Executor:
+def create_executor(
+    backend: str,
+    factory: EvaluatorFactory,
+    data: SearchSplits,
+    bundle: ModelBundle | None = None,
+    on_epoch: EpochCallback | None = None,
+    **options: object,
+) -> Executor:
     """The executor registered as ``backend``, evaluating ``factory(data)`` with ``options``.
 
     ``bundle`` (a model already built in this process) and ``on_epoch`` (called after each

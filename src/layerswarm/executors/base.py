@@ -20,12 +20,25 @@ from ..fitness.evaluation import Evaluation, Executor
 from ..run.failpoints import pass_point
 from ..training import NonFiniteLossError
 
-__all__ = ["Evaluation", "Executor", "describe_error", "evaluate_settled", "failure_kind",
-           "torch_threads"]
+__all__ = ["Evaluation", "Executor", "describe_error", "evaluate_settled", "failure_kind", "torch_threads"]
 
-PERMANENT = (LayerswarmError, TypeError, ValueError, ImportError, AttributeError, NameError,
-             LookupError, AssertionError, NotImplementedError, ArithmeticError, SyntaxError,
-             FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+PERMANENT = (
+    LayerswarmError,
+    TypeError,
+    ValueError,
+    ImportError,
+    AttributeError,
+    NameError,
+    LookupError,
+    AssertionError,
+    NotImplementedError,
+    ArithmeticError,
+    SyntaxError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
 TRANSIENT = (MemoryError, OSError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
 
 
@@ -54,8 +67,9 @@ def failed_evaluation(err: BaseException) -> Evaluation:
     return Evaluation(fitness=-math.inf, error=describe_error(err), status=status)
 
 
-def evaluate_settled(evaluate: Callable[[list[int], int | None], Evaluation], mask: list[int],
-                     epochs: int | None) -> Evaluation:
+def evaluate_settled(
+    evaluate: Callable[[list[int], int | None], Evaluation], mask: list[int], epochs: int | None
+) -> Evaluation:
     """``evaluate(mask, epochs)``; a failure that no retry can mend (diverged, permanent) is
     returned as its :func:`failed_evaluation`, any other is raised for the caller to retry."""
     try:

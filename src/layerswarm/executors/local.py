@@ -55,5 +55,6 @@ def evaluate_with_retries(evaluate, trial: Trial, retries: int) -> Evaluation:
             if attempts > retries or (failure_kind(err) == "unknown" and error == last):
                 return failed_evaluation(err)
             last = error
-            log.warning("evaluation %d failed (attempt %d/%d), retrying: %s", trial.number,
-                        attempts, retries + 1, error)
+            log.warning(
+                "evaluation %d failed (attempt %d/%d), retrying: %s", trial.number, attempts, retries + 1, error
+            )

@@ -46,8 +46,9 @@ def _import_ray() -> Any:
     return ray
 
 
-def _evaluate_in_worker(factory_box: list, data_box: list, mask: list[int], epochs: int | None,
-                        threads: int | None) -> Evaluation:
+def _evaluate_in_worker(
+    factory_box: list, data_box: list, mask: list[int], epochs: int | None, threads: int | None
+) -> Evaluation:
     """The Ray task: one fitness evaluation, on the worker's cached evaluator."""
     import ray
 
@@ -84,7 +85,9 @@ class RayExecutor(Executor):
         if cpus_per_trial < 1:
             raise LayerswarmError(f"cpus_per_trial={cpus_per_trial}: pass --cpus-per-trial 1 or more")
         if gpus_per_trial < 0:
-            raise LayerswarmError(f"gpus_per_trial={gpus_per_trial}: pass --gpus-per-trial 0 or more (0.5 shares a GPU)")
+            raise LayerswarmError(
+                f"gpus_per_trial={gpus_per_trial}: pass --gpus-per-trial 0 or more (0.5 shares a GPU)"
+            )
         self._ray = ray = _import_ray()
         self.retries = retries
         self.cpus_per_trial = cpus_per_trial
@@ -95,7 +98,8 @@ class RayExecutor(Executor):
                 ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
             except ConnectionError as err:
                 raise LayerswarmError(
-                    f"cannot reach a Ray cluster at '{address}': start one with 'ray start --head', or drop --address to run Ray locally"
+                    f"cannot reach a Ray cluster at '{address}': start one with 'ray start --head', or drop "
+                    "--address to run Ray locally"
                 ) from err
             self._started = True
         elif address:
@@ -106,8 +110,10 @@ class RayExecutor(Executor):
             self.close()
             raise
         self._remote = ray.remote(_evaluate_in_worker).options(
-            num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
-            max_retries=retries, retry_exceptions=True,
+            num_cpus=cpus_per_trial,
+            num_gpus=gpus_per_trial,
+            max_retries=retries,
+            retry_exceptions=True,
         )
         # Boxed references: a top-level ObjectRef argument would be fetched for every task.
         self._factory_box = [ray.put(factory)]
@@ -116,12 +122,16 @@ class RayExecutor(Executor):
     def _check_resources(self) -> None:
         """Refuse a request no node can ever meet, which Ray would leave pending for ever."""
         total = self._ray.cluster_resources()
-        for kind, need, flag in (("CPU", self.cpus_per_trial, "--cpus-per-trial"),
-                                 ("GPU", self.gpus_per_trial, "--gpus-per-trial")):
+        for kind, need, flag in (
+            ("CPU", self.cpus_per_trial, "--cpus-per-trial"),
+            ("GPU", self.gpus_per_trial, "--gpus-per-trial"),
+        ):
             have = total.get(kind, 0.0)
             if need and have < need:
-                message = (f"each evaluation asks for {need:g} {kind} but the Ray cluster has {have:g}: "
-                           f"lower {flag}, or add nodes with {kind}s")
+                message = (
+                    f"each evaluation asks for {need:g} {kind} but the Ray cluster has {have:g}: "
+                    f"lower {flag}, or add nodes with {kind}s"
+                )
                 if self._started:  # a Ray we started here will not grow
                     raise LayerswarmError(message)
                 log.warning("%s (waiting for an autoscaler to add them)", message)
@@ -129,8 +139,9 @@ class RayExecutor(Executor):
     def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Evaluation]]:
         ray = self._ray
         futures = {
-            self._remote.remote(self._factory_box, self._data_box, t.unit_levels, t.budget_epochs,
-                                self.cpus_per_trial): t
+            self._remote.remote(
+                self._factory_box, self._data_box, t.unit_levels, t.budget_epochs, self.cpus_per_trial
+            ): t
             for t in trials
         }
         try:

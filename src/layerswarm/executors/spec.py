@@ -37,12 +37,20 @@ class FitnessSpec:
     # a level space's lr multipliers (--space lr): trials carry levels; None: trials are masks
     ladder: tuple[float, ...] | None = None
 
-    def __call__(self, data: SearchSplits, bundle: ModelBundle | None = None,
-                 on_epoch: Callable[[dict], None] | None = None) -> MaskFitness | LevelFitness:
+    def __call__(
+        self, data: SearchSplits, bundle: ModelBundle | None = None, on_epoch: Callable[[dict], None] | None = None
+    ) -> MaskFitness | LevelFitness:
         """The evaluator; ``bundle`` reuses a model already built here (the local backend)."""
         if bundle is None:
             bundle = build_bundle(self.model, self.num_classes, self.fitness, seed=self.seed)
-        evaluate = build_fitness(bundle, data, self.fitness, self.speed, on_epoch=on_epoch,
-                                 repeats=self.repeats, seed_offset=self.seed_offset,
-                                 score=self.score)
+        evaluate = build_fitness(
+            bundle,
+            data,
+            self.fitness,
+            self.speed,
+            on_epoch=on_epoch,
+            repeats=self.repeats,
+            seed_offset=self.seed_offset,
+            score=self.score,
+        )
         return evaluate if self.ladder is None else LevelFitness(evaluate, self.ladder)

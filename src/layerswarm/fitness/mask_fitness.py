@@ -41,8 +41,12 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
     out = []
     for rows in zip(*curves, strict=False):  # an early-stopped run ends the common curve
         keys = [k for k in rows[0] if k != "val_se"]
-        out.append({k: mean(r[k] for r in rows) if all(isinstance(r.get(k), (int, float)) for r in rows) else None
-                    for k in keys})
+        out.append(
+            {
+                k: mean(r[k] for r in rows) if all(isinstance(r.get(k), (int, float)) for r in rows) else None
+                for k in keys
+            }
+        )
     return out
 
 
@@ -66,9 +70,18 @@ class MaskFitness:
     instead of from the pretrained weights. The result is the one a run from scratch gives.
     """
 
-    def __init__(self, bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig,
-                 on_epoch: Callable[[dict], None] | None = None, cache: Any = None,
-                 pause_mb: int = 0, repeats: int = 1, seed_offset: int = 0, score: str = "accuracy") -> None:
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        data: SearchSplits,
+        cfg: TrainConfig,
+        on_epoch: Callable[[dict], None] | None = None,
+        cache: Any = None,
+        pause_mb: int = 0,
+        repeats: int = 1,
+        seed_offset: int = 0,
+        score: str = "accuracy",
+    ) -> None:
         self.bundle = bundle
         self.score = score
         self.data = data
@@ -84,8 +97,9 @@ class MaskFitness:
         # plan -> (weights, training state) of a paused low-budget run; least recently used first
         self.paused: OrderedDict[tuple[float, ...], tuple[dict, TrainState]] = OrderedDict()
 
-    def __call__(self, mask: list[float], epochs: int | None = None,
-                 stop: Callable[[dict], bool] | None = None) -> Evaluation:
+    def __call__(
+        self, mask: list[float], epochs: int | None = None, stop: Callable[[dict], bool] | None = None
+    ) -> Evaluation:
         """The mean validation accuracy over the repeats, with its standard error (layerswarm.fitness.noise)."""
         start = time.perf_counter()
         cfg = self.cfg if epochs is None else self.cfg.replace(epochs=epochs)
@@ -93,9 +107,12 @@ class MaskFitness:
         if len(runs) == 1:
             ev = runs[0]
         else:
-            ev = Evaluation(fitness=mean(r.fitness for r in runs), epochs=mean_curve([r.epochs for r in runs]),
-                            epochs_trained=sum(r.epochs_trained for r in runs),
-                            info={**runs[0].info, "repeats": [r.fitness for r in runs]})
+            ev = Evaluation(
+                fitness=mean(r.fitness for r in runs),
+                epochs=mean_curve([r.epochs for r in runs]),
+                epochs_trained=sum(r.epochs_trained for r in runs),
+                info={**runs[0].info, "repeats": [r.fitness for r in runs]},
+            )
         n = ev.val_images = len(self.data.val)
         scored = curve_score(ev.epochs, self.score, n) if self.score != "accuracy" else None
         image_se = scored[1] if scored is not None else None  # an early-stopped curve may lack its middle epoch
@@ -107,8 +124,7 @@ class MaskFitness:
         ev.seconds = time.perf_counter() - start
         return ev
 
-    def _run(self, plan: list[float], cfg: TrainConfig, repeat: int,
-             stop: Callable[[dict], bool] | None) -> Evaluation:
+    def _run(self, plan: list[float], cfg: TrainConfig, repeat: int, stop: Callable[[dict], bool] | None) -> Evaluation:
         """One evaluation of ``plan`` (a mask, or a multiplier per unit); repeat j > 0 draws its
         head and batch order from seeds shifted by 1000 j."""
         if repeat:
@@ -129,9 +145,20 @@ class MaskFitness:
         with feed as (inputs, frozen):
             # a mask's: one group, every trainable parameter at lr
             groups = plan_param_groups(model, units, plan, cfg.lr)
-            history = fit(model, self.data.train, self.data.val, cfg, self.bundle.transform,
-                          frozen=frozen, head=self.bundle.info.head, param_groups=groups,
-                          on_epoch=self.on_epoch, inputs=inputs, stop=stop, state=state)
+            history = fit(
+                model,
+                self.data.train,
+                self.data.val,
+                cfg,
+                self.bundle.transform,
+                frozen=frozen,
+                head=self.bundle.info.head,
+                param_groups=groups,
+                on_epoch=self.on_epoch,
+                inputs=inputs,
+                stop=stop,
+                state=state,
+            )
         stopped = len(history.epochs) < cfg.epochs
         info: dict[str, bool | int] = {"early_stopped": True} if stopped else {}
         if done:
@@ -140,15 +167,20 @@ class MaskFitness:
             self._pause(model, key, state)
         scored = curve_score(history.epochs, self.score) if len(history.epochs) == cfg.epochs else None
         fitness = history.final_val_accuracy if scored is None else scored[0]  # an early-stopped run: its last value
-        return Evaluation(fitness=fitness, epochs=history.epochs,
-                          epochs_trained=len(history.epochs) - done, info=info)
+        return Evaluation(fitness=fitness, epochs=history.epochs, epochs_trained=len(history.epochs) - done, info=info)
 
     def _warm_head(self, model) -> LinearHead:
         """The head fitted on the frozen features, once per fitness function: every evaluation
         starts from it (it depends on the pretrained backbone and the data only)."""
         if self.warm_head is None:
-            self.warm_head = fit_linear_head(model, self.bundle.info.head, self.data.train, self.data.val,
-                                             self.bundle.transform, self.cfg.eval_batch_size)
+            self.warm_head = fit_linear_head(
+                model,
+                self.bundle.info.head,
+                self.data.train,
+                self.data.val,
+                self.bundle.transform,
+                self.cfg.eval_batch_size,
+            )
         return self.warm_head
 
     def _resume(self, model, mask: tuple[float, ...], epochs: int) -> TrainState:
@@ -165,8 +197,12 @@ class MaskFitness:
         if not self.pause_bytes:
             return
         # only what training can change: trainable parameters and the buffers of modules in training mode
-        changed = {f"{name}.{k}" if name else k for name, m in model.named_modules() if m.training
-                   for k, _ in m.named_buffers(recurse=False)}
+        changed = {
+            f"{name}.{k}" if name else k
+            for name, m in model.named_modules()
+            if m.training
+            for k, _ in m.named_buffers(recurse=False)
+        }
         changed |= {n for n, p in model.named_parameters() if p.requires_grad}
         weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in changed}
         entry = (weights, state.to("cpu"))

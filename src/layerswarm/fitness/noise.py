@@ -84,8 +84,14 @@ def best_with_noise(records: list[dict], mask: list[int], fitness: float) -> dic
     masks = distinct_masks(records)
     best = masks.get(tuple(mask))
     se = best.get("fitness_se") if best is not None else None
-    close = [{"mask": list(r["mask"]), **_levels_of(r), "fitness": r["fitness"],
-              "fitness_se": r.get("fitness_se")}
-             for m, r in masks.items() if list(m) != list(mask) and within_noise(fitness, se, r["fitness"], r.get("fitness_se"))]
+    close = [
+        {"mask": list(r["mask"]), **_levels_of(r), "fitness": r["fitness"], "fitness_se": r.get("fitness_se")}
+        for m, r in masks.items()
+        if list(m) != list(mask) and within_noise(fitness, se, r["fitness"], r.get("fitness_se"))
+    ]
     close.sort(key=lambda r: -r["fitness"])
-    return {"fitness_se": se, "within_noise": close, "noise_rule": f"|f - best| <= {NOISE_Z:g} x sqrt(se^2 + se_best^2)"}
+    return {
+        "fitness_se": se,
+        "within_noise": close,
+        "noise_rule": f"|f - best| <= {NOISE_Z:g} x sqrt(se^2 + se_best^2)",
+    }

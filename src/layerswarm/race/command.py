@@ -17,8 +17,9 @@ from .table import FitnessTable, build_table, full_mask, load_table, pin_frozen,
 log = logging.getLogger(__name__)
 
 
-def race_table(table_path: str | Path, cfg: RaceConfig, out_dir: str | Path,
-               on_run: Callable[[RaceRun], None] | None = None) -> dict[str, Any]:
+def race_table(
+    table_path: str | Path, cfg: RaceConfig, out_dir: str | Path, on_run: Callable[[RaceRun], None] | None = None
+) -> dict[str, Any]:
     """The race on a fitness table: ``runs.json``, ``summary.json`` and ``race.png`` in ``out_dir``."""
     header, table = load_table(table_path)
     num_units = len(header["units"])
@@ -33,9 +34,13 @@ def race_table(table_path: str | Path, cfg: RaceConfig, out_dir: str | Path,
     runs = run_race(cfg, free, table_fitness(table), on_run)
     summary = summarise(runs, cfg, optimum=max(table.values()))
     summary["race"] = cfg.to_dict()
-    summary["table"] = {"path": str(table_path), "config": header["config"], "units": header["units"],
-                        "masks": len(table),
-                        "optimum_masks": sorted(k for k, v in table.items() if v == max(table.values()))}
+    summary["table"] = {
+        "path": str(table_path),
+        "config": header["config"],
+        "units": header["units"],
+        "masks": len(table),
+        "optimum_masks": sorted(k for k, v in table.items() if v == max(table.values())),
+    }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "runs.json", [r.to_dict() for r in runs])
     atomic_write_json(out / "summary.json", summary)
@@ -94,26 +99,48 @@ def race_command(
     writes ``out_dir`` and returns the summary as Markdown."""
     runs: list[RaceRun] = []
     if live:
-        summary = race_real(run_cfg, cfg, out_dir, on_run=runs.append, table_path=table_path,
-                            on_entry=lambda r: echo(f"trained {r['mask']}: fitness {r['fitness']:.4f} ({r['seconds']:.1f}s)"))
+        summary = race_real(
+            run_cfg,
+            cfg,
+            out_dir,
+            on_run=runs.append,
+            table_path=table_path,
+            on_entry=lambda r: echo(f"trained {r['mask']}: fitness {r['fitness']:.4f} ({r['seconds']:.1f}s)"),
+        )
         return _with_finals(summary, runs, run_cfg, final_seeds, out_dir, echo)
     if build:
-        build_table(run_cfg, table_path,
-                    on_entry=lambda r: echo(f"table: {r['mask']} fitness {r['fitness']:.4f} ({r['seconds']:.1f}s)"))
+        build_table(
+            run_cfg,
+            table_path,
+            on_entry=lambda r: echo(f"table: {r['mask']} fitness {r['fitness']:.4f} ({r['seconds']:.1f}s)"),
+        )
     header, _ = load_table(table_path)
     # settings added since the table was built take their defaults (a table from before --pooling)
     if type(run_cfg.model).from_dict(header["config"]["model"]).to_dict() != run_cfg.model.to_dict():
         raise LayerswarmError(
-            f"the table '{table_path}' is for model {header['config']['model']}; pass the same --model and --granularity"
+            f"the table '{table_path}' is for model {header['config']['model']}; pass the same --model and "
+            "--granularity"
         )
     summary = race_table(table_path, cfg, out_dir, on_run=runs.append)
     return _with_finals(summary, runs, run_cfg, final_seeds, out_dir, echo)
 
 
-def _with_finals(summary: dict[str, Any], runs: list[RaceRun], run_cfg: Any, final_seeds: int,
-                 out_dir: str | Path, echo: Callable[[str], None]) -> str:
+def _with_finals(
+    summary: dict[str, Any],
+    runs: list[RaceRun],
+    run_cfg: Any,
+    final_seeds: int,
+    out_dir: str | Path,
+    echo: Callable[[str], None],
+) -> str:
     if final_seeds:
-        add_final_tests(summary, runs, run_cfg, final_seeds, Path(out_dir) / "final_tests.jsonl",
-                        on_result=lambda r: echo(f"final {r['mask']}: test accuracy {r['test_accuracy']:.4f}"))
+        add_final_tests(
+            summary,
+            runs,
+            run_cfg,
+            final_seeds,
+            Path(out_dir) / "final_tests.jsonl",
+            on_result=lambda r: echo(f"final {r['mask']}: test accuracy {r['test_accuracy']:.4f}"),
+        )
         atomic_write_json(Path(out_dir) / "summary.json", summary)
     return format_summary(summary)

@@ -37,11 +37,16 @@ def final_tests(
         bundle = build_bundle(run_cfg.model, data.num_classes, run_cfg.final, seed=run_cfg.seed)
         final = run_cfg.final.replace(test_every=run_cfg.final.epochs)  # test once, at the end
         for key in todo:
-            metrics = run_finetune(bundle, data, create_strategy("mask", {"mask": [int(b) for b in key]}),
-                                   final, seed=run_cfg.seed)
-            row = {"mask": key, "test_accuracy": metrics["test_accuracy"],
-                   "val_accuracy": metrics["val_accuracy"], "epochs": run_cfg.final.epochs,
-                   "seconds": round(metrics["seconds"], 1)}
+            metrics = run_finetune(
+                bundle, data, create_strategy("mask", {"mask": [int(b) for b in key]}), final, seed=run_cfg.seed
+            )
+            row = {
+                "mask": key,
+                "test_accuracy": metrics["test_accuracy"],
+                "val_accuracy": metrics["val_accuracy"],
+                "epochs": run_cfg.final.epochs,
+                "seconds": round(metrics["seconds"], 1),
+            }
             append_jsonl(cache_path, row)
             done[key] = row
             if on_result is not None:
@@ -49,8 +54,9 @@ def final_tests(
     return {mask_key(m): done[mask_key(m)] for m in masks}
 
 
-def best_masks_by_searcher(runs: list[RaceRun], seeds: int, num_units: int,
-                           frozen: Sequence[int]) -> dict[str, list[list[int]]]:
+def best_masks_by_searcher(
+    runs: list[RaceRun], seeds: int, num_units: int, frozen: Sequence[int]
+) -> dict[str, list[list[int]]]:
     """Full best masks of seeds ``0..seeds-1`` per searcher (the masks to fine-tune and test)."""
     out: dict[str, list[list[int]]] = {}
     for run in runs:
@@ -59,8 +65,14 @@ def best_masks_by_searcher(runs: list[RaceRun], seeds: int, num_units: int,
     return out
 
 
-def add_final_tests(summary: dict[str, Any], runs: list[RaceRun], run_cfg: Any, seeds: int,
-                    cache_path: str | Path, on_result: Callable[[dict], None] | None = None) -> None:
+def add_final_tests(
+    summary: dict[str, Any],
+    runs: list[RaceRun],
+    run_cfg: Any,
+    seeds: int,
+    cache_path: str | Path,
+    on_result: Callable[[dict], None] | None = None,
+) -> None:
     """Fine-tune the best mask of seeds ``0..seeds-1`` of every searcher (each distinct mask
     once) and add the mean test accuracy per searcher to ``summary``."""
     num_units = len(summary["table"]["units"]) if "table" in summary else None

@@ -62,9 +62,15 @@ class RaceRun:
         return math.inf
 
     def to_dict(self) -> dict[str, Any]:
-        return {"searcher": self.searcher, "seed": self.seed, "trace": self.trace,
-                "best_mask": self.best_mask, "best_fitness": self.best_fitness,
-                "spent": self.spent, "asked": self.asked}
+        return {
+            "searcher": self.searcher,
+            "seed": self.seed,
+            "trace": self.trace,
+            "best_mask": self.best_mask,
+            "best_fitness": self.best_fitness,
+            "spent": self.spent,
+            "asked": self.asked,
+        }
 
 
 def searcher_config(name: str, budget: int, batch_size: int | None = None) -> dict[str, Any]:

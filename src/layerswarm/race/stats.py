@@ -19,10 +19,7 @@ def summarise(runs: list[RaceRun], cfg: RaceConfig, optimum: float | None = None
     by_name: dict[str, list[RaceRun]] = {}
     for run in runs:
         by_name.setdefault(run.searcher, []).append(run)
-    curves = {
-        name: [float(np.mean([_floor(r.best_at(b)) for r in rs])) for b in grid]
-        for name, rs in by_name.items()
-    }
+    curves = {name: [float(np.mean([_floor(r.best_at(b)) for r in rs])) for b in grid] for name, rs in by_name.items()}
     ref_runs = by_name.get(cfg.reference, [])
     target = float(np.mean([r.best_fitness for r in ref_runs])) if ref_runs else None
     ref_final = {r.seed: r.best_fitness for r in ref_runs}
@@ -42,15 +39,18 @@ def summarise(runs: list[RaceRun], cfg: RaceConfig, optimum: float | None = None
             "epochs_to_match_reference_mean": match,
             # paired by seed: did this run reach that seed's reference best within a quarter?
             "reached_reference_within_quarter": (
-                float(np.mean([r.epochs_to_reach(ref_final[r.seed]) <= quarter for r in paired]))
-                if paired else None
+                float(np.mean([r.epochs_to_reach(ref_final[r.seed]) <= quarter for r in paired])) if paired else None
             ),
-            "found_optimum": (
-                float(np.mean([r.best_fitness >= optimum for r in rs])) if optimum is not None else None
-            ),
+            "found_optimum": (float(np.mean([r.best_fitness >= optimum for r in rs])) if optimum is not None else None),
         }
-    return {"budget_epochs": budget, "grid": grid, "curves": curves, "target": target,
-            "optimum": optimum, "searchers": rows}
+    return {
+        "budget_epochs": budget,
+        "grid": grid,
+        "curves": curves,
+        "target": target,
+        "optimum": optimum,
+        "searchers": rows,
+    }
 
 
 def _floor(value: float) -> float:
@@ -88,10 +88,12 @@ def plot_race(summary: dict[str, Any], path: str | Path, title: str = "") -> Non
 def format_summary(summary: dict[str, Any]) -> str:
     """The race as a Markdown table (what docs/results/searcher-race.md shows)."""
     budget, ref = summary["budget_epochs"], summary["race"]["reference"]
-    target = (f"{ref}'s mean best {summary['target']:.4f}" if summary["target"] is not None
-              else f"none ({ref} did not race)")
+    target = (
+        f"{ref}'s mean best {summary['target']:.4f}" if summary["target"] is not None else f"none ({ref} did not race)"
+    )
     lines = [
-        f"budget {budget} fitness-epochs; target = {target}" + (f"; global optimum {summary['optimum']:.4f}" if summary.get("optimum") else ""),
+        f"budget {budget} fitness-epochs; target = {target}"
+        + (f"; global optimum {summary['optimum']:.4f}" if summary.get("optimum") else ""),
         "",
         "| searcher | mean best (± std) | best at budget/4 | epochs to reach target (mean curve) "
         "| runs reaching paired target by budget/4 | found optimum | epochs paid | final test acc |",

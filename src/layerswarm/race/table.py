@@ -46,7 +46,8 @@ class FitnessTable:
 
     ``run_cfg`` is a :class:`~layerswarm.run.search.RunConfig` (model, data, fitness epochs,
     seed); data and model are loaded once, and each new mask is one evaluation of the search's
-    fitness (:func:`~layerswarm.speed.build_fitness`, exact speed-ups only). One line per mask, appended as it finishes, so
+    fitness (:func:`~layerswarm.speed.build_fitness`, exact speed-ups only). One line per mask, appended as
+    it finishes, so
     an interrupted build resumes where it stopped; a file built with another configuration
     is refused.
     """

@@ -50,7 +50,10 @@ def to_png(fig: Figure, dpi: int = 110) -> bytes:
 def _mask_legend(ax) -> None:
     ax.legend(
         handles=[Patch(color=TUNED, label="fine-tuned"), Patch(color=FROZEN, label="frozen")],
-        loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        fontsize=8,
     )
 
 
@@ -84,27 +87,37 @@ def plot_masks(rows: Sequence[tuple[str, Sequence[float]]], units: Sequence[str]
     matrix = [[rates.index(float(v)) for v in m] + [math.nan] * (num - len(m)) for _, m in rows]
     shades = [0.35 + 0.6 * k / max(len(rates) - 2, 1) for k in range(len(rates) - 1)]
     cmap = ListedColormap([FROZEN, *matplotlib.colormaps["Blues"](shades)]) if levels else MASK_CMAP
-    ax.imshow(matrix, cmap=cmap, vmin=0, vmax=len(rates) - 1 if levels else 1, aspect="auto",
-              interpolation="nearest")
+    ax.imshow(matrix, cmap=cmap, vmin=0, vmax=len(rates) - 1 if levels else 1, aspect="auto", interpolation="nearest")
     if levels and num <= MAX_NAMED_UNITS:
         for r, (_, m) in enumerate(rows):
             for c, v in enumerate(m):
                 if v:
-                    ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=6,
-                            color="white" if rates.index(float(v)) > len(rates) / 2 else "black")
+                    ax.text(
+                        c,
+                        r,
+                        f"{v:g}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if rates.index(float(v)) > len(rates) / 2 else "black",
+                    )
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{label}  ({sum(1 for v in m if v)}/{len(m)})" for label, m in rows],
-                       fontsize=8)
+    ax.set_yticklabels([f"{label}  ({sum(1 for v in m if v)}/{len(m)})" for label, m in rows], fontsize=8)
     _unit_axis(ax, units, num)
     _grid(ax, len(rows), num)
     if levels:
-        ax.legend(handles=[Patch(color=cmap(k), label="frozen" if r == 0 else f"lr x {r:g}")
-                           for k, r in enumerate(rates)],
-                  loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+        ax.legend(
+            handles=[Patch(color=cmap(k), label="frozen" if r == 0 else f"lr x {r:g}") for k, r in enumerate(rates)],
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            frameon=False,
+            fontsize=8,
+        )
     else:
         _mask_legend(ax)
-    ax.set_title("Searched plans: each unit's learning rate per run" if levels
-                 else "Searched masks: fine-tuned units per run")
+    ax.set_title(
+        "Searched plans: each unit's learning rate per run" if levels else "Searched masks: fine-tuned units per run"
+    )
     fig.tight_layout()
     return fig
 
@@ -116,8 +129,12 @@ def _mean_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[
         for epoch, acc in curve:
             by_epoch.setdefault(epoch, []).append(acc)
     epochs = sorted(by_epoch)
-    return (epochs, [statistics.fmean(by_epoch[e]) for e in epochs],
-            [min(by_epoch[e]) for e in epochs], [max(by_epoch[e]) for e in epochs])
+    return (
+        epochs,
+        [statistics.fmean(by_epoch[e]) for e in epochs],
+        [min(by_epoch[e]) for e in epochs],
+        [max(by_epoch[e]) for e in epochs],
+    )
 
 
 def plot_accuracy_curves(
@@ -142,8 +159,16 @@ def plot_accuracy_curves(
             label = f"{strategy} (searched mask)" if searched else strategy
             if len(runs) > 1:
                 label += f", mean of {len(runs)}"
-            ax.plot(epochs, mean, color=color, linewidth=2.6 if searched else 1.4, label=label,
-                    marker="o" if len(epochs) <= 12 else None, markersize=3.5, zorder=3 if searched else 2)
+            ax.plot(
+                epochs,
+                mean,
+                color=color,
+                linewidth=2.6 if searched else 1.4,
+                label=label,
+                marker="o" if len(epochs) <= 12 else None,
+                markersize=3.5,
+                zorder=3 if searched else 2,
+            )
             if len(runs) > 1:
                 ax.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
         ax.set_xlabel("epoch of the final fine-tune")
@@ -166,22 +191,47 @@ def plot_convergence(runs: Sequence[tuple[str, list[dict], list[dict]]]) -> Figu
     for k, (label, history, evaluations) in enumerate(runs):
         color = SEARCH_COLOR if len(runs) == 1 else f"C{k % 10}"
         suffix = "" if len(runs) == 1 else f" ({label})"
-        dots = [(int(e["generation"]) + 1, e["fitness"], e.get("fitness_se") or 0.0) for e in evaluations
-                if e.get("fitness") is not None and not e.get("phase")]
+        dots = [
+            (int(e["generation"]) + 1, e["fitness"], e.get("fitness_se") or 0.0)
+            for e in evaluations
+            if e.get("fitness") is not None and not e.get("phase")
+        ]
         if dots:
             jitter = [(i % 7 - 3) * 0.03 for i in range(len(dots))]  # spread equal fitnesses
             xs = [g + j for (g, _, _), j in zip(dots, jitter, strict=True)]
-            ax.scatter(xs, [f for _, f, _ in dots], s=18, color=color, alpha=0.45, linewidths=0,
-                       label="each evaluation (bar: 1 se)" if k == 0 else None)
+            ax.scatter(
+                xs,
+                [f for _, f, _ in dots],
+                s=18,
+                color=color,
+                alpha=0.45,
+                linewidths=0,
+                label="each evaluation (bar: 1 se)" if k == 0 else None,
+            )
             if any(se for _, _, se in dots):  # the fitness's standard error (layerswarm.fitness.noise)
-                ax.errorbar(xs, [f for _, f, _ in dots], yerr=[se for _, _, se in dots], fmt="none",
-                            ecolor=color, alpha=0.3, linewidth=0.8)
+                ax.errorbar(
+                    xs,
+                    [f for _, f, _ in dots],
+                    yerr=[se for _, _, se in dots],
+                    fmt="none",
+                    ecolor=color,
+                    alpha=0.3,
+                    linewidth=0.8,
+                )
         gens = [int(h["generation"]) + 1 for h in history]
         best = [h["best_fitness"] if math.isfinite(h["best_fitness"]) else math.nan for h in history]
         mean = [h["mean_fitness"] if math.isfinite(h["mean_fitness"]) else math.nan for h in history]
         ax.plot(gens, best, color=color, linewidth=2.2, marker="o", markersize=4, label=f"best so far{suffix}")
-        ax.plot(gens, mean, color=color, linewidth=1.4, linestyle="--", marker="s", markersize=3,
-                label=f"generation mean{suffix}")
+        ax.plot(
+            gens,
+            mean,
+            color=color,
+            linewidth=1.4,
+            linestyle="--",
+            marker="s",
+            markersize=3,
+            label=f"generation mean{suffix}",
+        )
     ax.set_xlabel("generation")
     ax.set_ylabel("fitness (val accuracy, or its trend)")  # --fitness-score
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -208,8 +258,9 @@ def plot_swarm(evaluations: list[dict], units: Sequence[str] = ()) -> Figure:
     height = min(40.0, 0.16 * n + 2.4 + (1.6 if units and num <= MAX_NAMED_UNITS else 0))
     fig = Figure(figsize=(width, height))
     # mask | fitness strip | its colour bar; the top margin holds the title and the legend
-    grid = fig.add_gridspec(1, 3, width_ratios=[max(num, 4), max(0.9, 0.1 * num), 0.25], wspace=0.06,
-                            top=1 - 0.75 / height)
+    grid = fig.add_gridspec(
+        1, 3, width_ratios=[max(num, 4), max(0.9, 0.1 * num), 0.25], wspace=0.06, top=1 - 0.75 / height
+    )
     ax = fig.add_subplot(grid[0, 0])
     strip = fig.add_subplot(grid[0, 1], sharey=ax)
     ax.imshow(matrix, cmap=MASK_CMAP, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
@@ -235,10 +286,25 @@ def plot_swarm(evaluations: list[dict], units: Sequence[str] = ()) -> Figure:
     cbar.ax.tick_params(labelsize=7)
     fig.suptitle("Every particle's mask by generation", y=1 - 0.12 / height, fontsize=12)
     fig.legend(
-        handles=[Patch(color=TUNED, label="fine-tuned"), Patch(color=FROZEN, label="frozen"),
-                 Line2D([], [], marker="*", color="white", markeredgecolor="black", markersize=11,
-                        linestyle="none", label="best of the generation")],
-        loc="upper center", bbox_to_anchor=(0.5, 1 - 0.38 / height), ncols=3, frameon=False, fontsize=8,
+        handles=[
+            Patch(color=TUNED, label="fine-tuned"),
+            Patch(color=FROZEN, label="frozen"),
+            Line2D(
+                [],
+                [],
+                marker="*",
+                color="white",
+                markeredgecolor="black",
+                markersize=11,
+                linestyle="none",
+                label="best of the generation",
+            ),
+        ],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1 - 0.38 / height),
+        ncols=3,
+        frameon=False,
+        fontsize=8,
     )
     return fig
 
@@ -250,42 +316,58 @@ def build_figures(data: ReportData) -> list[FigureSpec]:
     if masked:
         rows = [(_run_label(r, data), r.lr_multipliers or r.mask) for r in masked]
         leveled = any(r.lr_multipliers for r in masked)
-        specs.append(FigureSpec(
-            "fig1_masks", "1. Masks found",
-            "Each row is the best mask of one search: a unit (block of layers, input on the left) is "
-            "fine-tuned (blue) or frozen (grey); the count of fine-tuned units is in brackets "
-            "(the paper's Figure 3)."
-            + (" A --space lr plan shows each unit's level: its learning rate as a multiple of "
-               "the run's, darker for faster." if leveled else ""),
-            plot_masks(rows, masked[0].units),
-        ))
+        specs.append(
+            FigureSpec(
+                "fig1_masks",
+                "1. Masks found",
+                "Each row is the best mask of one search: a unit (block of layers, input on the left) is "
+                "fine-tuned (blue) or frozen (grey); the count of fine-tuned units is in brackets "
+                "(the paper's Figure 3)."
+                + (
+                    " A --space lr plan shows each unit's level: its learning rate as a multiple of "
+                    "the run's, darker for faster."
+                    if leveled
+                    else ""
+                ),
+                plot_masks(rows, masked[0].units),
+            )
+        )
     curves = data.curves()
     if curves:
         names = sorted({r.strategy for r in data.search_runs}) or ["pso"]
-        specs.append(FigureSpec(
-            "fig2_accuracy", "2. Test accuracy over epochs",
-            "Test accuracy after each epoch of the final fine-tune: the searched mask (red, thick) "
-            "against the other strategies run on the same data (the paper's Figure 4). "
-            "Bands span the repeats.",
-            plot_accuracy_curves(curves, names),
-        ))
+        specs.append(
+            FigureSpec(
+                "fig2_accuracy",
+                "2. Test accuracy over epochs",
+                "Test accuracy after each epoch of the final fine-tune: the searched mask (red, thick) "
+                "against the other strategies run on the same data (the paper's Figure 4). "
+                "Bands span the repeats.",
+                plot_accuracy_curves(curves, names),
+            )
+        )
     searches = [r for r in data.search_runs if r.history]
     if searches:
-        specs.append(FigureSpec(
-            "fig3_convergence", "3. Swarm convergence",
-            "Best fitness found so far and mean fitness of each generation (validation accuracy "
-            "after the short fitness fine-tune); dots are single evaluations.",
-            plot_convergence([(_run_label(r, data), r.history, r.evaluations) for r in searches]),
-        ))
+        specs.append(
+            FigureSpec(
+                "fig3_convergence",
+                "3. Swarm convergence",
+                "Best fitness found so far and mean fitness of each generation (validation accuracy "
+                "after the short fitness fine-tune); dots are single evaluations.",
+                plot_convergence([(_run_label(r, data), r.history, r.evaluations) for r in searches]),
+            )
+        )
     swarm = next((r for r in data.search_runs if r.evaluations), None)
     if swarm is not None:
-        specs.append(FigureSpec(
-            "fig4_swarm", "4. The swarm, generation by generation",
-            f"Every particle's mask ({_run_label(swarm, data)}), one row per evaluation, generations "
-            "top to bottom; the right strip is the fitness, the star the best particle of each "
-            "generation. Rows growing alike show the swarm converging.",
-            plot_swarm(swarm.evaluations, swarm.units),
-        ))
+        specs.append(
+            FigureSpec(
+                "fig4_swarm",
+                "4. The swarm, generation by generation",
+                f"Every particle's mask ({_run_label(swarm, data)}), one row per evaluation, generations "
+                "top to bottom; the right strip is the fitness, the star the best particle of each "
+                "generation. Rows growing alike show the swarm converging.",
+                plot_swarm(swarm.evaluations, swarm.units),
+            )
+        )
     return specs
 
 

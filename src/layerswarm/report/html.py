@@ -76,7 +76,9 @@ def table_html(rows: list[dict[str, Any]], highlight: Set[str] = frozenset()) ->
         name = str(r.get("strategy", r.get("method", "")))
         cls = ' class="search"' if name in highlight else ""
         cells = "".join(
-            f'<td class="num">{_e(_fmt(r.get(c)))}</td>' if _is_number(_fmt(r.get(c))) else f"<td>{_e(_fmt(r.get(c)))}</td>"
+            f'<td class="num">{_e(_fmt(r.get(c)))}</td>'
+            if _is_number(_fmt(r.get(c)))
+            else f"<td>{_e(_fmt(r.get(c)))}</td>"
             for c in columns
         )
         body.append(f"<tr{cls}>{cells}</tr>")
@@ -85,7 +87,9 @@ def table_html(rows: list[dict[str, Any]], highlight: Set[str] = frozenset()) ->
 
 def _flatten(d: dict) -> dict[str, Any]:
     """Dotted keys (lists of dicts opened too, e.g. compare's datasets), other lists and None as JSON."""
-    return {k: json.dumps(v) if isinstance(v, list | dict) or v is None else v for k, v in flatten(d, lists=True).items()}
+    return {
+        k: json.dumps(v) if isinstance(v, list | dict) or v is None else v for k, v in flatten(d, lists=True).items()
+    }
 
 
 def config_html(config: dict) -> str:
@@ -110,7 +114,9 @@ def _summary_cards(run: RunRecord) -> str:
         ("time", f"{run.seconds / 60:.1f} min" if run.seconds else ""),
     ]
     items = "".join(f'<div class="card">{_e(k)}<br><b>{_e(v)}</b></div>' for k, v in cards if v)
-    mask_line = f'<p>Best mask (1 = fine-tuned): <code class="mask">{"".join(map(str, mask))}</code></p>' if mask else ""
+    mask_line = (
+        f'<p>Best mask (1 = fine-tuned): <code class="mask">{"".join(map(str, mask))}</code></p>' if mask else ""
+    )
     return f'<div class="cards">{items}</div>{mask_line}'
 
 
@@ -121,15 +127,19 @@ def _baselines_html(run: RunRecord) -> str:
         return ""
     from ..run.baselines import describe
 
-    rows = [{"strategy": name, "test accuracy": r["test_accuracy"], "± 1 se": r["se"]}
-            for name, r in summary["accuracies"].items()]
+    rows = [
+        {"strategy": name, "test accuracy": r["test_accuracy"], "± 1 se": r["se"]}
+        for name, r in summary["accuracies"].items()
+    ]
     rows.append({"strategy": "chance (1 / classes)", "test accuracy": summary["chance"], "± 1 se": None})
     lines = describe(summary)
     verdict = next((line for line in lines if line.startswith("the search ")), "")
     answer = next((f"<p>{_e(line)}</p>" for line in lines if line.startswith("answer: ")), "")  # --answer validation
-    return (f"<h2 id='baselines'>Search against the baselines</h2><p><b>{_e(verdict)}</b> "
-            f"(same final recipe, split and seed; {_e(summary['test_images'])} test images)</p>{answer}"
-            + table_html(rows, {"search"}))
+    return (
+        f"<h2 id='baselines'>Search against the baselines</h2><p><b>{_e(verdict)}</b> "
+        f"(same final recipe, split and seed; {_e(summary['test_images'])} test images)</p>{answer}"
+        + table_html(rows, {"search"})
+    )
 
 
 def _selection_html(run: RunRecord) -> str:
@@ -137,31 +147,49 @@ def _selection_html(run: RunRecord) -> str:
     selection = (run.best_mask or {}).get("selection")
     if not selection:
         return ""
-    rows = [{"mask": "".join(map(str, c["mask"])) + (" (fine-tuned)" if c["mask"] == selection["mask"] else ""),
-             "search fitness": c["search_fitness"], "fresh seeds": c["selection_fitness"],
-             "score": c["mean"], "± 1 se": c["mean_se"]} for c in selection["candidates"]]
+    rows = [
+        {
+            "mask": "".join(map(str, c["mask"])) + (" (fine-tuned)" if c["mask"] == selection["mask"] else ""),
+            "search fitness": c["search_fitness"],
+            "fresh seeds": c["selection_fitness"],
+            "score": c["mean"],
+            "± 1 se": c["mean_se"],
+        }
+        for c in selection["candidates"]
+    ]
     epochs = selection.get("select_epochs")
-    return (f"<h2 id='selection'>Final selection</h2><p>The {len(rows)} best masks of the search, evaluated again "
-            f"with {_e(selection.get('select_repeats', ''))} fresh seed(s)"
-            + (f" for {_e(epochs)} epochs" if epochs else "")
-            + "; the best score (the mean of all its evaluations, or the selection's alone when it ran another budget "
-            "than the search's fitness) is fine-tuned.</p>"
-            + table_html(rows))
+    return (
+        f"<h2 id='selection'>Final selection</h2><p>The {len(rows)} best masks of the search, evaluated again "
+        f"with {_e(selection.get('select_repeats', ''))} fresh seed(s)"
+        + (f" for {_e(epochs)} epochs" if epochs else "")
+        + "; the best score (the mean of all its evaluations, or the selection's alone when it ran another budget "
+        "than the search's fitness) is fine-tuned.</p>" + table_html(rows)
+    )
 
 
 def _unscored_html(run: RunRecord) -> str:
     """Evaluations without a fitness: 'failed' (an exception), 'diverged' (a non-finite loss)."""
-    rows = [{"evaluation": e.get("number"), "generation": e.get("generation"),
-             "particle": e.get("particle"), "mask": "".join(map(str, e.get("mask") or [])),
-             "status": e.get("status") or "failed", "error": e.get("error")}
-            for e in run.evaluations if e.get("error")]
+    rows = [
+        {
+            "evaluation": e.get("number"),
+            "generation": e.get("generation"),
+            "particle": e.get("particle"),
+            "mask": "".join(map(str, e.get("mask") or [])),
+            "status": e.get("status") or "failed",
+            "error": e.get("error"),
+        }
+        for e in run.evaluations
+        if e.get("error")
+    ]
     if not rows:
         return ""
     counts = Counter(r["status"] for r in rows)
     said = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return (f"<h2 id='unscored'>Evaluations without a fitness</h2><p>{_e(said)}: each counts as "
-            "the worst fitness of the search (a diverged one met a non-finite loss: a lower "
-            "learning rate may train that mask).</p>" + table_html(rows))
+    return (
+        f"<h2 id='unscored'>Evaluations without a fitness</h2><p>{_e(said)}: each counts as "
+        "the worst fitness of the search (a diverged one met a non-finite loss: a lower "
+        "learning rate may train that mask).</p>" + table_html(rows)
+    )
 
 
 def _units_table(run: RunRecord) -> str:
@@ -200,7 +228,8 @@ def render_html(data: ReportData, figures: list[FigureSpec], pngs: dict[str, byt
         parts.append(
             f"<p>Comparison of <b>{_e(', '.join(c.get('strategies', [])))}</b> with "
             f"<b>{_e((c.get('model') or {}).get('name', ''))}</b> on <b>{_e(', '.join(data.datasets))}</b>, "
-            f"{_e(c.get('repeats', ''))} repeat(s) of {_e((c.get('train') or {}).get('epochs', ''))} epochs.</p>")
+            f"{_e(c.get('repeats', ''))} repeat(s) of {_e((c.get('train') or {}).get('epochs', ''))} epochs.</p>"
+        )
 
     parts.append("<h2>Figures</h2>")
     if not figures:
@@ -220,8 +249,11 @@ def render_html(data: ReportData, figures: list[FigureSpec], pngs: dict[str, byt
         parts.append(table_html(data.compare_table, highlight))
     summary = data.summary_table()
     if summary:
-        label = "Per strategy, from the runs' own metrics" if data.compare_table is not None else \
-            "Test accuracy per strategy (mean over runs; std over repeats; accuracy after 5 epochs where reached)"
+        label = (
+            "Per strategy, from the runs' own metrics"
+            if data.compare_table is not None
+            else "Test accuracy per strategy (mean over runs; std over repeats; accuracy after 5 epochs where reached)"
+        )
         parts.append(f"<p>{_e(label)}:</p>")
         parts.append(table_html(summary, highlight))
     elif data.compare_table is None:

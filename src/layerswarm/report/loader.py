@@ -143,11 +143,15 @@ def generation_summaries(evaluations: list[dict]) -> list[dict]:
         values = by_gen[gen]
         finite = [v for v in values if math.isfinite(v)]
         best = max([best, *values])
-        rows.append({
-            "generation": gen, "best_fitness": best,
-            "mean_fitness": statistics.fmean(finite) if finite else -math.inf,
-            "max_fitness": max(values), "failed": len(values) - len(finite),
-        })
+        rows.append(
+            {
+                "generation": gen,
+                "best_fitness": best,
+                "mean_fitness": statistics.fmean(finite) if finite else -math.inf,
+                "max_fitness": max(values),
+                "failed": len(values) - len(finite),
+            }
+        )
     return rows
 
 
@@ -159,7 +163,8 @@ def load_run(path: Path, root: Path) -> RunRecord:
     rel = os.path.relpath(path, root)
     records = read_jsonl(path / "evaluations.jsonl")
     return RunRecord(
-        path=path, name=rel,
+        path=path,
+        name=rel,
         config=_read_json(path / "config.json"),
         metrics=metrics if isinstance(metrics, dict) else None,
         evaluations=[r for r in records if not r.get("phase")],
@@ -228,18 +233,25 @@ class ReportData:
             if run.test_accuracy is not None:
                 groups.setdefault((run.dataset, run.strategy), []).append(run)
         rows = []
-        for (dataset, strategy), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], -_mean([r.test_accuracy for r in kv[1]]))):
+        for (dataset, strategy), runs in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], -_mean([r.test_accuracy for r in kv[1]]))
+        ):
             accs = [r.test_accuracy for r in runs]
             at5 = [dict(r.test_curve).get(5) for r in runs]
             at5 = [a for a in at5 if a is not None]
             secs = [r.seconds for r in runs if r.seconds]
-            rows.append({
-                "dataset": dataset, "strategy": strategy, "runs": len(runs),
-                "test accuracy": _mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                "test acc @5 ep": _mean(at5) if at5 else None,
-                "epochs": max((r.test_curve[-1][0] if r.test_curve else 0) for r in runs),
-                "seconds/run": _mean(secs) if secs else None,
-            })
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "strategy": strategy,
+                    "runs": len(runs),
+                    "test accuracy": _mean(accs),
+                    "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    "test acc @5 ep": _mean(at5) if at5 else None,
+                    "epochs": max((r.test_curve[-1][0] if r.test_curve else 0) for r in runs),
+                    "seconds/run": _mean(secs) if secs else None,
+                }
+            )
         return rows
 
 
@@ -287,5 +299,4 @@ def load_report_data(root: str | Path) -> ReportData:
             "(pass the --out folder of 'layerswarm search' or 'layerswarm compare')"
         )
     compare_config = _read_json(root / COMPARE_CONFIG)
-    return ReportData(root=root, runs=runs, compare_table=table, compare_source=source,
-                      compare_config=compare_config)
+    return ReportData(root=root, runs=runs, compare_table=table, compare_source=source, compare_config=compare_config)

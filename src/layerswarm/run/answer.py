@@ -31,11 +31,15 @@ def answer_record(final: dict, baselines: dict[str, dict], baselines_dir: str) -
     under ``baselines_dir``), mask and accuracies, and every candidate's validation accuracy."""
     name = choose_answer(final, baselines)
     metrics = final if name == SEARCHED else baselines[name]
-    return {"answer": name, "model_dir": "final" if name == SEARCHED else f"{baselines_dir}/{name}/final",
-            "strategy": metrics.get("strategy"), "mask": metrics.get("mask"), "units": metrics.get("units"),
-            # a --space lr plan's rates, which export follows too
-            **({} if metrics.get("lr_multipliers") is None
-               else {"lr_multipliers": metrics["lr_multipliers"]}),
-            "val_accuracy": metrics.get("val_accuracy"), "test_accuracy": metrics["test_accuracy"],
-            "validation": {SEARCHED: final.get("val_accuracy"),
-                           **{n: m.get("val_accuracy") for n, m in baselines.items()}}}
+    return {
+        "answer": name,
+        "model_dir": "final" if name == SEARCHED else f"{baselines_dir}/{name}/final",
+        "strategy": metrics.get("strategy"),
+        "mask": metrics.get("mask"),
+        "units": metrics.get("units"),
+        # a --space lr plan's rates, which export follows too
+        **({} if metrics.get("lr_multipliers") is None else {"lr_multipliers": metrics["lr_multipliers"]}),
+        "val_accuracy": metrics.get("val_accuracy"),
+        "test_accuracy": metrics["test_accuracy"],
+        "validation": {SEARCHED: final.get("val_accuracy"), **{n: m.get("val_accuracy") for n, m in baselines.items()}},
+    }

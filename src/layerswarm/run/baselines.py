@@ -46,8 +46,10 @@ def parse_baselines(spec: str | None, num_units: int | None = None) -> list[tupl
             continue
         strategy, _, value = item.partition(":")
         if strategy not in STRATEGIES:
-            raise LayerswarmError(f"unknown baseline '{item}': use strategies such as linear, full, last-k, last-k:K, "
-                                  "l2sp, lp-ft (layerswarm strategies), or none")
+            raise LayerswarmError(
+                f"unknown baseline '{item}': use strategies such as linear, full, last-k, last-k:K, "
+                "l2sp, lp-ft (layerswarm strategies), or none"
+            )
         option = STRATEGIES[strategy].primary_option
         options = {}
         if strategy in ("last-k", "first-k") and not value:
@@ -59,8 +61,10 @@ def parse_baselines(spec: str | None, num_units: int | None = None) -> list[tupl
             try:
                 options[option] = kind(value)
             except ValueError as err:
-                raise LayerswarmError(f"baseline '{item}': {option} must be a {kind.__name__} "
-                                      f"({strategy}:{'4' if kind is int else '0.5'})") from err
+                raise LayerswarmError(
+                    f"baseline '{item}': {option} must be a {kind.__name__} "
+                    f"({strategy}:{'4' if kind is int else '0.5'})"
+                ) from err
         if "k" in options:
             name = f"{strategy}-{options['k']}".replace("-k-", "-")
         else:
@@ -84,8 +88,15 @@ def run_baselines(cfg: Any, bundle: Any, data: Any, out: str | Path) -> dict[str
         log.info("baseline %s: %d-epoch fine-tune", name, cfg.final.epochs)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "run.json", {"strategy": name, "dataset": dataset_label(cfg.data.data)})
-        results[name] = run_finetune(bundle, data, create_strategy(strategy, options), cfg.final, folder / "final",
-                                     seed=cfg.seed, checkpoint=folder / "final" / "checkpoint.pt")
+        results[name] = run_finetune(
+            bundle,
+            data,
+            create_strategy(strategy, options),
+            cfg.final,
+            folder / "final",
+            seed=cfg.seed,
+            checkpoint=folder / "final" / "checkpoint.pt",
+        )
     return results
 
 
@@ -99,7 +110,10 @@ def compare(search_accuracy: float, baselines: dict[str, dict], num_classes: int
     if baselines:
         best = max(baselines, key=lambda n: rows[n]["test_accuracy"])
         ours, theirs = rows["search"], rows[best]
-        summary.update(best_baseline=best, verdict=verdict(ours["test_accuracy"], ours["se"], theirs["test_accuracy"], theirs["se"]))
+        summary.update(
+            best_baseline=best,
+            verdict=verdict(ours["test_accuracy"], ours["se"], theirs["test_accuracy"], theirs["se"]),
+        )
     return summary
 
 
@@ -116,8 +130,10 @@ def describe(summary: dict) -> list[str]:
     if "answer" in summary:  # --answer validation
         answer = summary["answer"]
         which = "the searched mask" if answer["answer"] == SEARCHED else f"the baseline {answer['answer']}"
-        lines.append(f"answer: {which}, the best final validation accuracy ({answer['val_accuracy']:.4f}); "
-                     f"its test accuracy {answer['test_accuracy']:.4f}; model in {answer['model_dir']}/")
+        lines.append(
+            f"answer: {which}, the best final validation accuracy ({answer['val_accuracy']:.4f}); "
+            f"its test accuracy {answer['test_accuracy']:.4f}; model in {answer['model_dir']}/"
+        )
     return lines
 
 

@@ -38,7 +38,9 @@ def _fingerprint(cfg: TrainConfig, frozen: list[str] | None) -> dict:
     return {"format": FORMAT, "config": cfg.to_dict(), "frozen": sorted(frozen or [])}
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, state: TrainState, fingerprint: dict, best: dict | None) -> None:
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, state: TrainState, fingerprint: dict, best: dict | None
+) -> None:
     cpu = lambda t: t.detach().to("cpu", copy=True)  # noqa: E731
     payload = {
         "fingerprint": fingerprint,
@@ -55,13 +57,23 @@ def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a truncated or foreign file: say which and how to go on
-        raise LayerswarmError(f"checkpoint '{path}' cannot be read ({type(err).__name__}): delete it to run "
-                              "the fine-tune from its first epoch") from err
+        raise LayerswarmError(
+            f"checkpoint '{path}' cannot be read ({type(err).__name__}): delete it to run "
+            "the fine-tune from its first epoch"
+        ) from err
 
 
 def fit_checkpointed(
-    model: torch.nn.Module, train, val, cfg: TrainConfig, transform, *, checkpoint: str | Path,
-    frozen: list[str] | None = None, on_epoch: Callable[[dict], None] | None = None, **kwargs,
+    model: torch.nn.Module,
+    train,
+    val,
+    cfg: TrainConfig,
+    transform,
+    *,
+    checkpoint: str | Path,
+    frozen: list[str] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    **kwargs,
 ) -> History:
     """:func:`~layerswarm.training.fit` with a checkpoint at ``checkpoint`` after every epoch,
     continuing from it when it exists. Takes ``fit``'s arguments (not ``state`` or ``stop``)."""
@@ -73,8 +85,10 @@ def fit_checkpointed(
     if path.is_file():
         saved = load_checkpoint(path)
         if saved.get("fingerprint") != fingerprint:
-            raise LayerswarmError(f"checkpoint '{path}' was written by a fine-tune with other settings: delete it "
-                                  "to start this one from its first epoch")
+            raise LayerswarmError(
+                f"checkpoint '{path}' was written by a fine-tune with other settings: delete it "
+                "to start this one from its first epoch"
+            )
         model.load_state_dict(saved["model"])
         state, best = TrainState(**saved["state"]), saved.get("best")
 
@@ -87,14 +101,30 @@ def fit_checkpointed(
     history = History(epochs=list(state.history))
     seconds = 0.0
     while state.epoch < cfg.epochs:
-        history = fit(model, train, val, cfg, transform, frozen=frozen, on_epoch=record_epoch, state=state,
-                      stop=lambda _record: True, **kwargs)
+        history = fit(
+            model,
+            train,
+            val,
+            cfg,
+            transform,
+            frozen=frozen,
+            on_epoch=record_epoch,
+            state=state,
+            stop=lambda _record: True,
+            **kwargs,
+        )
         seconds += history.seconds
         last = state.history[-1]
-        if cfg.keep_best and last.get("val_accuracy") is not None and (
-                best is None or last["val_accuracy"] > best["val_accuracy"]):
-            best = {"val_accuracy": last["val_accuracy"], "epoch": last["epoch"],
-                    "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+        if (
+            cfg.keep_best
+            and last.get("val_accuracy") is not None
+            and (best is None or last["val_accuracy"] > best["val_accuracy"])
+        ):
+            best = {
+                "val_accuracy": last["val_accuracy"],
+                "epoch": last["epoch"],
+                "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+            }
         save_checkpoint(path, model, state, fingerprint, best)
     if cfg.keep_best and best is not None:  # as fit does at the end: the best validated epoch's weights
         model.load_state_dict(best["model"])

@@ -83,8 +83,13 @@ class RunSpec:
         strategy = make_strategy(self.strategy, cfg.options.get(self.strategy))
         model = cfg.model if strategy.weights is None else cfg.model.replace(weights=strategy.weights)
         return {
-            "dataset": self.dataset, "strategy": self.strategy, "options": strategy.config.to_dict(),
-            "repeat": self.repeat, "seed": self.seed, "model": model.to_dict(), "data": self.data.to_dict(),
+            "dataset": self.dataset,
+            "strategy": self.strategy,
+            "options": strategy.config.to_dict(),
+            "repeat": self.repeat,
+            "seed": self.seed,
+            "model": model.to_dict(),
+            "data": self.data.to_dict(),
             "train": cfg.train.replace(seed=self.seed).to_dict(),
         }
 
@@ -109,7 +114,9 @@ def _normalised(run_cfg: dict) -> dict:
     """A saved run config through the dataclasses: settings added since take their defaults."""
     try:
         options = STRATEGIES[run_cfg["strategy"]].Config
-        return with_defaults(run_cfg, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "options": options})
+        return with_defaults(
+            run_cfg, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "options": options}
+        )
     except (KeyError, TypeError, ValueError):
         return run_cfg  # not comparable: the caller refuses it
 
@@ -120,7 +127,8 @@ def run_one(spec: RunSpec, cfg: CompareConfig, data: DatasetSplits) -> dict:
     saved = spec.path / RUN_FILE
     if saved.is_file() and _normalised(read_json(saved)) != run_cfg:
         raise LayerswarmError(
-            f"'{spec.path}' holds a run with a different configuration: use a new --out folder, or the original settings"
+            f"'{spec.path}' holds a run with a different configuration: use a new --out folder, or the "
+            "original settings"
         )
     if spec.metrics_path.is_file():
         return read_json(spec.metrics_path)
@@ -133,7 +141,9 @@ def run_one(spec: RunSpec, cfg: CompareConfig, data: DatasetSplits) -> dict:
 
 
 def run_compare(
-    cfg: CompareConfig, out_dir: str | Path, on_run: Callable[[RunSpec, dict, bool], None] | None = None,
+    cfg: CompareConfig,
+    out_dir: str | Path,
+    on_run: Callable[[RunSpec, dict, bool], None] | None = None,
     on_start: Callable[[RunSpec], None] | None = None,
 ) -> Table:
     """Run every strategy on every dataset ``cfg.repeats`` times; write and return the table.
@@ -238,8 +248,14 @@ class Table:
         writer = csv.writer(buf, lineterminator="\n")
         head = ["strategy"]
         for d in self.datasets:
-            head += [f"{d}_test_mean", f"{d}_test_std", f"{d}_acc{EARLY_EPOCH}_mean", f"{d}_acc{EARLY_EPOCH}_std",
-                     f"{d}_seconds_per_run", f"{d}_runs"]
+            head += [
+                f"{d}_test_mean",
+                f"{d}_test_std",
+                f"{d}_acc{EARLY_EPOCH}_mean",
+                f"{d}_acc{EARLY_EPOCH}_std",
+                f"{d}_seconds_per_run",
+                f"{d}_runs",
+            ]
         writer.writerow(head)
         for s in self.strategies:
             row: list = [s]

@@ -71,9 +71,7 @@ class SearchConfig(JsonConfig):
         "stop (exit 1, resumable) when more than this share of the evaluations has failed, or "
         "every one of the first batch (docs/guides/faults.md); 1: only the latter",
     )
-    backend: str = help_field(
-        "local", "where evaluations run: local (here, one at a time) or ray (in parallel)"
-    )
+    backend: str = help_field("local", "where evaluations run: local (here, one at a time) or ray (in parallel)")
     address: str | None = help_field(
         None, "Ray cluster to join (auto, ray://HOST:10001); default: start Ray on this machine"
     )
@@ -83,9 +81,7 @@ class SearchConfig(JsonConfig):
         "cores) locally, 1 per Ray task. CPU results depend on the thread count: give both "
         "backends the same number to get equal results",
     )
-    gpus_per_trial: float = help_field(
-        0.0, "GPUs per Ray evaluation (0.5: two share a GPU); needs --device cuda"
-    )
+    gpus_per_trial: float = help_field(0.0, "GPUs per Ray evaluation (0.5: two share a GPU); needs --device cuda")
     init: str = help_field(
         "random",
         "first masks asked: 'random' (the paper's, measured better with the swarm: "
@@ -104,9 +100,7 @@ class SearchConfig(JsonConfig):
         "and fine-tune the best by the mean of all its evaluations (phase 'selection' in "
         "evaluations.jsonl); 0: off (the paper)",
     )
-    select_repeats: int = help_field(
-        1, "fresh-seed evaluations of each mask in the final selection"
-    )
+    select_repeats: int = help_field(1, "fresh-seed evaluations of each mask in the final selection")
     select_epochs: int | None = help_field(
         None,
         "epochs of each final-selection evaluation (default: the fitness budget, and a "
@@ -162,17 +156,13 @@ class SearchConfig(JsonConfig):
             "search config",
             {
                 f"init must be one of {', '.join(INITS)}": self.init not in INITS,
-                f"fitness_score must be one of {', '.join(FITNESS_SCORES)}": self.fitness_score
-                not in FITNESS_SCORES,
+                f"fitness_score must be one of {', '.join(FITNESS_SCORES)}": self.fitness_score not in FITNESS_SCORES,
                 f"answer must be one of {', '.join(ANSWERS)}": self.answer not in ANSWERS,
-                "fitness_repeats and select_repeats must be >= 1": self.fitness_repeats < 1
-                or self.select_repeats < 1,
+                "fitness_repeats and select_repeats must be >= 1": self.fitness_repeats < 1 or self.select_repeats < 1,
                 "final_select must be >= 0": self.final_select < 0,
-                "select_epochs must be >= 1 or None": self.select_epochs is not None
-                and self.select_epochs < 1,
+                "select_epochs must be >= 1 or None": self.select_epochs is not None and self.select_epochs < 1,
                 "patience must be >= 0 (0: off)": self.patience < 0,
-                "fitness_steps must be >= 1 or None": self.fitness_steps is not None
-                and self.fitness_steps < 1,
+                "fitness_steps must be >= 1 or None": self.fitness_steps is not None and self.fitness_steps < 1,
                 "max_failed_share must be between 0 and 1": not 0 <= self.max_failed_share <= 1,
                 f"space must be one of {', '.join(SPACES)}": self.space not in SPACES,
             },
@@ -226,18 +216,12 @@ class CompareConfig(JsonConfig):
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: list[DataConfig] = field(default_factory=lambda: [DataConfig()])
-    strategies: list[str] = help_field(
-        None, "strategies to compare", default_factory=lambda: list(DEFAULT_STRATEGIES)
-    )
-    options: dict = help_field(
-        None, "per-strategy options: {strategy: {option: value}}", default_factory=dict
-    )
+    strategies: list[str] = help_field(None, "strategies to compare", default_factory=lambda: list(DEFAULT_STRATEGIES))
+    options: dict = help_field(None, "per-strategy options: {strategy: {option: value}}", default_factory=dict)
     train: TrainConfig = field(default_factory=_compare_train)  # 110 epochs, tested every 5
     repeats: int = help_field(3, "runs per strategy and dataset (training seeds seed..seed+R-1)")
     seed: int = help_field(0, "base seed (the data split uses it too)")
-    resplit: bool = help_field(
-        False, "draw a new data split per repeat (seed + r) instead of one fixed split"
-    )
+    resplit: bool = help_field(False, "draw a new data split per repeat (seed + r) instead of one fixed split")
 
     required = ("model", "data", "strategies", "train", "repeats", "seed")
 
@@ -249,18 +233,14 @@ class CompareConfig(JsonConfig):
             raise LayerswarmError(f"repeats={self.repeats}: pass --repeats N with N >= 1")
         if not self.strategies:
             raise LayerswarmError(
-                "no strategies given: pass --strategies full,linear,... "
-                "(list: layerswarm strategies)"
+                "no strategies given: pass --strategies full,linear,... (list: layerswarm strategies)"
             )
         if len(set(self.strategies)) != len(self.strategies):
-            raise LayerswarmError(
-                f"--strategies repeats a name ({','.join(self.strategies)}): give each once"
-            )
+            raise LayerswarmError(f"--strategies repeats a name ({','.join(self.strategies)}): give each once")
         stray = sorted(set(self.options) - set(self.strategies))
         if stray:
             raise LayerswarmError(
-                f"options given for '{stray[0]}', which is not in --strategies: "
-                "add it or drop the option"
+                f"options given for '{stray[0]}', which is not in --strategies: add it or drop the option"
             )
         for name in self.strategies:
             make_strategy(name, self.options.get(name))

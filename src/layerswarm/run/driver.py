@@ -98,8 +98,7 @@ def search_masks(
     out = Path(out_dir)
     records = read_jsonl(out / EVALUATIONS_FILE)
     pending = {t.number for t in searcher.pending()}  # its failed evaluations run again
-    records = [r for r in records
-               if r.get("phase") or r.get("status") != "failed" or r["number"] not in pending]
+    records = [r for r in records if r.get("phase") or r.get("status") != "failed" or r["number"] not in pending]
     drop_torn_tail(out / EVALUATIONS_FILE, records)
     done = {r["number"]: r for r in records if not r.get("phase")}  # the search's, not a final selection's
     _seed_memo(executor, records)
@@ -126,8 +125,15 @@ def search_masks(
         atomic_write_json(out / STATE_FILE, searcher.state_dict())
         if ev.error:  # each error once at error level: a failing run keeps its last line in view
             level = logging.INFO if ev.error in errors else logging.ERROR
-            log.log(level, "evaluation %d (generation %d, particle %d) %s: %s", trial.number,
-                    trial.generation, trial.index, ev.status, ev.error)
+            log.log(
+                level,
+                "evaluation %d (generation %d, particle %d) %s: %s",
+                trial.number,
+                trial.generation,
+                trial.index,
+                ev.status,
+                ev.error,
+            )
             errors.add(ev.error)
         if on_evaluation is not None:
             on_evaluation(record)
@@ -171,8 +177,14 @@ def _seed_memo(executor: Executor, records: list[dict]) -> None:
         node = getattr(node, "inner", None)
 
 
-def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | DatasetSplits, on_epoch=None,
-                  repeats: int | None = None, seed_offset: int = 0) -> Executor:
+def make_executor(
+    cfg: Any,
+    bundle: ModelBundle | None,
+    data: SearchSplits | DatasetSplits,
+    on_epoch=None,
+    repeats: int | None = None,
+    seed_offset: int = 0,
+) -> Executor:
     """The executor of ``cfg.search`` (local or Ray) with the speed-ups of ``cfg.speed``.
 
     Each fitness averages ``repeats`` evaluations (default ``cfg.search.fitness_repeats``)
@@ -187,23 +199,43 @@ def make_executor(cfg: Any, bundle: ModelBundle | None, data: SearchSplits | Dat
     repeats = repeats if repeats is not None else getattr(s, "fitness_repeats", 1)
     score = getattr(s, "fitness_score", "accuracy")  # the PSO strategy's search config has none: the paper's
     space = space_of(s)  # --space lr: trials carry levels, which the evaluator reads off the ladder
-    spec = FitnessSpec(cfg.model, cfg.fitness, data.num_classes, seed=cfg.seed, speed=cfg.speed,  # workers rebuild
-                       repeats=repeats, seed_offset=seed_offset, score=score,  # the same bundle
-                       ladder=None if space.name == "mask" else space.ladder)
+    spec = FitnessSpec(
+        cfg.model,
+        cfg.fitness,
+        data.num_classes,
+        seed=cfg.seed,
+        speed=cfg.speed,  # workers rebuild
+        repeats=repeats,
+        seed_offset=seed_offset,
+        score=score,  # the same bundle
+        ladder=None if space.name == "mask" else space.ladder,
+    )
     # a FitnessSpec is the evaluator factory every backend takes; its MaskFitness takes a mask
     # as list[float] (multipliers), the protocol says list[int], and list is invariant
-    executor = create_executor(s.backend, spec, data, bundle=bundle,  # type: ignore[arg-type]
-                               on_epoch=on_epoch, retries=s.retries,
-                               cpus_per_trial=s.cpus_per_trial,
-                               gpus_per_trial=s.gpus_per_trial, address=s.address)
+    executor = create_executor(
+        s.backend,
+        spec,
+        data,
+        bundle=bundle,  # type: ignore[arg-type]
+        on_epoch=on_epoch,
+        retries=s.retries,
+        cpus_per_trial=s.cpus_per_trial,
+        gpus_per_trial=s.gpus_per_trial,
+        address=s.address,
+    )
     # what its evaluations average (records say it; the memo keys on it)
     executor.repeats = repeats  # type: ignore[attr-defined]
     return wrap_executor(executor, cfg.speed, cfg.fitness, repeats, score)  # memoisation, successive halving
 
 
-def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, units: list[Unit],
-                 on_evaluation: Callable[[dict], None] | None = None,
-                 max_failed_share: float = DEFAULT_MAX_FAILED_SHARE) -> tuple[list[int], float]:
+def run_searcher(
+    searcher: Searcher,
+    executor: Executor,
+    out_dir: str | Path,
+    units: list[Unit],
+    on_evaluation: Callable[[dict], None] | None = None,
+    max_failed_share: float = DEFAULT_MAX_FAILED_SHARE,
+) -> tuple[list[int], float]:
     """:func:`search_masks` to the end, release the executor, save ``best_mask.json``; returns the
     best plan (its levels: the mask in the mask space) and its fitness."""
     out = Path(out_dir)
@@ -212,12 +244,23 @@ def run_searcher(searcher: Searcher, executor: Executor, out_dir: str | Path, un
     finally:
         executor.close()
     if isinstance(searcher, PatientSearcher) and not searcher.inner.is_done():
-        log.info("search ended after %d generations: no better fitness for the last %d (--patience)",
-                 len(searcher.history()), searcher.patience)
+        log.info(
+            "search ended after %d generations: no better fitness for the last %d (--patience)",
+            len(searcher.history()),
+            searcher.patience,
+        )
     noise = best_with_noise(read_jsonl(out / EVALUATIONS_FILE), mask, fitness)
     space = searcher.space
-    save_mask(out / BEST_MASK_FILE, space.mask(mask), units, **plan_fields(space, mask),
-              fitness=fitness, **noise, searcher=searcher.name, history=searcher.history())
+    save_mask(
+        out / BEST_MASK_FILE,
+        space.mask(mask),
+        units,
+        **plan_fields(space, mask),
+        fitness=fitness,
+        **noise,
+        searcher=searcher.name,
+        history=searcher.history(),
+    )
     return mask, fitness
 
 

@@ -65,17 +65,13 @@ def parse(text: str) -> dict[str, Failpoint]:
         action, _, error = action.partition(":")
         if point not in ACTIONS:
             raise LayerswarmError(
-                f"{ENV}: unknown point '{point}' in '{spec}': the points are "
-                f"{', '.join(ACTIONS)}; {USAGE}"
+                f"{ENV}: unknown point '{point}' in '{spec}': the points are {', '.join(ACTIONS)}; {USAGE}"
             )
         if action not in ACTIONS[point]:
-            raise LayerswarmError(
-                f"{ENV}: '{spec}': point {point} takes {' or '.join(ACTIONS[point])}; {USAGE}"
-            )
+            raise LayerswarmError(f"{ENV}: '{spec}': point {point} takes {' or '.join(ACTIONS[point])}; {USAGE}")
         if action == "raise" and not _raisable(error):
             raise LayerswarmError(
-                f"{ENV}: '{spec}': '{error}' is neither a built-in exception nor an errno "
-                f"name; {USAGE}"
+                f"{ENV}: '{spec}': '{error}' is neither a built-in exception nor an errno name; {USAGE}"
             )
         if nth and not (nth.isdigit() and int(nth) >= 1):
             raise LayerswarmError(f"{ENV}: '{spec}': @{nth} must be a count from 1; {USAGE}")

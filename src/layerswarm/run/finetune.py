@@ -65,15 +65,25 @@ def run_finetune(
         train_fn = fit
     try:
         history = train_fn(
-            model, data.train, data.val, cfg, transform, frozen=plan.frozen,
-            head=plan.head or bundle.info.head, param_groups=plan.param_groups, test=data.test,
-            hooks=plan.hooks, on_epoch=on_epoch,
+            model,
+            data.train,
+            data.val,
+            cfg,
+            transform,
+            frozen=plan.frozen,
+            head=plan.head or bundle.info.head,
+            param_groups=plan.param_groups,
+            test=data.test,
+            hooks=plan.hooks,
+            on_epoch=on_epoch,
         )
     except NonFiniteLossError as err:  # no model from a diverged run: a resume would diverge again
         where = f" ({out_dir})" if out_dir else ""
-        raise RunFailed(f"the {strategy.name} fine-tune{where} diverged, {err}, "
-                        f"with lr {cfg.lr:g}: pass a lower --lr, e.g. {cfg.lr / 10:g}",
-                        resumable=False) from err
+        raise RunFailed(
+            f"the {strategy.name} fine-tune{where} diverged, {err}, "
+            f"with lr {cfg.lr:g}: pass a lower --lr, e.g. {cfg.lr / 10:g}",
+            resumable=False,
+        ) from err
     last = history.epochs[-1] if history.epochs else {}
     # The last epoch already measured these weights on the test split unless keep_best restored others.
     if "test_accuracy" in last and not cfg.keep_best:
@@ -115,18 +125,30 @@ def run_finetune(
 
 
 def save_model(
-    path: Path, model: nn.Module, bundle: ModelBundle, classes: list[str], mask, input_config: dict,
+    path: Path,
+    model: nn.Module,
+    bundle: ModelBundle,
+    classes: list[str],
+    mask,
+    input_config: dict,
 ) -> None:
     """Weights plus what is needed to rebuild the model and feed it as in training (name, units,
     classes, normalisation; the image size and crop, or the text's max_length)."""
-    meta = {"model": bundle.info.to_dict(), "classes": list(classes), "units": [u.name for u in bundle.units],
-            "mask": mask}
+    meta = {
+        "model": bundle.info.to_dict(),
+        "classes": list(classes),
+        "units": [u.name for u in bundle.units],
+        "mask": mask,
+    }
     if bundle.info.is_text:  # predict tokenises with the same tokenizer and length
         meta.update(max_length=int(input_config["max_length"]), tokenizer=input_config.get("tokenizer"))
     else:
         # how predict decodes a file: resize to image_size / crop_pct, centre crop (the loader's view)
-        meta.update(image_size=int(input_config["image_size"]), crop_pct=input_config.get("crop_pct", 1.0),
-                    interpolation=input_config.get("interpolation", "bilinear"))
+        meta.update(
+            image_size=int(input_config["image_size"]),
+            crop_pct=input_config.get("crop_pct", 1.0),
+            interpolation=input_config.get("interpolation", "bilinear"),
+        )
     if isinstance(model, IntermediateProbe):
         meta["probe"] = model.describe()
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}

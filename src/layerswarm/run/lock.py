@@ -74,8 +74,7 @@ def lock_run_folder(out: str | Path) -> None:
                 raise _busy(out, holder) from None
             time.sleep(0.05)  # another process's refuse_if_locked holds it for a moment only
         except OSError as err:  # a file system without locks (some network mounts)
-            log.warning("cannot lock '%s' (%s): make sure no other run writes this folder", out,
-                        err.strerror)
+            log.warning("cannot lock '%s' (%s): make sure no other run writes this folder", out, err.strerror)
             break
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)

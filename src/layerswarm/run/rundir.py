@@ -20,8 +20,16 @@ CONFIG_FILE = "config.json"
 # Everything layerswarm writes into a run folder (search, finetune, report, export): what
 # --overwrite removes. Other files the user put there stay.
 RUN_OUTPUTS = (
-    CONFIG_FILE, "evaluations.jsonl", "search_state.json", "best_mask.json", "final", "report.html", "figures",
-    "tensorboard", "mask_export.json", "units.json",
+    CONFIG_FILE,
+    "evaluations.jsonl",
+    "search_state.json",
+    "best_mask.json",
+    "final",
+    "report.html",
+    "figures",
+    "tensorboard",
+    "mask_export.json",
+    "units.json",
 )
 # Keys config.json holds besides the settings: read back, they are never settings.
 META_KEYS = ("command", "versions", "device", "cpu_kernels", "resumed", "kind")
@@ -62,7 +70,8 @@ def check_classes(num_classes: int, classes: list[str] | None = None, flag: str 
     if num_classes < 2:
         names = f" ({', '.join(map(str, classes))})" if classes else ""
         raise LayerswarmError(
-            f"the data has {num_classes} class{'es' if num_classes != 1 else ''}{names}: a classifier needs at least 2; "
+            f"the data has {num_classes} class{'es' if num_classes != 1 else ''}{names}: a classifier needs "
+            "at least 2; "
             f"check {flag} (an ImageFolder tree needs one subfolder of images per class)"
         )
 
@@ -119,8 +128,9 @@ def command_line(argv: list[str] | None = None) -> list[str]:
     return ["layerswarm", *args]
 
 
-def config_record(settings: dict, meta: dict | None, device: Any = None, previous: dict | None = None,
-                  changes: dict | None = None) -> dict:
+def config_record(
+    settings: dict, meta: dict | None, device: Any = None, previous: dict | None = None, changes: dict | None = None
+) -> dict:
     """What config.json holds: the settings, then the command line, versions and device.
 
     A resumed run keeps the first command line and adds one ``resumed`` entry per resume
@@ -132,8 +142,11 @@ def config_record(settings: dict, meta: dict | None, device: Any = None, previou
         for key in META_KEYS:
             if key in previous:
                 record[key] = previous[key]
-        resume = {"at": now(), "command": meta.get("command"),
-                  "changed": {k: {"old": old, "new": new} for k, (old, new) in (changes or {}).items()}}
+        resume = {
+            "at": now(),
+            "command": meta.get("command"),
+            "changed": {k: {"old": old, "new": new} for k, (old, new) in (changes or {}).items()},
+        }
         if device is not None:  # a resume on other kernels continues with other rounding: say so
             resume["cpu_kernels"] = cpu_kernels()
         record["resumed"] = list(previous.get("resumed", [])) + [resume]
@@ -162,7 +175,9 @@ def read_config_file(path: str | Path) -> dict:
     """A configuration file: JSON, or YAML (``.yaml``/``.yml``, or whatever is not JSON)."""
     path = Path(path)
     if not path.is_file():
-        raise LayerswarmError(f"configuration file '{path}' does not exist: pass a JSON or YAML file, e.g. a run's config.json")
+        raise LayerswarmError(
+            f"configuration file '{path}' does not exist: pass a JSON or YAML file, e.g. a run's config.json"
+        )
     text = path.read_text(encoding="utf-8")
     import json
 
@@ -174,13 +189,17 @@ def read_config_file(path: str | Path) -> dict:
         try:
             import yaml
         except ImportError as err:
-            raise LayerswarmError(f"'{path}' is not JSON and PyYAML is missing: pip install pyyaml, or pass JSON") from err
+            raise LayerswarmError(
+                f"'{path}' is not JSON and PyYAML is missing: pip install pyyaml, or pass JSON"
+            ) from err
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
             where = getattr(err, "problem_mark", None)
             line = f" at line {where.line + 1}" if where is not None else ""
-            raise LayerswarmError(f"configuration file '{path}' is neither JSON nor valid YAML{line}: fix its syntax") from err
+            raise LayerswarmError(
+                f"configuration file '{path}' is neither JSON nor valid YAML{line}: fix its syntax"
+            ) from err
     if not isinstance(data, dict):
         raise LayerswarmError(f"configuration file '{path}' holds no mapping: write keys such as model:, data:, final:")
     return data

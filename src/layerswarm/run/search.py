@@ -44,8 +44,13 @@ FINAL_CHECKPOINT = "checkpoint.pt"  # the final fine-tune's state after its last
 
 # Settings a resume may change (the rest would mix two runs' results): the final fine-tune's
 # before it has started, and where or how often evaluations are tried.
-RESUME_SAFE_ALWAYS = ("search.retries", "search.address", "search.baselines", "search.answer",
-                      "search.max_failed_share")
+RESUME_SAFE_ALWAYS = (
+    "search.retries",
+    "search.address",
+    "search.baselines",
+    "search.answer",
+    "search.max_failed_share",
+)
 
 
 def _resume_safe(key: str, final_started: bool) -> bool:
@@ -65,13 +70,19 @@ def _check_resume(out: Path, cfg: RunConfig, started: bool | None = None) -> dic
     try:  # through the dataclasses: settings added since the run was saved take their defaults
         saved = RunConfig.from_dict(read_json(out / CONFIG_FILE)).to_dict()
     except (KeyError, TypeError, ValueError) as err:
-        raise LayerswarmError(f"'{out}/{CONFIG_FILE}' is not a layerswarm run configuration ({err}): use a new --out folder") from err
+        raise LayerswarmError(
+            f"'{out}/{CONFIG_FILE}' is not a layerswarm run configuration ({err}): use a new --out folder"
+        ) from err
     started = final_started(out) if started is None else started
     changes = differences(saved, cfg.to_dict())
     refused = {k: v for k, v in changes.items() if not _resume_safe(k, started)}
     if refused:
         named = "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in refused.items())
-        when = "once the final fine-tune has started" if started and any(k.startswith("final.") for k in refused) else "on resume"
+        when = (
+            "once the final fine-tune has started"
+            if started and any(k.startswith("final.") for k in refused)
+            else "on resume"
+        )
         raise LayerswarmError(
             f"'{out}' holds a run with a different configuration: {named} cannot change {when} "
             f"(safe: the final fine-tune's settings before it starts, --retries, "
@@ -112,7 +123,9 @@ def run_search(
     check_epochs(fitness_epochs=cfg.fitness.epochs, final_epochs=cfg.final.epochs)
     if resume:
         if not (out / CONFIG_FILE).is_file():
-            raise LayerswarmError(f"nothing to resume in '{out}': no {CONFIG_FILE} (start with layerswarm search --out {out})")
+            raise LayerswarmError(
+                f"nothing to resume in '{out}': no {CONFIG_FILE} (start with layerswarm search --out {out})"
+            )
         changes = _check_resume(out, cfg)
         previous = read_json(out / CONFIG_FILE)
     else:
@@ -124,11 +137,19 @@ def run_search(
     if cfg.search.fitness_steps is not None:
         log.info("fitness budget: %d optimizer steps = %d epochs", cfg.search.fitness_steps, cfg.fitness.epochs)
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
-    log.info("input %s, recipe %s, device %s", cfg.data.describe_input(data.input_config), cfg.fitness.recipe,
-             bundle.device)
+    log.info(
+        "input %s, recipe %s, device %s", cfg.data.describe_input(data.input_config), cfg.fitness.recipe, bundle.device
+    )
     space = space_of(cfg.search)  # --space lr: a level of the ladder per unit
-    searcher = create_searcher(cfg.search.searcher, len(bundle.units), cfg.search.options, seed=cfg.seed,
-                               init=cfg.search.init, patience=cfg.search.patience, space=space)
+    searcher = create_searcher(
+        cfg.search.searcher,
+        len(bundle.units),
+        cfg.search.options,
+        seed=cfg.seed,
+        init=cfg.search.init,
+        patience=cfg.search.patience,
+        space=space,
+    )
     parse_baselines(cfg.search.baselines, len(bundle.units))  # a misspelt baseline fails here, before any file
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))
@@ -142,8 +163,7 @@ def run_search(
     if changes:
         log.info("resume: applied %s", ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     executor = make_executor(cfg, bundle, data, on_fitness_epoch)
-    plan, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation,
-                                 cfg.search.max_failed_share)
+    plan, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation, cfg.search.max_failed_share)
     selection = select_final(cfg, bundle, data, out)  # --final-select: the top K again, fresh seeds
     if selection is not None:
         plan, fitness = record_selection(out, selection)
@@ -161,12 +181,28 @@ def run_search(
         final = read_json(final_metrics_path)
     else:
         strategy = create_strategy("mask", {"mask": mask, **rates})
-        final = run_finetune(final_bundle, data, strategy, cfg.final, out / "final", seed=cfg.seed,
-                             on_epoch=on_final_epoch, checkpoint=out / "final" / FINAL_CHECKPOINT)
+        final = run_finetune(
+            final_bundle,
+            data,
+            strategy,
+            cfg.final,
+            out / "final",
+            seed=cfg.seed,
+            on_epoch=on_final_epoch,
+            checkpoint=out / "final" / FINAL_CHECKPOINT,
+        )
     # --baselines: the strategies a user would pick, same final recipe, split and seed (DIR/baselines/)
     comparison = compare_run(cfg, final_bundle, data, out, final)
     if report:  # report.html + figures/; a failure is logged, never loses the finished run
         from ..report import try_write_report
+
         try_write_report(out)
-    return {"mask": mask, **rates, "fitness": fitness, "units": [u.name for u in bundle.units],
-            "test_accuracy": final["test_accuracy"], "out_dir": str(out), "baselines": comparison}
+    return {
+        "mask": mask,
+        **rates,
+        "fitness": fitness,
+        "units": [u.name for u in bundle.units],
+        "test_accuracy": final["test_accuracy"],
+        "out_dir": str(out),
+        "baselines": comparison,
+    }

@@ -60,10 +60,12 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
     candidates = top_masks(records, k) if k > 0 else []
     if not candidates:
         return None
-    done = {plan_key(r): r for r in records
-            if r.get("phase") == PHASE and r.get("fitness") is not None}
-    todo = [Trial(number=i, generation=-1, index=i, mask=list(c["mask"]), levels=c.get("levels"))
-            for i, c in enumerate(candidates) if plan_key(c) not in done]
+    done = {plan_key(r): r for r in records if r.get("phase") == PHASE and r.get("fitness") is not None}
+    todo = [
+        Trial(number=i, generation=-1, index=i, mask=list(c["mask"]), levels=c.get("levels"))
+        for i, c in enumerate(candidates)
+        if plan_key(c) not in done
+    ]
     if todo:
         executor = make_executor(plain, bundle, data, on_epoch, repeats=repeats, seed_offset=cfg.search.fitness_repeats)
         try:
@@ -72,35 +74,55 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
                 append_jsonl(path, record)
                 if record["fitness"] is not None:
                     done[plan_key(record)] = record
-                log.info("selection %d/%d: mask %s fitness %s over %d fresh seeds", trial.index + 1, len(candidates),
-                         "".join(map(str, trial.unit_levels)), record["fitness"], repeats)
+                log.info(
+                    "selection %d/%d: mask %s fitness %s over %d fresh seeds",
+                    trial.index + 1,
+                    len(candidates),
+                    "".join(map(str, trial.unit_levels)),
+                    record["fitness"],
+                    repeats,
+                )
         finally:
             executor.close()
     other_budget = epochs != cfg.fitness.epochs  # then the two fitnesses measure different things
-    rows = [_score(c, done.get(plan_key(c)), cfg.search.fitness_repeats, other_budget)
-            for c in candidates]
+    rows = [_score(c, done.get(plan_key(c)), cfg.search.fitness_repeats, other_budget) for c in candidates]
     chosen = max(rows, key=lambda r: r["mean"])  # max keeps the first of equals: the search's order
     levels = {} if chosen.get("levels") is None else {"levels": chosen["levels"]}
-    return {"mask": chosen["mask"], **levels, "candidates": rows, "select_repeats": repeats,
-            "select_epochs": epochs}
+    return {"mask": chosen["mask"], **levels, "candidates": rows, "select_repeats": repeats, "select_epochs": epochs}
 
 
 def _score(search: dict, selection: dict | None, r: int, alone: bool = False) -> dict:
     """A candidate's search and selection fitness and its score ("mean"): the mean of all its
     evaluations, or the selection's ``alone`` (it ran another budget than the search's fitness)."""
     levels = {} if search.get("levels") is None else {"levels": list(search["levels"])}
-    row = {"mask": list(search["mask"]), **levels,
-           "search_fitness": search["fitness"], "search_se": search.get("fitness_se"),
-           "selection_fitness": None, "selection_se": None, "mean": search["fitness"], "mean_se": search.get("fitness_se")}
+    row = {
+        "mask": list(search["mask"]),
+        **levels,
+        "search_fitness": search["fitness"],
+        "search_se": search.get("fitness_se"),
+        "selection_fitness": None,
+        "selection_se": None,
+        "mean": search["fitness"],
+        "mean_se": search.get("fitness_se"),
+    }
     if selection is not None and alone:
-        row.update(selection_fitness=selection["fitness"], selection_se=selection.get("fitness_se"),
-                   mean=selection["fitness"], mean_se=selection.get("fitness_se"))
+        row.update(
+            selection_fitness=selection["fitness"],
+            selection_se=selection.get("fitness_se"),
+            mean=selection["fitness"],
+            mean_se=selection.get("fitness_se"),
+        )
     elif selection is not None:
         s = selection.get("repeats", 1)
-        row.update(selection_fitness=selection["fitness"], selection_se=selection.get("fitness_se"),
-                   mean=(r * search["fitness"] + s * selection["fitness"]) / (r + s),
-                   mean_se=math.sqrt((r * (search.get("fitness_se") or 0.0)) ** 2
-                                     + (s * (selection.get("fitness_se") or 0.0)) ** 2) / (r + s))
+        row.update(
+            selection_fitness=selection["fitness"],
+            selection_se=selection.get("fitness_se"),
+            mean=(r * search["fitness"] + s * selection["fitness"]) / (r + s),
+            mean_se=math.sqrt(
+                (r * (search.get("fitness_se") or 0.0)) ** 2 + (s * (selection.get("fitness_se") or 0.0)) ** 2
+            )
+            / (r + s),
+        )
     return row
 
 
@@ -119,11 +141,20 @@ def record_selection(out: str | Path, selection: dict) -> tuple[list[int], float
     search_best = best.get("search_best") or {k: best.get(k) for k in keys if k in best}
     plan = plan_key(chosen)
     space = make_space(best.get("space", "mask"), best.get("ladder"))
-    best.update(mask=chosen["mask"], **plan_fields(space, list(plan)),
-                fitness=chosen["search_fitness"], fitness_se=chosen["search_se"],
-                search_best=search_best, selection=selection)
+    best.update(
+        mask=chosen["mask"],
+        **plan_fields(space, list(plan)),
+        fitness=chosen["search_fitness"],
+        fitness_se=chosen["search_se"],
+        search_best=search_best,
+        selection=selection,
+    )
     atomic_write_json(path, best)
     if plan != plan_key(search_best):
-        log.info("final selection: mask %s (mean %.4f) replaces the search's best %s",
-                 "".join(map(str, plan)), chosen["mean"], "".join(map(str, plan_key(search_best))))
+        log.info(
+            "final selection: mask %s (mean %.4f) replaces the search's best %s",
+            "".join(map(str, plan)),
+            chosen["mean"],
+            "".join(map(str, plan_key(search_best))),
+        )
     return list(plan), chosen["search_fitness"]

@@ -97,16 +97,14 @@ def create_searcher(
     return with_patience(with_initial_masks(searcher, init), patience)
 
 
-def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed: int,
-            space: LevelSpace) -> Searcher:
+def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed: int, space: LevelSpace) -> Searcher:
     cls = SEARCHERS.lookup(name)
     config_class = getattr(cls, "config_class", None)
     spaced: dict[str, Any] = {}
     if "space" in inspect.signature(cls).parameters:
         spaced["space"] = space
     elif space.name != "mask":
-        raise LayerswarmError(f"searcher {name!r} searches masks only: use --space mask, or "
-                              "another searcher")
+        raise LayerswarmError(f"searcher {name!r} searches masks only: use --space mask, or another searcher")
     if config_class is None:
         if config:
             raise LayerswarmError(f"searcher {name!r} takes no config; pass none")
@@ -115,8 +113,7 @@ def _create(name: str, num_units: int, config: dict[str, Any] | Any | None, seed
         config = config_class.from_dict(config, owner=f"searcher '{name}'")
     elif config is not None and not isinstance(config, config_class):
         raise LayerswarmError(
-            f"searcher {name!r} needs a {config_class.__name__} or a dict, "
-            f"not a {type(config).__name__}"
+            f"searcher {name!r} needs a {config_class.__name__} or a dict, not a {type(config).__name__}"
         )
     return cls(num_units, config=config, seed=seed, **spaced)  # type: ignore[call-arg]
 

@@ -169,8 +169,7 @@ class BatchSearcher(Searcher):
 
     config_class: type | None = None  # the searcher's JsonConfig dataclass, if it has options
 
-    def __init__(self, num_units: int, seed: int = 0, config: Any = None,
-                 space: LevelSpace | None = None) -> None:
+    def __init__(self, num_units: int, seed: int = 0, config: Any = None, space: LevelSpace | None = None) -> None:
         super().__init__(num_units, seed, space)
         if self.config_class is not None:
             self.config = config if config is not None else self.config_class()

@@ -56,8 +56,9 @@ class ExhaustiveSearcher(ReplaySearcher):
     name = "exhaustive"
     config_class = ExhaustiveConfig
 
-    def __init__(self, num_units: int, config: ExhaustiveConfig | None = None, seed: int = 0,
-                 space: LevelSpace | None = None) -> None:
+    def __init__(
+        self, num_units: int, config: ExhaustiveConfig | None = None, seed: int = 0, space: LevelSpace | None = None
+    ) -> None:
         levels = 2 if space is None else space.levels
         if levels**num_units > MAX_PLANS:
             raise LayerswarmError(
@@ -78,8 +79,13 @@ class ExhaustiveSearcher(ReplaySearcher):
     def _new_batch(self, first_number: int) -> list[Trial]:
         indices = self._order[first_number : first_number + self.config.batch_size]
         return [
-            self._make_trial(mask_of(k, self.num_units, self.space.levels), number=first_number + i,
-                             generation=len(self._history), index=i, info={"index": int(k)})
+            self._make_trial(
+                mask_of(k, self.num_units, self.space.levels),
+                number=first_number + i,
+                generation=len(self._history),
+                index=i,
+                info={"index": int(k)},
+            )
             for i, k in enumerate(indices)
         ]
 

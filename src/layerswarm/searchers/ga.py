@@ -45,15 +45,20 @@ class GAConfig(JsonConfig):
     threshold_max: float = help_field(0.8, "highest freezing threshold")
 
     def __post_init__(self) -> None:
-        refuse_invalid("GA config", {
-            "trials must be >= 1": self.trials < 1,
-            "population must be >= 2": self.population < 2,
-            "elite must be in [0, population)": not 0 <= self.elite < self.population,
-            "tournament must be >= 1": self.tournament < 1,
-            "crossover and mutation_rate must be in [0, 1]": not (0 <= self.crossover <= 1 and 0 <= self.mutation_rate <= 1),
-            "mutation_sigma must be >= 0": self.mutation_sigma < 0,
-            "need 0 <= threshold_min <= threshold_max < 1": not 0 <= self.threshold_min <= self.threshold_max < 1,
-        })
+        refuse_invalid(
+            "GA config",
+            {
+                "trials must be >= 1": self.trials < 1,
+                "population must be >= 2": self.population < 2,
+                "elite must be in [0, population)": not 0 <= self.elite < self.population,
+                "tournament must be >= 1": self.tournament < 1,
+                "crossover and mutation_rate must be in [0, 1]": not (
+                    0 <= self.crossover <= 1 and 0 <= self.mutation_rate <= 1
+                ),
+                "mutation_sigma must be >= 0": self.mutation_sigma < 0,
+                "need 0 <= threshold_min <= threshold_max < 1": not 0 <= self.threshold_min <= self.threshold_max < 1,
+            },
+        )
 
     @classmethod
     def from_budget(cls, evaluations: int, batch_size: int | None = None) -> GAConfig:
@@ -86,7 +91,7 @@ class GASearcher(ReplaySearcher):
         """The first individuals of the first generation carry ``masks`` (genes straddling a mid threshold)."""
         self._initial = masks[: self.config.population]
         self._reset()
-        return masks[len(self._initial):]
+        return masks[len(self._initial) :]
 
     # --- genomes ---
 
@@ -165,8 +170,14 @@ class GASearcher(ReplaySearcher):
         info: dict[str, float | str] = {"threshold": float(genome[-1])}
         if self._generation == 0 and i < len(getattr(self, "_initial", [])):
             info["init"] = self._initial[i][0]
-        return self._make_trial(self._levels(genome), number=number, generation=self._generation,
-                                index=i, position=[float(g) for g in genome[:-1]], info=info)
+        return self._make_trial(
+            self._levels(genome),
+            number=number,
+            generation=self._generation,
+            index=i,
+            position=[float(g) for g in genome[:-1]],
+            info=info,
+        )
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:
         for trial, phi in zip(trials, fitnesses, strict=True):

@@ -35,8 +35,9 @@ class GreedyConfig(JsonConfig):
     """Budget, start and restarts of the greedy search."""
 
     trials: int = help_field(120, "masks to evaluate (the budget)")
-    start: str = help_field("frozen", "first mask: 'frozen' (linear probe), 'full' (fine-tune "
-                            "all at the run's rate) or 'random'")
+    start: str = help_field(
+        "frozen", "first mask: 'frozen' (linear probe), 'full' (fine-tune all at the run's rate) or 'random'"
+    )
     kick: int = help_field(2, "random flips of a restart from the best mask")
 
     def __post_init__(self) -> None:
@@ -79,8 +80,12 @@ class GreedySearcher(ReplaySearcher):
         return [min(int(u * k), k - 1) for u in self._rng.random(self.num_units)]
 
     def _neighbours(self, plan: list[int]) -> list[list[int]]:
-        return [plan[:j] + [level] + plan[j + 1 :] for j in range(self.num_units)
-                for level in range(self.space.levels) if level != plan[j]]
+        return [
+            plan[:j] + [level] + plan[j + 1 :]
+            for j in range(self.num_units)
+            for level in range(self.space.levels)
+            if level != plan[j]
+        ]
 
     def _new_batch(self, first_number: int) -> list[Trial]:
         remaining = self.config.trials - self._told_count
@@ -117,8 +122,7 @@ class GreedySearcher(ReplaySearcher):
 
     def _trials(self, first_number: int, masks: list[list[int]], kind: str) -> list[Trial]:
         return [
-            self._make_trial(m, number=first_number + i, generation=self._round, index=i,
-                             info={"step": kind})
+            self._make_trial(m, number=first_number + i, generation=self._round, index=i, info={"step": kind})
             for i, m in enumerate(masks)
         ]
 

@@ -55,8 +55,9 @@ class PatientSearcher(Searcher):
 
     def ask(self) -> list[Trial]:
         if self.is_done():
-            raise RuntimeError(f"{self.name} searcher: done (budget spent, or no better fitness for "
-                               f"{self.patience} batches)")
+            raise RuntimeError(
+                f"{self.name} searcher: done (budget spent, or no better fitness for {self.patience} batches)"
+            )
         return self.inner.ask()
 
     def tell(self, number: int, fitness: float) -> None:

@@ -107,15 +107,14 @@ class PSOSearcher(BatchSearcher):
     name = "pso"
     config_class = PSOConfig
 
-    def __init__(self, num_units: int, config: PSOConfig | None = None, seed: int = 0,
-                 space: LevelSpace | None = None) -> None:
+    def __init__(
+        self, num_units: int, config: PSOConfig | None = None, seed: int = 0, space: LevelSpace | None = None
+    ) -> None:
         super().__init__(num_units, seed, config, space)
         cfg, n, L = self.config, self.config.particles, num_units
         self._x = self._rng.random((n, L))
         v0 = self._rng.uniform(-cfg.init_velocity, cfg.init_velocity, (n, L))
-        self._v = (
-            v0 if cfg.velocity_max is None else np.clip(v0, -cfg.velocity_max, cfg.velocity_max)
-        )
+        self._v = v0 if cfg.velocity_max is None else np.clip(v0, -cfg.velocity_max, cfg.velocity_max)
         self._p = self._x.copy()
         self._p_fit = np.full(n, -math.inf)
         self._g = self._x[0].copy()
@@ -132,7 +131,7 @@ class PSOSearcher(BatchSearcher):
             self._x[i] = [space.position_of_level(level, thr) for level in levels]
         self._p, self._g = self._x.copy(), self._x[0].copy()
         self._initial_names = [name for name, _ in taken]
-        return masks[len(taken):]
+        return masks[len(taken) :]
 
     # --- ask/tell ---
 

@@ -22,13 +22,9 @@ class PSOConfig(JsonConfig):
     c2: float = help_field(1.5, "social learning factor (paper: 1.5)")
     inertia_start: float = help_field(1.4, "inertia weight after the first generation (paper: 1.4)")
     inertia_end: float = help_field(0.7, "inertia weight after the last generation (paper: 0.7)")
-    velocity_max: float | None = help_field(
-        None, "bound |v| <= velocity_max per dimension; None: unbounded (paper)"
-    )
+    velocity_max: float | None = help_field(None, "bound |v| <= velocity_max per dimension; None: unbounded (paper)")
     init_velocity: float = help_field(0.5, "initial velocities are drawn from U(-v0, v0)")
-    threshold: float = help_field(
-        0.5, "a unit is fine-tuned when its position is > threshold (levels 1..K-1 above it)"
-    )
+    threshold: float = help_field(0.5, "a unit is fine-tuned when its position is > threshold (levels 1..K-1 above it)")
     wall_velocity: str = help_field(
         "keep",
         "velocity of a coordinate clamped at 0 or 1: 'zero' (absorbing wall) "
@@ -43,11 +39,9 @@ class PSOConfig(JsonConfig):
                 "generations must be >= 1": self.generations < 1,
                 "c1 and c2 must be >= 0": self.c1 < 0 or self.c2 < 0,
                 "init_velocity must be >= 0": self.init_velocity < 0,
-                "velocity_max must be > 0 or None": self.velocity_max is not None
-                and not self.velocity_max > 0,
+                "velocity_max must be > 0 or None": self.velocity_max is not None and not self.velocity_max > 0,
                 "threshold must be in [0, 1)": not 0.0 <= self.threshold < 1.0,
-                f"wall_velocity must be one of {', '.join(WALL_VELOCITIES)}": self.wall_velocity
-                not in WALL_VELOCITIES,
+                f"wall_velocity must be one of {', '.join(WALL_VELOCITIES)}": self.wall_velocity not in WALL_VELOCITIES,
             },
         )
 

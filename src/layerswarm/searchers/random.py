@@ -54,8 +54,9 @@ class RandomSearcher(BatchSearcher):
     name = "random"
     config_class = RandomConfig
 
-    def __init__(self, num_units: int, config: RandomConfig | None = None, seed: int = 0,
-                 space: LevelSpace | None = None) -> None:
+    def __init__(
+        self, num_units: int, config: RandomConfig | None = None, seed: int = 0, space: LevelSpace | None = None
+    ) -> None:
         super().__init__(num_units, seed, config, space)
         self._batches = 0  # batches fully told
         self._told_count = 0
@@ -65,8 +66,9 @@ class RandomSearcher(BatchSearcher):
         draws = self._rng.random((size, self.num_units))
         k = self.space.levels
         return [
-            self._make_trial([min(int(u * k), k - 1) for u in draws[i]], number=first_number + i,
-                             generation=self._batches, index=i)
+            self._make_trial(
+                [min(int(u * k), k - 1) for u in draws[i]], number=first_number + i, generation=self._batches, index=i
+            )
             for i in range(size)
         ]
 
@@ -82,8 +84,12 @@ class RandomSearcher(BatchSearcher):
         return self._told_count >= self.config.trials
 
     def state_dict(self) -> dict[str, Any]:
-        return self._saved_state(batches=self._batches, told_count=self._told_count, best_mask=self._best_mask,
-                                 best_fitness=encode_float(self._best_fit))
+        return self._saved_state(
+            batches=self._batches,
+            told_count=self._told_count,
+            best_mask=self._best_mask,
+            best_fitness=encode_float(self._best_fit),
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore exactly, config included (the saved config wins over the constructor's)."""

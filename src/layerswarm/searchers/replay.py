@@ -27,8 +27,7 @@ def mask_bits(levels: list[int]) -> str:
 class ReplaySearcher(BatchSearcher):
     """A :class:`BatchSearcher` whose state is its ask/tell record (see the module doc)."""
 
-    def __init__(self, num_units: int, config: Any = None, seed: int = 0,
-                 space: LevelSpace | None = None) -> None:
+    def __init__(self, num_units: int, config: Any = None, seed: int = 0, space: LevelSpace | None = None) -> None:
         # ``config=None``: the config class's defaults
         super().__init__(num_units, seed, config, space)
         self._record: list[list[Trial]] = []  # every asked batch, in ask order
@@ -53,9 +52,10 @@ class ReplaySearcher(BatchSearcher):
         return {
             **self._header_state(),
             "batches": [
-                [[t.number, mask_bits(t.unit_levels),
-                  encode_float(told[t.number]) if t.number in told else None]
-                 for t in batch]
+                [
+                    [t.number, mask_bits(t.unit_levels), encode_float(told[t.number]) if t.number in told else None]
+                    for t in batch
+                ]
                 for batch in self._record
             ],
         }

@@ -68,9 +68,16 @@ class SeededSearcher(Searcher):
         return len(self.masks)
 
     def _own(self) -> list[Trial]:
-        return [Trial(number=i, generation=-1, index=i, info={"init": name},
-                      **self.space.trial_plan(self.space.levels_of_mask(m)))
-                for i, (name, m) in enumerate(self.masks)]
+        return [
+            Trial(
+                number=i,
+                generation=-1,
+                index=i,
+                info={"init": name},
+                **self.space.trial_plan(self.space.levels_of_mask(m)),
+            )
+            for i, (name, m) in enumerate(self.masks)
+        ]
 
     def _shift(self, trials: list[Trial]) -> list[Trial]:
         for t in trials:
@@ -85,8 +92,10 @@ class SeededSearcher(Searcher):
             self._asked = True
             return self._own()
         if not self._seeds_done():
-            raise RuntimeError(f"{self.name} searcher: tell the fitness of trials {[t.number for t in self.pending()]} "
-                               "before asking again (pending() returns them)")
+            raise RuntimeError(
+                f"{self.name} searcher: tell the fitness of trials {[t.number for t in self.pending()]} "
+                "before asking again (pending() returns them)"
+            )
         return self._shift(self.inner.ask())
 
     def tell(self, number: int, fitness: float) -> None:
@@ -133,13 +142,20 @@ class SeededSearcher(Searcher):
         return rows
 
     def state_dict(self) -> dict[str, Any]:
-        return {"searcher": self.name, "initial_masks": [[n, m] for n, m in self.masks], "asked": self._asked,
-                "told": [[i, encode_float(f)] for i, f in self._told.items()], "inner": self.inner.state_dict()}
+        return {
+            "searcher": self.name,
+            "initial_masks": [[n, m] for n, m in self.masks],
+            "asked": self._asked,
+            "told": [[i, encode_float(f)] for i, f in self._told.items()],
+            "inner": self.inner.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "initial_masks" not in state:
-            raise LayerswarmError("cannot resume: the saved search did not start from the baseline masks "
-                                  "(it was --init random); resume with the same --init")
+            raise LayerswarmError(
+                "cannot resume: the saved search did not start from the baseline masks "
+                "(it was --init random); resume with the same --init"
+            )
         self.masks = [(n, list(m)) for n, m in state["initial_masks"]]
         self._asked = bool(state["asked"])
         self._told = {int(i): decode_float(f) for i, f in state["told"]}

@@ -38,9 +38,7 @@ SPACES = ("mask", "lr")
 # (layer-wise decay 0.8 and 0.65 against full), so one level below 1 is kept and one above added.
 # One constant, to be re-measured: the default search may change it.
 DEFAULT_LADDER: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0)
-MAX_LEVELS = (
-    10  # a level is one digit in a searcher's record (``layerswarm.searchers.replay.mask_bits``)
-)
+MAX_LEVELS = 10  # a level is one digit in a searcher's record (``layerswarm.searchers.replay.mask_bits``)
 
 
 def parse_ladder(text: str | Sequence[float]) -> tuple[float, ...]:
@@ -49,9 +47,7 @@ def parse_ladder(text: str | Sequence[float]) -> tuple[float, ...]:
         try:
             return tuple(float(x) for x in text.replace(" ", "").split(",") if x != "")
         except ValueError as err:
-            raise LayerswarmError(
-                f"ladder {text!r} is not a list of numbers: give it as e.g. 0,0.3,1,3"
-            ) from err
+            raise LayerswarmError(f"ladder {text!r} is not a list of numbers: give it as e.g. 0,0.3,1,3") from err
     return tuple(float(x) for x in text)
 
 
@@ -83,9 +79,7 @@ class LevelSpace:
         ]
         if problems:
             shown = ",".join(f"{x:g}" for x in ladder)
-            raise LayerswarmError(
-                f"invalid ladder {shown}: {'; '.join(problems)} (e.g. --ladder 0,0.3,1,3)"
-            )
+            raise LayerswarmError(f"invalid ladder {shown}: {'; '.join(problems)} (e.g. --ladder 0,0.3,1,3)")
 
     @property
     def levels(self) -> int:
@@ -119,9 +113,7 @@ class LevelSpace:
         two levels: trained above the threshold, the paper's rule)."""
         if x <= threshold:
             return 0
-        return 1 + min(
-            self.levels - 2, int((x - threshold) / (1.0 - threshold) * (self.levels - 1))
-        )
+        return 1 + min(self.levels - 2, int((x - threshold) / (1.0 - threshold) * (self.levels - 1)))
 
     def levels_of_position(self, x: Iterable[float], threshold: float = 0.5) -> list[int]:
         return [self.level_of_position(float(a), threshold) for a in x]

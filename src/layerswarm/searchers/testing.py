@@ -134,8 +134,7 @@ def check_ask_returns_valid_masks(make: Factory) -> None:
             else:
                 levels = trial.levels
                 assert levels is not None and len(levels) == num_units, "levels length != num_units"
-                assert all(type(v) is int and 0 <= v < space.levels for v in levels), (
-                    "levels not in [0, K)")
+                assert all(type(v) is int and 0 <= v < space.levels for v in levels), "levels not in [0, K)"
                 assert trial.mask == space.mask(levels), "mask not 1 exactly where the level is > 0"
             if trial.position is not None:
                 assert len(trial.position) == num_units, "position length != num_units"
@@ -253,9 +252,7 @@ def check_resume_mid_batch_and_between_batches(make: Factory) -> None:
                 restored.tell(trial.number, fitness_of(trial))
             seen.extend(run_search(restored))
             where = f"restored after {cut} tells (ask_next={ask_next})"
-            assert [t.to_dict() for t in seen] == [t.to_dict() for t in expected], (
-                f"{where}: the search diverged"
-            )
+            assert [t.to_dict() for t in seen] == [t.to_dict() for t in expected], f"{where}: the search diverged"
             assert restored.best() == reference.best(), f"{where}: another best"
             assert restored.history() == reference.history(), f"{where}: another history"
 
@@ -300,8 +297,9 @@ def check_failed_evaluations_never_best(make: Factory) -> None:
     assert mask == top.unit_levels
 
 
-def check_finds_the_optimum(make: Factory, num_units: int = 3, seeds: tuple[int, ...] = (0, 1, 2),
-                            min_found: int = 2) -> None:
+def check_finds_the_optimum(
+    make: Factory, num_units: int = 3, seeds: tuple[int, ...] = (0, 1, 2), min_found: int = 2
+) -> None:
     """In at least ``min_found`` of ``seeds``, the searcher's best is the optimum of
     :func:`level_objective` over its space (every plan's levels scored, so a searcher that
     skipped the upper levels, or read them in the wrong order, misses it)."""
@@ -313,8 +311,7 @@ def check_finds_the_optimum(make: Factory, num_units: int = 3, seeds: tuple[int,
         best, value = searcher.best()
         found.append(best == level_optimum(num_units, levels) and value == 0.0)
     hits = [s for s, f in zip(seeds, found, strict=True) if f]
-    assert len(hits) >= min_found, (
-        f"found the optimum with seeds {hits} of {list(seeds)}: fewer than {min_found}")
+    assert len(hits) >= min_found, f"found the optimum with seeds {hits} of {list(seeds)}: fewer than {min_found}"
 
 
 CHECKS: list[Callable[[Factory], None]] = [

@@ -61,8 +61,10 @@ class TPESearcher(ReplaySearcher):
         with warnings.catch_warnings():  # multivariate and constant_liar are "experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.TPESampler(
-                seed=self.seed, n_startup_trials=cfg.n_startup_trials,
-                multivariate=cfg.multivariate, constant_liar=cfg.batch_size > 1,
+                seed=self.seed,
+                n_startup_trials=cfg.n_startup_trials,
+                multivariate=cfg.multivariate,
+                constant_liar=cfg.batch_size > 1,
             )
         self._study = optuna.create_study(direction="maximize", sampler=sampler)
         self._distributions = {
@@ -94,8 +96,15 @@ class TPESearcher(ReplaySearcher):
             number = first_number + len(batch)
             self._open[number] = trial
             asked.add(key)
-            batch.append(self._make_trial(mask, number=number, generation=len(self._history),
-                                          index=len(batch), info={"optuna_trial": trial.number}))
+            batch.append(
+                self._make_trial(
+                    mask,
+                    number=number,
+                    generation=len(self._history),
+                    index=len(batch),
+                    info={"optuna_trial": trial.number},
+                )
+            )
         return batch
 
     def _finish_batch(self, trials: list[Trial], fitnesses: list[float]) -> None:

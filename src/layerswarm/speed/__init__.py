@@ -16,14 +16,28 @@ from .memo import BudgetSpent, MemoExecutor
 from .prefix_cache import PrefixCache
 
 __all__ = [
-    "FIDELITIES", "BudgetSpent", "EarlyStopping", "HalvingExecutor", "MemoExecutor", "PrefixCache", "SpeedConfig",
-    "build_fitness", "wrap_executor",
+    "FIDELITIES",
+    "BudgetSpent",
+    "EarlyStopping",
+    "HalvingExecutor",
+    "MemoExecutor",
+    "PrefixCache",
+    "SpeedConfig",
+    "build_fitness",
+    "wrap_executor",
 ]
 
 
-def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, speed: SpeedConfig | None = None,
-                  on_epoch: Callable[[dict], None] | None = None, repeats: int = 1,
-                  seed_offset: int = 0, score: str = "accuracy") -> Callable[..., Evaluation]:
+def build_fitness(
+    bundle: ModelBundle,
+    data: SearchSplits,
+    cfg: TrainConfig,
+    speed: SpeedConfig | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    repeats: int = 1,
+    seed_offset: int = 0,
+    score: str = "accuracy",
+) -> Callable[..., Evaluation]:
     """The fitness function ``evaluate(mask, epochs)`` with the evaluator-side speed-ups of
     ``speed`` (prefix cache, subset fitness, early stopping); ``None``: plain MaskFitness.
     ``repeats``, ``seed_offset``, ``score``: see :class:`MaskFitness`."""
@@ -36,20 +50,29 @@ def build_fitness(bundle: ModelBundle, data: SearchSplits, cfg: TrainConfig, spe
     use_cache = speed.prefix_cache and speed.cache_mb and not cfg.bn_recalibrate
     cache = PrefixCache(data, bundle.transform, speed.cache_mb) if use_cache else None
     pause_mb = speed.pause_mb if speed.fidelity == "halving" else 0
-    evaluate = MaskFitness(bundle, data, cfg, on_epoch=on_epoch, cache=cache, pause_mb=pause_mb,
-                           repeats=repeats, seed_offset=seed_offset, score=score)
+    evaluate = MaskFitness(
+        bundle,
+        data,
+        cfg,
+        on_epoch=on_epoch,
+        cache=cache,
+        pause_mb=pause_mb,
+        repeats=repeats,
+        seed_offset=seed_offset,
+        score=score,
+    )
     return EarlyStopping(evaluate, speed.early_stop, cfg.epochs) if speed.early_stop is not None else evaluate
 
 
-def wrap_executor(executor: Executor, speed: SpeedConfig | None, fitness: TrainConfig, repeats: int = 1,
-                  score: str = "accuracy") -> Executor:
+def wrap_executor(
+    executor: Executor, speed: SpeedConfig | None, fitness: TrainConfig, repeats: int = 1, score: str = "accuracy"
+) -> Executor:
     """``executor`` with the batch-level speed-ups of ``speed``: memoisation, then halving.
     ``repeats``, ``score``: how the fitness the memo's results hold was computed."""
     if speed is None:
         return executor
     if speed.memo:
-        executor = MemoExecutor(executor, fitness.epochs, truncatable=fitness.truncatable, repeats=repeats,
-                                  score=score)
+        executor = MemoExecutor(executor, fitness.epochs, truncatable=fitness.truncatable, repeats=repeats, score=score)
     if speed.fidelity == "halving":
         executor = HalvingExecutor(executor, speed.halving_epochs, speed.halving_keep)
     return executor

@@ -37,8 +37,15 @@ class MemoExecutor(Executor):
 
     name = "memo"
 
-    def __init__(self, inner: Executor, default_epochs: int, truncatable: bool = False,
-                 budget_epochs: float = math.inf, repeats: int = 1, score: str = "accuracy") -> None:
+    def __init__(
+        self,
+        inner: Executor,
+        default_epochs: int,
+        truncatable: bool = False,
+        budget_epochs: float = math.inf,
+        repeats: int = 1,
+        score: str = "accuracy",
+    ) -> None:
         self.inner, self.default_epochs, self.truncatable = inner, default_epochs, truncatable
         self.score = score  # how a curve becomes a fitness: a truncated curve is scored the same way
         self.repeats = repeats  # evaluations averaged per fitness: a record with another count is another fitness
@@ -65,8 +72,12 @@ class MemoExecutor(Executor):
                 continue  # another score's, an early-stopped run's, or another phase's fitness
             plan = r["mask"] if r.get("levels") is None else r["levels"]  # a level space's: levels
             key = (tuple(plan), self.default_epochs)
-            self.results.setdefault(key, Evaluation(fitness=r["fitness"], fitness_se=r.get("fitness_se"),
-                                                    val_images=r.get("val_images"), epochs=epochs))
+            self.results.setdefault(
+                key,
+                Evaluation(
+                    fitness=r["fitness"], fitness_se=r.get("fitness_se"), val_images=r.get("val_images"), epochs=epochs
+                ),
+            )
 
     def _key(self, trial: Trial) -> Key:
         return tuple(trial.unit_levels), trial.budget_epochs or self.default_epochs
@@ -75,8 +86,16 @@ class MemoExecutor(Executor):
         ev = self.results.get(key)
         if ev is None and self.truncatable:
             mask, epochs = key
-            ev = next((t for (m, n), e in self.results.items() if m == mask and n > epochs and len(e.epochs) == n
-                       for t in [self._truncate(e, epochs)] if t is not None), None)
+            ev = next(
+                (
+                    t
+                    for (m, n), e in self.results.items()
+                    if m == mask and n > epochs and len(e.epochs) == n
+                    for t in [self._truncate(e, epochs)]
+                    if t is not None
+                ),
+                None,
+            )
         if ev is None:
             return None
         self.hits += 1
@@ -91,8 +110,9 @@ class MemoExecutor(Executor):
         if scored is None:
             return None
         value, se = scored
-        return Evaluation(fitness=value, fitness_se=se, val_images=ev.val_images, epochs=curve,
-                          seconds=0.0, epochs_trained=0)
+        return Evaluation(
+            fitness=value, fitness_se=se, val_images=ev.val_images, epochs=curve, seconds=0.0, epochs_trained=0
+        )
 
     def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Evaluation]]:
         todo: list[Trial] = []

@@ -104,8 +104,10 @@ def is_frozen(module: nn.Module) -> bool:
     """No trainable parameter, and nothing whose output depends on being in training mode."""
     if any(p.requires_grad for p in module.parameters()):
         return False
-    return all(not m.training or not (isinstance(m, _MODE_DEPENDENT) or next(m.buffers(False), None) is not None)
-               for m in module.modules())
+    return all(
+        not m.training or not (isinstance(m, _MODE_DEPENDENT) or next(m.buffers(False), None) is not None)
+        for m in module.modules()
+    )
 
 
 @contextmanager
@@ -205,8 +207,11 @@ class PrefixCache:
     def frozen_depth(self, model: nn.Module) -> int:
         """Leading chain modules that are frozen under the current mask and modes."""
         if self.chain is None:
-            self.chain = (OwnChain(model) if hasattr(model, "cache_stages")
-                          else ModuleChain(model, self._probe(next(model.parameters()).device)))
+            self.chain = (
+                OwnChain(model)
+                if hasattr(model, "cache_stages")
+                else ModuleChain(model, self._probe(next(model.parameters()).device))
+            )
         depth = 0
         for stage in self.chain.stages:
             if not all(is_frozen(model.get_submodule(path)) for path in stage):
@@ -225,18 +230,22 @@ class PrefixCache:
                         cut = model(features)
                 except Exception:  # noqa: BLE001 - the suffix cannot run on its own: no cache here
                     cut = None
-            self.verified[depth] = cut is not None and full.shape == cut.shape and torch.allclose(
-                full, cut, rtol=1e-4, atol=1e-5)
+            self.verified[depth] = (
+                cut is not None and full.shape == cut.shape and torch.allclose(full, cut, rtol=1e-4, atol=1e-5)
+            )
             if not self.verified[depth]:
-                log.info("prefix cache: the model is not a plain chain up to %s; training without the cache there",
-                         self.chain.stages[depth - 1][-1])
+                log.info(
+                    "prefix cache: the model is not a plain chain up to %s; training without the cache there",
+                    self.chain.stages[depth - 1][-1],
+                )
         return self.verified[depth]
 
     def _build(self, model: nn.Module, depth: int, cfg: TrainConfig) -> Level | None:
         """Level ``depth`` for ``cfg.epochs`` epochs, from the deepest usable shallower level."""
         device = next(model.parameters()).device
-        source = next((lv for d, lv in reversed(sorted(self.levels.items()))
-                       if d < depth and len(lv.train) >= cfg.epochs), None)
+        source = next(
+            (lv for d, lv in reversed(sorted(self.levels.items())) if d < depth and len(lv.train) >= cfg.epochs), None
+        )
         start = source.depth if source else 0
         # Estimate the size from one probe image before spending the time.
         with torch.no_grad():
@@ -270,11 +279,14 @@ class PrefixCache:
             built = self._build(model, depth, cfg)
             if built is not None:
                 return built
-        return next((lv for d, lv in reversed(sorted(self.levels.items()))
-                     if d < depth and len(lv.train) >= cfg.epochs), None)
+        return next(
+            (lv for d, lv in reversed(sorted(self.levels.items())) if d < depth and len(lv.train) >= cfg.epochs), None
+        )
 
     @contextmanager
-    def inputs(self, model: nn.Module, frozen: list[str], cfg: TrainConfig) -> Iterator[tuple[CachedBatches | None, list[str]]]:
+    def inputs(
+        self, model: nn.Module, frozen: list[str], cfg: TrainConfig
+    ) -> Iterator[tuple[CachedBatches | None, list[str]]]:
         """``(inputs, frozen)`` for :func:`fit`: cached batches with the prefix swapped out of
         ``model`` (and its paths dropped from ``frozen``), or ``(None, frozen)`` without a cache."""
         model.to(memory_format=memory_format(cfg, next(model.parameters()).device))  # as fit() will run it

@@ -17,6 +17,11 @@ from .base import Strategy, StrategyConfig, StrategyContext, TrainPlan
 from .registry import STRATEGIES, create_strategy, register_strategy
 
 __all__ = [
-    "STRATEGIES", "Strategy", "StrategyConfig", "StrategyContext", "TrainPlan",
-    "create_strategy", "register_strategy",
+    "STRATEGIES",
+    "Strategy",
+    "StrategyConfig",
+    "StrategyContext",
+    "TrainPlan",
+    "create_strategy",
+    "register_strategy",
 ]

@@ -20,7 +20,8 @@ def block_mask(num_units: int, k: int, last: bool) -> list[int]:
     """``k`` ones at the top (``last``) or at the input end of a ``num_units`` mask."""
     if not 0 <= k <= num_units:
         raise LayerswarmError(
-            f"k={k} is outside 0..{num_units} for a model of {num_units} units: pass --option {'last' if last else 'first'}-k.k=N"
+            f"k={k} is outside 0..{num_units} for a model of {num_units} units: pass --option "
+            f"{'last' if last else 'first'}-k.k=N"
         )
     ones, zeros = [1] * k, [0] * (num_units - k)
     return zeros + ones if last else ones + zeros

@@ -119,13 +119,22 @@ def _all_trainable(ctx: StrategyContext, option: str, fraction: float) -> list[t
 
 
 def _child_plan(ctx: StrategyContext, hooks: ChildUpdateMask, **info) -> TrainPlan:
-    return TrainPlan(frozen=[], hooks=hooks, param_groups=[{"params": list(ctx.bundle.model.parameters())}],
-                     mask=[1] * len(ctx.bundle.units), info=info)
+    return TrainPlan(
+        frozen=[],
+        hooks=hooks,
+        param_groups=[{"params": list(ctx.bundle.model.parameters())}],
+        mask=[1] * len(ctx.bundle.units),
+        info=info,
+    )
 
 
 def fisher_information(
-    model: nn.Module, named: list[tuple[str, nn.Parameter]], data: ImageSet, transform: BatchTransform,
-    batch_size: int, max_images: int | None = None,
+    model: nn.Module,
+    named: list[tuple[str, nn.Parameter]],
+    data: ImageSet,
+    transform: BatchTransform,
+    batch_size: int,
+    max_images: int | None = None,
 ) -> list[torch.Tensor]:
     """Mean squared (batch) gradient of the loss per parameter entry, over ``data``.
 
@@ -176,8 +185,14 @@ class ChildTuningD(Strategy):
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
         named = _all_trainable(ctx, "child-d.p_d", self.config.p_d)
-        fisher = fisher_information(ctx.bundle.model, named, ctx.data.train, ctx.bundle.transform,
-                                    ctx.train_cfg.batch_size, self.config.fisher_images)
+        fisher = fisher_information(
+            ctx.bundle.model,
+            named,
+            ctx.data.train,
+            ctx.bundle.transform,
+            ctx.train_cfg.batch_size,
+            self.config.fisher_images,
+        )
         masks = top_fraction_masks(fisher, self.config.p_d)
         kept = sum(int(m.sum().item()) for m in masks) / max(sum(m.numel() for m in masks), 1)
         return _child_plan(ctx, FixedGradMask([p for _, p in named], masks), child_fraction=kept)

@@ -23,8 +23,9 @@ def describe_strategies() -> list[dict]:
             {"name": f.name, "default": _default(f), "help": f.metadata.get("help", "")}
             for f in dataclasses.fields(cls.Config)
         ]
-        out.append({"name": name, "summary": doc[0] if doc else "", "options": options,
-                    "weights": cls.weights or "pretrained"})
+        out.append(
+            {"name": name, "summary": doc[0] if doc else "", "options": options, "weights": cls.weights or "pretrained"}
+        )
     return out
 
 

@@ -32,7 +32,9 @@ class Discriminative(Strategy):
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
         if not 0 < self.config.decay <= 1:
-            raise LayerswarmError(f"discriminative: decay={self.config.decay} must be in (0, 1]: e.g. --option discriminative.decay=0.8")
+            raise LayerswarmError(
+                f"discriminative: decay={self.config.decay} must be in (0, 1]: e.g. --option discriminative.decay=0.8"
+            )
         model = ctx.bundle.model
         set_trainable(model)
         head_lr = default_head_lr(ctx.train_cfg, self.config.head_lr)

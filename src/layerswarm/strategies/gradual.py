@@ -83,5 +83,6 @@ class GradualUnfreezing(Strategy):
         groups += [{"params": ps, "lr": head_lr * c.unit_lr_factor} for ps in params]
         hooks = GradualHooks(units, params, lambda e: open_units(e, len(units), c.epochs_per_stage, per_stage))
         hooks.on_epoch_start(0, model, None)  # type: ignore[arg-type]  # closed from the start
-        return TrainPlan(frozen=[], param_groups=groups, hooks=hooks,
-                         info={"units_per_stage": per_stage, "head_lr": head_lr})
+        return TrainPlan(
+            frozen=[], param_groups=groups, hooks=hooks, info={"units_per_stage": per_stage, "head_lr": head_lr}
+        )

@@ -28,8 +28,14 @@ class L2SPConfig(StrategyConfig):
 
 
 class L2SPHooks(TrainHooks):
-    def __init__(self, pretrained: list[nn.Parameter], start: list[torch.Tensor], head: list[nn.Parameter],
-                 alpha: float, beta: float) -> None:
+    def __init__(
+        self,
+        pretrained: list[nn.Parameter],
+        start: list[torch.Tensor],
+        head: list[nn.Parameter],
+        alpha: float,
+        beta: float,
+    ) -> None:
         self.pretrained, self.start, self.head = pretrained, start, head
         self.alpha, self.beta = alpha, beta
 

@@ -21,13 +21,19 @@ from .registry import register_strategy
 
 @dataclass
 class LPFTConfig(StrategyConfig):
-    l2_grid: list[float] = help_field(None, default_factory=lambda: list(L2_GRID), help="L2 strengths tried for the fitted head; the one with the "
-                                      "best validation accuracy on frozen features is kept")
+    l2_grid: list[float] = help_field(
+        None,
+        default_factory=lambda: list(L2_GRID),
+        help="L2 strengths tried for the fitted head; the one with the "
+        "best validation accuracy on frozen features is kept",
+    )
 
     def __post_init__(self) -> None:
         if not self.l2_grid or any(not isinstance(v, (int, float)) or v < 0 for v in self.l2_grid):
-            raise LayerswarmError(f"lp-ft.l2_grid={self.l2_grid!r}: give one or more L2 strengths >= 0, "
-                                  "e.g. --option lp-ft.l2_grid=[0.001]")
+            raise LayerswarmError(
+                f"lp-ft.l2_grid={self.l2_grid!r}: give one or more L2 strengths >= 0, "
+                "e.g. --option lp-ft.l2_grid=[0.001]"
+            )
 
 
 @register_strategy
@@ -39,8 +45,15 @@ class LPFT(Strategy):
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
         bundle = ctx.bundle
-        head = fit_linear_head(bundle.model, bundle.info.head, ctx.data.train, ctx.data.val, bundle.transform,
-                               ctx.train_cfg.eval_batch_size, tuple(self.config.l2_grid))
+        head = fit_linear_head(
+            bundle.model,
+            bundle.info.head,
+            ctx.data.train,
+            ctx.data.val,
+            bundle.transform,
+            ctx.train_cfg.eval_batch_size,
+            tuple(self.config.l2_grid),
+        )
         head.load_into(bundle.model)
         plan = self.plan_mask(bundle.model, ctx, [1] * len(bundle.units))
         plan.info.update(head.info())

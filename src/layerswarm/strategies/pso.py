@@ -36,10 +36,15 @@ class PSOStrategyConfig(StrategyConfig):
     particles: int = help_field(10, "swarm size n (paper: 10); other searchers: masks per batch")
     generations: int = help_field(12, "generations G (paper: 12); other searchers spend n x G evaluations")
     fitness_epochs: int = help_field(5, "maxEpoch: epochs of each fitness fine-tune (paper: 5)")
-    searcher: str = help_field("pso", "searcher: pso, random, ga, greedy, tpe, exhaustive (layerswarm search --searcher)")
-    options: dict | None = help_field(None, "further searcher options, e.g. {\"c1\": 1.5, \"velocity_max\": 0.5}")
-    init: str = help_field("random", "first masks: random (the paper's, and layerswarm search's "
-                           "default) or baselines (linear, full and last-k among the first asked)")
+    searcher: str = help_field(
+        "pso", "searcher: pso, random, ga, greedy, tpe, exhaustive (layerswarm search --searcher)"
+    )
+    options: dict | None = help_field(None, 'further searcher options, e.g. {"c1": 1.5, "velocity_max": 0.5}')
+    init: str = help_field(
+        "random",
+        "first masks: random (the paper's, and layerswarm search's "
+        "default) or baselines (linear, full and last-k among the first asked)",
+    )
 
 
 @dataclass

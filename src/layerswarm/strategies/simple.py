@@ -23,8 +23,11 @@ class FullFineTuning(Strategy):
 
 @dataclass
 class LinearConfig(StrategyConfig):
-    unit: int | None = help_field(None, "take the features from the output of this unit (0-based; negative counts "
-                                  "from the end, see 'layerswarm layers') instead of the final pooled features")
+    unit: int | None = help_field(
+        None,
+        "take the features from the output of this unit (0-based; negative counts "
+        "from the end, see 'layerswarm layers') instead of the final pooled features",
+    )
 
     def __post_init__(self) -> None:
         if self.unit is not None and (isinstance(self.unit, bool) or not isinstance(self.unit, int)):
@@ -49,20 +52,32 @@ class LinearProbe(Strategy):
         if k is None:
             return plan
         if ctx.bundle.info.is_text:  # a layer's output is a sequence with a mask, not a feature map to pool
-            raise LayerswarmError("linear.unit is for image models: a text model's linear probe reads the "
-                                  "pooled last layer (leave linear.unit unset)")
+            raise LayerswarmError(
+                "linear.unit is for image models: a text model's linear probe reads the "
+                "pooled last layer (leave linear.unit unset)"
+            )
         if not -len(units) <= k < len(units):
-            raise LayerswarmError(f"linear.unit={k} is not a unit of this model ({len(units)} units): "
-                                  f"pass 0..{len(units) - 1} or a negative index (see 'layerswarm layers')")
+            raise LayerswarmError(
+                f"linear.unit={k} is not a unit of this model ({len(units)} units): "
+                f"pass 0..{len(units) - 1} or a negative index (see 'layerswarm layers')"
+            )
         unit = units[k]
         if not unit.modules:
-            raise LayerswarmError(f"unit {k} ({unit.name}) holds loose parameters, no module whose output a probe "
-                                  "could read: pick another unit")
+            raise LayerswarmError(
+                f"unit {k} ({unit.name}) holds loose parameters, no module whose output a probe "
+                "could read: pick another unit"
+            )
         model.requires_grad_(False)  # the model's own head is never reached: nothing of it trains
         example = ctx.bundle.transform(ctx.data.val.inputs[:2].to(ctx.bundle.device), train=False)
         probe = build_probe(model, unit.modules[-1], ctx.data.num_classes, example, seed=ctx.seed)
-        return TrainPlan(frozen=["backbone"], param_groups=trainable_param_groups(probe), mask=plan.mask,
-                         model=probe, head=["head"], info={"features_from": unit.name})
+        return TrainPlan(
+            frozen=["backbone"],
+            param_groups=trainable_param_groups(probe),
+            mask=plan.mask,
+            model=probe,
+            head=["head"],
+            info={"features_from": unit.name},
+        )
 
 
 @dataclass
@@ -70,8 +85,10 @@ class MaskConfig(StrategyConfig):
     mask_file: str | None = help_field(None, "a best_mask.json (or JSON list of 0/1 per unit)")
     mask: list[int] | None = help_field(None, "the mask itself, one 0/1 per unit")
     lr_multipliers: list[float] | None = help_field(
-        None, "one learning-rate multiplier per unit (0: frozen), as a --space lr search finds "
-        "them; default: the mask file's, else 1")
+        None,
+        "one learning-rate multiplier per unit (0: frozen), as a --space lr search finds "
+        "them; default: the mask file's, else 1",
+    )
 
 
 @register_strategy
@@ -89,9 +106,11 @@ class GivenMask(Strategy):
         if rates is None:
             return self.plan_mask(model, ctx, mask)
         if [int(r > 0) for r in rates] != mask:
-            raise LayerswarmError("strategy 'mask': lr_multipliers must be 0 exactly where the "
-                                  "mask freezes a unit (pass one of the two, or both from the "
-                                  "same best_mask.json)")
+            raise LayerswarmError(
+                "strategy 'mask': lr_multipliers must be 0 exactly where the "
+                "mask freezes a unit (pass one of the two, or both from the "
+                "same best_mask.json)"
+            )
         plan = self.plan_mask(model, ctx, mask)
         plan.param_groups = plan_param_groups(model, units, rates, ctx.train_cfg.lr)
         plan.info["lr_multipliers"] = rates

@@ -52,9 +52,7 @@ class RayTrials:
                 "backend='ray' needs Ray: pip install 'layerswarm[ray]', or use backend='local'"
             ) from err
         if cpus_per_trial < 1 or gpus_per_trial < 0:
-            raise LayerswarmError(
-                "cpus_per_trial must be >= 1 and gpus_per_trial >= 0 (0.5 shares a GPU)"
-            )
+            raise LayerswarmError("cpus_per_trial must be >= 1 and gpus_per_trial >= 0 (0.5 shares a GPU)")
         self._ray, self._threads, self._started = ray, cpus_per_trial, False
         if not ray.is_initialized():
             try:
@@ -65,18 +63,13 @@ class RayTrials:
                     "--head', or pass address=None to run Ray here"
                 ) from err
             self._started = True
-        self._remote = ray.remote(_call).options(
-            num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=retries
-        )
+        self._remote = ray.remote(_call).options(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=retries)
         self._objective_box = [ray.put(objective)]  # boxed: not fetched again for every task
 
     def run(self, trials: list[Trial]) -> Iterator[tuple[Trial, Outcome]]:
         """Each trial's outcome as soon as it is done (any order)."""
         ray = self._ray
-        futures = {
-            self._remote.remote(self._objective_box, trial, self._threads): trial
-            for trial in trials
-        }
+        futures = {self._remote.remote(self._objective_box, trial, self._threads): trial for trial in trials}
         try:
             while futures:
                 ready, _ = ray.wait(list(futures), num_returns=1)

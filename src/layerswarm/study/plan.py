@@ -75,9 +75,7 @@ class Plan:
         """The trainable parameters grouped by multiplier (see :meth:`apply`), without
         changing the model."""
         self._check_fits(model)
-        multiplier_of = {
-            p: m for u, m in zip(self.units, self.lr_multipliers, strict=True) for p in u.params
-        }
+        multiplier_of = {p: m for u, m in zip(self.units, self.lr_multipliers, strict=True) for p in u.params}
         groups: dict[float, list[nn.Parameter]] = {}
         for name, param in model.named_parameters():
             multiplier = multiplier_of.get(name, 1.0)  # the head, and parameters of no unit

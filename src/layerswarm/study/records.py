@@ -38,9 +38,7 @@ class StudyFolder:
         if self.path.exists() and not self.path.is_dir():
             raise LayerswarmError(f"out '{self.path}' is a file: pass a folder")
 
-    def open(
-        self, settings: dict[str, Any], units: list[Unit], head: list[str], names: list[str]
-    ) -> bool:
+    def open(self, settings: dict[str, Any], units: list[Unit], head: list[str], names: list[str]) -> bool:
         """Start the study's folder, or check that it holds this very study; True: a resume."""
         config_path = self.path / CONFIG_FILE
         if not config_path.is_file():
@@ -50,8 +48,7 @@ class StudyFolder:
         previous = read_json(config_path)
         if previous.get("kind") != STUDY_KIND:
             raise LayerswarmError(
-                f"out '{self.path}' holds a run of the command line, not a study: "
-                "pass another folder"
+                f"out '{self.path}' holds a run of the command line, not a study: pass another folder"
             )
         changed = differences(settings_only(previous), settings_only(settings))
         if changed:
@@ -133,8 +130,7 @@ def load_units(run_dir: str | Path) -> tuple[list[Unit], list[str], list[str]]:
     path = Path(run_dir) / UNITS_FILE
     if not path.is_file():
         raise LayerswarmError(
-            f"'{run_dir}' holds no study (no {UNITS_FILE}): pass the out folder of "
-            "layerswarm.create_study"
+            f"'{run_dir}' holds no study (no {UNITS_FILE}): pass the out folder of layerswarm.create_study"
         )
     data = read_json(path)
     units = [
@@ -155,8 +151,6 @@ def load_plan(run_dir: str | Path) -> Plan:
     units, head, _ = load_units(run_dir)
     path = Path(run_dir) / BEST_MASK_FILE
     if not path.is_file():
-        raise LayerswarmError(
-            f"'{run_dir}' has no completed trial yet (no {BEST_MASK_FILE}): run the study first"
-        )
+        raise LayerswarmError(f"'{run_dir}' has no completed trial yet (no {BEST_MASK_FILE}): run the study first")
     best = read_json(path)
     return Plan(units, best.get("lr_multipliers") or [float(b) for b in best["mask"]], head)

@@ -76,9 +76,7 @@ class Study:
     def best_trial(self) -> Trial:
         """The completed trial with the best value (the first of equals)."""
         if self._best is None:
-            raise LayerswarmError(
-                "no trial has completed yet: tell a value first (study.optimize or study.tell)"
-            )
+            raise LayerswarmError("no trial has completed yet: tell a value first (study.optimize or study.tell)")
         return self._best
 
     @property
@@ -144,9 +142,7 @@ class Study:
         if told.state == FAIL:
             log.warning("trial %d failed: %s", number, error)
         else:
-            log.info(
-                "trial %d: value %s (mask %s)", number, told.value, "".join(map(str, told.mask))
-            )
+            log.info("trial %d: value %s (mask %s)", number, told.value, "".join(map(str, told.mask)))
         return told
 
     def optimize(
@@ -214,9 +210,7 @@ class Study:
 
     def _record(self, trial: Trial) -> None:
         self.trials.append(trial)
-        better = trial.state == COMPLETE and (
-            self._best is None or trial.fitness > self._best.fitness
-        )
+        better = trial.state == COMPLETE and (self._best is None or trial.fitness > self._best.fitness)
         if better:
             self._best = trial
         if self._folder is not None:
@@ -253,9 +247,7 @@ class Study:
             )
             trial.fitness = fitness_of(trial.value, self.direction)
             self.trials.append(trial)
-            if trial.state == COMPLETE and (
-                self._best is None or trial.fitness > self._best.fitness
-            ):
+            if trial.state == COMPLETE and (self._best is None or trial.fitness > self._best.fitness):
                 self._best = trial
         done = {t.number: t for t in self.trials}
         for asked in self._searcher.pending():
@@ -296,8 +288,7 @@ def create_study(
     opts = dict(config_for_budget(searcher, budget)) if budget is not None else {}
     opts.update(options or {})
     plans = check_space(space, ladder)
-    search = create_searcher(searcher, len(found), opts, seed=seed, init=init, patience=patience,
-                             space=plans)
+    search = create_searcher(searcher, len(found), opts, seed=seed, init=init, patience=patience, space=plans)
     folder = StudyFolder(out) if out is not None else None
     study = Study(found, head, search, direction, plans, folder)
     if folder is not None:

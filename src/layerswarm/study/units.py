@@ -37,9 +37,7 @@ def find_units(
     ``module`` (each module with parameters).
     """
     if granularity not in GRANULARITIES:
-        raise LayerswarmError(
-            f"unknown granularity '{granularity}': use one of {', '.join(GRANULARITIES)}"
-        )
+        raise LayerswarmError(f"unknown granularity '{granularity}': use one of {', '.join(GRANULARITIES)}")
     if units is None and head is None and (inner := _wrapped(model)) is not None:
         path, child = inner  # a wrapper (a LightningModule's self.net): the units of what it wraps
         found, found_head = find_units(child, granularity=granularity)
@@ -54,9 +52,7 @@ def find_units(
             )
     if units is not None:
         groups = pattern_groups(model, units, head)
-    elif granularity != "module" and (
-        layers := _hf_layer_groups(model, coarse=granularity == "stage")
-    ):
+    elif granularity != "module" and (layers := _hf_layer_groups(model, coarse=granularity == "stage")):
         groups = layers
     else:
         return split_units(model, head, granularity), head
@@ -72,11 +68,7 @@ def default_head(model: nn.Module) -> list[str]:
         return [found] if found else []
     base = _hf_base(model)
     if base is not None and base is not model:
-        return [
-            n
-            for n, child in model.named_children()
-            if child is not base and any(True for _ in child.parameters())
-        ]
+        return [n for n, child in model.named_children() if child is not base and any(True for _ in child.parameters())]
     return []
 
 
@@ -90,14 +82,11 @@ def pattern_groups(model: nn.Module, units: UnitPatterns, head: Sequence[str]) -
     for index, entry in enumerate(units):
         patterns = [entry] if isinstance(entry, str) else list(entry)
         group = [
-            n
-            for n in names
-            if any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n, f"{p}.*") for p in patterns)
+            n for n in names if any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n, f"{p}.*") for p in patterns)
         ]
         if not group:
             raise LayerswarmError(
-                f"unit pattern {entry!r} matches no parameter: use names from "
-                "model.named_parameters() or module paths"
+                f"unit pattern {entry!r} matches no parameter: use names from model.named_parameters() or module paths"
             )
         for name in group:
             if name in owner:
@@ -151,17 +140,11 @@ def _hf_layer_groups(model: nn.Module, coarse: bool) -> list[list[str]] | None:
         return None
     prefix = next(n for n, m in model.named_modules() if m is base)
     prefix = f"{prefix}." if prefix else ""
-    stacks = [
-        (n, m) for n, m in base.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 1
-    ]
+    stacks = [(n, m) for n, m in base.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 1]
     if not stacks:
         return None
     path, stack = max(stacks, key=lambda s: len(s[1]))  # the longest stack: BERT's encoder.layer
-    layer_of = {
-        f"{prefix}{path}.{i}.{n}": i
-        for i, layer in enumerate(stack)
-        for n, _ in layer.named_parameters()
-    }
+    layer_of = {f"{prefix}{path}.{i}.{n}": i for i, layer in enumerate(stack) for n, _ in layer.named_parameters()}
     before: list[str] = []
     layers: list[list[str]] = [[] for _ in stack]
     after: list[str] = []

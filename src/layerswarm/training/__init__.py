@@ -6,6 +6,12 @@ from .hooks import TrainHooks
 from .trainer import History, NonFiniteLossError, evaluate, fit, resolve_device
 
 __all__ = [
-    "BatchTransform", "History", "NonFiniteLossError", "TrainConfig", "TrainHooks",
-    "evaluate", "fit", "resolve_device",
+    "BatchTransform",
+    "History",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainHooks",
+    "evaluate",
+    "fit",
+    "resolve_device",
 ]

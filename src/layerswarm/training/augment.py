@@ -18,8 +18,15 @@ from .config import AUGMENTATIONS
 class BatchTransform:
     """Turns a uint8 batch ``[B, C, H, W]`` into the model's normalised float input."""
 
-    def __init__(self, mean, std, augment: str = "crop-flip", crop_padding: float = 0.125,
-                 scale: tuple[float, float] = (0.25, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> None:
+    def __init__(
+        self,
+        mean,
+        std,
+        augment: str = "crop-flip",
+        crop_padding: float = 0.125,
+        scale: tuple[float, float] = (0.25, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    ) -> None:
         if augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation '{augment}': use {', '.join(AUGMENTATIONS)}")
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)

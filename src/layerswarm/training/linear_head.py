@@ -52,11 +52,17 @@ class LinearHead:
 
 def last_linear(model: nn.Module, head: list[str]) -> str:
     """Module path of the linear layer that makes the logits: the last ``nn.Linear`` of the head."""
-    linears = [f"{path}.{sub}" if sub else path for path in head
-               for sub, m in model.get_submodule(path).named_modules() if isinstance(m, nn.Linear)]
+    linears = [
+        f"{path}.{sub}" if sub else path
+        for path in head
+        for sub, m in model.get_submodule(path).named_modules()
+        if isinstance(m, nn.Linear)
+    ]
     if not linears:
-        raise LayerswarmError(f"the model's head ({', '.join(head)}) has no linear layer to fit on features: "
-                              "use a cold head (--fitness-head cold) or another strategy")
+        raise LayerswarmError(
+            f"the model's head ({', '.join(head)}) has no linear layer to fit on features: "
+            "use a cold head (--fitness-head cold) or another strategy"
+        )
     return linears[-1]
 
 
@@ -70,17 +76,22 @@ def target_statistics(model: nn.Module, data: ImageSet, transform: BatchTransfor
         return model
     copy_ = copy.deepcopy(model)
     device = next(copy_.parameters()).device
-    reestimate_bn(copy_, [m for m in copy_.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)],
-                  (x for x, _ in eval_batches(data, transform, batch_size, device)))
+    reestimate_bn(
+        copy_,
+        [m for m in copy_.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)],
+        (x for x, _ in eval_batches(data, transform, batch_size, device)),
+    )
     return copy_
 
 
-def head_inputs(model: nn.Module, linear: str, data: ImageSet, transform: BatchTransform,
-                batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def head_inputs(
+    model: nn.Module, linear: str, data: ImageSet, transform: BatchTransform, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """What the final linear layer sees for every example of ``data`` (eval mode, no augmentation)."""
     captured: list[torch.Tensor] = []
     handle = model.get_submodule(linear).register_forward_pre_hook(
-        lambda _m, args: captured.append(args[0].detach().flatten(1).double().cpu()))
+        lambda _m, args: captured.append(args[0].detach().flatten(1).double().cpu())
+    )
     was_training = model.training
     model.eval()
     labels = []
@@ -95,13 +106,21 @@ def head_inputs(model: nn.Module, linear: str, data: ImageSet, transform: BatchT
     return torch.cat(captured), torch.cat(labels)
 
 
-def _logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float,
-                         max_iter: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+def _logistic_regression(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max_iter: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression by L-BFGS from zero weights (deterministic)."""
     weight = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, requires_grad=True)
     bias = torch.zeros(num_classes, dtype=x.dtype, requires_grad=True)
-    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9,
-                            tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -114,9 +133,15 @@ def _logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2:
     return weight.detach(), bias.detach()
 
 
-def fit_linear_head(model: nn.Module, head: list[str], train: ImageSet, val: ImageSet,
-                    transform: BatchTransform, batch_size: int = 256,
-                    l2_grid: tuple[float, ...] = L2_GRID) -> LinearHead:
+def fit_linear_head(
+    model: nn.Module,
+    head: list[str],
+    train: ImageSet,
+    val: ImageSet,
+    transform: BatchTransform,
+    batch_size: int = 256,
+    l2_grid: tuple[float, ...] = L2_GRID,
+) -> LinearHead:
     """Fit the head's last linear layer on ``model``'s frozen features of ``train``; the L2
     strength with the best ``val`` accuracy wins (the stronger one on a tie). ``model`` is left
     unchanged: load the result with :meth:`LinearHead.load_into`."""

@@ -51,8 +51,7 @@ def trainable_param_groups(model: nn.Module) -> list[dict]:
     return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
 
-def plan_param_groups(model: nn.Module, units: Sequence, multipliers: Sequence[float],
-                      lr: float) -> list[dict]:
+def plan_param_groups(model: nn.Module, units: Sequence, multipliers: Sequence[float], lr: float) -> list[dict]:
     """The optimizer groups of a learning-rate plan: the parameters of each unit whose multiplier
     m is neither 0 nor 1 in a group at ``lr x m`` (one group per multiplier, rising;
     ``lr_multiplier`` records m), every other trainable parameter (units at m = 1, the new head,

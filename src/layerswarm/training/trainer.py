@@ -70,8 +70,13 @@ class TrainState:
         """A copy with the optimizer's tensors on ``device`` (paused states wait in host memory);
         generator states are CPU tensors wherever the run is."""
         move = lambda obj: _map_tensors(obj, lambda t: t.detach().to(device, copy=True))  # noqa: E731
-        return TrainState(move(self.optimizer), copy.deepcopy(self.scheduler), copy.deepcopy(self.inputs),
-                          [r.clone() for r in self.rng], copy.deepcopy(self.history))
+        return TrainState(
+            move(self.optimizer),
+            copy.deepcopy(self.scheduler),
+            copy.deepcopy(self.inputs),
+            [r.clone() for r in self.rng],
+            copy.deepcopy(self.history),
+        )
 
     @property
     def nbytes(self) -> int:
@@ -116,7 +121,8 @@ def resolve_device(name: str) -> torch.device:
             raise LayerswarmError(f"device '{name}' is not available (no CUDA GPU found): use --device cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise LayerswarmError(
-                f"device '{name}' is not available ({torch.cuda.device_count()} GPUs): use cuda:0..cuda:{torch.cuda.device_count() - 1}"
+                f"device '{name}' is not available ({torch.cuda.device_count()} GPUs): use "
+                f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
             )
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise LayerswarmError(f"device '{name}' is not available (no MPS): use --device cpu")
@@ -135,8 +141,9 @@ class ImageBatches:
     cache (``layerswarm.speed.prefix_cache``) relies on exactly that.
     """
 
-    def __init__(self, train: ImageSet, val: ImageSet, transform: BatchTransform, cfg: TrainConfig,
-                 device: torch.device) -> None:
+    def __init__(
+        self, train: ImageSet, val: ImageSet, transform: BatchTransform, cfg: TrainConfig, device: torch.device
+    ) -> None:
         self.train, self.val, self.transform, self.cfg = train.to(device), val, transform, cfg
         self.device = device
         self.generator = torch.Generator(device=device.type if device.type != "mps" else "cpu").manual_seed(cfg.seed)
@@ -182,8 +189,13 @@ def memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format
     return torch.channels_last if cfg.channels_last and device.type in ("cuda", "cpu") else torch.contiguous_format
 
 
-def eval_batches(data: ImageSet, transform: BatchTransform, batch_size: int, device: torch.device,
-                 fmt: torch.memory_format = torch.contiguous_format) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def eval_batches(
+    data: ImageSet,
+    transform: BatchTransform,
+    batch_size: int,
+    device: torch.device,
+    fmt: torch.memory_format = torch.contiguous_format,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(inputs, labels)`` of ``data`` in order, without augmentation."""
     for start in range(0, len(data), batch_size):
         images = data.inputs[start : start + batch_size].to(device, non_blocking=True)
@@ -211,8 +223,9 @@ def accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
 def evaluate(model: nn.Module, data: ImageSet, transform: BatchTransform, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` on ``data`` (eval mode; restores the previous mode)."""
     weight = next((p for p in model.parameters() if p.ndim == 4), None)
-    channels_last = weight is not None and not weight.is_contiguous() and weight.is_contiguous(
-        memory_format=torch.channels_last)  # feed the memory format the model was trained in
+    channels_last = (
+        weight is not None and not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+    )  # feed the memory format the model was trained in
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     return accuracy(model, eval_batches(data, transform, batch_size, next(model.parameters()).device, fmt))
 
@@ -287,8 +300,7 @@ def fit(
             if step == nan_step:
                 loss = loss * math.nan
             if check_each_step and not math.isfinite(value := loss.item()):
-                raise NonFiniteLossError(
-                    f"non-finite loss {value} at step {step} (epoch {epoch + 1})")
+                raise NonFiniteLossError(f"non-finite loss {value} at step {step} (epoch {epoch + 1})")
             penalty = hooks.penalty(model)
             optimizer.zero_grad(set_to_none=True)
             (loss if penalty is None else loss + penalty).backward()
@@ -302,8 +314,11 @@ def fit(
         if not math.isfinite(loss_sum.item()):
             raise NonFiniteLossError(f"non-finite loss {loss_sum.item()} in epoch {epoch + 1}")
         if cfg.bn_recalibrate and (validate(epoch) or test is not None):
-            recalibrate_frozen_bn(model, frozen, (x for x, _ in eval_batches(
-                train, transform, cfg.eval_batch_size, device, memory_format(cfg, device))))
+            recalibrate_frozen_bn(
+                model,
+                frozen,
+                (x for x, _ in eval_batches(train, transform, cfg.eval_batch_size, device, memory_format(cfg, device))),
+            )
         record = {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],

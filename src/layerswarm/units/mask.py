@@ -40,7 +40,9 @@ def load_mask(path: str | Path, units: list[Unit]) -> list[int]:
     """Read ``{"mask": [...]}`` (e.g. best_mask.json) or a bare JSON list, or a 0/1 string."""
     path = Path(path)
     if not path.is_file():
-        raise LayerswarmError(f"mask file '{path}' does not exist: pass a best_mask.json written by 'layerswarm search'")
+        raise LayerswarmError(
+            f"mask file '{path}' does not exist: pass a best_mask.json written by 'layerswarm search'"
+        )
     text = path.read_text().strip()
     try:
         data = json.loads(text)
@@ -55,20 +57,18 @@ def load_mask(path: str | Path, units: list[Unit]) -> list[int]:
     return validate_mask(data, len(units), source=f"mask file '{path}'")
 
 
-def validate_lr_multipliers(values: Sequence, num_units: int,
-                            source: str = "lr_multipliers") -> list[float]:
+def validate_lr_multipliers(values: Sequence, num_units: int, source: str = "lr_multipliers") -> list[float]:
     """``values`` as one learning-rate multiplier per unit (a number >= 0; 0: frozen), or a
     one-line error."""
     values = list(values)
     if len(values) != num_units:
-        raise LayerswarmError(f"{source} has {len(values)} entries but the model has {num_units} "
-                              "units: give one multiplier per unit (0: frozen)")
-    bad = [v for v in values
-           if isinstance(v, bool) or not isinstance(v, numbers.Real)
-           or not 0 <= float(v) < math.inf]
+        raise LayerswarmError(
+            f"{source} has {len(values)} entries but the model has {num_units} "
+            "units: give one multiplier per unit (0: frozen)"
+        )
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= float(v) < math.inf]
     if bad:
-        raise LayerswarmError(f"{source} holds {bad[0]!r}: every multiplier must be a number >= 0 "
-                              "(0: frozen)")
+        raise LayerswarmError(f"{source} holds {bad[0]!r}: every multiplier must be a number >= 0 (0: frozen)")
     return [float(v) for v in values]
 
 
@@ -115,9 +115,7 @@ def train_mode(model: nn.Module, frozen: list[str]) -> None:
 
 
 # model -> the hooks keep_eval put on it, so that a new plan replaces the previous one's
-_EVAL_HOOKS: weakref.WeakKeyDictionary[nn.Module, list[RemovableHandle]] = (
-    weakref.WeakKeyDictionary()
-)
+_EVAL_HOOKS: weakref.WeakKeyDictionary[nn.Module, list[RemovableHandle]] = weakref.WeakKeyDictionary()
 
 
 def keep_eval(model: nn.Module, frozen: Sequence[str]) -> None:

@@ -62,8 +62,10 @@ def _container_walk(module: nn.Module, prefix: str, depth: int | None) -> list[t
 
 def _groups_fallback(model: nn.Module, granularity: str) -> list[list[str]]:
     depth = 0 if granularity == "stage" else None
-    groups = _with_norms_joined((child, [f"{path}.{n}" for n, _ in child.named_parameters()])
-                                for path, child in _container_walk(model, "", depth))
+    groups = _with_norms_joined(
+        (child, [f"{path}.{n}" for n, _ in child.named_parameters()])
+        for path, child in _container_walk(model, "", depth)
+    )
     # Parameters owned directly by the root (e.g. a class token) go first.
     direct = [n for n, _ in model.named_parameters(recurse=False)]
     if direct:
@@ -72,8 +74,10 @@ def _groups_fallback(model: nn.Module, granularity: str) -> list[list[str]]:
 
 
 def _groups_by_module(model: nn.Module) -> list[list[str]]:
-    return _with_norms_joined((module, [f"{path}.{n}" if path else n for n, _ in module.named_parameters(recurse=False)])
-                              for path, module in model.named_modules())
+    return _with_norms_joined(
+        (module, [f"{path}.{n}" if path else n for n, _ in module.named_parameters(recurse=False)])
+        for path, module in model.named_modules()
+    )
 
 
 def _with_norms_joined(modules: Iterable[tuple[nn.Module, list[str]]]) -> list[list[str]]:
