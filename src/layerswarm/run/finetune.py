@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from ..models.probe import IntermediateProbe
 from ..strategies import Strategy, StrategyContext
 from ..training import NonFiniteLossError, TrainConfig, evaluate, fit
 from ..training.linear_head import fit_linear_head
+from .checkpoint import Checkpoint
 
 METADATA_KEY = "layerswarm"
 
@@ -57,14 +57,9 @@ def run_finetune(
     model = plan.model if plan.model is not None else model
     start = time.perf_counter()
     transform = bundle.transform_for(cfg)
-    if checkpoint is not None:
-        from .checkpoint import fit_checkpointed
-
-        train_fn = partial(fit_checkpointed, checkpoint=checkpoint)
-    else:
-        train_fn = fit
+    saved = Checkpoint(checkpoint, cfg, plan.frozen) if checkpoint is not None else None
     try:
-        history = train_fn(
+        history = fit(
             model,
             data.train,
             data.val,
@@ -76,6 +71,7 @@ def run_finetune(
             test=data.test,
             hooks=plan.hooks,
             on_epoch=on_epoch,
+            checkpoint=saved,
         )
     except NonFiniteLossError as err:  # no model from a diverged run: a resume would diverge again
         where = f" ({out_dir})" if out_dir else ""
@@ -117,10 +113,8 @@ def run_finetune(
         input_config = {key: int(data.train.inputs.shape[-1]), **data.input_config}
         save_model(Path(out_dir) / "model.safetensors", model, bundle, data.classes, plan.mask, input_config)
         atomic_write_json(Path(out_dir) / "metrics.json", metrics)
-    if checkpoint is not None:
-        from .checkpoint import remove_checkpoint
-
-        remove_checkpoint(checkpoint)
+    if saved is not None:
+        saved.remove()
     return metrics
 
 

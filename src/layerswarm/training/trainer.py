@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +61,8 @@ class TrainState:
     inputs: dict | None = None  # the batch source's position: epoch and generator
     rng: list[torch.Tensor] = field(default_factory=list)  # torch's CPU (and CUDA) generators: dropout
     history: list[dict] = field(default_factory=list)  # one record per epoch done
+    # keep_best's best validated epoch so far: {"val_accuracy", "epoch", "model": state dict}
+    best: dict | None = None
 
     @property
     def epoch(self) -> int:
@@ -76,13 +79,26 @@ class TrainState:
             copy.deepcopy(self.inputs),
             [r.clone() for r in self.rng],
             copy.deepcopy(self.history),
+            move(self.best),
         )
 
     @property
     def nbytes(self) -> int:
         tensors: list[torch.Tensor] = []
-        _map_tensors([self.optimizer, self.inputs], tensors.append)
+        _map_tensors([self.optimizer, self.inputs, self.best], tensors.append)
         return sum(t.nbytes for t in tensors)
+
+
+class EpochCheckpoint(Protocol):
+    """What :func:`fit` needs of a checkpoint (``layerswarm.run.checkpoint.Checkpoint`` keeps one
+    in a file): the state to continue from, and each finished epoch's state to keep."""
+
+    def restore(self, model: nn.Module) -> TrainState | None:
+        """The saved state, its weights loaded into ``model``; None: nothing saved, start afresh."""
+
+    def on_epoch_end(self, model: nn.Module, state: TrainState) -> None:
+        """Keep ``model`` and ``state`` after a finished epoch. ``state`` holds the optimizer's own
+        tensors and the live history: save or copy them now, training goes on with them."""
 
 
 def _map_tensors(obj, fn):
@@ -245,6 +261,7 @@ def fit(
     stop: Callable[[dict], bool] | None = None,
     state: TrainState | None = None,
     head: list[str] | None = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> History:
     """Train ``model`` in place for ``cfg.epochs`` epochs and return per-epoch metrics.
 
@@ -257,7 +274,13 @@ def fit(
     ends training after that epoch (early stopping of a fitness evaluation). ``state``: continue
     a paused run of this model, mask and config from it (its weights already loaded into
     ``model``), and leave it where this run ends, so that the caller can pause again.
+    ``checkpoint``: continue from its saved state, if any (instead of ``state``), and hand it the
+    state after every epoch, so that a run stopped at any point resumes to the same result.
     """
+    if checkpoint is not None:
+        if state is not None:
+            raise TypeError("fit takes a state or a checkpoint to continue from, not both")
+        state = checkpoint.restore(model)
     frozen = list(frozen or [])
     hooks = hooks or TrainHooks()
     device = next(model.parameters()).device
@@ -267,12 +290,13 @@ def fit(
     inputs = inputs or ImageBatches(train, val, transform, cfg, device)
     torch.manual_seed(cfg.seed)  # dropout / drop-path draws
     history = History()
+    best = None  # keep_best's best validated epoch: TrainState.best
     if state is not None and state.epoch:
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
         inputs.load_state_dict(state.inputs)
         _set_rng_states(state.rng, device)
-        history.epochs = list(state.history)
+        history.epochs, best = list(state.history), state.best
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     model.to(memory_format=memory_format(cfg, device))
     # compiled forward; it shares the parameters, so ``model`` is what gets trained and saved
@@ -281,7 +305,6 @@ def fit(
     def validate(epoch: int) -> bool:  # early stopping (``stop``) and keep_best read every epoch
         return (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs or stop is not None or cfg.keep_best
 
-    best_acc, best_state = -math.inf, None
     # A diverged run ends at its first non-finite loss; an accelerator's is read once an epoch,
     # not at every step (a host sync per batch would stall its pipeline).
     check_each_step = device.type == "cpu"
@@ -332,17 +355,28 @@ def fit(
         record["seconds"] = time.perf_counter() - start
         history.epochs.append(record)
         history.images_seen += seen
-        if cfg.keep_best and record["val_accuracy"] > best_acc:
-            best_acc, best_state = record["val_accuracy"], copy.deepcopy(model.state_dict())
+        if cfg.keep_best and (best is None or record["val_accuracy"] > best["val_accuracy"]):
+            best = {
+                "val_accuracy": record["val_accuracy"],
+                "epoch": epoch + 1,
+                "model": copy.deepcopy(model.state_dict()),
+            }
         if on_epoch is not None:
             on_epoch(record)
+        if checkpoint is not None:  # after on_epoch: an epoch whose report failed is not kept
+            checkpoint.on_epoch_end(model, _state_of(optimizer, scheduler, inputs, device, history.epochs, best))
         if stop is not None and stop(record):
             break
-    if cfg.keep_best and best_state is not None:
-        model.load_state_dict(best_state)
+    if cfg.keep_best and best is not None:
+        model.load_state_dict(best["model"])
     if state is not None:
-        state.history = history.epochs
-        state.optimizer, state.scheduler = optimizer.state_dict(), scheduler.state_dict()
-        state.inputs, state.rng = inputs.state_dict(), _rng_states(device)
+        vars(state).update(vars(_state_of(optimizer, scheduler, inputs, device, history.epochs, best)))
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _state_of(optimizer, scheduler, inputs: ImageBatches, device: torch.device, history: list, best) -> TrainState:
+    """Where training stands now (the optimizer's tensors are its own, not copies)."""
+    return TrainState(
+        optimizer.state_dict(), scheduler.state_dict(), inputs.state_dict(), _rng_states(device), history, best
+    )
