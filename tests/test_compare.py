@@ -17,7 +17,7 @@ from layerswarm.cli import main
 from layerswarm.data import DataConfig
 from layerswarm.errors import LayerswarmError
 from layerswarm.models.bundle import ModelConfig
-from layerswarm.run.compare import CompareConfig, parse_options, parse_strategies, run_compare
+from layerswarm.run.compare import CompareConfig, parse_options, parse_strategies, run_compare, validate_compare
 from layerswarm.training import TrainConfig
 
 DATA = DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60)
@@ -142,7 +142,7 @@ def test_options_and_strategy_names():
     with pytest.raises(LayerswarmError, match="not in --strategies"):
         _cfg(options={"pso": {"particles": 2}}).validate()
     with pytest.raises(LayerswarmError, match="its options are alpha, beta"):
-        _cfg(strategies=["l2sp"], options={"l2sp": {"gamma": 1}}).validate()
+        validate_compare(_cfg(strategies=["l2sp"], options={"l2sp": {"gamma": 1}}))
 
 
 def _mit_indoor(root: Path) -> Path:

@@ -53,6 +53,14 @@ def make_strategy(name: str, options: dict | None):
         raise LayerswarmError(f"bad option for strategy '{name}' ({err}): its options are {known}") from err
 
 
+def validate_compare(cfg: CompareConfig) -> None:
+    """Fail before any training on a comparison no run could carry out: the configuration's own
+    checks, then every strategy built with its options."""
+    cfg.validate()
+    for name in cfg.strategies:
+        make_strategy(name, cfg.options.get(name))
+
+
 def dataset_labels(data: list[DataConfig]) -> list[str]:
     """A short, unique, file-safe label per dataset (the folder name and the table column)."""
     labels: list[str] = []
@@ -152,7 +160,7 @@ def run_compare(
     """
     from ..models.factory import pretrained_input
 
-    cfg.validate()
+    validate_compare(cfg)
     # every dataset at the model's pretrained input unless it has a size of its own (compare.json records it)
     cfg = cfg.replace(data=[d.resolved(pretrained_input(cfg.model.name)) for d in cfg.data])
     out = Path(out_dir)

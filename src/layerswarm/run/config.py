@@ -17,16 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..config_utils import JsonConfig, help_field, refuse_invalid
+from ..config_utils import JsonConfig, help_field, refuse_invalid, set_dotted
 from ..data.config import DataConfig
 from ..errors import LayerswarmError
 from ..fitness.evaluation import FITNESS_SCORES
 from ..models.config import ModelConfig
 from ..searchers.space import SPACES, space_of
 from ..speed.config import SpeedConfig
-from ..training.config import TrainConfig
+from ..training.config import RECIPES, TrainConfig
 from .answer import ANSWERS
 from .failures import DEFAULT_MAX_FAILED_SHARE
+from .presets import preset_values
 from .rundir import META_KEYS
 
 FINAL_EPOCHS = 110  # the paper's final fine-tune
@@ -201,9 +202,16 @@ class RunConfig(JsonConfig):
         with ``parts`` (``model=``, ``data=``, ``seed=``, ...) replacing whole fields, e.g.
         ``RunConfig.from_preset("paper", data=DataConfig(data="fashion-mnist"))``. Change a setting
         inside a part with ``replace``: ``cfg.replace(final=cfg.final.replace(epochs=30))``."""
-        from .presets import preset_config
-
-        return preset_config(name).replace(**parts)
+        values = preset_values(name)
+        settings = cls().to_dict()
+        for part in ("fitness", "final"):  # the recipe first: the preset's own keys override it
+            recipe = values.get(f"{part}.recipe")
+            if recipe is not None:
+                settings[part].update(RECIPES[recipe])
+        for key, value in values.items():
+            set_dotted(settings, key, value)
+        settings["preset"] = name
+        return cls.from_dict(settings).replace(**parts)
 
 
 def _compare_train() -> TrainConfig:
@@ -226,9 +234,8 @@ class CompareConfig(JsonConfig):
     required = ("model", "data", "strategies", "train", "repeats", "seed")
 
     def validate(self) -> None:
-        """Fail before any training on a name or option that no run could use."""
-        from .compare import make_strategy  # the training stack: only once a comparison runs
-
+        """Fail before any training on a name or an option given to no strategy (each strategy's
+        own options are checked where the strategies are built: ``run.compare.validate_compare``)."""
         if self.repeats < 1:
             raise LayerswarmError(f"repeats={self.repeats}: pass --repeats N with N >= 1")
         if not self.strategies:
@@ -242,5 +249,3 @@ class CompareConfig(JsonConfig):
             raise LayerswarmError(
                 f"options given for '{stray[0]}', which is not in --strategies: add it or drop the option"
             )
-        for name in self.strategies:
-            make_strategy(name, self.options.get(name))

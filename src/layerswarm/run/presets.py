@@ -12,13 +12,9 @@ override a ``--config`` file's. The preset's name is recorded in ``config.json``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..config_utils import set_dotted
 from ..errors import LayerswarmError
-
-if TYPE_CHECKING:
-    from .config import RunConfig
 
 # preset -> the config.json keys it sets (dotted) and their values; every other key keeps its
 # default. A ``PART.recipe`` key brings that recipe's settings (training.config.RECIPES) with it.
@@ -56,20 +52,3 @@ def preset_values(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise LayerswarmError(f"unknown preset '{name}': use {' or '.join(PRESETS)}")
     return PRESETS[name]
-
-
-def preset_config(name: str) -> RunConfig:
-    """The default :class:`~layerswarm.run.config.RunConfig` with preset ``name`` applied."""
-    from ..training.config import RECIPES
-    from .config import RunConfig
-
-    values = preset_values(name)
-    settings = RunConfig().to_dict()
-    for part in ("fitness", "final"):  # the recipe first: the preset's own keys override it
-        recipe = values.get(f"{part}.recipe")
-        if recipe is not None:
-            settings[part].update(RECIPES[recipe])
-    for key, value in values.items():
-        set_dotted(settings, key, value)
-    settings["preset"] = name
-    return RunConfig.from_dict(settings)
