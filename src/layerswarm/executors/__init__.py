@@ -57,8 +57,8 @@ def _local(
     evaluate = factory(data, bundle, on_epoch) if isinstance(factory, FitnessSpec) else factory(data)
     # MaskFitness takes list[float] masks (multipliers) where EvaluateFn says list[int]
     return LocalExecutor(
-        evaluate,
-        retries=retries,  # type: ignore[arg-type]
+        evaluate,  # type: ignore[arg-type]
+        retries=retries,
         threads=cpus_per_trial,
     )
 

@@ -214,9 +214,9 @@ def make_executor(
     # as list[float] (multipliers), the protocol says list[int], and list is invariant
     executor = create_executor(
         s.backend,
-        spec,
+        spec,  # type: ignore[arg-type]
         data,
-        bundle=bundle,  # type: ignore[arg-type]
+        bundle=bundle,
         on_epoch=on_epoch,
         retries=s.retries,
         cpus_per_trial=s.cpus_per_trial,
