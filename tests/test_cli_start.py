@@ -71,7 +71,9 @@ def test_ctrl_c_at_any_moment_prints_one_line(tmp_path, after):
     if proc.poll() is not None:
         pytest.skip("the run ended before the interrupt")
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=120)
+    if proc.returncode == 0 and "results in" in stdout:
+        pytest.skip("the run had written its results before the interrupt (it landed in the exit)")
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("layerswarm search: ")]
     assert proc.returncode == 130, stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("layerswarm: interrupted"), stderr[-3000:]

@@ -97,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"layerswarm: {what}", err=True)
         return 143 if _SIGTERM_SEEN else 130
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)  # main() called in-process: put it back
+        if _started_as_command():
+            # the work is over and its results are written: a Ctrl-C or SIGTERM landing while the
+            # interpreter shuts down has nothing left to stop (Python would otherwise die of it)
+            _ignore_signals()
+        else:
+            signal.signal(signal.SIGTERM, previous_sigterm)  # main() called in-process: put it back
     return 0
 
 
