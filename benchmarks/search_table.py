@@ -8,9 +8,11 @@ runs' ``baselines/summary.json``, one per baseline (same final recipe, split and
 accuracy per seed, mean ± std, the verdict per seed against the run's best baseline (won / tied
 within noise / lost, layerswarm.fitness.noise), and the wall time of the whole run as a multiple of its
 final fine-tune (search + final selection + final, from the evaluations' and the final's seconds).
-A run with ``--answer validation`` adds a row ``LABEL answer``: the test accuracy of the model it
-answers with (the best by final validation among the searched mask and the baselines), its
-verdict against the best baseline, and its wall multiple counting the baselines' fine-tunes too.
+The column "paired to NAME" is each row's difference to the best baseline row (the highest mean),
+seed by seed over the seeds both rows have: mean ± std (count). A run with ``--answer validation``
+adds a row ``LABEL answer``: the test accuracy of the model it answers with (the best by final
+validation among the searched mask and the baselines), its verdict against the best baseline, and
+its wall multiple counting the baselines' fine-tunes too.
 ``--ceiling`` adds ``LABEL ceiling``: the best test accuracy among the same candidates, what an
 answer rule could reach at most (it reads the test split, so it is a bound, never a rule).
 """
@@ -57,7 +59,10 @@ def collect(patterns: list[str], ceiling: bool = False) -> dict[str, dict[int, d
             if ceiling:
                 best = max(acc["test_accuracy"] for acc in summary["accuracies"].values())
                 rows.setdefault(f"{label} ceiling", {})[seed] = {"accuracy": best, "verdict": "", "multiple": None}
-        for name, acc in (summary.get("accuracies") or {}).items():
+        accuracies = summary.get("accuracies") or {  # baselines still running: the ones that finished
+            metrics.parent.parent.name: _read(metrics) for metrics in sorted(run.glob("baselines/*/final/metrics.json"))
+        }
+        for name, acc in accuracies.items():
             if name != "search":
                 rows.setdefault(f"baseline {name}", {})[seed] = {
                     "accuracy": acc["test_accuracy"],
@@ -83,9 +88,32 @@ def _answer_row(run: Path, summary: dict, evaluations: float, final: dict) -> di
     }
 
 
+def best_baseline(rows: dict[str, dict[int, dict]]) -> str | None:
+    """The baseline row with the highest mean test accuracy over its seeds (None without baselines)."""
+    means = {
+        label: statistics.fmean(r["accuracy"] for r in per.values())
+        for label, per in rows.items()
+        if label.startswith("baseline ") and per
+    }
+    return max(means, key=lambda label: means[label]) if means else None
+
+
+def paired(per: dict[int, dict], other: dict[int, dict]) -> str:
+    """Mean ± std of the per-seed difference (points) over the seeds both rows have, and their count."""
+    diffs = [100 * (per[s]["accuracy"] - other[s]["accuracy"]) for s in sorted(per) if s in other]
+    if not diffs:
+        return ""
+    std = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+    return f"{statistics.fmean(diffs):+.2f} ± {std:.2f} ({len(diffs)})"
+
+
 def table(rows: dict[str, dict[int, dict]]) -> str:
+    """A markdown table: per-seed test %, mean ± std, verdicts, the paired difference to the best
+    baseline (mean ± std over the seeds both have, their count in brackets) and the cost."""
     seeds = sorted({s for per in rows.values() for s in per})
-    head = ["strategy", *(f"seed {s}" for s in seeds), "mean ± std", "verdicts", "wall / final"]
+    best = best_baseline(rows)
+    versus = f"paired to {best.removeprefix('baseline ')}" if best else "paired to best baseline"
+    head = ["strategy", *(f"seed {s}" for s in seeds), "mean ± std", "verdicts", versus, "wall / final"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, per in rows.items():
         accs = [100 * per[s]["accuracy"] for s in seeds if s in per]
@@ -97,6 +125,7 @@ def table(rows: dict[str, dict[int, dict]]) -> str:
             *(f"{100 * per[s]['accuracy']:.2f}" if s in per else "" for s in seeds),
             f"{statistics.fmean(accs):.2f} ± {std:.2f}",
             verdicts,
+            paired(per, rows[best]) if best and label != best else "",
             f"{statistics.fmean(multiples):.1f}x" if multiples else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -57,13 +57,24 @@ def test_table_of_searches_and_their_baselines(tmp_path, digits16):
         check=True,
     ).stdout
     lines = out.strip().splitlines()
-    assert lines[0].startswith("| strategy | seed 1 | seed 2 | mean ± std | verdicts | wall / final |")
+    assert lines[0].startswith("| strategy | seed 1 | seed 2 | mean ± std | verdicts | paired to ")
+    assert lines[0].endswith(" | wall / final |")
     rows = {line.split("|")[1].strip(): line for line in lines[2:]}
+    # the paired column: each row's per-seed difference to the best baseline (highest mean), averaged
+    best = lines[0].split("paired to ")[1].split(" |")[0]
+    summaries = [
+        json.loads((tmp_path / f"tiny-default-s{seed}" / "baselines" / "summary.json").read_text())["accuracies"]
+        for seed in (1, 2)
+    ]
+    means = {name: sum(s[name]["test_accuracy"] for s in summaries) / 2 for name in ("linear", "last-1")}
+    assert best == max(means, key=lambda name: means[name])
+    diffs = [100 * (s["search"]["test_accuracy"] - s[best]["test_accuracy"]) for s in summaries]
+    assert [c.strip() for c in rows["tiny-default"].split("|")][-3].startswith(f"{sum(diffs) / 2:+.2f} ± ")
     assert set(rows) == {"tiny-default", "tiny-default answer", "tiny-recal", "baseline linear", "baseline last-1"}
     again = json.loads((tmp_path / "tiny-recal-s1" / "final" / "metrics.json").read_text())
     cells = [cell.strip() for cell in rows["tiny-recal"].split("|")[1:-1]]
     assert cells[1] == f"{100 * again['test_accuracy']:.2f}" and cells[2] == ""  # seed 1 only
-    assert cells[-2:] == ["", ""]  # a fine-tune has no verdict and no search cost to report
+    assert cells[-1] == "" and cells[-3] == ""  # a fine-tune has no verdict and no search cost to report
     for seed in (1, 2):
         summary = json.loads((tmp_path / f"tiny-default-s{seed}" / "baselines" / "summary.json").read_text())
         assert f"{100 * summary['accuracies']['search']['test_accuracy']:.2f}" in rows["tiny-default"]
