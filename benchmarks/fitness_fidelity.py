@@ -1,8 +1,9 @@
 """How well does a short fitness predict the final result? (the results pages, docs/results/)
 
 For each of N masks (linear, full, last-k for k = 1, 2, 4, 8, and random masks of random density)
-one 30-epoch fine-tune is validated after every epoch and tested at the end. With the paper's
-step schedule (x0.1 every 30 epochs) the first e epochs of that run are exactly an e-epoch
+and M learning-rate plans (``--space lr``: a random share of units trains, each at a random level
+of the ladder 0.3, 1, 3) one 30-epoch fine-tune is validated after every epoch and tested at the
+end. With the paper's step schedule (x0.1 every 30 epochs) the first e epochs of that run are exactly an e-epoch
 fitness evaluation, so one run gives the truncated fitness for every budget e. Each mask is also
 trained in a complete short run of e epochs whose cosine schedule decays to zero within the
 budget: it ends converged and may rank masks better. The table gives Spearman's rank correlation
@@ -37,11 +38,25 @@ from layerswarm.fitness.evaluation import curve_score
 from layerswarm.io import atomic_write_json
 from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.run.finetune import run_finetune
+from layerswarm.searchers.space import DEFAULT_LADDER
 from layerswarm.strategies import create_strategy
 from layerswarm.training.config import recipe_config
 
 BUDGETS = (1, 2, 5, 10)  # fitness epochs the table reports
 SHORT = (1, 2, 5)  # budgets of the complete (cosine-to-zero) short runs
+
+
+def plans(units: int, count: int, seed: int, ladder: tuple[float, ...] = DEFAULT_LADDER) -> dict[str, list[float]]:
+    """``count`` random learning-rate plans (one ladder level per unit, ``--space lr``), drawn as the
+    masks are: a random share of units trains, each at a uniformly drawn non-zero level."""
+    rng = np.random.default_rng(10_000 + seed)  # its own stream: adding plans leaves the masks as they were
+    named: dict[str, list[float]] = {}
+    while len(named) < count:
+        density = rng.uniform(0.1, 0.9)
+        rates = [float(rng.choice(ladder[1:])) if rng.random() < density else 0.0 for _ in range(units)]
+        if any(rates) and rates not in named.values():
+            named[f"plan-{len(named) + 1:02d}"] = rates
+    return named
 
 
 def masks(units: int, random_count: int, seed: int) -> dict[str, list[int]]:
@@ -57,7 +72,8 @@ def masks(units: int, random_count: int, seed: int) -> dict[str, list[int]]:
     return named
 
 
-def run(args, data, bundle, name: str, mask: list[int], epochs: int, schedule: str) -> dict:
+def run(args, data, bundle, name: str, rates: list[float], epochs: int, schedule: str) -> dict:
+    """One fine-tune of a mask (rates 0/1) or a level plan, validated every epoch, tested at the end."""
     cfg = recipe_config(
         "paper",
         epochs=epochs,
@@ -69,10 +85,13 @@ def run(args, data, bundle, name: str, mask: list[int], epochs: int, schedule: s
         head_init=args.head_init,
     )
     start = time.perf_counter()
-    metrics = run_finetune(bundle, data, create_strategy("mask", {"mask": mask}), cfg, seed=args.seed)
+    mask = [int(r > 0) for r in rates]
+    options = {"mask": mask} if set(rates) <= {0, 1} else {"mask": mask, "lr_multipliers": rates}
+    metrics = run_finetune(bundle, data, create_strategy("mask", options), cfg, seed=args.seed)
     return {
         "mask_name": name,
         "mask": mask,
+        **({"lr_multipliers": rates} if "lr_multipliers" in options else {}),
         "epochs": epochs,
         "schedule": schedule,
         "seed": args.seed,
@@ -146,6 +165,16 @@ def table(out: Path, final_epochs: int) -> str:
                 [extrapolate(long[n]["val_by_epoch"][:e], final_epochs) for n in names],
             )
         )
+    plan_names = [n for n in names if "lr_multipliers" in long[n]]
+    if len(plan_names) >= 3:  # within each kind: does the fitness rank plans as well as it ranks masks?
+        for kind, members in (("masks", [n for n in names if n not in plan_names]), ("plans", plan_names)):
+            for e in BUDGETS[2:]:
+                lines.append(
+                    row(
+                        f"truncated, {e} epochs (val), {kind} only",
+                        [long[n]["val_by_epoch"][e - 1] if n in members else None for n in names],
+                    )
+                )
     for e in SHORT:
         lines.append(
             row(
@@ -161,8 +190,9 @@ def table(out: Path, final_epochs: int) -> str:
     ]
     for n in sorted(names, key=lambda n: -long[n]["test_accuracy"]):
         v = long[n]["val_by_epoch"]
+        levels = long[n].get("lr_multipliers") or long[n]["mask"]
         lines.append(
-            f"| {n} `{''.join(map(str, long[n]['mask']))}` | "
+            f"| {n} `{' '.join(f'{r:g}' for r in levels)}` | "
             + " | ".join(f"{100 * v[e - 1]:.1f}" for e in BUDGETS)
             + f" | {100 * v[-1]:.1f} | {100 * long[n]['test_accuracy']:.2f} |"
         )
@@ -178,6 +208,9 @@ def main() -> None:
     ap.add_argument("--data", default="digits", choices=["digits", "fashion-mnist"])
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--random-masks", type=int, default=18)
+    ap.add_argument(
+        "--plans", type=int, default=12, help="random learning-rate plans (ladder levels per unit) beside the masks"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--final-epochs", type=int, default=30)
     ap.add_argument("--out", default="benchmarks/results/fidelity/digits")
@@ -203,17 +236,20 @@ def main() -> None:
         ModelConfig(name=args.model), data.num_classes, recipe_config("paper", device="cpu"), seed=args.seed
     )
     index, count = map(int, args.shard.split("/"))
-    for n, (name, mask) in enumerate(masks(len(bundle.units), args.random_masks, args.seed).items()):
+    units = len(bundle.units)
+    candidates = {name: [float(b) for b in mask] for name, mask in masks(units, args.random_masks, args.seed).items()}
+    candidates.update(plans(units, args.plans, args.seed))
+    for n, (name, rates) in enumerate(candidates.items()):
         if n % count != index:
             continue
         for epochs, schedule in [(args.final_epochs, "step")] + [(e, "cosine") for e in SHORT] * (not args.no_short):
             path = out / f"{name}__{schedule}{epochs}.json"
             if path.exists():
                 continue
-            result = run(args, data, bundle, name, mask, epochs, schedule)
+            result = run(args, data, bundle, name, rates, epochs, schedule)
             atomic_write_json(path, result)
             print(
-                f"{name:<10} {''.join(map(str, mask))} {schedule}{epochs}: "
+                f"{name:<10} {' '.join(f'{r:g}' for r in rates)} {schedule}{epochs}: "
                 f"val {result['val_by_epoch'][-1]:.3f} test {result['test_accuracy']:.4f} "
                 f"({result['seconds']:.0f} s)",
                 flush=True,
