@@ -8,7 +8,8 @@
 A search is deterministic for its seed, so the records of a finished one are the start of any
 run with the same search settings. This writes a new run folder holding SRC's search
 evaluations up to where ``--patience P`` stops (benchmarks/patience_replay.py; all of them with
-P = 0) and SRC's config.json with ``search.patience = P`` and the ``--set`` changes, and no
+P = 0) and SRC's config.json with ``search.method.patience = P`` and the ``--set`` changes (dotted
+keys, of today's layout or the flat one: ``search.final_select`` is ``search.selection.top``), and no
 searcher state, final or selection. ``layerswarm search --resume`` on it tells the searcher those
 evaluations again (running none), then runs the rest: the final selection, the final
 fine-tune, the baselines (``--baselines-from``: a folder whose baselines/ to copy, same seed and
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from layerswarm.config_utils import set_dotted
 from layerswarm.io import atomic_write_json, atomic_write_text, read_jsonl
+from layerswarm.run.config import RunConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from patience_replay import replay  # noqa: E402
@@ -39,9 +41,10 @@ def branch(src: Path, out: Path, patience: int, changes: dict[str, object], base
     if patience > 0:
         stop = replay(src, patience)["stop"]
         records = [r for r in records if r["generation"] <= stop]
-    config = json.loads((src / "config.json").read_text())
-    for key, value in {"search.patience": patience, **changes}.items():
-        set_dotted(config, key, value)  # as --resume sets a dotted key
+    # in today's layout, each key at its place (a key of the flat layout too: search.final_select)
+    config = RunConfig.migrate(json.loads((src / "config.json").read_text()))
+    for key, value in {"search.method.patience": patience, **changes}.items():
+        set_dotted(config, RunConfig.current_key(key), value)
     out.mkdir(parents=True)
     atomic_write_text(out / "evaluations.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     atomic_write_json(out / "config.json", config)
@@ -60,7 +63,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="KEY=JSON",
-        help="a config.json change, e.g. search.final_select=3 (value as JSON)",
+        help="a config.json change, e.g. search.selection.top=3 (value as JSON)",
     )
     parser.add_argument("--baselines-from", type=Path, default=None, help="copy this run folder's baselines/")
     args = parser.parse_args()

@@ -15,10 +15,12 @@ import argparse
 import torch
 
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.run.finetune import run_finetune
 from layerswarm.strategies import create_strategy
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import EvalConfig, RuntimeConfig
 
 
 def main() -> None:
@@ -34,9 +36,17 @@ def main() -> None:
         base = None
         for size in map(int, args.sizes.split(",")):
             data = load_dataset(
-                DataConfig(data="fashion-mnist", image_size=size, train_per_class=50, val_per_class=50, max_test=100)
+                DataConfig(
+                    data="fashion-mnist",
+                    image=ImageConfig(size=size),
+                    splits=SplitConfig(train_per_class=50, val_per_class=50, max_test=100),
+                )
             )
-            cfg = TrainConfig(epochs=1 + args.repeats, val_every=1000, test_every=1000, device="cpu")
+            cfg = TrainConfig(
+                epochs=1 + args.repeats,
+                evaluation=EvalConfig(val_every=1000, test_every=1000),
+                runtime=RuntimeConfig(device="cpu"),
+            )
             bundle = build_bundle(ModelConfig(name="efficientnet_lite0"), data.num_classes, cfg)
             metrics = run_finetune(bundle, data, create_strategy(strategy), cfg)
             ends = [e["seconds"] for e in metrics["epochs"]]

@@ -34,6 +34,7 @@ from scipy.optimize import curve_fit
 from scipy.stats import spearmanr
 
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.data.config import SplitConfig
 from layerswarm.fitness.evaluation import curve_score
 from layerswarm.io import atomic_write_json
 from layerswarm.models.bundle import ModelConfig, build_bundle
@@ -231,7 +232,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(DataConfig(data=args.data, train_per_class=50, val_per_class=50, max_test=2000, seed=args.seed))
+    data = load_dataset(
+        DataConfig(
+            data=args.data, splits=SplitConfig(train_per_class=50, val_per_class=50, max_test=2000, seed=args.seed)
+        )
+    )
     bundle = build_bundle(
         ModelConfig(name=args.model), data.num_classes, recipe_config("paper", device="cpu"), seed=args.seed
     )

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.data.config import SplitConfig
 from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.strategies import create_strategy
 from layerswarm.strategies.base import StrategyContext
@@ -73,7 +74,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stored = sorted(Path(f"benchmarks/results/fidelity/{args.data}").glob("*__step30.json"))
-    data = load_dataset(DataConfig(data=args.data, train_per_class=50, val_per_class=50, max_test=2000, seed=0))
+    data = load_dataset(
+        DataConfig(data=args.data, splits=SplitConfig(train_per_class=50, val_per_class=50, max_test=2000, seed=0))
+    )
     cfg = recipe_config("paper", epochs=max(CHECKED), seed=0, val_every=1, device="cpu")
     bundle = build_bundle(ModelConfig(name="efficientnet_lite0"), data.num_classes, cfg, seed=0)
     transform = bundle.transform_for(cfg)

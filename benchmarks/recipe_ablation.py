@@ -67,8 +67,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "bert": ("bert", {}),
 }
 BENCHMARKS = {
-    "vision": ("efficientnet_lite0", {"data": "fashion-mnist", "image_size": 64}),
-    "text": ("all-minilm-l6-v2", {"data": "wordnet", "max_length": 32, "tokenizer": "all-minilm-l6-v2"}),
+    "vision": ("efficientnet_lite0", {"data": "fashion-mnist", "image": {"size": 64}}),
+    "text": ("all-minilm-l6-v2", {"data": "wordnet", "text": {"max_length": 32, "tokenizer": "all-minilm-l6-v2"}}),
 }
 
 
@@ -85,9 +85,8 @@ def run_one(
     recipe, changes = VARIANTS[variant]
     cfg = recipe_config(recipe, **changes, epochs=epochs, seed=seed, test_every=epochs, val_every=epochs, device=device)
     model, data_spec = BENCHMARKS[benchmark]
-    data = load_dataset(
-        DataConfig(**data_spec, data_root=data_root, train_per_class=50, val_per_class=50, max_test=2000, seed=seed)
-    )
+    splits = {"train_per_class": 50, "val_per_class": 50, "max_test": 2000, "seed": seed}
+    data = load_dataset(DataConfig.from_dict({**data_spec, "data_root": data_root, "splits": splits}))
     bundle = build_bundle(
         ModelConfig(name=model, **({"pooling": pooling} if benchmark == "text" else {})),
         data.num_classes,

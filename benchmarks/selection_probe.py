@@ -35,7 +35,7 @@ def probe(run: Path, last_k: int) -> dict:
         data,
         None,
         repeats=selection["select_repeats"],
-        seed_offset=cfg.search.fitness_repeats,
+        seed_offset=cfg.search.fitness.repeats,
     )
     masks = {"full": [1] * n, f"last-{last_k}": [0] * (n - last_k) + [1] * last_k}
     trials = [Trial(number=i, generation=-1, index=i, mask=m) for i, m in enumerate(masks.values())]

@@ -18,6 +18,7 @@ import time
 import torch
 
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.data.config import SplitConfig, TextConfig
 from layerswarm.fitness.mask_fitness import MaskFitness
 from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.speed import PrefixCache
@@ -41,12 +42,8 @@ def main() -> None:
     data = load_dataset(
         DataConfig(
             data="wordnet",
-            max_length=32,
-            tokenizer="all-minilm-l6-v2",
-            train_per_class=50,
-            val_per_class=50,
-            max_test=100,
-            seed=0,
+            text=TextConfig(max_length=32, tokenizer="all-minilm-l6-v2"),
+            splits=SplitConfig(train_per_class=50, val_per_class=50, max_test=100, seed=0),
         )
     )
     bundle = build_bundle(ModelConfig(name="all-minilm-l6-v2"), data.num_classes, cfg, seed=0)

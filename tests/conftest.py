@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from layerswarm.data import DataConfig, load_dataset  # noqa: E402
+from layerswarm.data.config import ImageConfig, SplitConfig
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -19,4 +20,10 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture(scope="session")
 def digits16():
     """sklearn digits at 16 px, 8 train / 4 val per class (80 / 40 images), real test split."""
-    return load_dataset(DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60))
+    return load_dataset(
+        DataConfig(
+            data="digits",
+            image=ImageConfig(size=16),
+            splits=SplitConfig(train_per_class=8, val_per_class=4, max_test=60),
+        )
+    )

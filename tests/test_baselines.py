@@ -52,7 +52,7 @@ def test_compare_gives_chance_noise_and_one_verdict():
 
 def test_a_search_fine_tunes_its_baselines_the_same_way_and_resumes(tmp_path, digits16):
     cfg = tiny_config()
-    cfg = cfg.replace(search=cfg.search.replace(baselines="linear,full,last-k:2"))
+    cfg = cfg.replace(search=cfg.search.replace(outcome=cfg.search.outcome.replace(baselines="linear,full,last-k:2")))
     run = tmp_path / "run"
     result = run_search(cfg, run, data=digits16)
     units = len(result["units"])
@@ -110,16 +110,16 @@ def test_cli_prints_the_comparison_and_the_verdict(tmp_path, capsys):
 
 def test_cli_default_and_paper_preset(tmp_path, captured):  # noqa: F811
     assert main([*TINY, "--out", str(tmp_path / "a")]) == 0
-    assert captured["cfg"].search.baselines == "linear,full,last-k"
-    assert captured["cfg"].search.answer == "validation"
+    assert captured["cfg"].search.outcome.baselines == "linear,full,last-k"
+    assert captured["cfg"].search.outcome.answer == "validation"
     assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "b")]) == 0
-    assert captured["cfg"].search.baselines == "none" and captured["cfg"].search.answer == "mask"
+    assert captured["cfg"].search.outcome.baselines == "none" and captured["cfg"].search.outcome.answer == "mask"
     from layerswarm.run.config import RunConfig
 
     # the same from Python
     library, paper = RunConfig().search, RunConfig.from_preset("paper").search
-    assert (library.baselines, library.answer) == ("linear,full,last-k", "validation")
-    assert (paper.baselines, paper.answer) == ("none", "mask")
+    assert (library.outcome.baselines, library.outcome.answer) == ("linear,full,last-k", "validation")
+    assert (paper.outcome.baselines, paper.outcome.answer) == ("none", "mask")
 
 
 def test_the_answer_is_the_best_validated_candidate_never_the_best_tested():
@@ -140,7 +140,9 @@ def test_the_answer_is_the_best_validated_candidate_never_the_best_tested():
 
 def test_answer_validation_names_the_best_validated_model_and_predict_and_export_follow_it(tmp_path, digits16):
     cfg = tiny_config()
-    cfg = cfg.replace(search=cfg.search.replace(baselines="linear,full", answer="validation"))
+    cfg = cfg.replace(
+        search=cfg.search.replace(outcome=cfg.search.outcome.replace(baselines="linear,full", answer="validation"))
+    )
     run = tmp_path / "run"
     result = run_search(cfg, run, data=digits16, report=False)
     final = json.loads((run / "final" / "metrics.json").read_text())
@@ -157,11 +159,23 @@ def test_answer_validation_names_the_best_validated_model_and_predict_and_export
     assert exported["mask"] == json.loads((model_dir / "metrics.json").read_text())["mask"]
     assert describe(result["baselines"])[-1].startswith("answer: ")
     # resumed with --answer mask (the paper's): the searched mask's model answers again
-    run_search(cfg.replace(search=cfg.search.replace(answer="mask")), run, data=digits16, resume=True, report=False)
+    run_search(
+        cfg.replace(search=cfg.search.replace(outcome=cfg.search.outcome.replace(answer="mask"))),
+        run,
+        data=digits16,
+        resume=True,
+        report=False,
+    )
     assert not (run / "answer.json").exists() and find_model_file(run) == run / "final" / "model.safetensors"
     run_search(cfg, run, data=digits16, resume=True, report=False)  # answered again, then without baselines
     assert (run / "answer.json").is_file()
-    run_search(cfg.replace(search=cfg.search.replace(baselines="none")), run, data=digits16, resume=True, report=False)
+    run_search(
+        cfg.replace(search=cfg.search.replace(outcome=cfg.search.outcome.replace(baselines="none"))),
+        run,
+        data=digits16,
+        resume=True,
+        report=False,
+    )
     assert not (run / "answer.json").exists()
 
 

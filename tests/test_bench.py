@@ -29,7 +29,7 @@ def test_reference_and_exact_agree_and_json_has_every_field(digits16, tmp_path):
         final_epochs=1,
         throughput_epochs=1,
         lr=0.1,
-        approximate=SpeedConfig(fidelity="halving", halving_keep=0.34, train_fraction=0.5),
+        approximate=SpeedConfig(fidelity="halving", halving_keep=0.34, fitness_train_fraction=0.5),
     )
     path = tmp_path / "bench.json"
     result = run_bench(
@@ -69,7 +69,7 @@ def test_bench_without_the_exact_run(digits16):
         final_epochs=1,
         throughput_epochs=1,
         lr=0.1,
-        approximate=SpeedConfig(train_fraction=0.5),
+        approximate=SpeedConfig(fitness_train_fraction=0.5),
     )
     result = run_bench(
         preset=preset,

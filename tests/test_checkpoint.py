@@ -11,8 +11,9 @@ from layerswarm.errors import LayerswarmError
 from layerswarm.run.checkpoint import Checkpoint
 from layerswarm.training import TrainConfig, fit
 from layerswarm.training.augment import BatchTransform
+from layerswarm.training.config import EvalConfig, OptimConfig
 
-CFG = TrainConfig(epochs=6, batch_size=16, lr=0.05, keep_best=True)
+CFG = TrainConfig(epochs=6, optim=OptimConfig(batch_size=16, lr=0.05), evaluation=EvalConfig(keep_best=True))
 TRANSFORM = BatchTransform((0.5,) * 3, (0.5,) * 3, "crop-flip")
 
 
@@ -72,7 +73,14 @@ def test_a_checkpoint_of_other_settings_or_a_broken_one_is_refused_before_traini
     model = _model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(LayerswarmError) as other:
-        fit(model, digits16.train, digits16.val, CFG, TRANSFORM, checkpoint=Checkpoint(path, CFG.replace(lr=0.1)))
+        fit(
+            model,
+            digits16.train,
+            digits16.val,
+            CFG,
+            TRANSFORM,
+            checkpoint=Checkpoint(path, CFG.replace(optim=CFG.optim.replace(lr=0.1))),
+        )
     assert str(other.value) == (
         f"checkpoint '{path}' was written by a fine-tune with other settings: delete it to start this one "
         "from its first epoch"

@@ -55,7 +55,7 @@ NOT_FIELDS = {
     },
     "compare": {
         "epochs": COMPARE.train.epochs,
-        "test_every": COMPARE.train.test_every,
+        "test_every": COMPARE.train.evaluation.test_every,
         "strategies": ",".join(COMPARE.strategies),
         "options": (),
         "quiet": False,
@@ -64,7 +64,11 @@ NOT_FIELDS = {
 REQUIRED = {"search": [], "finetune": ["--out", "x"], "compare": ["--data", "digits", "--out", "x"]}
 
 
-def _field_default(cls: type, name: str):
+def _field_default(cls: type, key: str):
+    """The default of the setting at dotted ``key`` of ``cls`` (``optim.lr``: through its group)."""
+    *groups, name = key.split(".")
+    for group in groups:
+        cls = next(type(f.default_factory()) for f in dataclasses.fields(cls) if f.name == group)
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
@@ -82,8 +86,8 @@ def test_every_option_defaults_to_its_library_value(command):
         if param.name in required:
             continue
         if isinstance(param, FieldOption):
-            cls, name = param.config_field
-            assert values[param.name] == _field_default(cls, name), (command, param.name)
+            cls, key = param.config_field
+            assert values[param.name] == _field_default(cls, key), (command, param.name)
         else:
             assert param.name in NOT_FIELDS[command], f"{command} --{param.name}: not generated, not listed here"
             assert values[param.name] == NOT_FIELDS[command][param.name], (command, param.name)
@@ -111,9 +115,10 @@ def test_search_without_options_runs_the_library_default(tmp_path, captured):
     assert main(["search", "--out", str(tmp_path / "run"), "--quiet"]) == 0
     cfg = captured["cfg"]
     # the swarm's settings with an option are written out; the library leaves them to PSOConfig
-    assert PSOConfig.from_dict(cfg.search.options) == PSOConfig()
-    assert cfg.replace(search=cfg.search.replace(options={})) == RunConfig()
-    assert (cfg.search.patience, cfg.search.baselines, cfg.search.answer) == (
+    assert PSOConfig.from_dict(cfg.search.method.options) == PSOConfig()
+    search = cfg.search.replace(method=cfg.search.method.replace(options={}))
+    assert cfg.replace(search=search) == RunConfig()
+    assert (cfg.search.method.patience, cfg.search.outcome.baselines, cfg.search.outcome.answer) == (
         3,
         "linear,full,last-k",
         "validation",
@@ -122,7 +127,7 @@ def test_search_without_options_runs_the_library_default(tmp_path, captured):
 
 def test_another_searcher_gets_the_swarms_budget(tmp_path, captured):
     assert main(["search", "--searcher", "random", "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    assert captured["cfg"].search.options["trials"] == PSOConfig().budget
+    assert captured["cfg"].search.method.options["trials"] == PSOConfig().budget
 
 
 def test_finetune_without_options_fine_tunes_as_a_searchs_final(tmp_path, monkeypatch):
@@ -157,16 +162,16 @@ def test_compare_without_options_runs_the_library_default(tmp_path, monkeypatch)
 
 
 def test_the_numpy_free_init_names_are_the_searchers():
-    from layerswarm.run import config
+    from layerswarm.run import search_config
     from layerswarm.searchers import INITS
 
-    assert config.INITS == INITS
+    assert search_config.INITS == INITS
 
 
 def test_a_saved_search_without_newer_keys_reads_as_it_ran(tmp_path, captured):
     """Runs saved before --patience, --baselines and --answer existed searched the whole budget,
     had no baselines and answered with the searched mask: read back, they still do."""
-    assert SearchConfig.from_dict({}).patience == 0 and SearchConfig().patience == 3
+    assert SearchConfig.from_dict({}).method.patience == 0 and SearchConfig().method.patience == 3
     old = sorted(
         p.parent for p in RESULTS.glob("search/*/config.json") if "patience" not in json.loads(p.read_text())["search"]
     )
@@ -174,9 +179,9 @@ def test_a_saved_search_without_newer_keys_reads_as_it_ran(tmp_path, captured):
     run = tmp_path / "old"
     run.mkdir()
     (run / "config.json").write_text((old[0] / "config.json").read_text())
-    assert RunConfig.from_dict(json.loads((run / "config.json").read_text())).search.patience == 0
+    assert RunConfig.from_dict(json.loads((run / "config.json").read_text())).search.method.patience == 0
     assert main(["search", "--resume", str(run), "--quiet"]) == 0
-    assert captured["cfg"].search.patience == 0
+    assert captured["cfg"].search.method.patience == 0
     assert (
         main(
             [
@@ -190,7 +195,7 @@ def test_a_saved_search_without_newer_keys_reads_as_it_ran(tmp_path, captured):
         )
         == 0
     )
-    assert captured["cfg"].search.patience == 0  # a run's config.json repeats that run
+    assert captured["cfg"].search.method.patience == 0  # a run's config.json repeats that run
     mine = tmp_path / "mine.yaml"  # a file of the user's: what it leaves out takes the library's defaults
     mine.write_text("fitness:\n  epochs: 2\n")
     assert main(["search", "--config", str(mine), "--out", str(tmp_path / "mine"), "--quiet"]) == 0
@@ -199,7 +204,7 @@ def test_a_saved_search_without_newer_keys_reads_as_it_ran(tmp_path, captured):
 
 def test_every_recorded_run_config_round_trips():
     """config.json of the recorded runs (read by --resume, --config and the tables) reads back
-    with every setting it holds, and writes back to what it reads."""
+    with every setting it holds, each at its place in the groups, and writes back to what it reads."""
     files = sorted(RESULTS.glob("search/*/config.json"))
     assert files
     for path in files:
@@ -208,7 +213,7 @@ def test_every_recorded_run_config_round_trips():
         assert RunConfig.from_dict(cfg.to_dict()) == cfg, path
         settings = flatten({k: v for k, v in saved.items() if k not in META_KEYS})
         read = flatten(cfg.to_dict())
-        assert {k: read.get(k) for k in settings} == settings, path
+        assert {k: read.get(RunConfig.current_key(k)) for k in settings} == settings, path
 
 
 def test_train_defaults_are_the_default_recipe():

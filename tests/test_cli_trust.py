@@ -189,7 +189,7 @@ def test_resume_refuses_changed_settings_naming_each(capsys, finished, tmp_path)
     run = _copy(finished, tmp_path)
     before = (run / "config.json").read_text()
     msg = run_error(capsys, ["search", "--resume", str(run), "--lr", "0.1", "--seed", "3"])
-    assert "fitness.lr 0.01 -> 0.1" in msg and "seed 0 -> 3" in msg and "data.seed 0 -> 3" in msg
+    assert "fitness.optim.lr 0.01 -> 0.1" in msg and "seed 0 -> 3" in msg and "data.splits.seed 0 -> 3" in msg
     # the final fine-tune has run: its settings are fixed now too
     msg = run_error(capsys, ["search", "--resume", str(run), "--final-epochs", "2"])
     assert "final.epochs 1 -> 2" in msg and "once the final fine-tune has started" in msg
@@ -205,10 +205,10 @@ def test_resume_applies_and_records_safe_changes(capsys, finished, tmp_path):
     (run / "best_mask.json").unlink()
     assert main(["search", "--resume", str(run), "--final-epochs", "2", "--retries", "2", "--quiet"]) == 0
     config = json.loads((run / "config.json").read_text())
-    assert config["final"]["epochs"] == 2 and config["search"]["retries"] == 2
+    assert config["final"]["epochs"] == 2 and config["search"]["executor"]["retries"] == 2
     assert config["command"] == json.loads((finished / "config.json").read_text())["command"]  # the first one
     (entry,) = config["resumed"]
-    assert entry["changed"] == {"final.epochs": {"old": 1, "new": 2}, "search.retries": {"old": 1, "new": 2}}
+    assert entry["changed"] == {"final.epochs": {"old": 1, "new": 2}, "search.executor.retries": {"old": 1, "new": 2}}
     assert entry["command"][:3] == ["layerswarm", "search", "--resume"]
     metrics = json.loads((run / "final" / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 2
@@ -240,7 +240,7 @@ def test_config_file_yaml_with_flags_overriding(capsys, tmp_path):
     out = tmp_path / "ft"
     assert main(["finetune", "--config", str(config), "--epochs", "1", "--quiet", "--out", str(out)]) == 0
     saved = json.loads((out / "config.json").read_text())
-    assert saved["train"]["lr"] == 0.05 and saved["train"]["epochs"] == 1  # from the file; the flag wins
+    assert saved["train"]["optim"]["lr"] == 0.05 and saved["train"]["epochs"] == 1  # from the file; the flag wins
     assert saved["kind"] == "finetune" and saved["command"][:2] == ["layerswarm", "finetune"]
     assert len(json.loads((out / "final" / "metrics.json").read_text())["epochs"]) == 1
     # a recipe given over a file: the recipe's settings, the file's others, the options given on top
@@ -265,8 +265,8 @@ def test_config_file_yaml_with_flags_overriding(capsys, tmp_path):
         == 0
     )
     train = json.loads((out2 / "config.json").read_text())["train"]
-    assert train["recipe"] == "paper" and train["lr"] == 0.01 and train["momentum"] == 0.5
-    assert train["batch_size"] == 16  # not a recipe setting: from the file
+    assert train["recipe"] == "paper" and train["optim"]["lr"] == 0.01 and train["optim"]["momentum"] == 0.5
+    assert train["optim"]["batch_size"] == 16  # not a recipe setting: from the file
     config.write_text("model: [unclosed\n")
     msg = run_error(capsys, ["finetune", "--config", str(config), "--out", str(tmp_path / "x")])
     assert "neither JSON nor valid YAML" in msg

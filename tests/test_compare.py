@@ -15,13 +15,22 @@ from PIL import Image
 
 from layerswarm.cli import main
 from layerswarm.data import DataConfig
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.errors import LayerswarmError
 from layerswarm.models.bundle import ModelConfig
 from layerswarm.run.compare import CompareConfig, parse_options, parse_strategies, run_compare, validate_compare
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import AugmentConfig, EvalConfig, OptimConfig
 
-DATA = DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60)
-TRAIN = TrainConfig(epochs=5, test_every=5, batch_size=16, lr=0.05, augment="none")
+DATA = DataConfig(
+    data="digits", image=ImageConfig(size=16), splits=SplitConfig(train_per_class=8, val_per_class=4, max_test=60)
+)
+TRAIN = TrainConfig(
+    epochs=5,
+    evaluation=EvalConfig(test_every=5),
+    optim=OptimConfig(batch_size=16, lr=0.05),
+    augmentation=AugmentConfig(policy="none"),
+)
 
 
 def _cfg(**changes) -> CompareConfig:
@@ -87,8 +96,8 @@ def test_resplit_draws_a_new_split_per_repeat(tmp_path):
     from layerswarm.run.compare import plan_runs
 
     specs = plan_runs(_cfg(resplit=True), tmp_path)
-    assert [s.data.seed for s in specs] == [0, 0, 1, 1]
-    assert [s.data.seed for s in plan_runs(_cfg(), tmp_path)] == [0, 0, 0, 0]
+    assert [s.data.splits.seed for s in specs] == [0, 0, 1, 1]
+    assert [s.data.splits.seed for s in plan_runs(_cfg(), tmp_path)] == [0, 0, 0, 0]
 
 
 def test_interrupted_comparison_continues_to_the_same_result(finished, tmp_path):
@@ -115,7 +124,7 @@ def test_changed_settings_in_the_same_folder_are_refused(finished, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     with pytest.raises(LayerswarmError, match="different configuration") as err:
-        run_compare(_cfg(train=TRAIN.replace(lr=0.1)), copy)
+        run_compare(_cfg(train=TRAIN.replace(optim=TRAIN.optim.replace(lr=0.1))), copy)
     assert "\n" not in str(err.value)
 
 
@@ -224,7 +233,12 @@ def test_pso_strategy_searches_through_the_driver_with_any_searcher_and_memoises
     from layerswarm.io import read_jsonl
 
     options = {"pso": {"searcher": searcher, "particles": 4, "generations": 4, "fitness_epochs": 1}}
-    cfg = _cfg(strategies=["pso"], options=options, repeats=1, train=TRAIN.replace(epochs=1, test_every=1))
+    cfg = _cfg(
+        strategies=["pso"],
+        options=options,
+        repeats=1,
+        train=TRAIN.replace(epochs=1, evaluation=TRAIN.evaluation.replace(test_every=1)),
+    )
     run_compare(cfg, tmp_path)
     run = tmp_path / "digits" / "pso" / "repeat-0"
     records = read_jsonl(run / "evaluations.jsonl")

@@ -15,6 +15,7 @@ from PIL import Image
 
 from layerswarm.data import DataConfig, DatasetSplits, load_dataset
 from layerswarm.data.builtin import FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_ROOT, read_idx
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.data.imagefolder import BadImageWarning
 from layerswarm.data.splits import (
     stratified_split,
@@ -62,30 +63,36 @@ def per_class(labels: torch.Tensor, num_classes: int) -> list[int]:
 
 def test_config_defaults_and_round_trip() -> None:
     cfg = DataConfig()
-    assert (cfg.data, cfg.image_size, cfg.val_fraction, cfg.on_bad_image) == ("digits", None, 0.2, "skip")
+    assert (cfg.data, cfg.image.size, cfg.splits.val_holdout_fraction, cfg.image.on_bad_image) == (
+        "digits",
+        None,
+        0.2,
+        "skip",
+    )
     # the input size is resolved from the dataset (small built-in images) or the model
-    assert cfg.resolved({"size": 224, "crop_pct": 0.875, "interpolation": "bicubic"}).image_size == 32
-    assert DataConfig(data="fashion-mnist").resolved().image_size == 64
+    assert cfg.resolved({"size": 224, "crop_pct": 0.875, "interpolation": "bicubic"}).image.size == 32
+    assert DataConfig(data="fashion-mnist").resolved().image.size == 64
     folder = DataConfig(data="photos/").resolved({"size": 160, "crop_pct": 0.95, "interpolation": "bicubic"})
-    assert (folder.image_size, folder.crop_pct, folder.interpolation) == (160, 0.95, "bicubic")
+    assert (folder.image.size, folder.image.crop_pct, folder.image.interpolation) == (160, 0.95, "bicubic")
     assert folder.resolved() == folder  # idempotent: a saved config resolves to itself
-    assert DataConfig(data="photos/", image_size=100).resolved().image_size == 100  # explicit stays
-    again = DataConfig.from_dict(DataConfig(train_per_class=5, seed=3).to_dict())
-    assert again == DataConfig(train_per_class=5, seed=3)
+    assert DataConfig(data="photos/", image=ImageConfig(size=100)).resolved().image.size == 100  # explicit stays
+    again = DataConfig.from_dict(DataConfig(splits=SplitConfig(train_per_class=5, seed=3)).to_dict())
+    assert again == DataConfig(splits=SplitConfig(train_per_class=5, seed=3))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"train_per_class": 0}, "--train-per-class"),
-        ({"val_fraction": 1.0}, "--val-fraction"),
-        ({"on_bad_image": "ignore"}, "--on-bad-image"),
-        ({"image_size": 0}, "--image-size"),
+        ({"splits": {"train_per_class": 0}}, "--train-per-class"),
+        ({"splits": {"val_holdout_fraction": 1.0}}, "--val-fraction"),
+        ({"image": {"on_bad_image": "ignore"}}, "--on-bad-image"),
+        ({"image": {"size": 0}}, "--image-size"),
+        ({"val_fraction": 1.0}, "--val-fraction"),  # a saved config of the flat layout
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict, needle: str) -> None:
     with pytest.raises(LayerswarmError) as excinfo:
-        DataConfig(**kwargs)
+        DataConfig.from_dict(kwargs)
     assert needle in one_line_error(excinfo)
 
 
@@ -136,7 +143,7 @@ def test_subsample_stratified_keeps_proportions() -> None:
 def test_digits_shapes_classes_and_disjoint_splits() -> None:
     from sklearn.datasets import load_digits
 
-    s = load_dataset(DataConfig(data="digits", image_size=8))
+    s = load_dataset(DataConfig(data="digits", image=ImageConfig(size=8)))
     assert isinstance(s, DatasetSplits) and s.name == "digits"
     assert s.classes == [str(i) for i in range(10)]
     for part in (s.train, s.val, s.test):
@@ -153,31 +160,35 @@ def test_digits_shapes_classes_and_disjoint_splits() -> None:
 
 
 def test_digits_resized_and_few_shot_counts_exact() -> None:
-    s = load_dataset(DataConfig(data="digits", image_size=16, train_per_class=5, val_per_class=3))
+    s = load_dataset(
+        DataConfig(data="digits", image=ImageConfig(size=16), splits=SplitConfig(train_per_class=5, val_per_class=3))
+    )
     assert s.train.images.shape == (50, 1, 16, 16)
     assert per_class(s.train.labels, 10) == [5] * 10
     assert per_class(s.val.labels, 10) == [3] * 10
 
 
 def test_digits_seeded_split_reproducible() -> None:
-    cfg = {"data": "digits", "image_size": 8, "train_per_class": 4, "val_per_class": 2}
-    a = load_dataset(DataConfig(**cfg, seed=1))
-    b = load_dataset(DataConfig(**cfg, seed=1))
-    c = load_dataset(DataConfig(**cfg, seed=2))
+    def cfg(seed: int) -> DataConfig:
+        return DataConfig(
+            data="digits", image=ImageConfig(size=8), splits=SplitConfig(train_per_class=4, val_per_class=2, seed=seed)
+        )
+
+    a, b, c = (load_dataset(cfg(seed)) for seed in (1, 1, 2))
     assert torch.equal(a.train.images, b.train.images) and torch.equal(a.test.images, b.test.images)
     assert not torch.equal(a.train.images, c.train.images)
 
 
 def test_digits_too_few_images_per_class() -> None:
     with pytest.raises(LayerswarmError) as excinfo:
-        load_dataset(DataConfig(data="digits", train_per_class=500, val_per_class=10))
+        load_dataset(DataConfig(data="digits", splits=SplitConfig(train_per_class=500, val_per_class=10)))
     msg = one_line_error(excinfo)
     assert "class '0' has" in msg and "510 were asked" in msg
     assert "--train-per-class" in msg and "--val-per-class" in msg
 
 
 def test_digits_max_test_cap() -> None:
-    s = load_dataset(DataConfig(data="digits", image_size=8, max_test=50))
+    s = load_dataset(DataConfig(data="digits", image=ImageConfig(size=8), splits=SplitConfig(max_test=50)))
     assert len(s.test) == 50 and per_class(s.test.labels, 10) == [5] * 10
 
 
@@ -210,9 +221,8 @@ def test_fashion_mnist_idx_files(tmp_path: Path, gz: bool) -> None:
     cfg = DataConfig(
         data="fashion-mnist",
         data_root=str(tmp_path),
-        image_size=28,
-        val_per_class=1,
-        train_per_class=2,
+        image=ImageConfig(size=28),
+        splits=SplitConfig(val_per_class=1, train_per_class=2),
     )
     s = load_dataset(cfg)
     assert s.classes == FASHION_MNIST_CLASSES and s.name == "fashion-mnist"
@@ -225,7 +235,11 @@ def test_fashion_mnist_idx_files(tmp_path: Path, gz: bool) -> None:
 
 def test_fashion_mnist_resize_and_max_test(tmp_path: Path) -> None:
     write_fashion(tmp_path)
-    s = load_dataset(DataConfig(data="fashion-mnist", data_root=str(tmp_path), image_size=16, max_test=10))
+    s = load_dataset(
+        DataConfig(
+            data="fashion-mnist", data_root=str(tmp_path), image=ImageConfig(size=16), splits=SplitConfig(max_test=10)
+        )
+    )
     assert s.test.images.shape == (10, 1, 16, 16) and len(s.train) + len(s.val) == 40
 
 
@@ -261,7 +275,7 @@ def test_fashion_mnist_truncated_data(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(FASHION_MNIST_DEFAULT_ROOT).is_dir(), reason="dataset-fashion-mnist not installed")
 def test_fashion_mnist_real_files() -> None:
-    s = load_dataset(DataConfig(data="fashion-mnist", train_per_class=50, val_per_class=10))
+    s = load_dataset(DataConfig(data="fashion-mnist", splits=SplitConfig(train_per_class=50, val_per_class=10)))
     assert s.train.images.shape == (500, 1, 64, 64)  # fashion-mnist's own input size
     assert per_class(s.train.labels, 10) == [50] * 10
     assert per_class(s.val.labels, 10) == [10] * 10
@@ -273,7 +287,7 @@ def test_fashion_mnist_real_files() -> None:
 
 def test_imagefolder_single_folder_split(tmp_path: Path) -> None:
     make_class_tree(tmp_path, {"cat": 10, "dog": 10, "eel": 5})
-    s = load_dataset(DataConfig(data=str(tmp_path), image_size=8))
+    s = load_dataset(DataConfig(data=str(tmp_path), image=ImageConfig(size=8)))
     assert s.classes == ["cat", "dog", "eel"] and s.name == tmp_path.name
     for part in (s.train, s.val, s.test):
         assert part.images.dtype == torch.uint8 and part.images.shape[1:] == (3, 8, 8)
@@ -287,18 +301,22 @@ def test_imagefolder_single_folder_split(tmp_path: Path) -> None:
 
 def test_imagefolder_few_shot_and_seed(tmp_path: Path) -> None:
     make_class_tree(tmp_path, {"a": 12, "b": 12})
-    cfg = {"data": str(tmp_path), "image_size": 4, "train_per_class": 3, "val_per_class": 2}
-    s = load_dataset(DataConfig(**cfg))
+
+    def cfg(seed: int = 0) -> DataConfig:
+        splits = SplitConfig(train_per_class=3, val_per_class=2, seed=seed)
+        return DataConfig(data=str(tmp_path), image=ImageConfig(size=4), splits=splits)
+
+    s = load_dataset(cfg())
     assert per_class(s.train.labels, 2) == [3, 3] and per_class(s.val.labels, 2) == [2, 2]
-    assert ids(load_dataset(DataConfig(**cfg)).train.images) == ids(s.train.images)
-    assert ids(load_dataset(DataConfig(**cfg, seed=9)).train.images) != ids(s.train.images)
+    assert ids(load_dataset(cfg()).train.images) == ids(s.train.images)
+    assert ids(load_dataset(cfg(seed=9)).train.images) != ids(s.train.images)
 
 
 def test_imagefolder_train_test_val_layout(tmp_path: Path) -> None:
     nxt = make_class_tree(tmp_path / "train", {"a": 6, "b": 6})
     nxt = make_class_tree(tmp_path / "test", {"a": 2, "b": 3}, start=nxt)
     make_class_tree(tmp_path / "val", {"a": 1, "b": 1}, start=nxt)
-    s = load_dataset(DataConfig(data=str(tmp_path), image_size=8, train_per_class=4))
+    s = load_dataset(DataConfig(data=str(tmp_path), image=ImageConfig(size=8), splits=SplitConfig(train_per_class=4)))
     assert per_class(s.train.labels, 2) == [4, 4]
     assert per_class(s.test.labels, 2) == [2, 3] and ids(s.test.images) == set(range(12, 17))
     assert ids(s.val.images) == {17, 18}
@@ -307,7 +325,7 @@ def test_imagefolder_train_test_val_layout(tmp_path: Path) -> None:
 def test_imagefolder_train_test_layout_holds_out_val(tmp_path: Path) -> None:
     nxt = make_class_tree(tmp_path / "train", {"a": 5, "b": 5})
     make_class_tree(tmp_path / "test", {"a": 2, "b": 2}, start=nxt)
-    s = load_dataset(DataConfig(data=str(tmp_path), image_size=8, val_per_class=1))
+    s = load_dataset(DataConfig(data=str(tmp_path), image=ImageConfig(size=8), splits=SplitConfig(val_per_class=1)))
     assert per_class(s.val.labels, 2) == [1, 1] and per_class(s.train.labels, 2) == [4, 4]
     assert ids(s.test.images) == set(range(10, 14))
     assert not (ids(s.val.images) | ids(s.train.images)) & ids(s.test.images)
@@ -321,7 +339,7 @@ def test_imagefolder_resizes_shorter_side_and_center_crops(tmp_path: Path) -> No
         (tmp_path / name).mkdir()
         for i in range(5):
             img.save(tmp_path / name / f"{i}.png")
-    s = load_dataset(DataConfig(data=str(tmp_path), image_size=4))
+    s = load_dataset(DataConfig(data=str(tmp_path), image=ImageConfig(size=4)))
     assert s.train.images.shape[1:] == (3, 4, 4)
     # 8x40 -> 4x20, center crop rows 8..12 = original rows 16..24: all red
     assert (s.train.images[:, 0] == 255).all() and (s.train.images[:, 2] == 0).all()
@@ -331,7 +349,7 @@ def test_imagefolder_ignores_non_image_files(tmp_path: Path) -> None:
     make_class_tree(tmp_path, {"a": 5, "b": 5})
     (tmp_path / "a" / "notes.txt").write_text("not an image")
     (tmp_path / "b" / ".DS_Store").write_bytes(b"\0")
-    s = load_dataset(DataConfig(data=str(tmp_path), image_size=4, on_bad_image="error"))
+    s = load_dataset(DataConfig(data=str(tmp_path), image=ImageConfig(size=4, on_bad_image="error")))
     assert len(s.train) + len(s.val) + len(s.test) == 10
 
 
@@ -378,7 +396,7 @@ def test_corrupt_image_skipped_with_one_warning(tmp_path: Path) -> None:
     (tmp_path / "b" / "bad2.jpg").write_bytes(b"\xff\xd8\xff garbage")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        s = load_dataset(DataConfig(data=str(tmp_path), image_size=4))
+        s = load_dataset(DataConfig(data=str(tmp_path), image=ImageConfig(size=4)))
     bad = [w for w in caught if issubclass(w.category, BadImageWarning)]
     assert len(bad) == 1
     msg = str(bad[0].message)
@@ -391,7 +409,7 @@ def test_corrupt_image_error_mode(tmp_path: Path) -> None:
     make_class_tree(tmp_path, {"a": 6, "b": 6})
     (tmp_path / "a" / "bad1.png").write_bytes(b"not a png")
     with pytest.raises(LayerswarmError) as excinfo:
-        load_dataset(DataConfig(data=str(tmp_path), on_bad_image="error"))
+        load_dataset(DataConfig(data=str(tmp_path), image=ImageConfig(on_bad_image="error")))
     msg = one_line_error(excinfo)
     assert f"'{tmp_path / 'a' / 'bad1.png'}'" in msg and "--on-bad-image skip" in msg
 
@@ -399,7 +417,7 @@ def test_corrupt_image_error_mode(tmp_path: Path) -> None:
 def test_too_few_images_for_requested_counts(tmp_path: Path) -> None:
     make_class_tree(tmp_path, {"big": 20, "small": 6})
     with pytest.raises(LayerswarmError) as excinfo:
-        load_dataset(DataConfig(data=str(tmp_path), train_per_class=4, val_per_class=2))
+        load_dataset(DataConfig(data=str(tmp_path), splits=SplitConfig(train_per_class=4, val_per_class=2)))
     msg = one_line_error(excinfo)
     # 6 images, 1 held out for test: 5 left, 6 asked
     assert "class 'small' has 5 training images but 6 were asked" in msg

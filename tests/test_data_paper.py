@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.errors import LayerswarmError
 
 
@@ -42,7 +43,9 @@ def make_caltech(root: Path, per_class: int = 52) -> Path:
 
 def test_caltech256_30(tmp_path: Path) -> None:
     make_caltech(tmp_path)
-    s = load_dataset(DataConfig(data=f"caltech256-30:{tmp_path}", image_size=4, val_per_class=5))
+    s = load_dataset(
+        DataConfig(data=f"caltech256-30:{tmp_path}", image=ImageConfig(size=4), splits=SplitConfig(val_per_class=5))
+    )
     assert s.classes == ["ak47", "american-flag", "backpack"] and s.name == "caltech256-30"
     assert counts(s.train.labels, 3) == [25, 25, 25]  # 30 training images, 5 held out
     assert counts(s.val.labels, 3) == [5, 5, 5]
@@ -52,7 +55,9 @@ def test_caltech256_30(tmp_path: Path) -> None:
 
 def test_caltech256_few_shot_and_data_root(tmp_path: Path) -> None:
     make_caltech(tmp_path)
-    cfg = DataConfig(data="caltech256-30", data_root=str(tmp_path), image_size=4, train_per_class=10)
+    cfg = DataConfig(
+        data="caltech256-30", data_root=str(tmp_path), image=ImageConfig(size=4), splits=SplitConfig(train_per_class=10)
+    )
     s = load_dataset(cfg)
     assert counts(s.train.labels, 3) == [10] * 3 and counts(s.val.labels, 3) == [6] * 3
 
@@ -103,12 +108,16 @@ def make_mit_indoor(root: Path) -> Path:
 
 def test_mit_indoor_official_split(tmp_path: Path) -> None:
     make_mit_indoor(tmp_path)
-    s = load_dataset(DataConfig(data=f"mit-indoor:{tmp_path}", image_size=4, val_per_class=2))
+    s = load_dataset(
+        DataConfig(data=f"mit-indoor:{tmp_path}", image=ImageConfig(size=4), splits=SplitConfig(val_per_class=2))
+    )
     assert s.classes == ["airport_inside", "bakery", "bar"] and s.name == "mit-indoor"
     assert counts(s.train.labels, 3) == [4, 4, 4]
     assert counts(s.val.labels, 3) == [2, 2, 2]
     assert counts(s.test.labels, 3) == [2, 2, 2]
-    capped = load_dataset(DataConfig(data=f"mit-indoor:{tmp_path}", image_size=4, max_test=3))
+    capped = load_dataset(
+        DataConfig(data=f"mit-indoor:{tmp_path}", image=ImageConfig(size=4), splits=SplitConfig(max_test=3))
+    )
     assert counts(capped.test.labels, 3) == [1, 1, 1]
 
 
@@ -150,7 +159,11 @@ def make_stanford_dogs(root: Path) -> Path:
 
 def test_stanford_dogs_official_split(tmp_path: Path) -> None:
     make_stanford_dogs(tmp_path)
-    cfg = DataConfig(data=f"stanford-dogs:{tmp_path}", image_size=4, val_per_class=1, train_per_class=3)
+    cfg = DataConfig(
+        data=f"stanford-dogs:{tmp_path}",
+        image=ImageConfig(size=4),
+        splits=SplitConfig(val_per_class=1, train_per_class=3),
+    )
     s = load_dataset(cfg)
     assert s.classes == ["Chihuahua", "Japanese_spaniel", "Airedale"] and s.name == "stanford-dogs"
     assert counts(s.train.labels, 3) == [3, 3, 3]
@@ -174,6 +187,8 @@ def test_stanford_dogs_incomplete_copy(tmp_path: Path, remove: str) -> None:
 def test_stanford_dogs_too_few_for_requested_counts(tmp_path: Path) -> None:
     make_stanford_dogs(tmp_path)
     with pytest.raises(LayerswarmError) as excinfo:
-        load_dataset(DataConfig(data=f"stanford-dogs:{tmp_path}", train_per_class=5, val_per_class=1))
+        load_dataset(
+            DataConfig(data=f"stanford-dogs:{tmp_path}", splits=SplitConfig(train_per_class=5, val_per_class=1))
+        )
     msg = one_line_error(excinfo)
     assert "class 'Chihuahua' has 5 training images but 6 were asked" in msg

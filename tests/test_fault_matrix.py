@@ -208,7 +208,7 @@ def test_a_full_disk_on_the_third_write_keeps_every_earlier_file_and_resumes(tmp
     assert line.startswith(f"layerswarm: error: cannot write '{failed}': No space left on device"), line
     assert f"(ENOSPC): free space on the disk of '{out}'" in line
     assert line.endswith(f"then continue with: layerswarm search --resume {out}")
-    assert read_json(out / "config.json")["search"]["searcher"] == "pso"  # the earlier files, whole
+    assert read_json(out / "config.json")["search"]["method"]["name"] == "pso"  # the earlier files, whole
     assert read_json(out / "search_state.json")["generation"] == 0
     assert not failed.exists() and not list(out.glob(".*.tmp"))
     _resume_equals_straight(out, straight)

@@ -21,6 +21,7 @@ import torch
 
 from layerswarm.cli import main
 from layerswarm.data import DataConfig, ImageSet, SearchSplits, load_dataset
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.errors import LayerswarmError, RunFailed
 from layerswarm.executors import (
     FitnessSpec,
@@ -40,14 +41,17 @@ from layerswarm.run.search import EVALUATIONS_FILE, STATE_FILE, search_masks
 from layerswarm.searchers import Searcher, Trial, create_searcher
 from layerswarm.strategies import create_strategy
 from layerswarm.training import NonFiniteLossError, TrainConfig
+from layerswarm.training.config import OptimConfig
 
 PSO = {"particles": 4, "generations": 2}
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    data = load_dataset(DataConfig(data="digits", image_size=16, train_per_class=20, val_per_class=10))
-    cfg = TrainConfig(epochs=1, lr=0.1, batch_size=16)
+    data = load_dataset(
+        DataConfig(data="digits", image=ImageConfig(size=16), splits=SplitConfig(train_per_class=20, val_per_class=10))
+    )
+    cfg = TrainConfig(epochs=1, optim=OptimConfig(lr=0.1, batch_size=16))
     spec = FitnessSpec(ModelConfig(name="test_efficientnet", weights="none"), cfg, data.num_classes, seed=0)
     return data.for_search(), spec
 
@@ -60,7 +64,7 @@ class Faulty:
         bundle = build_bundle(spec.model, spec.num_classes, spec.fitness, seed=spec.seed)
         self.clean = MaskFitness(bundle, data, spec.fitness)
         # lr = NaN: the first step turns every trained weight into NaN, the next loss is NaN
-        self.nan = MaskFitness(bundle, data, spec.fitness.replace(lr=float("nan")))
+        self.nan = MaskFitness(bundle, data, spec.fitness.replace(optim=spec.fitness.optim.replace(lr=float("nan"))))
         bad_train = ImageSet(data.train.images, torch.full_like(data.train.labels, 99))  # no class 99
         self.bad_data = MaskFitness(bundle, dataclasses.replace(data, train=bad_train), spec.fitness)
         self.masks = {"nan": nan_mask, "data": data_mask, "flaky": flaky_mask}
@@ -302,7 +306,13 @@ def test_a_diverged_baseline_stops_with_its_learning_rate(digits16, tmp_path, mo
     monkeypatch.setenv(ENV, "loss=nan@2")
     out = tmp_path / "baselines" / "full" / "final"
     with pytest.raises(RunFailed) as diverged:
-        run_finetune(bundle, digits16, create_strategy("full"), TrainConfig(epochs=2, lr=0.1, batch_size=16), out)
+        run_finetune(
+            bundle,
+            digits16,
+            create_strategy("full"),
+            TrainConfig(epochs=2, optim=OptimConfig(lr=0.1, batch_size=16)),
+            out,
+        )
     assert str(diverged.value) == (
         f"the full fine-tune ({out}) diverged, non-finite loss nan at "
         "step 2 (epoch 1), with lr 0.1: pass a lower --lr, e.g. 0.01"

@@ -15,20 +15,30 @@ from safetensors.torch import load_file
 
 from layerswarm.cli import main
 from layerswarm.data import DataConfig
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.models.config import ModelConfig
 from layerswarm.run.config import RunConfig, SearchConfig
 from layerswarm.run.search import FINAL_CHECKPOINT, run_search
+from layerswarm.run.search_config import AnswerConfig, SearcherConfig
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import EvalConfig, OptimConfig
 
 
 def _config(keep_best: bool) -> RunConfig:
-    train = dict(batch_size=16, lr=0.05, keep_best=keep_best)
+    optim, evaluation = OptimConfig(batch_size=16, lr=0.05), EvalConfig(keep_best=keep_best)
     return RunConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"),
-        data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=40),
-        fitness=TrainConfig(epochs=1, **train),
-        final=TrainConfig(epochs=5, val_every=2, test_every=2, **train),
-        search=SearchConfig(options={"particles": 2, "generations": 1}, baselines="none", answer="mask"),
+        data=DataConfig(
+            data="digits",
+            image=ImageConfig(size=16),
+            splits=SplitConfig(train_per_class=8, val_per_class=4, max_test=40),
+        ),
+        fitness=TrainConfig(epochs=1, optim=optim, evaluation=evaluation),
+        final=TrainConfig(epochs=5, optim=optim, evaluation=evaluation.replace(val_every=2, test_every=2)),
+        search=SearchConfig(
+            method=SearcherConfig(options={"particles": 2, "generations": 1}),
+            outcome=AnswerConfig(baselines="none", answer="mask"),
+        ),
     )
 
 

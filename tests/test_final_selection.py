@@ -16,7 +16,7 @@ from test_search_run import tiny_config
 
 def selecting(k=2, repeats=2):
     cfg = tiny_config()
-    return cfg.replace(search=cfg.search.replace(final_select=k, select_repeats=repeats))
+    return cfg.replace(search=cfg.search.replace(selection=cfg.search.selection.replace(top=k, repeats=repeats)))
 
 
 def test_top_masks_are_distinct_best_first_ties_to_the_earlier():
@@ -60,7 +60,7 @@ def test_selection_reevaluates_the_top_masks_with_fresh_seeds_and_fine_tunes_the
 def test_a_longer_selection_trains_longer_and_ranks_by_its_own_fitness_alone(tmp_path, digits16):
     cfg = selecting(k=2, repeats=1)
     assert cfg.fitness.epochs == 1
-    cfg = cfg.replace(search=cfg.search.replace(select_epochs=3))
+    cfg = cfg.replace(search=cfg.search.replace(selection=cfg.search.selection.replace(epochs=3)))
     run = tmp_path / "run"
     result = run_search(cfg, run, data=digits16, report=False)
     records = read_jsonl(run / "evaluations.jsonl")
@@ -90,14 +90,14 @@ def test_selection_off_is_the_search_best(tmp_path, digits16):
 def test_cli_defaults_off_and_takes_k_and_repeats(tmp_path, captured):  # noqa: F811
     # off: the swarm without it measured best (docs/concepts/defaults.md)
     assert main([*TINY, "--out", str(tmp_path / "a")]) == 0
-    assert captured["cfg"].search.final_select == 0
+    assert captured["cfg"].search.selection.top == 0
     assert main([*TINY, "--final-select", "3", "--out", str(tmp_path / "b")]) == 0
-    assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (3, 1)
+    assert (captured["cfg"].search.selection.top, captured["cfg"].search.selection.repeats) == (3, 1)
     assert main([*TINY, "--final-select", "5", "--select-repeats", "2", "--out", str(tmp_path / "c")]) == 0
-    assert (captured["cfg"].search.final_select, captured["cfg"].search.select_repeats) == (5, 2)
-    assert captured["cfg"].search.select_epochs is None  # the fitness budget
+    assert (captured["cfg"].search.selection.top, captured["cfg"].search.selection.repeats) == (5, 2)
+    assert captured["cfg"].search.selection.epochs is None  # the fitness budget
     assert main([*TINY, "--final-select", "3", "--select-epochs", "4", "--out", str(tmp_path / "d")]) == 0
-    assert captured["cfg"].search.select_epochs == 4
+    assert captured["cfg"].search.selection.epochs == 4
 
 
 def test_the_report_shows_the_selection_apart_from_the_search(tmp_path, digits16):
@@ -125,7 +125,12 @@ def test_a_branched_run_is_the_run_with_those_settings(tmp_path, digits16):
     spec.loader.exec_module(branch_run)
     cfg = tiny_config(particles=2, generations=6)
     run_search(cfg, tmp_path / "whole", data=digits16, report=False)
-    after = cfg.replace(search=cfg.search.replace(patience=1, final_select=2, select_epochs=2, select_repeats=1))
+    after = cfg.replace(
+        search=cfg.search.replace(
+            method=cfg.search.method.replace(patience=1),
+            selection=cfg.search.selection.replace(top=2, epochs=2, repeats=1),
+        )
+    )
     kept = branch_run.branch(
         tmp_path / "whole",
         tmp_path / "branch",

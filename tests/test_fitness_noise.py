@@ -23,9 +23,10 @@ from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.run.search import run_search
 from layerswarm.speed import MemoExecutor
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import OptimConfig
 from test_search_run import tiny_config
 
-CFG = TrainConfig(epochs=2, batch_size=16, lr=0.05)
+CFG = TrainConfig(epochs=2, optim=OptimConfig(batch_size=16, lr=0.05))
 MASK = [0, 0, 1, 1, 1, 1]
 
 
@@ -94,7 +95,7 @@ def test_a_shorter_budget_from_a_longer_curve_keeps_an_se():
 
 def test_search_records_se_and_repeats_and_best_mask_names_the_masks_within_noise(tmp_path, digits16):
     cfg = tiny_config()
-    cfg = cfg.replace(search=cfg.search.replace(fitness_repeats=2))
+    cfg = cfg.replace(search=cfg.search.replace(fitness=cfg.search.fitness.replace(repeats=2)))
     result = run_search(cfg, tmp_path / "run", data=digits16, report=False)
     evals = read_jsonl(tmp_path / "run" / "evaluations.jsonl")
     for e in evals:

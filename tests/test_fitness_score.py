@@ -16,10 +16,11 @@ from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.run.search import run_search
 from layerswarm.speed import MemoExecutor
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import EvalConfig, OptimConfig
 from test_search_run import tiny_config
 
 # validated at the end only, as a search's speed settings leave it: 'trend' must add the middle epoch
-CFG = TrainConfig(epochs=4, batch_size=16, lr=0.05, val_every=4)
+CFG = TrainConfig(epochs=4, optim=OptimConfig(batch_size=16, lr=0.05), evaluation=EvalConfig(val_every=4))
 MASK = [0, 0, 1, 1, 1, 1]
 
 
@@ -78,9 +79,12 @@ def test_the_memo_scores_remembered_and_truncated_curves_its_own_way():
 
 def test_a_search_with_the_trend_score_records_scored_curves(tmp_path, digits16):
     cfg = tiny_config()
-    cfg = cfg.replace(fitness=cfg.fitness.replace(epochs=2), search=cfg.search.replace(fitness_score="trend"))
+    cfg = cfg.replace(
+        fitness=cfg.fitness.replace(epochs=2),
+        search=cfg.search.replace(fitness=cfg.search.fitness.replace(score="trend")),
+    )
     run_search(cfg, tmp_path / "run", data=digits16, report=False)
-    assert read_json(tmp_path / "run" / "config.json")["search"]["fitness_score"] == "trend"
+    assert read_json(tmp_path / "run" / "config.json")["search"]["fitness"]["score"] == "trend"
     for e in read_jsonl(tmp_path / "run" / "evaluations.jsonl"):
         first, last = e["val_curve"]
         assert e["fitness"] == pytest.approx(2 * last - first)

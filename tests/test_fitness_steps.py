@@ -15,7 +15,9 @@ from test_search_run import tiny_config
 
 def with_steps(steps, **speed):
     cfg = tiny_config()
-    return cfg.replace(search=cfg.search.replace(fitness_steps=steps), speed=SpeedConfig(**speed))
+    return cfg.replace(
+        search=cfg.search.replace(fitness=cfg.search.fitness.replace(steps=steps)), speed=SpeedConfig(**speed)
+    )
 
 
 def test_steps_resolve_to_whole_epochs_of_the_training_images(digits16):
@@ -23,7 +25,7 @@ def test_steps_resolve_to_whole_epochs_of_the_training_images(digits16):
     assert resolve_fitness_steps(with_steps(12), digits16).fitness.epochs == 3  # ceil(12 / 5)
     assert resolve_fitness_steps(with_steps(10), digits16).fitness.epochs == 2
     # a fitness on half the training images has half the steps per epoch
-    half = with_steps(12, train_fraction=0.5)
+    half = with_steps(12, fitness_train_fraction=0.5)
     assert fitness_steps_per_epoch(half, digits16) == 3 and resolve_fitness_steps(half, digits16).fitness.epochs == 4
     assert resolve_fitness_steps(tiny_config(), digits16) == tiny_config()  # no step budget: unchanged
 
@@ -32,7 +34,7 @@ def test_a_search_with_a_step_budget_records_both_and_resumes(tmp_path, digits16
     cfg = with_steps(7)
     run_search(cfg, tmp_path / "run", data=digits16, report=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["search"]["fitness_steps"] == 7 and saved["fitness"]["epochs"] == 2
+    assert saved["search"]["fitness"]["steps"] == 7 and saved["fitness"]["epochs"] == 2
     evals = read_jsonl(tmp_path / "run" / "evaluations.jsonl")
     assert all(len(e["val_curve"]) == 2 for e in evals)
     assert sum(e["epochs_trained"] for e in evals) == 2 * len({tuple(e["mask"]) for e in evals})  # the memo still works
@@ -47,6 +49,6 @@ def test_cli_refuses_both_budgets_and_the_preset_yields_to_steps(tmp_path, captu
     assert main([*TINY, "--fitness-epochs", "2", "--fitness-steps", "10", "--out", str(tmp_path / "x")]) != 0
     assert "cfg" not in captured and not (tmp_path / "x").exists()
     assert main([*TINY, "--preset", "paper", "--fitness-steps", "40", "--out", str(tmp_path / "p")]) == 0
-    assert captured["cfg"].search.fitness_steps == 40
+    assert captured["cfg"].search.fitness.steps == 40
     assert main([*TINY, "--fitness-steps", "40", "--out", str(tmp_path / "q")]) == 0
-    assert captured["cfg"].search.fitness_steps == 40
+    assert captured["cfg"].search.fitness.steps == 40

@@ -7,6 +7,7 @@ import torch
 
 from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.training import TrainConfig, fit
+from layerswarm.training.config import OptimConfig
 from layerswarm.training.trainer import trainable_param_groups
 from layerswarm.units import apply_mask
 
@@ -22,7 +23,7 @@ def _unit_tensors(model, unit):
 
 @pytest.mark.parametrize("name", ["test_efficientnet", "test_resnet", "test_vit"])
 def test_frozen_units_bit_identical_after_training(name, digits16):
-    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.05, weight_decay=5e-4, momentum=0.9)
+    cfg = TrainConfig(epochs=2, optim=OptimConfig(batch_size=16, lr=0.05, weight_decay=5e-4, momentum=0.9))
     bundle = build_bundle(ModelConfig(name=name, weights="none"), digits16.num_classes, cfg)
     model = bundle.reset()
     n = len(bundle.units)
@@ -41,7 +42,7 @@ def test_frozen_units_bit_identical_after_training(name, digits16):
 
 
 def test_frozen_batchnorm_statistics_kept_and_trained_ones_move(digits16):
-    cfg = TrainConfig(epochs=1, batch_size=16)
+    cfg = TrainConfig(epochs=1, optim=OptimConfig(batch_size=16))
     bundle = build_bundle(ModelConfig(name="test_resnet", weights="none"), digits16.num_classes, cfg)
     model = bundle.reset()
     mask = [0] + [1] * (len(bundle.units) - 1)
@@ -66,7 +67,7 @@ def test_frozen_parameters_never_reach_the_optimizer():
 
 
 def test_each_evaluation_starts_from_the_pretrained_state(digits16):
-    cfg = TrainConfig(epochs=1, batch_size=16)
+    cfg = TrainConfig(epochs=1, optim=OptimConfig(batch_size=16))
     bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, cfg)
     model = bundle.reset()
     apply_mask(model, bundle.units, [1] * len(bundle.units))
@@ -77,7 +78,7 @@ def test_each_evaluation_starts_from_the_pretrained_state(digits16):
 
 
 def test_training_is_reproducible_on_cpu(digits16):
-    cfg = TrainConfig(epochs=2, batch_size=16, seed=3)
+    cfg = TrainConfig(epochs=2, seed=3, optim=OptimConfig(batch_size=16))
     bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, cfg)
     runs = []
     for _ in range(2):

@@ -1,4 +1,5 @@
-"""Every Python block of docs/guides/own-training-code.md runs as printed.
+"""Every Python block of docs/guides/own-training-code.md runs as printed; the run examples of
+the quickstart and the API page build their configuration as printed.
 
 The blocks of one section run in order in one namespace, the sections in page order in one
 folder (the timm section reads the study folder the first section wrote).
@@ -82,3 +83,26 @@ def test_timm_section(folder, monkeypatch):
     scope = run_section("timm's training script", folder, monkeypatch)
     held = sum(len(g["params"]) for g in scope["optimizer"].param_groups)
     assert held == sum(p.requires_grad for p in scope["model"].parameters()) > 0
+
+
+@pytest.mark.parametrize("page", ["quickstart.md", "reference/api.md"])
+def test_the_python_run_examples_build_their_configuration(page, monkeypatch):
+    """The pages' ``run_search`` examples build a valid configuration as printed (the run itself,
+    minutes of training, is replaced by a stand-in that keeps the configuration)."""
+    import layerswarm
+    import layerswarm.run.search
+
+    seen = []
+
+    def stand_in(cfg, out_dir, **kw):
+        seen.append(cfg)
+        return {"mask": [1], "test_accuracy": 0.0}
+
+    monkeypatch.setattr(layerswarm.run.search, "run_search", stand_in)
+    monkeypatch.setattr(layerswarm, "run_search", stand_in, raising=False)
+    text = (GUIDE.parents[1] / page).read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "run_search(" in b]
+    assert blocks, f"{page} has no run_search example"
+    for block in blocks:
+        exec(compile(block, page, "exec"), {"__name__": "__doc_example__"})  # noqa: S102 - our own docs
+    assert seen and all(isinstance(cfg, layerswarm.RunConfig) for cfg in seen)

@@ -71,7 +71,7 @@ def test_a_search_run_with_patience_stops_where_its_records_say(tmp_path, digits
     whole = read_jsonl(tmp_path / "whole" / "evaluations.jsonl")
     stop = _stop_generation(whole, 1)
     assert stop is not None and stop < 7, "this tiny swarm must have a generation without a better fitness"
-    patient = cfg.replace(search=cfg.search.replace(patience=1))
+    patient = cfg.replace(search=cfg.search.replace(method=cfg.search.method.replace(patience=1)))
     with caplog.at_level("INFO", logger="layerswarm"):
         result = run_search(patient, tmp_path / "patient", data=digits16, report=False)
     assert f"search ended after {stop + 1} generations: no better fitness for the last 1 (--patience)" in caplog.text

@@ -11,6 +11,7 @@ from PIL import Image
 
 from layerswarm.cli import main
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.data.imagefolder import list_images
 from layerswarm.deploy.predict import Predictor, predict
 from layerswarm.errors import LayerswarmError
@@ -18,6 +19,7 @@ from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.run.finetune import run_finetune
 from layerswarm.strategies import create_strategy
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import AugmentConfig, OptimConfig
 
 COLOURS = {"blue": (20, 40, 220), "red": (220, 30, 20)}
 
@@ -38,8 +40,17 @@ def trained(tmp_path_factory):
         (root / "data" / name).mkdir(parents=True)
         for i in range(24):
             _solid(colour, (24, 20), rng).save(root / "data" / name / f"{i}.png")
-    data = load_dataset(DataConfig(data=str(root / "data"), image_size=16, val_per_class=2, test_fraction=0.25))
-    train = TrainConfig(epochs=8, lr=0.003, optimizer="adamw", batch_size=8, augment="none", seed=0)
+    data = load_dataset(
+        DataConfig(
+            data=str(root / "data"), image=ImageConfig(size=16), splits=SplitConfig(val_per_class=2, test_fraction=0.25)
+        )
+    )
+    train = TrainConfig(
+        epochs=8,
+        seed=0,
+        optim=OptimConfig(lr=0.003, optimizer="adamw", batch_size=8),
+        augmentation=AugmentConfig(policy="none"),
+    )
     bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), data.num_classes, train)
     metrics = run_finetune(bundle, data, create_strategy("full"), train, root / "run" / "final")
     assert metrics["test_accuracy"] == 1.0  # the premise: the task was learnt
@@ -68,7 +79,11 @@ def test_decodes_and_scores_exactly_as_training_did(trained):
     """Same pixels as the ImageFolder loader, same normalisation as the trainer's evaluation:
     the predicted classes on the test files give the test accuracy the fine-tune reported."""
     root, metrics = trained
-    data = load_dataset(DataConfig(data=str(root / "data"), image_size=16, val_per_class=2, test_fraction=0.25))
+    data = load_dataset(
+        DataConfig(
+            data=str(root / "data"), image=ImageConfig(size=16), splits=SplitConfig(val_per_class=2, test_fraction=0.25)
+        )
+    )
     files = list_images(root / "data")
     predictor = Predictor(root / "run")
     decoded = predictor.load_images(files)

@@ -15,10 +15,12 @@ pytest.importorskip("transformers")
 
 from layerswarm.cli import main  # noqa: E402
 from layerswarm.data import DataConfig, load_dataset  # noqa: E402
+from layerswarm.data.config import SplitConfig
 from layerswarm.deploy.predict import Prediction, Predictor, predict_texts  # noqa: E402
 from layerswarm.errors import LayerswarmError  # noqa: E402
 from layerswarm.io import read_json  # noqa: E402
 from layerswarm.models.factory import pretrained_input  # noqa: E402
+from layerswarm.training.config import AugmentConfig, OptimConfig, RuntimeConfig
 from text_fixtures import make_text_csv, make_tiny_bert  # noqa: E402
 
 CLASSES = ["animal", "food", "tool"]
@@ -80,7 +82,12 @@ def image_run(tmp_path_factory, digits16):
     from layerswarm.training import TrainConfig
 
     out = tmp_path_factory.mktemp("predict_image") / "run"
-    train = TrainConfig(epochs=1, batch_size=16, augment="none", device="cpu")
+    train = TrainConfig(
+        epochs=1,
+        optim=OptimConfig(batch_size=16),
+        augmentation=AugmentConfig(policy="none"),
+        runtime=RuntimeConfig(device="cpu"),
+    )
     bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), digits16.num_classes, train)
     run_finetune(bundle, digits16, create_strategy("linear"), train, out / "final")
     return out
@@ -127,7 +134,7 @@ def test_tokenises_and_scores_exactly_as_training_did(trained):
     split's token ids; the predicted classes are the argmax of the model run on those ids, and
     give the test accuracy the fine-tune reported."""
     model = f"hf:{trained['bert']}"
-    cfg = DataConfig(data=str(trained["csv"]), train_per_class=10, val_per_class=5)
+    cfg = DataConfig(data=str(trained["csv"]), splits=SplitConfig(train_per_class=10, val_per_class=5))
     data = load_dataset(cfg.resolved(pretrained_input(model)))
     predictor = Predictor(trained["run"])
     assert predictor.is_text and predictor.classes == CLASSES == data.classes

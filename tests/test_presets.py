@@ -48,17 +48,27 @@ def test_paper_preset_is_algorithm_1(tmp_path, captured):
     assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "p")]) == 0
     cfg = captured["cfg"]
     assert cfg.preset == "paper"
-    assert cfg.search.searcher == "pso"
-    opts = cfg.search.options
+    assert cfg.search.method.name == "pso"
+    opts = cfg.search.method.options
     assert (opts["particles"], opts["generations"], opts["c1"], opts["c2"]) == (10, 12, 1.5, 1.5)
     assert (opts["inertia_start"], opts["inertia_end"], opts["velocity_max"]) == (1.4, 0.7, None)
     assert cfg.fitness.epochs == 5 and cfg.final.epochs == 110
-    assert cfg.search.fitness_score == "accuracy"  # the last validation accuracy, whatever the default
+    assert cfg.search.fitness.score == "accuracy"  # the last validation accuracy, whatever the default
     for train in (cfg.fitness, cfg.final):  # the paper's optimiser: SGD 0.01, momentum 0.9, wd 5e-4, x0.1 / 30
-        assert train.recipe == "paper" and train.optimizer == "sgd" and train.lr == 0.01 and train.momentum == 0.9
-        assert train.weight_decay == 5e-4 and train.schedule == "step" and train.step_size == 30 and train.gamma == 0.1
+        assert (
+            train.recipe == "paper"
+            and train.optim.optimizer == "sgd"
+            and train.optim.lr == 0.01
+            and train.optim.momentum == 0.9
+        )
+        assert (
+            train.optim.weight_decay == 5e-4
+            and train.optim.schedule == "step"
+            and train.optim.step_size == 30
+            and train.optim.gamma == 0.1
+        )
     assert cfg.to_dict()["preset"] == "paper"  # recorded in config.json
-    assert cfg.search.space == "mask" and cfg.search.ladder is None  # the paper's bit per unit
+    assert cfg.search.method.space == "mask" and cfg.search.method.ladder is None  # the paper's bit per unit
 
 
 def test_flags_given_override_the_preset(tmp_path, captured):
@@ -81,9 +91,9 @@ def test_flags_given_override_the_preset(tmp_path, captured):
         == 0
     )
     cfg = captured["cfg"]
-    assert cfg.search.options["particles"] == 3 and cfg.search.options["generations"] == 12
+    assert cfg.search.method.options["particles"] == 3 and cfg.search.method.options["generations"] == 12
     assert cfg.final.epochs == 2 and cfg.fitness.epochs == 5
-    assert cfg.fitness.lr == 0.05 and cfg.fitness.recipe == "paper" and cfg.fitness.momentum == 0.9
+    assert cfg.fitness.optim.lr == 0.05 and cfg.fitness.recipe == "paper" and cfg.fitness.optim.momentum == 0.9
 
 
 def test_no_preset_is_recorded_as_none(tmp_path, captured):
@@ -120,8 +130,8 @@ def test_preset_overrides_a_config_file_and_flags_override_both(tmp_path, captur
         == 0
     )
     cfg = captured["cfg"]
-    assert cfg.preset == "paper" and cfg.search.searcher == "pso"
-    assert cfg.search.options["particles"] == 10 and cfg.search.options["generations"] == 2
+    assert cfg.preset == "paper" and cfg.search.method.name == "pso"
+    assert cfg.search.method.options["particles"] == 10 and cfg.search.method.options["generations"] == 2
     assert cfg.fitness.epochs == 5 and cfg.final.epochs == 110
 
 
@@ -175,26 +185,33 @@ def test_the_default_search_is_the_measured_one(tmp_path, captured):
     best of them by final validation accuracy as the answer."""
     assert main([*TINY, "--out", str(tmp_path / "d")]) == 0
     cfg = captured["cfg"]
-    assert cfg.search.searcher == "pso"
-    assert (cfg.search.options["particles"], cfg.search.options["generations"]) == (10, 12)
-    assert cfg.fitness.epochs == 5 and cfg.search.init == "random" and cfg.search.final_select == 0
-    assert cfg.search.baselines == "linear,full,last-k" and cfg.search.answer == "validation"
-    assert cfg.search.fitness_score == "accuracy" and cfg.search.fitness_repeats == 1
-    assert cfg.search.patience == 3  # stops after 3 generations without a better fitness
+    assert cfg.search.method.name == "pso"
+    assert (cfg.search.method.options["particles"], cfg.search.method.options["generations"]) == (10, 12)
+    assert cfg.fitness.epochs == 5 and cfg.search.method.init == "random" and cfg.search.selection.top == 0
+    assert cfg.search.outcome.baselines == "linear,full,last-k" and cfg.search.outcome.answer == "validation"
+    assert cfg.search.fitness.score == "accuracy" and cfg.search.fitness.repeats == 1
+    assert cfg.search.method.patience == 3  # stops after 3 generations without a better fitness
     assert main([*TINY, "--preset", "paper", "--out", str(tmp_path / "p")]) == 0  # the same search, the paper's answer
     paper = captured["cfg"]
-    assert paper.search.patience == 0  # the paper's swarm runs all 12 generations
+    assert paper.search.method.patience == 0  # the paper's swarm runs all 12 generations
     # the same fitness fine-tune: --recipe paper pins the values the default recipe has today
     assert (
-        paper.search.options == cfg.search.options and paper.fitness.replace(recipe=cfg.fitness.recipe) == cfg.fitness
+        paper.search.method.options == cfg.search.method.options
+        and paper.fitness.replace(recipe=cfg.fitness.recipe) == cfg.fitness
     )
-    assert (paper.search.baselines, paper.search.answer) == ("none", "mask")
+    assert (paper.search.outcome.baselines, paper.search.outcome.answer) == ("none", "mask")
     assert main([*TINY, "--fitness-score", "trend", "--out", str(tmp_path / "t")]) == 0
-    assert captured["cfg"].search.fitness_score == "trend"
+    assert captured["cfg"].search.fitness.score == "trend"
     assert main([*TINY, "--searcher", "ga", "--out", str(tmp_path / "g")]) == 0  # the swarm's number of evaluations
-    assert (captured["cfg"].search.options["trials"], captured["cfg"].search.options["population"]) == (120, 10)
+    assert (captured["cfg"].search.method.options["trials"], captured["cfg"].search.method.options["population"]) == (
+        120,
+        10,
+    )
     assert main([*TINY, "--searcher", "ga", "--particles", "4", "--budget", "12", "--out", str(tmp_path / "b")]) == 0
-    assert (captured["cfg"].search.options["population"], captured["cfg"].search.options["trials"]) == (4, 12)
+    assert (captured["cfg"].search.method.options["population"], captured["cfg"].search.method.options["trials"]) == (
+        4,
+        12,
+    )
 
 
 def test_a_pso_option_without_pso_is_refused_not_ignored(tmp_path, capsys):
@@ -210,4 +227,4 @@ def test_a_pso_runs_options_may_be_changed_alone_from_its_config(tmp_path, captu
     config = tmp_path / "c.json"
     config.write_text(json.dumps(captured["cfg"].to_dict()))
     assert main(["search", "--config", str(config), "--generations", "2", "--out", str(tmp_path / "b")]) == 0
-    assert captured["cfg"].search.searcher == "pso" and captured["cfg"].search.options["generations"] == 2
+    assert captured["cfg"].search.method.name == "pso" and captured["cfg"].search.method.options["generations"] == 2

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from layerswarm.cli import app
 from layerswarm.cli.progress import Listeners, SearchProgress, format_evaluation, search_budget
 from layerswarm.cli.tensorboard import TensorBoardLogger, flat_hparams
+from layerswarm.run.search_config import SearcherConfig
 
 
 def _records(generations: int = 2, particles: int = 3) -> list[dict]:
@@ -191,7 +192,7 @@ def test_cli_search_logs_lines_tensorboard_and_report(tmp_path):
 def test_a_ga_search_bar_counts_its_budget_and_the_log_its_population():
     from layerswarm.run.config import RunConfig, SearchConfig
 
-    cfg = RunConfig(search=SearchConfig(searcher="ga", options={"trials": 10, "population": 5}))
+    cfg = RunConfig(search=SearchConfig(method=SearcherConfig(name="ga", options={"trials": 10, "population": 5})))
     out = io.StringIO()
     progress = SearchProgress.for_config(cfg, file=out, bars=True)
     assert (progress.search.total, progress.particle.total, progress.generation.total) == (10, 5, None)
@@ -199,6 +200,6 @@ def test_a_ga_search_bar_counts_its_budget_and_the_log_its_population():
     line = format_evaluation(
         {"generation": 2, "particle": 1, "mask": [0, 1], "fitness": 0.5, "seconds": 1.0},
         0.5,
-        *search_budget("ga", cfg.search.options),
+        *search_budget("ga", cfg.search.method.options),
     )
     assert line.startswith("gen  3  particle  2/5  fitness")  # no made-up count of generations

@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.errors import LayerswarmError
 from layerswarm.executors import FitnessSpec, LocalExecutor, create_executor
 from layerswarm.io import read_jsonl
 from layerswarm.models.bundle import ModelConfig
 from layerswarm.run.config import RunConfig, SearchConfig
 from layerswarm.run.search import EVALUATIONS_FILE, run_search
+from layerswarm.run.search_config import AnswerConfig, ExecutorConfig, SearcherConfig
 from layerswarm.searchers import Trial
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import OptimConfig
 
 ray = pytest.importorskip("ray")
 
@@ -38,22 +41,22 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def data():
-    return load_dataset(DataConfig(data="digits", image_size=16, train_per_class=20, val_per_class=10))
+    return load_dataset(
+        DataConfig(data="digits", image=ImageConfig(size=16), splits=SplitConfig(train_per_class=20, val_per_class=10))
+    )
 
 
 def tiny_config(backend: str) -> RunConfig:
-    train = TrainConfig(epochs=1, lr=0.1, batch_size=16)
+    train = TrainConfig(epochs=1, optim=OptimConfig(lr=0.1, batch_size=16))
     return RunConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"),
         data=DataConfig(data="digits"),
         fitness=train,
         final=train,
         search=SearchConfig(
-            options={"particles": 3, "generations": 2},
-            backend=backend,
-            # equal thread counts: equal CPU results
-            baselines="none",
-            cpus_per_trial=1,
+            method=SearcherConfig(options={"particles": 3, "generations": 2}),
+            executor=ExecutorConfig(backend=backend, cpus_per_trial=1),
+            outcome=AnswerConfig(baselines="none"),
         ),
         seed=0,
     )
@@ -136,7 +139,9 @@ def test_worker_killed_mid_evaluation_is_retried_and_failures_are_recorded(local
 
 def test_ray_refuses_a_gpu_device_without_gpus_per_trial(data):
     cfg = tiny_config("ray")
-    spec = FitnessSpec(cfg.model, cfg.fitness.replace(device="cuda"), data.num_classes)
+    spec = FitnessSpec(
+        cfg.model, cfg.fitness.replace(runtime=cfg.fitness.runtime.replace(device="cuda")), data.num_classes
+    )
     with pytest.raises(LayerswarmError, match="--gpus-per-trial"):
         create_executor("ray", spec, data.for_search())
 
@@ -156,7 +161,7 @@ def test_bench_exact_on_ray_equals_the_plain_reference(local_ray, data):
         final_epochs=1,
         throughput_epochs=1,
         lr=0.1,
-        approximate=SpeedConfig(train_fraction=0.5),
+        approximate=SpeedConfig(fitness_train_fraction=0.5),
     )
     threads = torch.get_num_threads()
     try:
@@ -183,10 +188,12 @@ def test_text_search_on_ray_equals_the_local_search(local_ray, tmp_path):
     from text_fixtures import make_text_csv, make_tiny_bert
 
     name = f"hf:{make_tiny_bert(tmp_path / 'bert')}"  # workers rebuild the model from this folder
-    spec = DataConfig(data=str(make_text_csv(tmp_path / "texts.csv")), train_per_class=10, val_per_class=5)
+    spec = DataConfig(
+        data=str(make_text_csv(tmp_path / "texts.csv")), splits=SplitConfig(train_per_class=10, val_per_class=5)
+    )
     spec = spec.resolved(pretrained_input(name))
     text = load_dataset(spec)
-    train = TrainConfig(epochs=1, lr=3e-3, batch_size=8, optimizer="adamw", weight_decay=0.01)
+    train = TrainConfig(epochs=1, optim=OptimConfig(lr=3e-3, batch_size=8, optimizer="adamw", weight_decay=0.01))
 
     def config(backend: str) -> RunConfig:
         return RunConfig(
@@ -195,7 +202,9 @@ def test_text_search_on_ray_equals_the_local_search(local_ray, tmp_path):
             fitness=train,
             final=train,
             search=SearchConfig(
-                options={"particles": 3, "generations": 2}, backend=backend, baselines="none", cpus_per_trial=1
+                method=SearcherConfig(options={"particles": 3, "generations": 2}),
+                executor=ExecutorConfig(backend=backend, cpus_per_trial=1),
+                outcome=AnswerConfig(baselines="none"),
             ),
             seed=0,
         )

@@ -117,4 +117,4 @@ def test_search_on_a_two_node_cluster_survives_losing_a_node(tmp_path):
             assert a[n][key] == b[n][key], (n, key)
     fa, fb = (json.loads((d / "final" / "metrics.json").read_text()) for d in (local, out))
     assert fa["mask"] == fb["mask"] and fa["test_accuracy"] == fb["test_accuracy"]
-    assert json.loads((out / "config.json").read_text())["search"]["address"] == address
+    assert json.loads((out / "config.json").read_text())["search"]["executor"]["address"] == address

@@ -13,14 +13,16 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from layerswarm.cli import main
+from layerswarm.config_utils import get_dotted
 from layerswarm.data import DataConfig, load_dataset
+from layerswarm.data.config import SplitConfig
 from layerswarm.data.imagefolder import _decode_one
 from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.models.factory import pretrained_input
 from layerswarm.run.finetune import load_model_metadata, run_finetune
 from layerswarm.strategies import create_strategy
 from layerswarm.training import TrainConfig, fit, resolve_device
-from layerswarm.training.config import PAPER_RECIPE, recipe_config
+from layerswarm.training.config import PAPER_RECIPE, AugmentConfig, OptimConfig, RuntimeConfig, recipe_config
 from layerswarm.training.optim import (
     make_optimizer,
     make_scheduler,
@@ -29,7 +31,12 @@ from layerswarm.training.optim import (
 )
 from layerswarm.units import apply_mask
 
-CFG = TrainConfig(epochs=2, batch_size=16, lr=0.05, augment="none", device="cpu")
+CFG = TrainConfig(
+    epochs=2,
+    optim=OptimConfig(batch_size=16, lr=0.05),
+    augmentation=AugmentConfig(policy="none"),
+    runtime=RuntimeConfig(device="cpu"),
+)
 
 
 def _photos(root: Path, size=(300, 260), per_class: int = 6) -> Path:
@@ -69,7 +76,7 @@ def test_a_folder_of_large_photos_runs_at_the_models_input_size_without_a_size_f
     assert code == 0, capsys.readouterr().err
     expected = pretrained_input("test_efficientnet")
     saved = json.loads((out / "config.json").read_text())["data"]
-    assert (saved["image_size"], saved["crop_pct"], saved["interpolation"]) == (
+    assert (saved["image"]["size"], saved["image"]["crop_pct"], saved["image"]["interpolation"]) == (
         expected["size"],
         expected["crop_pct"],
         expected["interpolation"],
@@ -91,8 +98,8 @@ def test_evaluation_view_is_resize_to_size_over_crop_pct_then_centre_crop(tmp_pa
 
 def test_recipes_fill_unset_settings_and_explicit_options_win():
     paper = recipe_config("paper", epochs=3)
-    assert all(getattr(paper, k) == v for k, v in PAPER_RECIPE.items()) and paper.recipe == "paper"
-    assert recipe_config("paper", lr=0.05).lr == 0.05
+    assert all(get_dotted(paper.to_dict(), k) == v for k, v in PAPER_RECIPE.items()) and paper.recipe == "paper"
+    assert recipe_config("paper", **{"optim.lr": 0.05}).optim.lr == 0.05
     assert recipe_config("default") == TrainConfig()
 
 
@@ -126,14 +133,14 @@ def test_cli_recipe_paper_sets_the_papers_optimiser_and_a_flag_overrides_it(tmp_
     ]
     assert main(args) == 0
     train = json.loads((out / "config.json").read_text())["train"]
-    assert {k: train[k] for k in PAPER_RECIPE if k != "label_smoothing"} == {
-        k: v for k, v in PAPER_RECIPE.items() if k != "label_smoothing"
+    assert {k: get_dotted(train, k) for k in PAPER_RECIPE if k != "optim.label_smoothing"} == {
+        k: v for k, v in PAPER_RECIPE.items() if k != "optim.label_smoothing"
     }
-    assert train["label_smoothing"] == 0.2 and train["recipe"] == "paper"
+    assert train["optim"]["label_smoothing"] == 0.2 and train["recipe"] == "paper"
 
 
 def test_head_learning_rate_and_no_decay_groups(digits16):
-    cfg = CFG.replace(head_lr_mult=10.0, decay_norm_bias=False, weight_decay=1e-3)
+    cfg = CFG.replace(optim=CFG.optim.replace(head_lr_mult=10.0, decay_norm_bias=False, weight_decay=1e-3))
     bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), 10, cfg)
     model = bundle.reset()
     head = {id(p) for n in bundle.info.head for p in model.get_submodule(n).parameters()}
@@ -142,7 +149,7 @@ def test_head_learning_rate_and_no_decay_groups(digits16):
     for g in groups:
         in_head = {id(p) in head for p in g["params"]}
         assert len(in_head) == 1  # a group is all head or all backbone
-        assert g.get("lr", cfg.lr) == (0.5 if in_head == {True} else cfg.lr)
+        assert g.get("lr", cfg.optim.lr) == (0.5 if in_head == {True} else cfg.optim.lr)
         if g.get("weight_decay") == 0.0:
             assert all(p.ndim <= 1 for p in g["params"])  # norm weights and biases
         else:
@@ -166,10 +173,12 @@ def _lrs(cfg: TrainConfig, steps: int, step_count: int = 4) -> list[float]:
 
 
 def test_warmup_is_per_step_then_step_decay_by_epoch():
-    lrs = _lrs(TrainConfig(lr=0.1, warmup_epochs=1.0, schedule="step", step_size=2, gamma=0.1, epochs=4), 16)
+    lrs = _lrs(
+        TrainConfig(epochs=4, optim=OptimConfig(lr=0.1, warmup_epochs=1.0, schedule="step", step_size=2, gamma=0.1)), 16
+    )
     assert lrs[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # four increments over the first epoch
     assert lrs[4:8] == pytest.approx([0.1] * 4) and lrs[8:] == pytest.approx([0.01] * 8)  # x0.1 after 2 epochs
-    seen = _lrs(TrainConfig(lr=0.1, schedule="cosine", epochs=2), 8)
+    seen = _lrs(TrainConfig(epochs=2, optim=OptimConfig(lr=0.1, schedule="cosine")), 8)
     assert seen[0] == pytest.approx(0.1) and all(a > b for a, b in zip(seen, seen[1:], strict=False))
 
 
@@ -195,7 +204,11 @@ def test_bn_recalibration_touches_only_frozen_bn_behind_a_trained_unit(digits16)
 
 
 def test_run_finetune_seed_drives_head_and_batches_and_keep_best_reports_its_epoch(digits16, tmp_path):
-    cfg = CFG.replace(epochs=3, keep_best=True, augment="crop-flip")
+    cfg = CFG.replace(
+        epochs=3,
+        evaluation=CFG.evaluation.replace(keep_best=True),
+        augmentation=CFG.augmentation.replace(policy="crop-flip"),
+    )
     # "pretrained" weights from a file, so that only the new head depends on the seed
     weights = tmp_path / "backbone.safetensors"
     save_file(build_bundle(ModelConfig(name="test_efficientnet", weights="none"), 10, cfg).model.state_dict(), weights)
@@ -216,17 +229,22 @@ def test_run_finetune_seed_drives_head_and_batches_and_keep_best_reports_its_epo
 def test_device_auto_picks_what_is_here():
     expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     assert resolve_device("auto").type == expected
-    assert TrainConfig().device == "auto"
+    assert TrainConfig().runtime.device == "auto"
 
 
 def test_final_fine_tune_uses_its_own_augmentation(digits16):
-    fitness_cfg = CFG.replace(augment="none")
+    fitness_cfg = CFG.replace(augmentation=CFG.augmentation.replace(policy="none"))
     bundle = build_bundle(ModelConfig(name="test_efficientnet", weights="none"), 10, fitness_cfg)
     assert bundle.transform.augment == "none"
-    assert bundle.transform_for(fitness_cfg.replace(augment="rrc", rrc_scale_min=0.5)).augment == "rrc"
+    assert (
+        bundle.transform_for(
+            fitness_cfg.replace(augmentation=fitness_cfg.augmentation.replace(policy="rrc", rrc_scale_min=0.5))
+        ).augment
+        == "rrc"
+    )
     x = digits16.train.images[:8]
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
-    rrc = bundle.transform_for(fitness_cfg.replace(augment="rrc"))
+    rrc = bundle.transform_for(fitness_cfg.replace(augmentation=fitness_cfg.augmentation.replace(policy="rrc")))
     assert torch.equal(rrc(x, train=True, generator=g1), rrc(x, train=True, generator=g2))  # seeded, exact
     assert not torch.equal(rrc(x, train=True, generator=g1), rrc(x, train=False))
     model = bundle.reset()
@@ -234,7 +252,7 @@ def test_final_fine_tune_uses_its_own_augmentation(digits16):
         model,
         digits16.train,
         digits16.val,
-        fitness_cfg.replace(epochs=1, label_smoothing=0.1),
+        fitness_cfg.replace(epochs=1, optim=fitness_cfg.optim.replace(label_smoothing=0.1)),
         bundle.transform,
         head=bundle.info.head,
     )
@@ -242,6 +260,6 @@ def test_final_fine_tune_uses_its_own_augmentation(digits16):
 
 
 def test_load_dataset_records_the_input_it_used():
-    data = load_dataset(DataConfig(data="digits", train_per_class=2, val_per_class=2, max_test=10))
+    data = load_dataset(DataConfig(data="digits", splits=SplitConfig(train_per_class=2, val_per_class=2, max_test=10)))
     assert data.input_config == {"image_size": 32, "crop_pct": 1.0, "interpolation": "bilinear"}
     assert data.train.images.shape[-1] == 32

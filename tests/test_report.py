@@ -12,13 +12,16 @@ from PIL import Image
 
 from layerswarm.cli import main
 from layerswarm.data import DataConfig
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.io import read_jsonl
 from layerswarm.models.bundle import ModelConfig
 from layerswarm.report import write_report
 from layerswarm.report.loader import generation_summaries, load_report_data
 from layerswarm.run.config import RunConfig, SearchConfig
 from layerswarm.run.search import run_search
+from layerswarm.run.search_config import AnswerConfig, SearcherConfig
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import EvalConfig, OptimConfig
 
 FIGURES = ["fig1_masks", "fig2_accuracy", "fig3_convergence", "fig4_swarm"]
 
@@ -26,11 +29,16 @@ FIGURES = ["fig1_masks", "fig2_accuracy", "fig3_convergence", "fig4_swarm"]
 def tiny_config() -> RunConfig:
     return RunConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"),
-        data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60),
-        fitness=TrainConfig(epochs=1, batch_size=16),
-        final=TrainConfig(epochs=2, batch_size=16, test_every=1),
+        data=DataConfig(
+            data="digits",
+            image=ImageConfig(size=16),
+            splits=SplitConfig(train_per_class=8, val_per_class=4, max_test=60),
+        ),
+        fitness=TrainConfig(epochs=1, optim=OptimConfig(batch_size=16)),
+        final=TrainConfig(epochs=2, optim=OptimConfig(batch_size=16), evaluation=EvalConfig(test_every=1)),
         search=SearchConfig(
-            searcher="pso", options={"particles": 2, "generations": 2}, baselines="none", answer="mask"
+            method=SearcherConfig(name="pso", options={"particles": 2, "generations": 2}),
+            outcome=AnswerConfig(baselines="none", answer="mask"),
         ),
     )
 
@@ -72,7 +80,7 @@ def test_search_writes_a_self_contained_report(run):
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
     assert cells[1] == "pso" and f"{result['test_accuracy']:.4f}" in cells
     # the configuration and the mask
-    assert "test_efficientnet" in html and "search.options.particles" in html
+    assert "test_efficientnet" in html and "search.method.options.particles" in html
     assert "".join(map(str, result["mask"])) in html
 
 
@@ -99,10 +107,16 @@ def test_report_of_a_comparison_folder(run, tmp_path):
 
     cfg = CompareConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"),
-        data=[DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4, max_test=60)],
+        data=[
+            DataConfig(
+                data="digits",
+                image=ImageConfig(size=16),
+                splits=SplitConfig(train_per_class=8, val_per_class=4, max_test=60),
+            )
+        ],
         strategies=["full", "pso"],
         options={"pso": {"particles": 2, "generations": 2, "fitness_epochs": 1}},
-        train=TrainConfig(epochs=2, batch_size=16, test_every=1),
+        train=TrainConfig(epochs=2, optim=OptimConfig(batch_size=16), evaluation=EvalConfig(test_every=1)),
         repeats=1,
     )
     run_compare(cfg, tmp_path / "cmp")

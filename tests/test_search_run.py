@@ -12,6 +12,7 @@ import torch
 
 from layerswarm.cli import main
 from layerswarm.data import DataConfig
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.data.imageset import ImageSet
 from layerswarm.io import read_jsonl
 from layerswarm.models.bundle import ModelConfig
@@ -19,7 +20,9 @@ from layerswarm.models.factory import pretrained_input
 from layerswarm.run.config import RunConfig, SearchConfig
 from layerswarm.run.rundir import META_KEYS, config_record
 from layerswarm.run.search import run_search
+from layerswarm.run.search_config import AnswerConfig, SearcherConfig
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import OptimConfig
 
 
 def tiny_config(**search_options) -> RunConfig:
@@ -28,10 +31,15 @@ def tiny_config(**search_options) -> RunConfig:
     options = {"particles": 3, "generations": 2, **search_options}
     return RunConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"),
-        data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4),
-        fitness=TrainConfig(epochs=1, batch_size=16),
-        final=TrainConfig(epochs=2, batch_size=16),
-        search=SearchConfig(searcher="pso", options=options, patience=0, baselines="none", answer="mask"),
+        data=DataConfig(
+            data="digits", image=ImageConfig(size=16), splits=SplitConfig(train_per_class=8, val_per_class=4)
+        ),
+        fitness=TrainConfig(epochs=1, optim=OptimConfig(batch_size=16)),
+        final=TrainConfig(epochs=2, optim=OptimConfig(batch_size=16)),
+        search=SearchConfig(
+            method=SearcherConfig(name="pso", options=options, patience=0),
+            outcome=AnswerConfig(baselines="none", answer="mask"),
+        ),
     )
 
 
@@ -43,7 +51,11 @@ def test_search_writes_every_output(tmp_path, digits16):
     # the settings (the input resolved: size, crop and interpolation), then the run's record:
     # command line (none through the API), versions, device
     resolved = cfg.replace(data=cfg.data.resolved(pretrained_input("test_efficientnet")))
-    assert (saved["data"]["image_size"], saved["data"]["crop_pct"], saved["data"]["interpolation"]) == (
+    assert (
+        saved["data"]["image"]["size"],
+        saved["data"]["image"]["crop_pct"],
+        saved["data"]["image"]["interpolation"],
+    ) == (
         16,
         1.0,
         "bilinear",

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_table_of_searches_and_their_baselines(tmp_path, digits16):
     cfg = tiny_config()
-    cfg = cfg.replace(search=cfg.search.replace(baselines="linear,last-k:1", answer="validation"))
+    cfg = cfg.replace(
+        search=cfg.search.replace(outcome=cfg.search.outcome.replace(baselines="linear,last-k:1", answer="validation"))
+    )
     for seed in (1, 2):
         run_search(cfg.replace(seed=seed), tmp_path / f"tiny-default-s{seed}", data=digits16, report=False)
     # a searched mask fine-tuned again by `layerswarm finetune` (here with its frozen BatchNorm re-estimated)

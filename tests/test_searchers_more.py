@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.errors import LayerswarmError
 from layerswarm.race import (
     BudgetSpent,
@@ -22,6 +23,7 @@ from layerswarm.race import (
     summarise,
     table_fitness,
 )
+from layerswarm.run.search_config import SearcherConfig
 from layerswarm.searchers import (
     SEARCHERS,
     ExhaustiveConfig,
@@ -42,6 +44,7 @@ from layerswarm.searchers.testing import (
     check_other_seed_other_search,
     run_search,
 )
+from layerswarm.training.config import AugmentConfig, OptimConfig
 
 # --- the conformance suite ---
 
@@ -236,12 +239,14 @@ def test_cli_search_config_uses_the_budget() -> None:
     )
     ga, pso = {"search_searcher": "ga", "budget": None}, {"search_searcher": "pso", "budget": None}
     cfg, _ = _search_config({**base, **ga}, set())  # the default budget
-    assert cfg.search.options["trials"] == 120 and cfg.search.options["population"] == 5  # the swarm's 10 x 12
+    assert (
+        cfg.search.method.options["trials"] == 120 and cfg.search.method.options["population"] == 5
+    )  # the swarm's 10 x 12
     cfg, _ = _search_config({**base, **pso, "budget": 23}, set())
-    assert cfg.search.options["particles"] == 5 and cfg.search.options["generations"] == 5
-    assert cfg.search.options["c1"] == 1.5
+    assert cfg.search.method.options["particles"] == 5 and cfg.search.method.options["generations"] == 5
+    assert cfg.search.method.options["c1"] == 1.5
     cfg, _ = _search_config({**base, **pso}, set())  # n x G
-    assert cfg.search.options["generations"] == 4
+    assert cfg.search.method.options["generations"] == 4
     with pytest.raises(LayerswarmError, match="--generations is a PSO option"):
         _search_config({**base, **ga}, {"pso_generations"})
 
@@ -355,8 +360,10 @@ def test_fitness_table_trains_each_mask_once_and_resumes(tmp_path) -> None:
 
     cfg = RunConfig(
         model=ModelConfig(name="test_resnet", weights="none", granularity="stage"),
-        data=DataConfig(data="digits", image_size=16, train_per_class=4, val_per_class=3),
-        fitness=TrainConfig(epochs=1, batch_size=16, augment="none"),
+        data=DataConfig(
+            data="digits", image=ImageConfig(size=16), splits=SplitConfig(train_per_class=4, val_per_class=3)
+        ),
+        fitness=TrainConfig(epochs=1, optim=OptimConfig(batch_size=16), augmentation=AugmentConfig(policy="none")),
     )
     path = tmp_path / "table.jsonl"
     table = FitnessTable(cfg, path)
@@ -382,7 +389,7 @@ def test_fitness_table_trains_each_mask_once_and_resumes(tmp_path) -> None:
         data=cfg.data,
         fitness=cfg.fitness,
         final=cfg.final.replace(epochs=3),
-        search=SearchConfig(searcher="ga"),
+        search=SearchConfig(method=SearcherConfig(name="ga")),
     )
     assert set(load_table(FitnessTable(other_search, path).path)[1]) == {mask_key(m) for m in masks}
 

@@ -12,17 +12,20 @@ from safetensors.torch import load_file
 import layerswarm
 from layerswarm.cli import main
 from layerswarm.data import DataConfig
+from layerswarm.data.config import ImageConfig, SplitConfig
 from layerswarm.errors import LayerswarmError
 from layerswarm.fitness.evaluation import Evaluation, Executor
 from layerswarm.fitness.mask_fitness import LevelFitness, MaskFitness
 from layerswarm.io import read_json, read_jsonl
 from layerswarm.models.bundle import ModelConfig, build_bundle
-from layerswarm.run.config import RunConfig, SearchConfig
+from layerswarm.run.config import RunConfig
 from layerswarm.run.search import run_search
+from layerswarm.run.search_config import AnswerConfig, SearchConfig, SearcherConfig, SelectionConfig
 from layerswarm.searchers import Trial
 from layerswarm.speed import MemoExecutor
 from layerswarm.strategies import StrategyContext, create_strategy
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import OptimConfig
 from layerswarm.training.optim import plan_param_groups
 from layerswarm.training.trainer import trainable_param_groups
 from layerswarm.units import apply_mask
@@ -31,13 +34,9 @@ LADDER = [0.0, 0.1, 1.0, 3.0]
 # one SGD step on all 80 training images, no momentum or decay: the step is -lr x m x gradient
 ONE_STEP = TrainConfig(
     epochs=1,
-    batch_size=80,
-    lr=0.1,
-    momentum=0.0,
-    weight_decay=0.0,
-    optimizer="sgd",
-    schedule="constant",
-    warmup_epochs=0,
+    optim=OptimConfig(
+        batch_size=80, lr=0.1, momentum=0.0, weight_decay=0.0, optimizer="sgd", schedule="constant", warmup_epochs=0
+    ),
 )
 
 
@@ -197,7 +196,7 @@ def lr_run(tmp_path_factory):
 def test_search_space_lr_end_to_end(lr_run, capsys):
     out = lr_run
     config = read_json(out / "config.json")
-    assert config["search"]["space"] == "lr" and config["search"]["ladder"] == LADDER
+    assert config["search"]["method"]["space"] == "lr" and config["search"]["method"]["ladder"] == LADDER
     records = read_jsonl(out / "evaluations.jsonl")
     assert records and all(r["mask"] == [int(v > 0) for v in r["levels"]] for r in records)
     assert {v for r in records for v in r["levels"]} == {0, 1, 2, 3}, "the search never used some levels"
@@ -242,24 +241,25 @@ def test_export_and_param_groups_follow_the_multipliers(lr_run, capsys):
     torch.optim.SGD(layerswarm.param_groups(model, out, lr=0.05), lr=0.05)  # what the docstring promises
 
 
-def _config(**search) -> RunConfig:
+def _config() -> RunConfig:
     return RunConfig(
         model=ModelConfig(name="test_efficientnet", weights="none"),
-        data=DataConfig(data="digits", image_size=16, train_per_class=8, val_per_class=4),
-        fitness=TrainConfig(epochs=1, batch_size=16, lr=0.1),
-        final=TrainConfig(epochs=1, batch_size=16, lr=0.1),
+        data=DataConfig(
+            data="digits", image=ImageConfig(size=16), splits=SplitConfig(train_per_class=8, val_per_class=4)
+        ),
+        fitness=TrainConfig(epochs=1, optim=OptimConfig(batch_size=16, lr=0.1)),
+        final=TrainConfig(epochs=1, optim=OptimConfig(batch_size=16, lr=0.1)),
         search=SearchConfig(
-            searcher="pso",
-            options={"particles": 3, "generations": 3},
-            space="lr",
-            ladder=LADDER,
-            init="baselines",
-            final_select=2,
-            select_repeats=2,
-            patience=0,
-            baselines="none",
-            answer="mask",
-            **search,
+            method=SearcherConfig(
+                name="pso",
+                options={"particles": 3, "generations": 3},
+                space="lr",
+                ladder=LADDER,
+                init="baselines",
+                patience=0,
+            ),
+            selection=SelectionConfig(top=2, repeats=2),
+            outcome=AnswerConfig(baselines="none", answer="mask"),
         ),
     )
 
@@ -280,9 +280,9 @@ def test_a_resumed_level_search_equals_the_uninterrupted_one(tmp_path, digits16)
 
     with pytest.raises(_Stop):
         run_search(cfg, tmp_path / "resumed", data=digits16, report=False, on_evaluation=stop_after_four)
-    with pytest.raises(LayerswarmError, match="search.ladder"):
+    with pytest.raises(LayerswarmError, match="search.method.ladder"):
         run_search(
-            _config().replace(search=cfg.search.replace(ladder=[0.0, 1.0, 2.0])),
+            _config().replace(search=cfg.search.replace(method=cfg.search.method.replace(ladder=[0.0, 1.0, 2.0]))),
             tmp_path / "resumed",
             data=digits16,
             resume=True,

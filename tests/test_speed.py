@@ -22,9 +22,10 @@ from layerswarm.speed import (
 )
 from layerswarm.speed.fidelity import subset_splits
 from layerswarm.training import TrainConfig, fit
+from layerswarm.training.config import OptimConfig
 from layerswarm.units import apply_mask
 
-CFG = TrainConfig(epochs=2, batch_size=16, lr=0.05)
+CFG = TrainConfig(epochs=2, optim=OptimConfig(batch_size=16, lr=0.05))
 
 
 def _fitnesses(name, digits, masks, cfg=CFG, cache=True):
@@ -41,7 +42,7 @@ def _strip(curves):
 @pytest.mark.parametrize("name", ["test_efficientnet", "test_resnet"])
 @pytest.mark.parametrize("augment", ["rrc", "crop-flip", "none"])
 def test_prefix_cache_is_bit_exact(name, augment, digits16):
-    cfg = CFG.replace(augment=augment)
+    cfg = CFG.replace(augmentation=CFG.augmentation.replace(policy=augment))
     n = len(build_bundle(ModelConfig(name=name, weights="none"), 10, cfg).units)
     masks = [
         [0] * (n // 2) + [1] * (n - n // 2),
@@ -201,7 +202,13 @@ def test_subset_splits_are_stratified_and_seeded(digits16):
 
 @pytest.mark.parametrize(
     "bad",
-    [{"fidelity": "magic"}, {"halving_keep": 0.0}, {"train_fraction": 1.5}, {"early_stop": -0.1}, {"cache_mb": -1}],
+    [
+        {"fidelity": "magic"},
+        {"halving_keep": 0.0},
+        {"fitness_train_fraction": 1.5},
+        {"early_stop": -0.1},
+        {"cache_mb": -1},
+    ],
 )
 def test_speed_config_refuses_bad_values(bad):
     with pytest.raises(LayerswarmError):
@@ -214,7 +221,7 @@ def test_run_config_round_trips_speed_and_defaults_it():
     old = cfg.to_dict()
     del old["speed"]  # a config.json written before the speed settings existed
     assert RunConfig.from_dict(old).speed == SpeedConfig()
-    assert not SpeedConfig().approximate and SpeedConfig(train_fraction=0.5).approximate
+    assert not SpeedConfig().approximate and SpeedConfig(fitness_train_fraction=0.5).approximate
 
 
 def test_wrappers_compose_in_order(digits16):
@@ -289,7 +296,7 @@ def test_validating_only_after_the_last_epoch_changes_nothing_but_the_curve(digi
 @pytest.mark.slow
 def test_compiled_training_matches_eager_and_keeps_frozen_units_frozen(digits16):
     """``--compile`` trains the same model (up to kernel rounding), through the same loop."""
-    cfg = CFG.replace(epochs=1, augment="none")
+    cfg = CFG.replace(epochs=1, augmentation=CFG.augmentation.replace(policy="none"))
     mask = [0, 0, 1, 1, 1]
     results = []
     for compiled in (False, True):
@@ -298,7 +305,12 @@ def test_compiled_training_matches_eager_and_keeps_frozen_units_frozen(digits16)
         frozen = apply_mask(model, bundle.units, mask)
         before = {k: v.clone() for k, v in model.state_dict().items()}
         history = fit(
-            model, digits16.train, digits16.val, cfg.replace(compile=compiled), bundle.transform, frozen=frozen
+            model,
+            digits16.train,
+            digits16.val,
+            cfg.replace(runtime=cfg.runtime.replace(compile=compiled)),
+            bundle.transform,
+            frozen=frozen,
         )
         after = model.state_dict()
         prefix = [k for u in bundle.units[:2] for k in u.params]
@@ -394,7 +406,9 @@ def test_pause_memory_is_bounded(digits16):
         evaluate(m, 1)
     held = sum(sum(t.nbytes for t in w.values()) + s.nbytes for w, s in evaluate.paused.values())
     assert 0 < held <= 2**20 and len(evaluate.paused) < 3 and tuple(masks[-1]) in evaluate.paused
-    assert not MaskFitness(bundle, digits16.for_search(), CFG.replace(schedule="cosine"), pause_mb=64).pause_bytes
+    assert not MaskFitness(
+        bundle, digits16.for_search(), CFG.replace(optim=CFG.optim.replace(schedule="cosine")), pause_mb=64
+    ).pause_bytes
 
 
 def test_three_rungs_continue_one_after_another(digits16):

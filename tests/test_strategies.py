@@ -17,8 +17,13 @@ from layerswarm.strategies import STRATEGIES, StrategyContext, create_strategy
 from layerswarm.strategies.child_tuning import fisher_information, top_fraction_masks
 from layerswarm.strategies.groups import head_param_names, pretrained_named_params
 from layerswarm.training import TrainConfig, fit
+from layerswarm.training.config import AugmentConfig, OptimConfig
 
-CFG = TrainConfig(epochs=1, batch_size=16, lr=0.05, momentum=0.0, weight_decay=0.0, augment="none")
+CFG = TrainConfig(
+    epochs=1,
+    optim=OptimConfig(batch_size=16, lr=0.05, momentum=0.0, weight_decay=0.0),
+    augmentation=AugmentConfig(policy="none"),
+)
 
 
 def _bundle(data, cfg=CFG, name="test_efficientnet", weights="none", seed=0):
@@ -124,7 +129,7 @@ def test_gradual_unfreezing_opens_units_top_down_in_stages(digits16):
     plan = _plan(strategy, bundle, digits16, cfg)
     # every parameter is in the optimizer from the start; units at a tenth of the head's lr
     groups = plan.param_groups
-    assert groups[0]["lr"] == cfg.lr and all(g["lr"] == pytest.approx(cfg.lr * 0.1) for g in groups[1:])
+    assert groups[0]["lr"] == cfg.optim.lr and all(g["lr"] == pytest.approx(cfg.optim.lr * 0.1) for g in groups[1:])
     assert sum(len(g["params"]) for g in groups) == len(list(bundle.model.parameters()))
     units, model = bundle.units, bundle.model
     snapshots = [[_unit_state(model, u) for u in units]]
@@ -155,24 +160,24 @@ def test_discriminative_rates_per_parameter_group(digits16):
     model, units = bundle.model, bundle.units
     names = {id(p): n for n, p in model.named_parameters()}
     head, *unit_groups = plan.param_groups
-    assert head["lr"] == CFG.lr and {names[id(p)] for p in head["params"]} == set(head_param_names(bundle))
+    assert head["lr"] == CFG.optim.lr and {names[id(p)] for p in head["params"]} == set(head_param_names(bundle))
     for j, (unit, group) in enumerate(zip(units, unit_groups, strict=True)):
-        assert group["lr"] == pytest.approx(CFG.lr * 0.5 ** (len(units) - j))
+        assert group["lr"] == pytest.approx(CFG.optim.lr * 0.5 ** (len(units) - j))
         assert [names[id(p)] for p in group["params"]] == unit.params
     # the optimizer the trainer builds carries those rates
     seen = []
     _fit(bundle, digits16, plan, on_epoch=lambda r: seen.append(r["lr"]))
-    assert seen == [CFG.lr]
+    assert seen == [CFG.optim.lr]
 
 
 @pytest.mark.parametrize("name", ["gradual", "discriminative"])
 def test_the_head_learns_at_the_recipes_head_rate_unless_given(digits16, name):
     """Under a recipe with a head multiplier (bert: 20x) the new head of these strategies learns
     at lr x head_lr_mult like every strategy's head, and the units keep their rates below it."""
-    cfg = CFG.replace(head_lr_mult=20.0)
+    cfg = CFG.replace(optim=CFG.optim.replace(head_lr_mult=20.0))
     bundle = _bundle(digits16, cfg)
     head, *units = _plan(create_strategy(name), bundle, digits16, cfg).param_groups
-    assert head["lr"] == pytest.approx(cfg.lr * 20.0)
+    assert head["lr"] == pytest.approx(cfg.optim.lr * 20.0)
     assert all(g["lr"] < head["lr"] for g in units)
     given, *_ = _plan(create_strategy(name, {"head_lr": 0.003}), bundle, digits16, cfg).param_groups
     assert given["lr"] == 0.003
@@ -186,7 +191,7 @@ def test_the_head_learns_at_the_recipes_head_rate_unless_given(digits16, name):
         cfg,
         on_epoch=lambda r: seen.append(r["lr"]),
     )
-    assert seen == [pytest.approx(cfg.lr * 20.0)]
+    assert seen == [pytest.approx(cfg.optim.lr * 20.0)]
 
 
 def test_l2sp_gradient_is_alpha_times_distance_and_replaces_weight_decay(digits16):
@@ -216,7 +221,7 @@ def test_l2sp_penalty_is_zero_at_the_pretrained_point_without_head(digits16):
 
 
 def test_child_f_updates_about_p_f_of_the_weights_per_step(digits16):
-    cfg = CFG.replace(epochs=1, batch_size=len(digits16.train))  # one step
+    cfg = CFG.replace(epochs=1, optim=CFG.optim.replace(batch_size=len(digits16.train)))  # one step
     bundle = _bundle(digits16, cfg)
     plan = _plan(create_strategy("child-f", {"p_f": 0.3}), bundle, digits16, cfg)
     named = pretrained_named_params(bundle.model, bundle)
@@ -262,7 +267,7 @@ def test_child_d_fisher_is_mean_squared_gradient_over_training_data(digits16):
 
 def test_child_d_updates_only_its_child_network(digits16):
     # weight decay and momentum on: they would move masked weights if only the gradient were masked
-    cfg = CFG.replace(epochs=2, momentum=0.9, weight_decay=5e-3)
+    cfg = CFG.replace(epochs=2, optim=CFG.optim.replace(momentum=0.9, weight_decay=5e-3))
     bundle = _bundle(digits16, cfg)
     plan = _plan(create_strategy("child-d", {"p_d": 0.2}), bundle, digits16, cfg)
     assert plan.info["child_fraction"] == pytest.approx(0.2, abs=0.01)
@@ -277,7 +282,9 @@ def test_child_d_updates_only_its_child_network(digits16):
 
 
 def test_child_f_moves_no_weight_outside_the_steps_child_with_momentum_and_weight_decay(digits16):
-    cfg = CFG.replace(epochs=1, batch_size=20, momentum=0.9, weight_decay=5e-3)  # several steps
+    cfg = CFG.replace(
+        epochs=1, optim=CFG.optim.replace(batch_size=20, momentum=0.9, weight_decay=5e-3)
+    )  # several steps
     bundle = _bundle(digits16, cfg)
     plan = _plan(create_strategy("child-f", {"p_f": 0.3}), bundle, digits16, cfg)
     named = pretrained_named_params(bundle.model, bundle)
@@ -354,7 +361,7 @@ def test_linear_probe_on_an_intermediate_unit_trains_only_its_head_and_reloads(d
     from layerswarm.deploy.predict import Predictor
 
     bundle = _bundle(digits16)
-    cfg = CFG.replace(epochs=3, lr=0.2)
+    cfg = CFG.replace(epochs=3, optim=CFG.optim.replace(lr=0.2))
     later = bundle.model.get_submodule(bundle.units[3].modules[0])
     calls = []
     handle = later.register_forward_hook(lambda *_: calls.append(1))
@@ -412,7 +419,7 @@ def test_linear_probe_ignores_compile_and_trains_the_same(digits16):
     runs = []
     for compiled in (False, True):
         bundle = _bundle(digits16)
-        cfg = CFG.replace(epochs=2, compile=compiled)
+        cfg = CFG.replace(epochs=2, runtime=CFG.runtime.replace(compile=compiled))
         runs.append(run_finetune(bundle, digits16, create_strategy("linear", {"unit": 3}), cfg, seed=0)["epochs"])
     strip = [[{k: v for k, v in e.items() if k != "seconds"} for e in r] for r in runs]
     assert strip[0] == strip[1]

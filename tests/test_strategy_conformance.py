@@ -16,8 +16,14 @@ from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.run.finetune import run_finetune
 from layerswarm.strategies import STRATEGIES, create_strategy
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import AugmentConfig, EvalConfig, OptimConfig
 
-CFG = TrainConfig(epochs=2, batch_size=16, lr=0.05, momentum=0.9, weight_decay=1e-4, augment="crop-flip", test_every=1)
+CFG = TrainConfig(
+    epochs=2,
+    optim=OptimConfig(batch_size=16, lr=0.05, momentum=0.9, weight_decay=1e-4),
+    augmentation=AugmentConfig(policy="crop-flip"),
+    evaluation=EvalConfig(test_every=1),
+)
 
 # the options a strategy needs on a 6-unit test model (the rest run on their defaults)
 OPTIONS = {

@@ -12,17 +12,23 @@ transformers = pytest.importorskip("transformers")
 
 from layerswarm.cli import main  # noqa: E402
 from layerswarm.data import DataConfig, load_dataset  # noqa: E402
+from layerswarm.data.config import SplitConfig, TextConfig  # noqa: E402
 from layerswarm.errors import LayerswarmError  # noqa: E402
 from layerswarm.models import create_model  # noqa: E402
 from layerswarm.models.bundle import ModelConfig, build_bundle  # noqa: E402
 from layerswarm.models.factory import pretrained_input  # noqa: E402
 from layerswarm.models.text import head_modules  # noqa: E402
 from layerswarm.training import TrainConfig, fit  # noqa: E402
+from layerswarm.training.config import OptimConfig, RuntimeConfig  # noqa: E402
 from layerswarm.units import apply_mask, split_units  # noqa: E402
 from text_fixtures import make_text_csv, make_tiny_bert, tiny_family_classifier  # noqa: E402
 
 # AdamW as BERT is fine-tuned; the paper's SGD barely moves a random tiny BERT in a few steps
-TRAIN = TrainConfig(epochs=2, batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=0.01, device="cpu")
+TRAIN = TrainConfig(
+    epochs=2,
+    optim=OptimConfig(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=0.01),
+    runtime=RuntimeConfig(device="cpu"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +38,9 @@ def tiny(tmp_path_factory):
     return {"model": f"hf:{bert}", "csv": make_text_csv(root / "texts.csv"), "root": root}
 
 
-def _splits(tiny, **kw):
-    cfg = DataConfig(data=str(tiny["csv"]), train_per_class=10, val_per_class=5, **kw)
+def _splits(tiny, max_length=None, max_test=None):
+    splits = SplitConfig(train_per_class=10, val_per_class=5, max_test=max_test)
+    cfg = DataConfig(data=str(tiny["csv"]), splits=splits, text=TextConfig(max_length=max_length))
     return load_dataset(cfg.resolved(pretrained_input(tiny["model"])))
 
 
@@ -102,7 +109,13 @@ def test_frozen_units_stay_bit_identical_and_run_without_dropout(tiny):
     ]
     assert model.hf.config.hidden_dropout_prob > 0  # dropout is on in trained units
     fit(
-        model, data.train, data.val, TRAIN.replace(momentum=0.9), bundle.transform, frozen=frozen, head=bundle.info.head
+        model,
+        data.train,
+        data.val,
+        TRAIN.replace(optim=TRAIN.optim.replace(momentum=0.9)),
+        bundle.transform,
+        frozen=frozen,
+        head=bundle.info.head,
     )
     for h in hooks:
         h.remove()
@@ -181,7 +194,7 @@ def test_tiny_search_end_to_end_on_text(tiny, capsys):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert (out / "baselines" / "full" / "final" / "metrics.json").is_file()
     config = json.loads((out / "config.json").read_text())
-    assert config["data"]["tokenizer"] == tiny["model"]
+    assert config["data"]["text"]["tokenizer"] == tiny["model"]
 
 
 @pytest.mark.slow
@@ -252,10 +265,10 @@ def test_text_models_default_to_the_bert_recipe_and_a_given_recipe_wins(tiny):
         out = tiny["root"] / f"recipe-{recipe}"
         assert main([*base, *extra, "--out", str(out)]) == 0
         train = json.loads((out / "config.json").read_text())["train"]
-        assert (train["recipe"], train["optimizer"]) == (recipe, optimizer)
+        assert (train["recipe"], train["optim"]["optimizer"]) == (recipe, optimizer)
     assert (
-        train["lr"] == 0.01
-        and json.loads((tiny["root"] / "recipe-bert" / "config.json").read_text())["train"]["lr"] == 5e-5
+        train["optim"]["lr"] == 0.01
+        and json.loads((tiny["root"] / "recipe-bert" / "config.json").read_text())["train"]["optim"]["lr"] == 5e-5
     )
 
 

@@ -8,25 +8,33 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from layerswarm.data import DataConfig, load_dataset  # noqa: E402
+from layerswarm.data.config import SplitConfig  # noqa: E402
 from layerswarm.fitness.mask_fitness import MaskFitness  # noqa: E402
 from layerswarm.models.bundle import ModelConfig, build_bundle  # noqa: E402
 from layerswarm.models.factory import pretrained_input  # noqa: E402
 from layerswarm.models.text import head_modules  # noqa: E402
 from layerswarm.speed import PrefixCache  # noqa: E402
 from layerswarm.training import TrainConfig  # noqa: E402
+from layerswarm.training.config import OptimConfig, RuntimeConfig  # noqa: E402
 from layerswarm.units import split_units  # noqa: E402
 from text_fixtures import make_text_csv, make_tiny_bert, tiny_family_classifier  # noqa: E402
 
 # dropout on in the trained layers (the tiny BERT's 0.1), momentum on: the suffix must see the
 # same random draws with and without the cache
-TRAIN = TrainConfig(epochs=2, batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=0.01, device="cpu")
+TRAIN = TrainConfig(
+    epochs=2,
+    optim=OptimConfig(batch_size=8, optimizer="adamw", lr=1e-3, weight_decay=0.01),
+    runtime=RuntimeConfig(device="cpu"),
+)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("text-cache")
     model = f"hf:{make_tiny_bert(root / 'bert', layers=3)}"
-    cfg = DataConfig(data=str(make_text_csv(root / "texts.csv")), train_per_class=10, val_per_class=5)
+    cfg = DataConfig(
+        data=str(make_text_csv(root / "texts.csv")), splits=SplitConfig(train_per_class=10, val_per_class=5)
+    )
     return model, load_dataset(cfg.resolved(pretrained_input(model)))
 
 

@@ -12,9 +12,14 @@ from layerswarm.models.bundle import ModelConfig, build_bundle
 from layerswarm.run.finetune import run_finetune
 from layerswarm.strategies import create_strategy
 from layerswarm.training import TrainConfig
+from layerswarm.training.config import AugmentConfig, OptimConfig
 from layerswarm.training.linear_head import fit_linear_head
 
-CFG = TrainConfig(epochs=1, batch_size=16, lr=0.05, momentum=0.0, weight_decay=0.0, augment="none")
+CFG = TrainConfig(
+    epochs=1,
+    optim=OptimConfig(batch_size=16, lr=0.05, momentum=0.0, weight_decay=0.0),
+    augmentation=AugmentConfig(policy="none"),
+)
 
 
 def _bundle(data, cfg=CFG):
@@ -29,7 +34,9 @@ def test_the_fitted_head_is_deterministic_and_beats_the_random_one(digits16):
     b = fit_linear_head(bundle.reset(), bundle.info.head, digits16.train, digits16.val, bundle.transform)
     assert a.state.keys() == b.state.keys() and all(torch.equal(a.state[k], b.state[k]) for k in a.state)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # fitting leaves the model as it was
-    random_head = MaskFitness(bundle, digits16.for_search(), CFG.replace(lr=0.0))([0] * len(bundle.units)).fitness
+    random_head = MaskFitness(bundle, digits16.for_search(), CFG.replace(optim=CFG.optim.replace(lr=0.0)))(
+        [0] * len(bundle.units)
+    ).fitness
     assert a.val_accuracy > random_head + 0.1
 
 
@@ -38,18 +45,20 @@ def test_a_warm_evaluation_starts_from_the_fitted_head(digits16):
     and a cold evaluation's is the seeded random head."""
     bundle = _bundle(digits16)
     head = fit_linear_head(bundle.reset(), bundle.info.head, digits16.train, digits16.val, bundle.transform)
-    still = CFG.replace(lr=0.0, head_init="warm")
+    still = CFG.replace(optim=CFG.optim.replace(lr=0.0, head_init="warm"))
     MaskFitness(bundle, digits16.for_search(), still)([1] * len(bundle.units))
     state = bundle.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in head.state.items())
-    MaskFitness(bundle, digits16.for_search(), still.replace(head_init="cold"))([1] * len(bundle.units))
+    MaskFitness(bundle, digits16.for_search(), still.replace(optim=still.optim.replace(head_init="cold")))(
+        [1] * len(bundle.units)
+    )
     state = bundle.model.state_dict()
     assert all(torch.equal(state[k], bundle.initial_state[k]) for k in head.state)
     assert not all(torch.equal(bundle.initial_state[k], v) for k, v in head.state.items())
 
 
 def test_a_warm_fine_tune_keeps_frozen_units_and_records_the_head(digits16):
-    cfg = CFG.replace(head_init="warm", epochs=2)
+    cfg = CFG.replace(epochs=2, optim=CFG.optim.replace(head_init="warm"))
     bundle = _bundle(digits16, cfg)
     mask = [0, 0, 1, 0, 1, 1]
     metrics = run_finetune(bundle, digits16, create_strategy("mask", {"mask": mask}), cfg)
@@ -64,7 +73,7 @@ def test_a_warm_fine_tune_keeps_frozen_units_and_records_the_head(digits16):
 def test_lp_ft_starts_full_fine_tuning_from_the_fitted_head(digits16):
     bundle = _bundle(digits16)
     head = fit_linear_head(bundle.reset(), bundle.info.head, digits16.train, digits16.val, bundle.transform)
-    still = CFG.replace(lr=0.0)
+    still = CFG.replace(optim=CFG.optim.replace(lr=0.0))
     metrics = run_finetune(bundle, digits16, create_strategy("lp-ft"), still)
     assert metrics["mask"] == [1] * len(bundle.units)
     for key, value in head.state.items():
@@ -73,4 +82,4 @@ def test_lp_ft_starts_full_fine_tuning_from_the_fitted_head(digits16):
 
 def test_an_unknown_head_init_is_a_one_line_error():
     with pytest.raises(LayerswarmError, match="head_init='hot'"):
-        TrainConfig(head_init="hot")
+        TrainConfig(optim=OptimConfig(head_init="hot"))

@@ -23,7 +23,7 @@ _EXPORTS = {
     "Evaluation": "fitness.evaluation",
     "MaskFitness": "fitness.mask_fitness",
     "RunConfig": "run.config",
-    "SearchConfig": "run.config",
+    "SearchConfig": "run.search_config",
     "run_search": "run.search",
     "TrainConfig": "training",
     "apply_mask": "deploy.export",
@@ -32,19 +32,44 @@ _EXPORTS = {
     "Study": "study",
     "Trial": "study",
     "create_study": "study",
+    # the groups of TrainConfig, DataConfig and SearchConfig
+    "OptimConfig": "training.config",
+    "AugmentConfig": "training.config",
+    "EvalConfig": "training.config",
+    "RuntimeConfig": "training.config",
+    "SplitConfig": "data.config",
+    "ImageConfig": "data.config",
+    "TextConfig": "data.config",
+    "SearcherConfig": "run.search_config",
+    "ExecutorConfig": "run.search_config",
+    "FitnessConfig": "run.search_config",
+    "SelectionConfig": "run.search_config",
+    "AnswerConfig": "run.search_config",
 }
 
 __all__ = [
+    "AnswerConfig",
+    "AugmentConfig",
     "DataConfig",
     "DatasetSplits",
+    "EvalConfig",
     "Evaluation",
+    "ExecutorConfig",
+    "FitnessConfig",
+    "ImageConfig",
     "LayerswarmError",
     "MaskFitness",
     "ModelBundle",
     "ModelConfig",
+    "OptimConfig",
     "RunConfig",
+    "RuntimeConfig",
     "SearchConfig",
+    "SearcherConfig",
+    "SelectionConfig",
+    "SplitConfig",
     "Study",
+    "TextConfig",
     "TrainConfig",
     "Trial",
     "apply_mask",
@@ -72,14 +97,24 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from .data import DataConfig, DatasetSplits, load_dataset
+    from .data.config import ImageConfig, SplitConfig, TextConfig
     from .deploy.export import apply_mask, export_mask, param_groups
     from .errors import LayerswarmError
     from .fitness.evaluation import Evaluation
     from .fitness.mask_fitness import MaskFitness
     from .models.bundle import ModelBundle, build_bundle
     from .models.config import ModelConfig
-    from .run.config import RunConfig, SearchConfig
+    from .run.config import RunConfig
     from .run.finetune import run_finetune
     from .run.search import run_search
+    from .run.search_config import (
+        AnswerConfig,
+        ExecutorConfig,
+        FitnessConfig,
+        SearchConfig,
+        SearcherConfig,
+        SelectionConfig,
+    )
     from .study import Study, Trial, create_study
     from .training import TrainConfig
+    from .training.config import AugmentConfig, EvalConfig, OptimConfig, RuntimeConfig

@@ -39,11 +39,11 @@ def plain_finetune(
         p.grad = None
     opt = torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad],
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        weight_decay=cfg.optim.weight_decay,
     )
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
     gen = torch.Generator(device=train.inputs.device.type).manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     for _ in range(cfg.epochs):
@@ -52,8 +52,8 @@ def plain_finetune(
             for m in u.modules if not bit else []:
                 model.get_submodule(m).eval()
         order = torch.randperm(len(train), generator=gen, device=train.inputs.device)
-        for i in range(0, len(train), cfg.batch_size):
-            idx = order[i : i + cfg.batch_size]
+        for i in range(0, len(train), cfg.optim.batch_size):
+            idx = order[i : i + cfg.optim.batch_size]
             if len(idx) < 2:
                 continue
             x = transform(train.inputs[idx], train=True, generator=gen)
@@ -105,7 +105,7 @@ def reference_search(
             mask = [int(b) for b in x[j] > 0.5]
             t0 = time.perf_counter()
             plain_finetune(model, start, units, mask, train, cfg, transform)
-            fit = plain_accuracy(model, val, transform, cfg.eval_batch_size)
+            fit = plain_accuracy(model, val, transform, cfg.evaluation.eval_batch_size)
             evaluations.append(
                 {"generation": t, "particle": j, "mask": mask, "fitness": fit, "seconds": time.perf_counter() - t0}
             )

@@ -25,13 +25,16 @@ import torch
 import torch.nn.functional as F
 
 from ..data import DataConfig, DatasetSplits, load_dataset
+from ..data.config import ImageConfig, SplitConfig
 from ..io import atomic_write_json
 from ..models.bundle import ModelBundle, ModelConfig, build_bundle
-from ..run.config import RunConfig, SearchConfig
+from ..run.config import RunConfig
 from ..run.driver import make_executor, search_masks
+from ..run.search_config import ExecutorConfig, SearchConfig, SearcherConfig
 from ..searchers import create_searcher
 from ..speed import SpeedConfig
 from ..training import TrainConfig, evaluate, fit
+from ..training.config import OptimConfig, RuntimeConfig
 from ..training.trainer import resolve_device
 from ..units import apply_mask
 from .reference import plain_accuracy, reference_search
@@ -72,7 +75,7 @@ PRESETS = {
 ABLATION = {
     "approximate:halving": SpeedConfig(fidelity="halving", halving_epochs=1, halving_keep=0.25),
     "approximate:early-stop": SpeedConfig(early_stop=0.05),
-    "approximate:subset": SpeedConfig(train_fraction=0.3, val_fraction=0.5),
+    "approximate:subset": SpeedConfig(fitness_train_fraction=0.3, fitness_val_fraction=0.5),
 }
 MODEL = ModelConfig(name="efficientnet_lite0", weights="pretrained", granularity="block")
 
@@ -81,7 +84,10 @@ def bench_data(data_root: str | None = None) -> DatasetSplits:
     """Fashion-MNIST, 50 train + 50 val images per class from the training files, full test, 64 px."""
     return load_dataset(
         DataConfig(
-            data="fashion-mnist", data_root=data_root, image_size=64, train_per_class=50, val_per_class=50, seed=0
+            data="fashion-mnist",
+            data_root=data_root,
+            splits=SplitConfig(train_per_class=50, val_per_class=50, seed=0),
+            image=ImageConfig(size=64),
         )
     )
 
@@ -116,7 +122,10 @@ def peak_memory(device: torch.device) -> Iterator[dict]:
 def _fitness_cfg(preset: BenchPreset, seed: int, device: str, channels_last: bool = False) -> TrainConfig:
     # the paper's SGD settings; channels_last changes float rounding, so only the approximate run uses it
     return TrainConfig(
-        epochs=preset.fitness_epochs, lr=preset.lr, seed=seed, device=device, channels_last=channels_last
+        epochs=preset.fitness_epochs,
+        seed=seed,
+        optim=OptimConfig(lr=preset.lr),
+        runtime=RuntimeConfig(device=device, channels_last=channels_last),
     )
 
 
@@ -158,16 +167,14 @@ def run_layerswarm(
         model=model,
         fitness=_fitness_cfg(preset, seed, device, channels_last=channels_last),
         search=SearchConfig(
-            options={"particles": preset.particles, "generations": preset.generations},
-            backend=backend,
-            cpus_per_trial=threads,
-            gpus_per_trial=gpus,
+            method=SearcherConfig(options={"particles": preset.particles, "generations": preset.generations}),
+            executor=ExecutorConfig(backend=backend, cpus_per_trial=threads, gpus_per_trial=gpus),
         ),
         seed=seed,
         speed=speed,
     )
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=seed)
-    searcher = create_searcher("pso", len(bundle.units), cfg.search.options, seed=seed)
+    searcher = create_searcher("pso", len(bundle.units), cfg.search.method.options, seed=seed)
     records: list[dict] = []
     executor = make_executor(cfg, bundle, data)
     with tempfile.TemporaryDirectory(prefix="layerswarm-bench-") as out:
@@ -176,7 +183,7 @@ def run_layerswarm(
         finally:
             executor.close()
     records.sort(key=lambda r: r["number"])
-    n_train = round(len(data.train) * speed.train_fraction)
+    n_train = round(len(data.train) * speed.fitness_train_fraction)
     epochs = sum(r["epochs_trained"] for r in records)
     return {
         "best_mask": mask,
@@ -193,11 +200,11 @@ def final_finetune(bundle: ModelBundle, data: DatasetSplits, mask: list[int], ep
     """The chosen mask fine-tuned ``epochs`` epochs on train, tested once on the full test split."""
     start = time.perf_counter()
     # channels_last: ~1.6x faster CPU evaluation here; the same procedure for every variant's mask
-    cfg = TrainConfig(epochs=epochs, seed=seed, device=str(bundle.device), channels_last=True)
+    cfg = TrainConfig(epochs=epochs, seed=seed, runtime=RuntimeConfig(device=str(bundle.device), channels_last=True))
     model = bundle.reset()
     frozen = apply_mask(model, bundle.units, mask)
     history = fit(model, data.train, data.val, cfg, bundle.transform, frozen=frozen)
-    test = evaluate(model, data.test, bundle.transform, batch_size=cfg.eval_batch_size)
+    test = evaluate(model, data.test, bundle.transform, batch_size=cfg.evaluation.eval_batch_size)
     return {
         "test_accuracy": test,
         "final_val_accuracy": history.final_val_accuracy,
@@ -211,7 +218,7 @@ def measure_throughput(
     """Images/s of a full fine-tune (every unit trained): ``fit`` against a bare loop with the
     same model, batch, optimiser, augmentation and per-epoch validation; best of ``repeats``,
     interleaved, so that load from other processes hits both alike."""
-    cfg = TrainConfig(epochs=epochs, device=device)
+    cfg = TrainConfig(epochs=epochs, runtime=RuntimeConfig(device=device))
     bundle = build_bundle(model, data.num_classes, cfg)
     best = {"trainer": 0.0, "bare_loop": 0.0}
 
@@ -219,14 +226,16 @@ def measure_throughput(
         model = bundle.reset()
         for p in model.parameters():
             p.requires_grad_(True)
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay
+        )
         gen, train = torch.Generator(device=bundle.device.type).manual_seed(cfg.seed), data.train.to(bundle.device)
         seen = 0
         for _ in range(epochs):
             model.train()
             order = torch.randperm(len(train), generator=gen, device=bundle.device)
-            for i in range(0, len(train), cfg.batch_size):
-                idx = order[i : i + cfg.batch_size]
+            for i in range(0, len(train), cfg.optim.batch_size):
+                idx = order[i : i + cfg.optim.batch_size]
                 loss = F.cross_entropy(
                     model(bundle.transform(train.inputs[idx], train=True, generator=gen)), train.labels[idx]
                 )
@@ -234,7 +243,7 @@ def measure_throughput(
                 loss.backward()
                 opt.step()
                 seen += len(idx)
-            plain_accuracy(model, data.val.to(bundle.device), bundle.transform, cfg.eval_batch_size)
+            plain_accuracy(model, data.val.to(bundle.device), bundle.transform, cfg.evaluation.eval_batch_size)
         return seen
 
     def trainer() -> int:
@@ -296,7 +305,7 @@ def run_bench(
     def final(mask: list[int], seed: int) -> dict:
         key = (tuple(mask), seed)
         if key not in finals:
-            bundle = build_bundle(model, data.num_classes, TrainConfig(device=device), seed=seed)
+            bundle = build_bundle(model, data.num_classes, TrainConfig(runtime=RuntimeConfig(device=device)), seed=seed)
             finals[key] = final_finetune(bundle, data, mask, preset.final_epochs, seed)
         return finals[key]
 

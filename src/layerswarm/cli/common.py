@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ..config_utils import get_dotted, has_dotted, set_dotted
 from ..errors import LayerswarmError
 from ._light import light_module
 from .options import dataclass_options
@@ -23,6 +24,7 @@ _SPEED = light_module("layerswarm.speed.config")
 PSOConfig = light_module("layerswarm.searchers.pso_config").PSOConfig
 _SPACE = light_module("layerswarm.searchers.space")
 _RUN = light_module("layerswarm.run.config")
+_SEARCH = light_module("layerswarm.run.search_config")
 ModelConfig, DataConfig, TrainConfig, SpeedConfig = (
     _MODEL.ModelConfig,
     _DATA.DataConfig,
@@ -69,7 +71,7 @@ SPEED_CHOICES = {"fidelity": _SPEED.FIDELITIES}
 SEARCH_CHOICES = {
     "searcher": SEARCHER_CHOICES,
     "backend": ("local", "ray"),
-    "init": _RUN.INITS,
+    "init": _SEARCH.INITS,
     "space": _SPACE.SPACES,
     "fitness_score": light_module("layerswarm.fitness.evaluation").FITNESS_SCORES,
     "answer": light_module("layerswarm.run.answer").ANSWERS,
@@ -208,12 +210,12 @@ def _meta() -> dict:
 
 
 def _apply_recipe(settings: dict, flags: dict) -> None:
-    """``settings`` (training settings read from a file) take from ``flags`` (built from
-    ``--recipe`` and the options given) every value the new recipe sets, and every value the
-    file's own recipe had set (it came with that recipe, not from the user): the file's other
-    settings stay."""
+    """``settings`` (training settings read from a file, in today's layout) take from ``flags``
+    (built from ``--recipe`` and the options given) every value the new recipe sets, and every
+    value the file's own recipe had set (it came with that recipe, not from the user): the
+    file's other settings stay."""
     recipes = _TRAIN.RECIPES
     keys = set(recipes.get(flags.get("recipe"), {})) | set(recipes.get(settings.get("recipe"), {}))
     for key in {"recipe"} | keys:
-        if key in flags:
-            settings[key] = flags[key]
+        if has_dotted(flags, key):
+            set_dotted(settings, key, get_dotted(flags, key))

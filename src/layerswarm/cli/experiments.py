@@ -52,7 +52,7 @@ from .options import dataclass_options, default_recipe_for_model, pop_config
 @click.option(
     "--test-every",
     type=click.IntRange(min=1),
-    default=COMPARE_DEFAULTS.train.test_every,
+    default=COMPARE_DEFAULTS.train.evaluation.test_every,
     show_default=True,
     help="test every N epochs (5: the early-accuracy column)",
 )

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..config_utils import get_dotted, merge_settings, set_dotted
 from ..errors import LayerswarmError
 from . import common  # run helpers, as common.NAME
 from .common import (
@@ -219,10 +220,12 @@ def _finetune_settings(kw: dict, given: set[str]) -> dict:
     unknown = sorted(set(base) - set(_FINETUNE_PARTS) - set(META_KEYS))
     if unknown:
         raise LayerswarmError(f"'{config_file}' has unknown keys {unknown}: use {', '.join(_FINETUNE_PARTS)}")
+    parts = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
     settings = {
         k: (
-            {**flags[k], **base[k]}
-            if isinstance(flags[k], dict) and isinstance(base.get(k), dict)
+            # a file of the earlier flat layout: its keys at their place now, over the options' values
+            merge_settings(parts[k], flags[k], parts[k].migrate(base[k]))
+            if k in parts and isinstance(base.get(k), dict)
             else base.get(k, flags[k])
         )
         for k in _FINETUNE_PARTS
@@ -230,11 +233,13 @@ def _finetune_settings(kw: dict, given: set[str]) -> dict:
     for name in given:
         if name.startswith(("model_", "data_", "train_")):
             part, field_name = name.split("_", 1)
-            settings[part][field_name] = flags[part][field_name]
+            key = parts[part].current_key(field_name)
+            set_dotted(settings[part], key, get_dotted(flags[part], key))
         elif name == "epochs":
             settings["train"]["epochs"] = flags["train"]["epochs"]
         elif name == "seed":
-            settings["seed"] = settings["data"]["seed"] = settings["train"]["seed"] = seed
+            settings["seed"] = settings["train"]["seed"] = seed
+            set_dotted(settings["data"], "splits.seed", seed)
         elif name in ("strategy", "options", "mask_file"):
             settings[name] = flags[name]
     if "options" in given or "strategy" in given or "mask_file" in given:

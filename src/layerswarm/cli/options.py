@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from ..config_utils import leaf_fields, set_dotted
+
 
 def _base_type(tp: Any) -> tuple[Any, bool]:
     """(inner type, optional?) for ``X | None``."""
@@ -21,8 +23,9 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
 
 
 class FieldOption(click.Option):
-    """An option generated from a dataclass field: ``config_field`` is (class, field name), so
-    that its default can be checked against the field's (tests/test_cli_defaults.py)."""
+    """An option generated from a dataclass field: ``config_field`` is (class, dotted key of the
+    field in it, e.g. ``optim.lr``), so that its default can be checked against the field's
+    (tests/test_cli_defaults.py)."""
 
     def __init__(self, *args: Any, config_field: tuple[type, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,31 +65,32 @@ def dataclass_options(
     exclude: Iterable[str] = (),
     help_prefix: str = "",
 ) -> Callable:
-    """A decorator adding one ``--option`` per dataclass field in ``include`` (default: every
-    field but those in ``exclude``), with the field's default and help text.
+    """A decorator adding one ``--option`` per setting in ``include`` (default: every setting
+    but those in ``exclude``), with the field's default and help text.
 
-    The option's value arrives as keyword ``{prefix}{field}``; use :func:`pop_config` to
-    build the dataclass back from the keywords. ``rename[field]``: the option's name if not the
-    field's; ``choices[field]``: the values allowed (shown in ``--help``, checked before the
-    command runs); ``minimum[field]`` and ``maximum[field]``: the range of numbers allowed;
+    A setting inside a group (``TrainConfig.optim.lr``) is named as before the groups, by its
+    flat key (``lr``: :func:`~layerswarm.config_utils.leaf_fields`), which the arguments below
+    use too. The option's value arrives as keyword ``{prefix}{name}``; use :func:`pop_config` to
+    build the dataclass back from the keywords. ``rename[name]``: the option's name if not the
+    setting's; ``choices[name]``: the values allowed (shown in ``--help``, checked before the
+    command runs); ``minimum[name]`` and ``maximum[name]``: the range of numbers allowed;
     ``help_prefix``: put before every help text.
     """
     choices = {k: tuple(v) for k, v in (choices or {}).items()}
     minimum, maximum = minimum or {}, maximum or {}
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {name: (path, owner, f) for name, path, owner, f in leaf_fields(cls)}
     names = [n for n in (fields if include is None else include) if n not in set(exclude)]
     rename = rename or {}
 
     def decorate(func: Callable) -> Callable:
         for name in reversed(names):
-            f = fields[name]
+            path, owner, f = fields[name]
             flag = "--" + rename.get(name, name).replace("_", "-")
             dest = f"{prefix}{name}"
-            tp, optional = _base_type(hints[name])
+            tp, optional = _base_type(typing.get_type_hints(owner)[f.name])
             default = f.default if f.default is not dataclasses.MISSING else None
             help_text = help_prefix + f.metadata.get("help", "")
-            common = {"cls": FieldOption, "config_field": (cls, name), "help": help_text}
+            common = {"cls": FieldOption, "config_field": (cls, path), "help": help_text}
             if tp is bool:
                 negative = "--no-" + flag[2:]
                 option = click.option(f"{flag}/{negative}", dest, default=default, show_default=True, **common)
@@ -109,7 +113,8 @@ def dataclass_options(
 
 
 def pop_config(cls: type, kwargs: dict[str, Any], prefix: str = "", **overrides: Any) -> Any:
-    """Build ``cls`` from the keywords a :func:`dataclass_options` decorator produced.
+    """Build ``cls`` from the keywords a :func:`dataclass_options` decorator produced, and
+    ``overrides`` (by field or flat name: ``seed=``, ``epochs=``).
 
     A class with a ``for_recipe`` constructor (``TrainConfig``) and a ``recipe`` keyword is built
     from that recipe: options left at their default take the recipe's value, options the user
@@ -122,17 +127,20 @@ def pop_config(cls: type, kwargs: dict[str, Any], prefix: str = "", **overrides:
         return source is not None and source != click.core.ParameterSource.DEFAULT
 
     values = {}
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
+    for name, path, _owner, _field in leaf_fields(cls):
+        key = f"{prefix}{name}"
         if key in kwargs:
             value = kwargs.pop(key)
-            if not recipe_aware or f.name == "recipe" or given(key):
-                values[f.name] = value
-    values.update(overrides)
+            if not recipe_aware or name == "recipe" or given(key):
+                values[path] = value
+    values.update({cls.current_key(k): v for k, v in overrides.items()})  # type: ignore[attr-defined]
     if recipe_aware:
         recipe = values.pop("recipe")
         return cls.for_recipe(recipe, **values)  # type: ignore[attr-defined]  # recipe_aware
-    return cls(**values)
+    settings = cls().to_dict()
+    for path, value in values.items():
+        set_dotted(settings, path, value)
+    return cls.from_dict(settings)  # type: ignore[attr-defined]  # a JsonConfig
 
 
 def default_recipe_for_model(kw: dict[str, Any], model_name: str, key: str = "train_recipe") -> None:

@@ -108,8 +108,8 @@ class SearchProgress(RunListener):
     @classmethod
     def for_config(cls, cfg, done: int = 0, quiet: bool = False, **kw: Any) -> SearchProgress:
         """From a :class:`layerswarm.run.search.RunConfig`."""
-        generations, per_gen = search_budget(cfg.search.searcher, cfg.search.options or {})
-        total = (cfg.search.options or {}).get("trials")  # evaluations, where the searcher has a budget
+        generations, per_gen = search_budget(cfg.search.method.name, cfg.search.method.options or {})
+        total = (cfg.search.method.options or {}).get("trials")  # evaluations, where the searcher has a budget
         return cls(
             generations, per_gen, cfg.fitness.epochs, cfg.final.epochs, done=done, quiet=quiet, total=total, **kw
         )

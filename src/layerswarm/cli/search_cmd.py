@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..config_utils import get_dotted, set_dotted
+from ..config_utils import get_dotted, merge_settings, set_dotted
 from ..errors import LayerswarmError, RunFailed
 from ..io import read_json
 from .common import (
@@ -162,8 +162,11 @@ def search(**kw) -> None:
         from ..run.rundir import read_config_file
 
         base = read_config_file(config_file)
+    if base is not None:  # a file of the earlier flat layout: its keys at their place now
+        base = RunConfig.migrate(base)
     if base is not None and "search_searcher" not in given and isinstance(base.get("search"), dict):
-        kw["search_searcher"] = base["search"].get("searcher", "pso")  # its options may come alone
+        method = base["search"].get("method")  # its options may come alone
+        kw["search_searcher"] = method.get("name", "pso") if isinstance(method, dict) else "pso"
     flags, default_out = _search_config(kw, typed)
     cfg = flags if base is None else _run_config(base, flags, given, source=source)
     out_dir = resume_dir or default_out
@@ -206,7 +209,7 @@ def search(**kw) -> None:
         rates = " ".join(f"{r:g}" for r in result["lr_multipliers"])
         click.echo(f"lr multipliers per unit: {rates}")
     scored = (
-        "val accuracy" if cfg.search.fitness_score == "accuracy" else "val accuracy + its rise since the middle epoch"
+        "val accuracy" if cfg.search.fitness.score == "accuracy" else "val accuracy + its rise since the middle epoch"
     )
     click.echo(f"search fitness ({scored}): {result['fitness']:.4f}")
     click.echo(f"final test accuracy: {result['test_accuracy']:.4f}")
@@ -249,7 +252,8 @@ def _tensorboard(out_dir: str, cfg):
 
 
 # Options -> the config.json keys they set (the first: the key holding the option's value, which a
-# preset's key sets): PREFIX_FIELD options by their prefix, the others by name.
+# preset's key sets): PREFIX_FIELD options by their prefix (FIELD: the setting's flat name, read
+# at its place in the groups: RunConfig.current_key), the others by name.
 _PREFIX_PARTS = {
     "model_": ["model"],
     "data_": ["data"],
@@ -259,12 +263,12 @@ _PREFIX_PARTS = {
     "pso_": ["search.options"],
 }
 _KEYS = {
-    "fitness_epochs": ["fitness.epochs", "search.fitness_steps"],
+    "fitness_epochs": ["fitness.epochs", "search.fitness.steps"],
     "final_epochs": ["final.epochs"],
-    "seed": ["seed", "data.seed", "fitness.seed", "final.seed"],
-    "search_searcher": ["search.searcher", "search.options"],
-    "search_space": ["search.space", "search.ladder"],  # a space brings its ladder
-    "budget": ["search.options", "search.searcher"],
+    "seed": ["seed", "data.splits.seed", "fitness.seed", "final.seed"],
+    "search_searcher": ["search.method.name", "search.method.options"],
+    "search_space": ["search.method.space", "search.method.ladder"],  # a space brings its ladder
+    "budget": ["search.method.options", "search.method.name"],
     "preset": ["preset"],
 }
 _RUN_PARTS = ("model", "data", "fitness", "final", "search", "seed", "speed", "preset")
@@ -277,7 +281,7 @@ def _option_keys(name: str) -> list[str]:
         return _KEYS[name]
     for prefix, parts in _PREFIX_PARTS.items():
         if name.startswith(prefix):
-            return [f"{part}.{name[len(prefix) :]}" for part in parts]
+            return [RunConfig.current_key(f"{part}.{name[len(prefix) :]}") for part in parts]
     return []
 
 
@@ -297,7 +301,8 @@ def _apply_preset(kw: dict, given: set[str]) -> set[str]:
         return set()
     from ..run.presets import preset_values
 
-    values, applied = preset_values(kw["preset"]), set()
+    values = {RunConfig.current_key(k): v for k, v in preset_values(kw["preset"]).items()}
+    applied = set()
     for name in kw:
         keys = _option_keys(name)
         alternative_given = given & _ALTERNATIVES.get(name, set())
@@ -314,7 +319,7 @@ def _run_config(base: dict, flags, given: set[str], source: str):
 
     A key ``base`` lacks takes the library's default, but in a run's own config.json (it holds
     the command line, ``versions``, ...) a search setting added since it ran is read as that run
-    ran (``SearchConfig.legacy``)."""
+    ran (``SearchConfig.legacy``). ``base`` is in today's layout (``RunConfig.migrate``)."""
     from ..run.rundir import META_KEYS
 
     unknown = sorted(set(base) - set(_RUN_PARTS) - set(META_KEYS))
@@ -322,17 +327,12 @@ def _run_config(base: dict, flags, given: set[str], source: str):
         raise LayerswarmError(f"'{source}' has unknown keys {unknown}: use {', '.join(_RUN_PARTS)}")
     defaults = RunConfig().to_dict()
     if any(key in base for key in META_KEYS):
-        defaults["search"].update(SearchConfig.legacy)
-    merged = {
-        k: (
-            {**defaults[k], **base[k]}
-            if isinstance(defaults[k], dict) and isinstance(base.get(k), dict)
-            else base.get(k, defaults[k])
-        )
-        for k in _RUN_PARTS
-    }
+        for key, value in SearchConfig.legacy.items():
+            set_dotted(defaults["search"], key, value)
+    merged = merge_settings(RunConfig, defaults, {k: base[k] for k in _RUN_PARTS if k in base})
     flag_values = flags.to_dict()
-    searcher = (base.get("search") or {}).get("searcher", "pso")
+    method = (base.get("search") or {}).get("method")
+    searcher = (method if isinstance(method, dict) else {}).get("name", "pso")
     for name in sorted(given):
         keys = _option_keys(name)
         if _is_pso_option(name) and not given & {"search_searcher", "budget"}:

@@ -35,7 +35,7 @@ def _writer(path: Path):
 
 
 def flat_hparams(config: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested config -> flat ``{"fitness.lr": 0.01, ...}`` with values TensorBoard accepts."""
+    """Nested config -> flat ``{"fitness.optim.lr": 0.01, ...}`` with values TensorBoard accepts."""
     out: dict[str, Any] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"

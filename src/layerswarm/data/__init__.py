@@ -24,7 +24,7 @@ _FASHION_ALIASES = frozenset({"fashion-mnist", "fashion_mnist", "fashionmnist"})
 def load_dataset(cfg: DataConfig) -> DatasetSplits:
     """Load ``cfg.data``: ``digits``, ``fashion-mnist``, ``NAME:ROOT`` for a paper dataset,
     or a path to an ImageFolder tree; text data (``wordnet``, a CSV/TSV/JSONL file, a folder of
-    .txt files) with ``cfg.tokenizer`` (a text model's, set by ``DataConfig.resolved``)."""
+    .txt files) with ``cfg.text.tokenizer`` (a text model's, set by ``DataConfig.resolved``)."""
     # imported here so that `import layerswarm.data` stays light (no PIL/sklearn/scipy)
     from layerswarm.data import builtin, imagefolder, paper, textfiles
 
@@ -33,7 +33,7 @@ def load_dataset(cfg: DataConfig) -> DatasetSplits:
         from layerswarm.data.text import load_text_splits
 
         return load_text_splits(cfg)
-    if cfg.tokenizer:
+    if cfg.text.tokenizer:
         raise LayerswarmError(
             f"--data {data} holds images but the model reads text: pick an image model "
             "(e.g. --model efficientnet_lite0) or text data (wordnet, a CSV/TSV/JSONL file)"
@@ -50,5 +50,9 @@ def load_dataset(cfg: DataConfig) -> DatasetSplits:
         raise LayerswarmError(imagefolder.missing_data_message(data))
     else:
         splits = imagefolder.load_imagefolder_splits(cfg)
-    splits.input_config = {"image_size": cfg.image_size, "crop_pct": cfg.crop_pct, "interpolation": cfg.interpolation}
+    splits.input_config = {
+        "image_size": cfg.image.size,
+        "crop_pct": cfg.image.crop_pct,
+        "interpolation": cfg.image.interpolation,
+    }
     return splits

@@ -61,7 +61,7 @@ def _splits_from_pools(
     """Validation from the training pool, few-shot training from the rest, capped test;
     only the selected images are resized."""
     parts = split_pools(labels, train_pool, test_idx, cfg, classes)
-    size, resize = cfg.resolved().image_size, cfg.resize_size
+    size, resize = cfg.resolved().image.size, cfg.resize_size
 
     def make(idx: np.ndarray) -> ImageSet:
         index = torch.from_numpy(idx)
@@ -84,7 +84,9 @@ def load_digits_splits(cfg: DataConfig) -> DatasetSplits:
     labels = np.asarray(bunch.target, dtype=np.int64)
     classes = [str(c) for c in range(10)]
     # no official test split: hold a stratified test fraction out first
-    test_idx, train_pool = stratified_split(labels, cfg.test_fraction, cfg.seed, stage=STAGE_TEST, classes=classes)
+    test_idx, train_pool = stratified_split(
+        labels, cfg.splits.test_fraction, cfg.splits.seed, stage=STAGE_TEST, classes=classes
+    )
     return _splits_from_pools(images, labels, train_pool, test_idx, cfg, classes, "digits")
 
 

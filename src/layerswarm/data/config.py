@@ -1,11 +1,12 @@
-"""What data to load and how to split it: one dataclass, validated on creation."""
+"""What data to load, how to split it and how to read it: small dataclasses, each validated on creation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
-from layerswarm.config_utils import JsonConfig, help_field
+from layerswarm.config_utils import JsonConfig, help_field, refuse_first
 from layerswarm.errors import LayerswarmError
 
 # Names accepted by ``DataConfig.data`` besides a folder path.
@@ -26,22 +27,55 @@ IMAGENET_INPUT = {"size": 224, "crop_pct": 0.875, "interpolation": "bilinear"}
 
 
 @dataclass
-class DataConfig(JsonConfig):
-    """Dataset choice and split settings; every field maps to a CLI option."""
+class SplitConfig(JsonConfig):
+    """How the data is split into train, validation and test, and how much of each is kept."""
 
-    data: str = help_field(
-        "digits",
-        "dataset: 'digits', 'fashion-mnist', a paper dataset as NAME:ROOT (caltech256-30, "
-        "caltech256-60, mit-indoor, stanford-dogs) or a path to an ImageFolder tree (class "
-        "subfolders of images, optionally under train/ val/ test/); text (with a text model): "
-        "'wordnet', a .csv/.tsv/.jsonl file, or a folder of class subfolders of .txt files",
-    )
-    data_root: str | None = help_field(
+    seed: int = help_field(0, "seed of every data split")
+    train_per_class: int | None = help_field(
         None,
-        "folder holding the dataset files when --data is a name (fashion-mnist default: "
-        "/usr/share/datasets/fashion-mnist)",
+        "few-shot: keep K training images per class, taken after validation is held out (default: all remaining)",
     )
-    image_size: int | None = help_field(
+    val_per_class: int | None = help_field(
+        None,
+        "validation images per class held out of the training images (default: use --val-fraction)",
+    )
+    val_holdout_fraction: float = help_field(
+        0.2,
+        "fraction of each class's training images held out for validation when --val-per-class is not given",
+    )
+    test_fraction: float = help_field(
+        0.2,
+        "fraction of each class held out for testing, only for datasets without a test split "
+        "(digits, a single-folder ImageFolder)",
+    )
+    max_test: int | None = help_field(None, "cap on test images (stratified sample) for quick runs")
+
+    def __post_init__(self) -> None:
+        for name, flag in (
+            ("train_per_class", "--train-per-class"),
+            ("val_per_class", "--val-per-class"),
+            ("max_test", "--max-test"),
+        ):
+            value = getattr(self, name)
+            refuse_first(
+                {
+                    f"{name}={value} must be at least 1: pass {flag} N with N >= 1, or leave it unset": (
+                        value is not None and value < 1
+                    )
+                }
+            )
+        for name, flag in (("val_holdout_fraction", "--val-fraction"), ("test_fraction", "--test-fraction")):
+            value = getattr(self, name)
+            refuse_first(
+                {f"{name}={value} is outside (0, 1): pass {flag} F with 0 < F < 1, e.g. 0.2": not 0.0 < value < 1.0}
+            )
+
+
+@dataclass
+class ImageConfig(JsonConfig):
+    """How image files are read and fed to the model (left unset: from the model or the dataset)."""
+
+    size: int | None = help_field(
         None,
         "input size SIZE x SIZE (default: the model's pretrained input size, e.g. 224, for "
         "folders and paper datasets; 32 for digits and 64 for fashion-mnist, whose images are "
@@ -58,29 +92,32 @@ class DataConfig(JsonConfig):
         "resize interpolation of image files: bilinear or bicubic (default: the model's "
         "pretrained one); digits and fashion-mnist are resized bilinear, antialiased",
     )
-    train_per_class: int | None = help_field(
-        None,
-        "few-shot: keep K training images per class, taken after validation is held out (default: all remaining)",
-    )
-    val_per_class: int | None = help_field(
-        None,
-        "validation images per class held out of the training images (default: use --val-fraction)",
-    )
-    val_fraction: float = help_field(
-        0.2,
-        "fraction of each class's training images held out for validation when --val-per-class is not given",
-    )
-    test_fraction: float = help_field(
-        0.2,
-        "fraction of each class held out for testing, only for datasets without a test split "
-        "(digits, a single-folder ImageFolder)",
-    )
-    seed: int = help_field(0, "seed of every data split")
     on_bad_image: str = help_field(
         "skip",
         "unreadable image files: 'skip' them with one warning, or 'error'",
     )
-    max_test: int | None = help_field(None, "cap on test images (stratified sample) for quick runs")
+
+    def __post_init__(self) -> None:
+        refuse_first(
+            {
+                f"crop_pct={self.crop_pct} is outside (0, 1]: pass --crop-pct F, e.g. 0.875": (
+                    self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0
+                ),
+                f"interpolation={self.interpolation!r} is not known: pass --interpolation "
+                f"{' or '.join(INTERPOLATIONS)}": self.interpolation not in (None, *INTERPOLATIONS),
+                f"image_size={self.size} is not positive: pass --image-size N with N >= 1": (
+                    self.size is not None and self.size < 1
+                ),
+                f"on_bad_image={self.on_bad_image!r} is not known: pass --on-bad-image skip or "
+                "--on-bad-image error": self.on_bad_image not in BAD_IMAGE_POLICIES,
+            }
+        )
+
+
+@dataclass
+class TextConfig(JsonConfig):
+    """How text data is read and tokenized (with a text model)."""
+
     max_length: int | None = help_field(
         None,
         f"text: tokens kept per text, longer ones are cut (default: {DEFAULT_MAX_LENGTH}, or less "
@@ -96,38 +133,51 @@ class DataConfig(JsonConfig):
     tokenizer: str | None = help_field(None, "text: the tokenizer (default: the model's own)")
 
     def __post_init__(self) -> None:
-        self.validate()
+        refuse_first(
+            {
+                f"max_length={self.max_length} is too short: pass --max-length N with N >= 2": (
+                    self.max_length is not None and self.max_length < 2
+                )
+            }
+        )
 
-    def validate(self) -> None:
-        """Raise :class:`LayerswarmError` for a value no loader could use."""
+
+@dataclass
+class DataConfig(JsonConfig):
+    """Dataset choice, its splits (``splits``), and how images (``image``) and texts (``text``)
+    are read; every setting maps to a CLI option. A saved config of the earlier flat layout
+    reads back (``moved``)."""
+
+    data: str = help_field(
+        "digits",
+        "dataset: 'digits', 'fashion-mnist', a paper dataset as NAME:ROOT (caltech256-30, "
+        "caltech256-60, mit-indoor, stanford-dogs) or a path to an ImageFolder tree (class "
+        "subfolders of images, optionally under train/ val/ test/); text (with a text model): "
+        "'wordnet', a .csv/.tsv/.jsonl file, or a folder of class subfolders of .txt files",
+    )
+    data_root: str | None = help_field(
+        None,
+        "folder holding the dataset files when --data is a name (fashion-mnist default: "
+        "/usr/share/datasets/fashion-mnist)",
+    )
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+
+    # the flat layout's keys (config.json before the groups): where each lives now
+    moved: ClassVar[dict[str, str]] = {
+        **{
+            name: f"splits.{name}" for name in ("seed", "train_per_class", "val_per_class", "test_fraction", "max_test")
+        },
+        "val_fraction": "splits.val_holdout_fraction",
+        "image_size": "image.size",
+        **{name: f"image.{name}" for name in ("crop_pct", "interpolation", "on_bad_image")},
+        **{name: f"text.{name}" for name in TextConfig.__dataclass_fields__},
+    }
+
+    def __post_init__(self) -> None:
         if not isinstance(self.data, str) or not self.data.strip():
             raise LayerswarmError("data is empty: pass --data 'digits', 'fashion-mnist', NAME:ROOT or a folder path")
-        if self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0:
-            raise LayerswarmError(f"crop_pct={self.crop_pct} is outside (0, 1]: pass --crop-pct F, e.g. 0.875")
-        if self.interpolation not in (None, *INTERPOLATIONS):
-            raise LayerswarmError(
-                f"interpolation={self.interpolation!r} is not known: pass --interpolation {' or '.join(INTERPOLATIONS)}"
-            )
-        if self.image_size is not None and self.image_size < 1:
-            raise LayerswarmError(f"image_size={self.image_size} is not positive: pass --image-size N with N >= 1")
-        for name in ("train_per_class", "val_per_class", "max_test"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                flag = "--" + name.replace("_", "-")
-                raise LayerswarmError(
-                    f"{name}={value} must be at least 1: pass {flag} N with N >= 1, or leave it unset"
-                )
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                flag = "--" + name.replace("_", "-")
-                raise LayerswarmError(f"{name}={value} is outside (0, 1): pass {flag} F with 0 < F < 1, e.g. 0.2")
-        if self.max_length is not None and self.max_length < 2:
-            raise LayerswarmError(f"max_length={self.max_length} is too short: pass --max-length N with N >= 2")
-        if self.on_bad_image not in BAD_IMAGE_POLICIES:
-            raise LayerswarmError(
-                f"on_bad_image={self.on_bad_image!r} is not known: pass --on-bad-image skip or --on-bad-image error"
-            )
 
     def resolved(self, model_input: dict | None = None) -> DataConfig:
         """This config with the input size, crop and interpolation filled in: from the dataset's
@@ -135,27 +185,31 @@ class DataConfig(JsonConfig):
         ``interpolation``: the model's pretrained config), else ImageNet's 224 / 0.875. Values
         set explicitly stay; resolving twice changes nothing."""
         if model_input and "tokenizer" in model_input:  # a text model: its tokenizer reads the data
-            return replace(self, tokenizer=self.tokenizer or model_input["tokenizer"])
+            return replace(self, text=replace(self.text, tokenizer=self.text.tokenizer or model_input["tokenizer"]))
         key = self.data.strip().lower().replace("_", "-").replace("fashionmnist", "fashion-mnist")
         base = BUILTIN_INPUT.get(key, model_input or IMAGENET_INPUT)
+        image = self.image
         return replace(
             self,
-            image_size=self.image_size or int(base["size"]),
-            crop_pct=self.crop_pct or float(base.get("crop_pct", 1.0)),
-            interpolation=self.interpolation or base.get("interpolation", "bilinear"),
+            image=replace(
+                image,
+                size=image.size or int(base["size"]),
+                crop_pct=image.crop_pct or float(base.get("crop_pct", 1.0)),
+                interpolation=image.interpolation or base.get("interpolation", "bilinear"),
+            ),
         )
 
     def describe_input(self, input_config: dict) -> str:
         """What the model is fed, for the start-up line: ``input_config`` of the loaded splits."""
         if "max_length" in input_config:
             return f"texts of at most {input_config['max_length']} tokens ({input_config.get('tokenizer')}'s tokenizer)"
-        return f"{self.image_size} px (resize {self.resize_size}, centre crop; {self.interpolation})"
+        return f"{self.image.size} px (resize {self.resize_size}, centre crop; {self.image.interpolation})"
 
     @property
     def resize_size(self) -> int:
-        """Images are resized to this size before the centre crop to ``image_size``."""
-        cfg = self.resolved()
-        size, crop = cfg.image_size or 0, cfg.crop_pct or 1.0  # resolved: both set
+        """Images are resized to this size before the centre crop to ``image.size``."""
+        image = self.resolved().image
+        size, crop = image.size or 0, image.crop_pct or 1.0  # resolved: both set
         return max(size, round(size / crop))
 
 

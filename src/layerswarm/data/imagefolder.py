@@ -169,10 +169,10 @@ def build_splits(
     cfg = cfg.resolved()  # a Python caller may not have resolved the input size: ImageNet's then
     images, ok = decode_images(
         [files[i] for i in index],
-        cfg.image_size,
-        cfg.on_bad_image,
+        cfg.image.size,
+        cfg.image.on_bad_image,
         resize=cfg.resize_size,
-        interpolation=cfg.interpolation,
+        interpolation=cfg.image.interpolation,
     )
     kept_labels = torch.from_numpy(labels[index][ok])
     # the splits stay contiguous after dropping bad files: slice views, no copies
@@ -224,7 +224,7 @@ def load_imagefolder_splits(cfg: DataConfig) -> DatasetSplits:
             f"data path '{root}' is a file, not a folder: pass --data a folder of class subfolders of images"
         )
     name = root.resolve().name or str(root)
-    seed = cfg.seed
+    seed = cfg.splits.seed
     if (root / "train").is_dir():
         classes, files, labels = scan_class_tree(root / "train")
         pool = np.arange(len(files))
@@ -235,7 +235,7 @@ def load_imagefolder_splits(cfg: DataConfig) -> DatasetSplits:
             test_idx = np.arange(len(files), len(files) + len(test_files))
             files, labels = files + test_files, np.concatenate([labels, test_labels])
         else:  # no test split on disk: hold one out of train/
-            test_idx, pool = stratified_split(labels, cfg.test_fraction, seed, stage=STAGE_TEST, classes=classes)
+            test_idx, pool = stratified_split(labels, cfg.splits.test_fraction, seed, stage=STAGE_TEST, classes=classes)
         if (root / "val").is_dir():
             val_classes, val_files, val_labels = scan_class_tree(root / "val")
             _check_same_classes("train", classes, "val", val_classes, root)
@@ -248,19 +248,19 @@ def load_imagefolder_splits(cfg: DataConfig) -> DatasetSplits:
                     return idx
                 return idx[take_per_class(labels[idx], k, seed, classes=classes, fix=f"lower {flag}")]
 
-            val_idx = take(val_idx, cfg.val_per_class, "--val-per-class")
-            pool = take(pool, cfg.train_per_class, "--train-per-class")
+            val_idx = take(val_idx, cfg.splits.val_per_class, "--val-per-class")
+            pool = take(pool, cfg.splits.train_per_class, "--train-per-class")
             train_idx = pool
         else:
             tr, va = _train_val(labels[pool], cfg, classes)
             train_idx, val_idx = pool[tr], pool[va]
     else:
         classes, files, labels = scan_class_tree(root)
-        test_idx, pool = stratified_split(labels, cfg.test_fraction, seed, stage=STAGE_TEST, classes=classes)
+        test_idx, pool = stratified_split(labels, cfg.splits.test_fraction, seed, stage=STAGE_TEST, classes=classes)
         tr, va = _train_val(labels[pool], cfg, classes)
         train_idx, val_idx = pool[tr], pool[va]
-    if cfg.max_test is not None:
-        test_idx = test_idx[subsample_stratified(labels[test_idx], cfg.max_test, seed)]
+    if cfg.splits.max_test is not None:
+        test_idx = test_idx[subsample_stratified(labels[test_idx], cfg.splits.max_test, seed)]
     parts = {"train": train_idx, "val": val_idx, "test": test_idx}
     return build_splits(files, labels, parts, classes, cfg, name)
 
@@ -268,9 +268,9 @@ def load_imagefolder_splits(cfg: DataConfig) -> DatasetSplits:
 def _train_val(labels: np.ndarray, cfg: DataConfig, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return train_val_indices(
         labels,
-        seed=cfg.seed,
-        val_per_class=cfg.val_per_class,
-        val_fraction=cfg.val_fraction,
-        train_per_class=cfg.train_per_class,
+        seed=cfg.splits.seed,
+        val_per_class=cfg.splits.val_per_class,
+        val_fraction=cfg.splits.val_holdout_fraction,
+        train_per_class=cfg.splits.train_per_class,
         classes=classes,
     )

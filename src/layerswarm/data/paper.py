@@ -140,8 +140,8 @@ def load_caltech256_splits(cfg: DataConfig, root: Path, n_train: int) -> Dataset
         labels.extend([label] * len(images))
     y = np.asarray(labels, dtype=np.int64)
     # training images per class first, then 20 test images from what is left
-    train_pool, rest = stratified_split(y, n_train, cfg.seed, stage=STAGE_POOL, classes=classes)
-    test_idx = rest[take_per_class(y[rest], CALTECH_TEST_PER_CLASS, cfg.seed, stage=STAGE_TEST, classes=classes)]
+    train_pool, rest = stratified_split(y, n_train, cfg.splits.seed, stage=STAGE_POOL, classes=classes)
+    test_idx = rest[take_per_class(y[rest], CALTECH_TEST_PER_CLASS, cfg.splits.seed, stage=STAGE_TEST, classes=classes)]
     return _from_official_split(cfg, classes, files, y, train_pool, test_idx, name)
 
 

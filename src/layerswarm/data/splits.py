@@ -164,17 +164,17 @@ def split_pools(
 ) -> dict[str, np.ndarray]:
     """``{"train", "val", "test"}`` indices into ``labels``: validation then the few-shot
     training images from ``train_pool`` (the config's counts and seed), and ``test_idx``
-    capped at ``cfg.max_test`` (a stratified sample)."""
+    capped at ``cfg.splits.max_test`` (a stratified sample)."""
     tr, va = train_val_indices(
         labels[train_pool],
-        seed=cfg.seed,
-        val_per_class=cfg.val_per_class,
-        val_fraction=cfg.val_fraction,
-        train_per_class=cfg.train_per_class,
+        seed=cfg.splits.seed,
+        val_per_class=cfg.splits.val_per_class,
+        val_fraction=cfg.splits.val_holdout_fraction,
+        train_per_class=cfg.splits.train_per_class,
         classes=classes,
     )
-    if cfg.max_test is not None:
-        test_idx = test_idx[subsample_stratified(labels[test_idx], cfg.max_test, cfg.seed)]
+    if cfg.splits.max_test is not None:
+        test_idx = test_idx[subsample_stratified(labels[test_idx], cfg.splits.max_test, cfg.splits.seed)]
     return {"train": train_pool[tr], "val": train_pool[va], "test": test_idx}
 
 

@@ -40,27 +40,34 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
 
 
 def load_text_splits(cfg: DataConfig) -> DatasetSplits:
-    """``cfg.data`` as train / val / test splits of token ids from ``cfg.tokenizer``."""
+    """``cfg.data`` as train / val / test splits of token ids from ``cfg.text.tokenizer``."""
     from ..models.text import load_tokenizer, model_positions
 
-    if not cfg.tokenizer:
+    if not cfg.text.tokenizer:
         raise LayerswarmError(f"--data {cfg.data} is text: pick a text model, e.g. --model all-minilm-l6-v2 or hf:PATH")
     texts, names = _unique(
-        *read_text_data(cfg.data, text_column=cfg.text_column, label_column=cfg.label_column, categories=cfg.categories)
+        *read_text_data(
+            cfg.data,
+            text_column=cfg.text.text_column,
+            label_column=cfg.text.label_column,
+            categories=cfg.text.categories,
+        )
     )
     classes = sorted(set(names))
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[n] for n in names], dtype=np.int64)
-    test_idx, train_pool = stratified_split(labels, cfg.test_fraction, cfg.seed, stage=STAGE_TEST, classes=classes)
+    test_idx, train_pool = stratified_split(
+        labels, cfg.splits.test_fraction, cfg.splits.seed, stage=STAGE_TEST, classes=classes
+    )
     parts = split_pools(labels, train_pool, test_idx, cfg, classes)
-    tokenizer = load_tokenizer(cfg.tokenizer)
-    max_length = cfg.max_length or DEFAULT_MAX_LENGTH
-    positions = model_positions(cfg.tokenizer)
+    tokenizer = load_tokenizer(cfg.text.tokenizer)
+    max_length = cfg.text.max_length or DEFAULT_MAX_LENGTH
+    positions = model_positions(cfg.text.tokenizer)
     if positions is not None and max_length > positions:
-        if cfg.max_length:
+        if cfg.text.max_length:
             raise LayerswarmError(
-                f"--max-length {cfg.max_length} exceeds the {positions} positions of "
-                f"{cfg.tokenizer}: pass --max-length {positions} or less"
+                f"--max-length {cfg.text.max_length} exceeds the {positions} positions of "
+                f"{cfg.text.tokenizer}: pass --max-length {positions} or less"
             )
         max_length = positions
 
@@ -69,5 +76,5 @@ def load_text_splits(cfg: DataConfig) -> DatasetSplits:
 
     name = "wordnet" if cfg.data.strip().lower() == "wordnet" else cfg.data
     splits = DatasetSplits(make(parts["train"]), make(parts["val"]), make(parts["test"]), classes, name)
-    splits.input_config = {"max_length": max_length, "tokenizer": cfg.tokenizer}
+    splits.input_config = {"max_length": max_length, "tokenizer": cfg.text.tokenizer}
     return splits

@@ -81,10 +81,14 @@ def _ray(
     # on_epoch (per-epoch progress) would have to run in the workers: only whole evaluations
     # are reported under Ray.
     # "auto" is fine: a task that asked for no GPU sees none and takes the CPU
-    if isinstance(factory, FitnessSpec) and factory.fitness.device not in ("cpu", "auto") and not gpus_per_trial:
+    if (
+        isinstance(factory, FitnessSpec)
+        and factory.fitness.runtime.device not in ("cpu", "auto")
+        and not gpus_per_trial
+    ):
         # Ray hides every GPU from a task that asked for none: fail here, not in each worker
         raise LayerswarmError(
-            f"--device {factory.fitness.device} under Ray needs GPUs per evaluation: "
+            f"--device {factory.fitness.runtime.device} under Ray needs GPUs per evaluation: "
             "pass --gpus-per-trial 1 (or 0.5 to share a GPU), or --device cpu"
         )
 

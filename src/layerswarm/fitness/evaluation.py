@@ -16,7 +16,7 @@ from .noise import binomial_se, combined_se
 if TYPE_CHECKING:  # annotations only: the command line imports this module for FITNESS_SCORES, without numpy
     from ..searchers.base import Trial
 
-# how a validation curve becomes a fitness (SearchConfig.fitness_score; docs/concepts/fitness.md)
+# how a validation curve becomes a fitness (SearchConfig.fitness.score; docs/concepts/fitness.md)
 FITNESS_SCORES = ("accuracy", "trend")
 # how an evaluation ended: a fitness; an exception (fitness -inf); a non-finite loss (fitness -inf)
 STATUSES = ("ok", "failed", "diverged")

@@ -86,7 +86,7 @@ class MaskFitness:
         self.score = score
         self.data = data
         # eager: compiling would recompile for every mask (guards on requires_grad) and never pay off
-        self.cfg = cfg.replace(compile=False)
+        self.cfg = cfg.replace(runtime=cfg.runtime.replace(compile=False))
         self.on_epoch = on_epoch  # progress bars / TensorBoard; called after every epoch
         self.cache = cache
         # repeats j = seed_offset .. seed_offset + repeats - 1 (repeat 0 is the plain evaluation)
@@ -130,12 +130,14 @@ class MaskFitness:
         if repeat:
             cfg = cfg.replace(seed=cfg.seed + REPEAT_SEED_STRIDE * repeat)
         middle = middle_epoch(cfg.epochs) if self.score == "trend" else 0
-        if middle and middle % cfg.val_every:  # the score needs the middle epoch validated (validating trains nothing)
-            cfg = cfg.replace(val_every=math.gcd(middle, cfg.val_every))
+        if (
+            middle and middle % cfg.evaluation.val_every
+        ):  # the score needs the middle epoch validated (validating trains nothing)
+            cfg = cfg.replace(evaluation=cfg.evaluation.replace(val_every=math.gcd(middle, cfg.evaluation.val_every)))
         units = self.bundle.units
         plan = validate_lr_multipliers(plan, len(units), source="the plan")
         model = self.bundle.reset(self.bundle.seed + REPEAT_SEED_STRIDE * repeat if repeat else None)
-        if cfg.head_init == "warm":
+        if cfg.optim.head_init == "warm":
             self._warm_head(model).load_into(model)
         frozen = apply_mask(model, units, [int(m > 0) for m in plan])
         key = tuple(plan)
@@ -144,7 +146,7 @@ class MaskFitness:
         feed = self.cache.inputs(model, frozen, cfg) if self.cache is not None else nullcontext((None, frozen))
         with feed as (inputs, frozen):
             # a mask's: one group, every trainable parameter at lr
-            groups = plan_param_groups(model, units, plan, cfg.lr)
+            groups = plan_param_groups(model, units, plan, cfg.optim.lr)
             history = fit(
                 model,
                 self.data.train,
@@ -179,7 +181,7 @@ class MaskFitness:
                 self.data.train,
                 self.data.val,
                 self.bundle.transform,
-                self.cfg.eval_batch_size,
+                self.cfg.evaluation.eval_batch_size,
             )
         return self.warm_head
 

@@ -49,7 +49,7 @@ class ModelBundle:
 
 def build_bundle(model_cfg: ModelConfig, num_classes: int, train_cfg: TrainConfig, seed: int = 0) -> ModelBundle:
     """Create the model, split it into units and remember its starting state."""
-    device = resolve_device(train_cfg.device)
+    device = resolve_device(train_cfg.runtime.device)
     model, info = create_model(model_cfg.name, num_classes, model_cfg.weights, seed=seed, pooling=model_cfg.pooling)
     units = split_units(model, info.head, model_cfg.granularity)
     model.to(device)
@@ -61,4 +61,10 @@ def build_bundle(model_cfg: ModelConfig, num_classes: int, train_cfg: TrainConfi
 def make_transform(info: ModelInfo, cfg: TrainConfig) -> BatchTransform | TokenTransform:
     if info.is_text:
         return TokenTransform()
-    return BatchTransform(info.mean, info.std, cfg.augment, cfg.crop_padding, scale=(cfg.rrc_scale_min, 1.0))
+    return BatchTransform(
+        info.mean,
+        info.std,
+        cfg.augmentation.policy,
+        cfg.augmentation.crop_padding,
+        scale=(cfg.augmentation.rrc_scale_min, 1.0),
+    )

@@ -35,7 +35,9 @@ def final_tests(
     if todo:
         data = load_dataset(run_cfg.data)
         bundle = build_bundle(run_cfg.model, data.num_classes, run_cfg.final, seed=run_cfg.seed)
-        final = run_cfg.final.replace(test_every=run_cfg.final.epochs)  # test once, at the end
+        final = run_cfg.final.replace(
+            evaluation=run_cfg.final.evaluation.replace(test_every=run_cfg.final.epochs)
+        )  # test once, at the end
         for key in todo:
             metrics = run_finetune(
                 bundle, data, create_strategy("mask", {"mask": [int(b) for b in key]}), final, seed=run_cfg.seed
@@ -86,4 +88,4 @@ def add_final_tests(
         summary["searchers"][name]["final_masks"] = [mask_key(m) for m in ms]
         summary["searchers"][name]["final_test_accuracy"] = float(np.mean(accs))
         summary["searchers"][name]["final_test_accuracies"] = accs
-    summary["final"] = {"epochs": run_cfg.final.epochs, "seeds": seeds, "max_test": run_cfg.data.max_test}
+    summary["final"] = {"epochs": run_cfg.final.epochs, "seeds": seeds, "max_test": run_cfg.data.splits.max_test}

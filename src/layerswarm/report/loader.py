@@ -63,7 +63,9 @@ class RunRecord:
             return str(self.run_info["strategy"])
         if self.is_search:
             search = (self.config or {}).get("search") or {}
-            return str(search.get("searcher") or (self.best_mask or {}).get("searcher") or "pso")
+            # the searcher's name: search.method.name, or search.searcher in a run of the flat layout
+            name = (search.get("method") or {}).get("name") or search.get("searcher")
+            return str(name or (self.best_mask or {}).get("searcher") or "pso")
         return str((self.metrics or {}).get("strategy") or "run")
 
     @property

@@ -74,12 +74,12 @@ def parse_baselines(spec: str | None, num_units: int | None = None) -> list[tupl
 
 
 def run_baselines(cfg: Any, bundle: Any, data: Any, out: str | Path) -> dict[str, dict]:
-    """Fine-tune every baseline of ``cfg.search.baselines`` like the final (resumably); name -> metrics."""
+    """Fine-tune every baseline of ``cfg.search.outcome.baselines`` like the final (resumably); name -> metrics."""
     from ..strategies import create_strategy
     from .finetune import run_finetune
 
     results = {}
-    for name, strategy, options in parse_baselines(cfg.search.baselines, len(bundle.units)):
+    for name, strategy, options in parse_baselines(cfg.search.outcome.baselines, len(bundle.units)):
         folder = Path(out) / BASELINES_DIR / name
         metrics_path = folder / "final" / "metrics.json"
         if metrics_path.is_file():
@@ -142,7 +142,7 @@ def compare_run(cfg: Any, bundle: Any, data: Any, out: str | Path, final: dict) 
     the answer too, also in ``DIR/answer.json``); ``None`` without baselines."""
     out = Path(out)
     baselines = run_baselines(cfg, bundle, data, out)
-    answered = bool(baselines) and cfg.search.answer == "validation"
+    answered = bool(baselines) and cfg.search.outcome.answer == "validation"
     if not answered and (out / ANSWER_FILE).is_file():  # resumed with --answer mask or no baselines
         (out / ANSWER_FILE).unlink()  # the searched mask answers again
     if not baselines:

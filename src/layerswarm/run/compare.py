@@ -112,7 +112,11 @@ def plan_runs(cfg: CompareConfig, out: Path) -> list[RunSpec]:
     runs = []
     for label, data in zip(dataset_labels(cfg.data), cfg.data, strict=True):
         for r in range(cfg.repeats):
-            split = dataclasses.replace(data, seed=data.seed + r) if cfg.resplit else data
+            split = (
+                dataclasses.replace(data, splits=dataclasses.replace(data.splits, seed=data.splits.seed + r))
+                if cfg.resplit
+                else data
+            )
             for name in cfg.strategies:
                 runs.append(RunSpec(label, name, r, cfg.seed + r, split, out / label / name / f"repeat-{r}"))
     return runs

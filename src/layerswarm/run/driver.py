@@ -187,7 +187,7 @@ def make_executor(
 ) -> Executor:
     """The executor of ``cfg.search`` (local or Ray) with the speed-ups of ``cfg.speed``.
 
-    Each fitness averages ``repeats`` evaluations (default ``cfg.search.fitness_repeats``)
+    Each fitness averages ``repeats`` evaluations (default ``cfg.search.fitness.repeats``)
     with seeds from index ``seed_offset`` on (:class:`~layerswarm.fitness.mask_fitness.MaskFitness`).
 
     ``cfg`` is a :class:`~layerswarm.run.search.RunConfig` or anything with its ``model``,
@@ -196,9 +196,9 @@ def make_executor(
     """
     data = data.for_search() if isinstance(data, DatasetSplits) else data
     s = cfg.search
-    repeats = repeats if repeats is not None else getattr(s, "fitness_repeats", 1)
-    score = getattr(s, "fitness_score", "accuracy")  # the PSO strategy's search config has none: the paper's
-    space = space_of(s)  # --space lr: trials carry levels, which the evaluator reads off the ladder
+    repeats = repeats if repeats is not None else s.fitness.repeats
+    score = s.fitness.score
+    space = space_of(s.method)  # --space lr: trials carry levels, which the evaluator reads off the ladder
     spec = FitnessSpec(
         cfg.model,
         cfg.fitness,
@@ -213,15 +213,15 @@ def make_executor(
     # a FitnessSpec is the evaluator factory every backend takes; its MaskFitness takes a mask
     # as list[float] (multipliers), the protocol says list[int], and list is invariant
     executor = create_executor(
-        s.backend,
+        s.executor.backend,
         spec,  # type: ignore[arg-type]
         data,
         bundle=bundle,
         on_epoch=on_epoch,
-        retries=s.retries,
-        cpus_per_trial=s.cpus_per_trial,
-        gpus_per_trial=s.gpus_per_trial,
-        address=s.address,
+        retries=s.executor.retries,
+        cpus_per_trial=s.executor.cpus_per_trial,
+        gpus_per_trial=s.executor.gpus_per_trial,
+        address=s.executor.address,
     )
     # what its evaluations average (records say it; the memo keys on it)
     executor.repeats = repeats  # type: ignore[attr-defined]

@@ -48,8 +48,10 @@ def run_finetune(
     wall_start = time.perf_counter()  # includes the strategy's set-up (a search, a Fisher pass)
     model = bundle.reset(seed)
     head_info = {}
-    if cfg.head_init == "warm":  # fitted on the frozen features of the training images, never the test split
-        head = fit_linear_head(model, bundle.info.head, data.train, data.val, bundle.transform, cfg.eval_batch_size)
+    if cfg.optim.head_init == "warm":  # fitted on the frozen features of the training images, never the test split
+        head = fit_linear_head(
+            model, bundle.info.head, data.train, data.val, bundle.transform, cfg.evaluation.eval_batch_size
+        )
         head.load_into(model)
         head_info = head.info()
     ctx = StrategyContext(bundle, data.for_search(), cfg, seed=seed, out_dir=str(out_dir) if out_dir else None)
@@ -77,18 +79,18 @@ def run_finetune(
         where = f" ({out_dir})" if out_dir else ""
         raise RunFailed(
             f"the {strategy.name} fine-tune{where} diverged, {err}, "
-            f"with lr {cfg.lr:g}: pass a lower --lr, e.g. {cfg.lr / 10:g}",
+            f"with lr {cfg.optim.lr:g}: pass a lower --lr, e.g. {cfg.optim.lr / 10:g}",
             resumable=False,
         ) from err
     last = history.epochs[-1] if history.epochs else {}
     # The last epoch already measured these weights on the test split unless keep_best restored others.
-    if "test_accuracy" in last and not cfg.keep_best:
+    if "test_accuracy" in last and not cfg.evaluation.keep_best:
         test_acc = last["test_accuracy"]
     else:
-        test_acc = evaluate(model, data.test, transform, cfg.eval_batch_size)
+        test_acc = evaluate(model, data.test, transform, cfg.evaluation.eval_batch_size)
     val_acc = history.final_val_accuracy
     restored = None
-    if cfg.keep_best:  # report the epoch whose weights were restored, not the last one
+    if cfg.evaluation.keep_best:  # report the epoch whose weights were restored, not the last one
         validated = [e for e in history.epochs if e.get("val_accuracy") is not None]
         best = max(validated, key=lambda e: e["val_accuracy"], default=None)
         val_acc, restored = (best["val_accuracy"], best["epoch"]) if best else (val_acc, None)

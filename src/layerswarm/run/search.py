@@ -45,11 +45,11 @@ FINAL_CHECKPOINT = "checkpoint.pt"  # the final fine-tune's state after its last
 # Settings a resume may change (the rest would mix two runs' results): the final fine-tune's
 # before it has started, and where or how often evaluations are tried.
 RESUME_SAFE_ALWAYS = (
-    "search.retries",
-    "search.address",
-    "search.baselines",
-    "search.answer",
-    "search.max_failed_share",
+    "search.executor.retries",
+    "search.executor.address",
+    "search.outcome.baselines",
+    "search.outcome.answer",
+    "search.executor.max_failed_share",
 )
 
 
@@ -134,23 +134,23 @@ def run_search(
     data = data if data is not None else load_dataset(cfg.data)
     check_classes(data.num_classes, data.classes)
     cfg = resolve_fitness_steps(cfg, data)  # --fitness-steps: whole epochs of this training split
-    if cfg.search.fitness_steps is not None:
-        log.info("fitness budget: %d optimizer steps = %d epochs", cfg.search.fitness_steps, cfg.fitness.epochs)
+    if cfg.search.fitness.steps is not None:
+        log.info("fitness budget: %d optimizer steps = %d epochs", cfg.search.fitness.steps, cfg.fitness.epochs)
     bundle = build_bundle(cfg.model, data.num_classes, cfg.fitness, seed=cfg.seed)
     log.info(
         "input %s, recipe %s, device %s", cfg.data.describe_input(data.input_config), cfg.fitness.recipe, bundle.device
     )
-    space = space_of(cfg.search)  # --space lr: a level of the ladder per unit
+    space = space_of(cfg.search.method)  # --space lr: a level of the ladder per unit
     searcher = create_searcher(
-        cfg.search.searcher,
+        cfg.search.method.name,
         len(bundle.units),
-        cfg.search.options,
+        cfg.search.method.options,
         seed=cfg.seed,
-        init=cfg.search.init,
-        patience=cfg.search.patience,
+        init=cfg.search.method.init,
+        patience=cfg.search.method.patience,
         space=space,
     )
-    parse_baselines(cfg.search.baselines, len(bundle.units))  # a misspelt baseline fails here, before any file
+    parse_baselines(cfg.search.outcome.baselines, len(bundle.units))  # a misspelt baseline fails here, before any file
     if resume and (out / STATE_FILE).is_file():
         searcher.load_state_dict(read_json(out / STATE_FILE))
     # The work starts: only now does the folder appear (or the old run's files go).
@@ -163,18 +163,20 @@ def run_search(
     if changes:
         log.info("resume: applied %s", ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     executor = make_executor(cfg, bundle, data, on_fitness_epoch)
-    plan, fitness = run_searcher(searcher, executor, out, bundle.units, on_evaluation, cfg.search.max_failed_share)
+    plan, fitness = run_searcher(
+        searcher, executor, out, bundle.units, on_evaluation, cfg.search.executor.max_failed_share
+    )
     selection = select_final(cfg, bundle, data, out)  # --final-select: the top K again, fresh seeds
     if selection is not None:
         plan, fitness = record_selection(out, selection)
     # never a mask no evaluation scored
-    check_answerable(read_jsonl(out / EVALUATIONS_FILE), fitness, cfg.fitness.lr)
+    check_answerable(read_jsonl(out / EVALUATIONS_FILE), fitness, cfg.fitness.optim.lr)
     mask = space.mask(plan)
     # in a level space, the plan's multipliers: its units train at lr x multiplier
     rates = {} if space.name == "mask" else {"lr_multipliers": space.multipliers(plan)}
 
     final_bundle = bundle  # the final fine-tune runs on its own device (its transform: run_finetune)
-    if resolve_device(cfg.final.device) != bundle.device:
+    if resolve_device(cfg.final.runtime.device) != bundle.device:
         final_bundle = build_bundle(cfg.model, data.num_classes, cfg.final, seed=cfg.seed)
     final_metrics_path = out / "final" / "metrics.json"
     if resume and final_metrics_path.is_file():

@@ -43,16 +43,16 @@ def top_masks(records: list[dict], k: int) -> list[dict]:
 def selection_config(cfg: Any) -> Any:
     """``cfg`` as the final selection evaluates with it: the search's fitness at ``select_epochs``
     (default: the fitness budget), every mask trained to the end (no successive halving or early stop)."""
-    plain = cfg.replace(fitness=cfg.fitness.replace(epochs=cfg.search.select_epochs or cfg.fitness.epochs))
+    plain = cfg.replace(fitness=cfg.fitness.replace(epochs=cfg.search.selection.epochs or cfg.fitness.epochs))
     if cfg.speed is not None:
         plain = plain.replace(speed=cfg.speed.replace(fidelity="full", early_stop=None))
     return plain
 
 
 def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=None) -> dict | None:
-    """Re-evaluate the top ``cfg.search.final_select`` masks (resumably) and return the selection:
+    """Re-evaluate the top ``cfg.search.selection.top`` masks (resumably) and return the selection:
     ``{"mask": chosen, "candidates": [...]}``; ``None`` when selection is off or nothing finished."""
-    k, repeats = cfg.search.final_select, cfg.search.select_repeats
+    k, repeats = cfg.search.selection.top, cfg.search.selection.repeats
     plain = selection_config(cfg)
     epochs = plain.fitness.epochs
     path = Path(out) / EVALUATIONS_FILE
@@ -67,7 +67,7 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
         if plan_key(c) not in done
     ]
     if todo:
-        executor = make_executor(plain, bundle, data, on_epoch, repeats=repeats, seed_offset=cfg.search.fitness_repeats)
+        executor = make_executor(plain, bundle, data, on_epoch, repeats=repeats, seed_offset=cfg.search.fitness.repeats)
         try:
             for trial, ev in executor.run(todo):
                 record = {**record_evaluation(trial, ev, repeats), "phase": PHASE}
@@ -85,7 +85,7 @@ def select_final(cfg: Any, bundle: Any, data: Any, out: str | Path, on_epoch=Non
         finally:
             executor.close()
     other_budget = epochs != cfg.fitness.epochs  # then the two fitnesses measure different things
-    rows = [_score(c, done.get(plan_key(c)), cfg.search.fitness_repeats, other_budget) for c in candidates]
+    rows = [_score(c, done.get(plan_key(c)), cfg.search.fitness.repeats, other_budget) for c in candidates]
     chosen = max(rows, key=lambda r: r["mean"])  # max keeps the first of equals: the search's order
     levels = {} if chosen.get("levels") is None else {"levels": chosen["levels"]}
     return {"mask": chosen["mask"], **levels, "candidates": rows, "select_repeats": repeats, "select_epochs": epochs}

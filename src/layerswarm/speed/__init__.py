@@ -43,11 +43,13 @@ def build_fitness(
     ``repeats``, ``seed_offset``, ``score``: see :class:`MaskFitness`."""
     if speed is None:
         return MaskFitness(bundle, data, cfg, on_epoch=on_epoch, repeats=repeats, seed_offset=seed_offset, score=score)
-    data = subset_splits(data, speed.train_fraction, speed.val_fraction, cfg.seed)
+    data = subset_splits(data, speed.fitness_train_fraction, speed.fitness_val_fraction, cfg.seed)
     if not speed.validates_every_epoch:
-        cfg = cfg.replace(val_every=cfg.epochs)  # exact: validation does not change training
+        cfg = cfg.replace(
+            evaluation=cfg.evaluation.replace(val_every=cfg.epochs)
+        )  # exact: validation does not change training
     # BatchNorm re-estimation runs the whole network on raw images: not with the prefix swapped out
-    use_cache = speed.prefix_cache and speed.cache_mb and not cfg.bn_recalibrate
+    use_cache = speed.prefix_cache and speed.cache_mb and not cfg.evaluation.bn_recalibrate
     cache = PrefixCache(data, bundle.transform, speed.cache_mb) if use_cache else None
     pause_mb = speed.pause_mb if speed.fidelity == "halving" else 0
     evaluate = MaskFitness(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..config_utils import JsonConfig, help_field
 from ..errors import LayerswarmError
@@ -43,10 +44,16 @@ class SpeedConfig(JsonConfig):
         "approximate: stop an evaluation whose validation accuracy after "
         "an epoch is this far below the best fitness so far (e.g. 0.05)",
     )
-    train_fraction: float = help_field(
+    fitness_train_fraction: float = help_field(
         1.0, "approximate: fitness trains on this stratified fraction of the train split"
     )
-    val_fraction: float = help_field(1.0, "approximate: fitness is measured on this stratified fraction of val")
+    fitness_val_fraction: float = help_field(1.0, "approximate: fitness is measured on this stratified fraction of val")
+
+    # named train_fraction and val_fraction before: the latter read as DataConfig's validation share
+    moved: ClassVar[dict[str, str]] = {
+        "train_fraction": "fitness_train_fraction",
+        "val_fraction": "fitness_val_fraction",
+    }
 
     def __post_init__(self) -> None:
         if self.fidelity not in FIDELITIES:
@@ -55,9 +62,10 @@ class SpeedConfig(JsonConfig):
             raise LayerswarmError(
                 "halving needs halving_epochs >= 1 and 0 < halving_keep <= 1: fix --halving-epochs/--halving-keep"
             )
-        for name in ("train_fraction", "val_fraction"):
+        for name in ("fitness_train_fraction", "fitness_val_fraction"):
             if not 0.0 < getattr(self, name) <= 1.0:
-                raise LayerswarmError(f"{name}={getattr(self, name)} is outside (0, 1]: pass a fraction such as 0.5")
+                flag = "--" + name.replace("_", "-")
+                raise LayerswarmError(f"{name}={getattr(self, name)} is outside (0, 1]: pass {flag} F, e.g. 0.5")
         if self.early_stop is not None and self.early_stop < 0:
             raise LayerswarmError(f"early_stop={self.early_stop} is negative: pass a margin such as 0.05")
         for name in ("cache_mb", "pause_mb"):
@@ -70,8 +78,8 @@ class SpeedConfig(JsonConfig):
         return (
             self.fidelity != "full"
             or self.early_stop is not None
-            or self.train_fraction < 1.0
-            or self.val_fraction < 1.0
+            or self.fitness_train_fraction < 1.0
+            or self.fitness_val_fraction < 1.0
         )
 
     @property

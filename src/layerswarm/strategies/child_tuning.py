@@ -190,7 +190,7 @@ class ChildTuningD(Strategy):
             named,
             ctx.data.train,
             ctx.bundle.transform,
-            ctx.train_cfg.batch_size,
+            ctx.train_cfg.optim.batch_size,
             self.config.fisher_images,
         )
         masks = top_fraction_masks(fisher, self.config.p_d)

@@ -34,7 +34,7 @@ def pretrained_named_params(model: nn.Module, bundle: ModelBundle) -> list[tuple
 def default_head_lr(train_cfg: TrainConfig, head_lr: float | None) -> float:
     """The head's rate: ``head_lr`` where the strategy's options give it, else the recipe's rate for
     a new head in every strategy (``lr x head_lr_mult``: the paper's lr; 20x under ``bert``)."""
-    return train_cfg.lr * train_cfg.head_lr_mult if head_lr is None else head_lr
+    return train_cfg.optim.lr * train_cfg.optim.head_lr_mult if head_lr is None else head_lr
 
 
 def set_trainable(model: nn.Module, trainable: bool = True) -> None:

@@ -51,7 +51,7 @@ class LPFT(Strategy):
             ctx.data.train,
             ctx.data.val,
             bundle.transform,
-            ctx.train_cfg.eval_batch_size,
+            ctx.train_cfg.evaluation.eval_batch_size,
             tuple(self.config.l2_grid),
         )
         head.load_into(bundle.model)

@@ -17,13 +17,13 @@ from pathlib import Path
 from ..config_utils import help_field
 from ..errors import LayerswarmError
 from ..io import read_jsonl
-from ..run.config import SearchConfig
 from ..run.driver import (
     EVALUATIONS_FILE,
     load_searcher_state,
     make_executor,
     run_searcher,
 )
+from ..run.search_config import SearchConfig, SearcherConfig
 from ..searchers import config_for_budget, create_searcher
 from ..speed import SpeedConfig
 from ..training import TrainConfig
@@ -73,8 +73,10 @@ class PSOMask(Strategy):
 
     def plan(self, ctx: StrategyContext) -> TrainPlan:
         units = ctx.bundle.units
-        search = SearchConfig(searcher=self.config.searcher, options=self.searcher_options())
-        searcher = create_searcher(search.searcher, len(units), search.options, seed=ctx.seed, init=self.config.init)
+        search = SearchConfig(method=SearcherConfig(name=self.config.searcher, options=self.searcher_options()))
+        searcher = create_searcher(
+            search.method.name, len(units), search.method.options, seed=ctx.seed, init=self.config.init
+        )
         fitness = ctx.train_cfg.replace(epochs=self.config.fitness_epochs)
         tmp = None
         if ctx.out_dir is not None:

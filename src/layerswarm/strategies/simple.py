@@ -112,7 +112,7 @@ class GivenMask(Strategy):
                 "same best_mask.json)"
             )
         plan = self.plan_mask(model, ctx, mask)
-        plan.param_groups = plan_param_groups(model, units, rates, ctx.train_cfg.lr)
+        plan.param_groups = plan_param_groups(model, units, rates, ctx.train_cfg.optim.lr)
         plan.info["lr_multipliers"] = rates
         return plan
 

@@ -14,11 +14,13 @@ from .config import OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 def make_optimizer(params: Iterable, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise LayerswarmError(f"unknown optimizer '{cfg.optimizer}': use {' or '.join(OPTIMIZERS)}")
+    if cfg.optim.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay
+        )
+    if cfg.optim.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    raise LayerswarmError(f"unknown optimizer '{cfg.optim.optimizer}': use {' or '.join(OPTIMIZERS)}")
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -31,15 +33,15 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step_coun
     """A per-step schedule: linear warm-up over ``warmup_epochs``, then step decay (by epoch),
     cosine (over the run's steps) or constant. Per step, so that a warm-up of one epoch of eight
     steps is eight increments, not one."""
-    if cfg.schedule not in SCHEDULES:
-        raise LayerswarmError(f"unknown schedule '{cfg.schedule}': use {', '.join(SCHEDULES)}")
-    total, warmup = max(cfg.epochs * step_count, 1), cfg.warmup_epochs * step_count
+    if cfg.optim.schedule not in SCHEDULES:
+        raise LayerswarmError(f"unknown schedule '{cfg.optim.schedule}': use {', '.join(SCHEDULES)}")
+    total, warmup = max(cfg.epochs * step_count, 1), cfg.optim.warmup_epochs * step_count
 
     def factor(step: int) -> float:
         warm = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-        if cfg.schedule == "step":
-            return warm * cfg.gamma ** ((step // step_count) // cfg.step_size)
-        if cfg.schedule == "cosine":
+        if cfg.optim.schedule == "step":
+            return warm * cfg.optim.gamma ** ((step // step_count) // cfg.optim.step_size)
+        if cfg.optim.schedule == "cosine":
             return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
         return warm
 
@@ -80,11 +82,11 @@ def recipe_param_groups(groups: list[dict], model: nn.Module, head: Iterable[str
         own_lr = "lr" in group
         parts: dict[tuple[bool, bool], list] = {}
         for p in group["params"]:
-            is_head = not own_lr and id(p) in head_ids and cfg.head_lr_mult != 1.0
-            no_decay = not cfg.decay_norm_bias and p.ndim <= 1
+            is_head = not own_lr and id(p) in head_ids and cfg.optim.head_lr_mult != 1.0
+            no_decay = not cfg.optim.decay_norm_bias and p.ndim <= 1
             parts.setdefault((is_head, no_decay), []).append(p)
         for (is_head, no_decay), params in parts.items():
-            extra = {"lr": cfg.lr * cfg.head_lr_mult} if is_head else {}
+            extra = {"lr": cfg.optim.lr * cfg.optim.head_lr_mult} if is_head else {}
             out.append({**group, "params": params, **extra, **({"weight_decay": 0.0} if no_decay else {})})
     return out
 

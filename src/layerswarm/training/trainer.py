@@ -182,7 +182,7 @@ class ImageBatches:
 
     def train_epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(inputs, labels)`` of one shuffled, augmented epoch."""
-        n, bs = len(self.train), self.cfg.batch_size
+        n, bs = len(self.train), self.cfg.optim.batch_size
         self.epoch += 1
         order = torch.randperm(n, generator=self.generator, device=self.device)
         for i in range(0, n, bs):
@@ -193,7 +193,9 @@ class ImageBatches:
             yield formatted(x, self.memory_format), self.train.labels[idx]
 
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return eval_batches(self.val, self.transform, self.cfg.eval_batch_size, self.device, self.memory_format)
+        return eval_batches(
+            self.val, self.transform, self.cfg.evaluation.eval_batch_size, self.device, self.memory_format
+        )
 
 
 def formatted(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
@@ -202,7 +204,9 @@ def formatted(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
 
 
 def memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format:
-    return torch.channels_last if cfg.channels_last and device.type in ("cuda", "cpu") else torch.contiguous_format
+    return (
+        torch.channels_last if cfg.runtime.channels_last and device.type in ("cuda", "cpu") else torch.contiguous_format
+    )
 
 
 def eval_batches(
@@ -286,7 +290,7 @@ def fit(
     device = next(model.parameters()).device
     groups = param_groups if param_groups is not None else trainable_param_groups(model)
     optimizer = make_optimizer(recipe_param_groups(groups, model, head or [], cfg), cfg)
-    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch(len(train), cfg.batch_size))
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch(len(train), cfg.optim.batch_size))
     inputs = inputs or ImageBatches(train, val, transform, cfg, device)
     torch.manual_seed(cfg.seed)  # dropout / drop-path draws
     history = History()
@@ -297,19 +301,24 @@ def fit(
         inputs.load_state_dict(state.inputs)
         _set_rng_states(state.rng, device)
         history.epochs, best = list(state.history), state.best
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.runtime.amp and device.type == "cuda")
     model.to(memory_format=memory_format(cfg, device))
     # compiled forward; it shares the parameters, so ``model`` is what gets trained and saved
-    forward = torch.compile(model) if cfg.compile and getattr(model, "compile_safe", True) else model
+    forward = torch.compile(model) if cfg.runtime.compile and getattr(model, "compile_safe", True) else model
 
     def validate(epoch: int) -> bool:  # early stopping (``stop``) and keep_best read every epoch
-        return (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs or stop is not None or cfg.keep_best
+        return (
+            (epoch + 1) % max(cfg.evaluation.val_every, 1) == 0
+            or epoch + 1 == cfg.epochs
+            or stop is not None
+            or cfg.evaluation.keep_best
+        )
 
     # A diverged run ends at its first non-finite loss; an accelerator's is read once an epoch,
     # not at every step (a host sync per batch would stall its pipeline).
     check_each_step = device.type == "cpu"
     nan_step = nan_loss_step()  # failpoint loss=nan@N (layerswarm.run.failpoints); None: unset
-    per_epoch = steps_per_epoch(len(train), cfg.batch_size)
+    per_epoch = steps_per_epoch(len(train), cfg.optim.batch_size)
     start = time.perf_counter()
     for epoch in range(len(history.epochs), cfg.epochs):
         hooks.on_epoch_start(epoch, model, optimizer)
@@ -319,7 +328,7 @@ def fit(
         for step, (x, y) in enumerate(inputs.train_epoch(), start=epoch * per_epoch + 1):
             with autocast:
                 logits = forward(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
             if step == nan_step:
                 loss = loss * math.nan
             if check_each_step and not math.isfinite(value := loss.item()):
@@ -336,11 +345,16 @@ def fit(
             seen += len(y)
         if not math.isfinite(loss_sum.item()):
             raise NonFiniteLossError(f"non-finite loss {loss_sum.item()} in epoch {epoch + 1}")
-        if cfg.bn_recalibrate and (validate(epoch) or test is not None):
+        if cfg.evaluation.bn_recalibrate and (validate(epoch) or test is not None):
             recalibrate_frozen_bn(
                 model,
                 frozen,
-                (x for x, _ in eval_batches(train, transform, cfg.eval_batch_size, device, memory_format(cfg, device))),
+                (
+                    x
+                    for x, _ in eval_batches(
+                        train, transform, cfg.evaluation.eval_batch_size, device, memory_format(cfg, device)
+                    )
+                ),
             )
         record = {
             "epoch": epoch + 1,
@@ -350,12 +364,12 @@ def fit(
             # None between validations: a search's fitness needs only the last epoch's
             "val_accuracy": accuracy(forward, inputs.val_batches()) if validate(epoch) else None,
         }
-        if test is not None and ((epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs):
-            record["test_accuracy"] = evaluate(model, test, transform, cfg.eval_batch_size)
+        if test is not None and ((epoch + 1) % cfg.evaluation.test_every == 0 or epoch + 1 == cfg.epochs):
+            record["test_accuracy"] = evaluate(model, test, transform, cfg.evaluation.eval_batch_size)
         record["seconds"] = time.perf_counter() - start
         history.epochs.append(record)
         history.images_seen += seen
-        if cfg.keep_best and (best is None or record["val_accuracy"] > best["val_accuracy"]):
+        if cfg.evaluation.keep_best and (best is None or record["val_accuracy"] > best["val_accuracy"]):
             best = {
                 "val_accuracy": record["val_accuracy"],
                 "epoch": epoch + 1,
@@ -367,7 +381,7 @@ def fit(
             checkpoint.on_epoch_end(model, _state_of(optimizer, scheduler, inputs, device, history.epochs, best))
         if stop is not None and stop(record):
             break
-    if cfg.keep_best and best is not None:
+    if cfg.evaluation.keep_best and best is not None:
         model.load_state_dict(best["model"])
     if state is not None:
         vars(state).update(vars(_state_of(optimizer, scheduler, inputs, device, history.epochs, best)))
