@@ -190,3 +190,22 @@ def test_predict_takes_the_answer_model_and_never_another_silently(tmp_path):
     (run / "baselines" / "full" / "final" / "model.safetensors").write_bytes(b"full")
     assert find_model_file(run) == run / "baselines" / "full" / "final" / "model.safetensors"
     assert find_model_file(run / "final") == run / "final" / "model.safetensors"  # a model folder itself
+
+
+def test_the_baselines_of_a_warm_head_search_start_from_a_fresh_head(tmp_path, digits16):
+    """--head-init warm changes the search and its final, not the hand picks: full fine-tuning starts
+    from a random head as published (a warm one would be LP-FT under another name), LP-FT fits its own."""
+    cfg = tiny_config()
+    warm = cfg.final.replace(optim=cfg.final.optim.replace(head_init="warm"))
+    cfg = cfg.replace(
+        final=warm,
+        search=cfg.search.replace(outcome=cfg.search.outcome.replace(baselines="full,lp-ft")),
+    )
+    run = tmp_path / "run"
+    run_search(cfg, run, data=digits16)
+    final = json.loads((run / "final" / "metrics.json").read_text())
+    full = json.loads((run / "baselines" / "full" / "final" / "metrics.json").read_text())
+    lp_ft = json.loads((run / "baselines" / "lp-ft" / "final" / "metrics.json").read_text())
+    assert "head_l2" in final  # the searched plan's final did start from the fitted head
+    assert "head_l2" not in full and full["mask"] == lp_ft["mask"]
+    assert full["epochs"][0]["train_loss"] != lp_ft["epochs"][0]["train_loss"]

@@ -1,5 +1,8 @@
 """Baselines in every search (``--baselines linear,full,last-k``): the strategies a user would
 pick by hand, fine-tuned with the search's final recipe, split and seed, next to the searched mask.
+Each starts from a fresh head, as published, whatever the search's ``--head-init``: a warm head is
+part of the method a search is compared with (LP-FT is the hand pick that fits its head first), and
+a warm ``full`` would be LP-FT under another name.
 
 Each baseline's fine-tune writes ``DIR/baselines/NAME/final/metrics.json`` (and a ``run.json``
 naming it for the report), resumably: a finished one is read back, an interrupted one continues
@@ -78,6 +81,7 @@ def run_baselines(cfg: Any, bundle: Any, data: Any, out: str | Path) -> dict[str
     from ..strategies import create_strategy
     from .finetune import run_finetune
 
+    recipe = cfg.final.replace(optim=cfg.final.optim.replace(head_init="cold"))  # the hand picks as published
     results = {}
     for name, strategy, options in parse_baselines(cfg.search.outcome.baselines, len(bundle.units)):
         folder = Path(out) / BASELINES_DIR / name
@@ -92,7 +96,7 @@ def run_baselines(cfg: Any, bundle: Any, data: Any, out: str | Path) -> dict[str
             bundle,
             data,
             create_strategy(strategy, options),
-            cfg.final,
+            recipe,
             folder / "final",
             seed=cfg.seed,
             checkpoint=folder / "final" / "checkpoint.pt",
