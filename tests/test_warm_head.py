@@ -83,3 +83,49 @@ def test_lp_ft_starts_full_fine_tuning_from_the_fitted_head(digits16):
 def test_an_unknown_head_init_is_a_one_line_error():
     with pytest.raises(LayerswarmError, match="head_init='hot'"):
         TrainConfig(optim=OptimConfig(head_init="hot"))
+
+
+def test_the_head_is_fitted_on_the_statistics_the_plan_normalises_with(digits16):
+    """Frozen units run in eval mode (their BatchNorm on the source's statistics), trained ones on
+    batch statistics of the target images: the fit re-estimates exactly the trained units' layers."""
+    from torch import nn
+
+    from layerswarm.training.linear_head import target_statistics
+    from layerswarm.units import frozen_modules
+
+    bundle = _bundle(digits16)
+    model = bundle.reset()
+    mask = [0, 0, 1, 0, 1, 1]
+    frozen = frozen_modules(bundle.units, mask)
+    copy_ = target_statistics(model, digits16.train, bundle.transform, 64, frozen)
+    originals = dict(model.named_modules())
+    norms = [(n, m) for n, m in copy_.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms
+    for name, norm in norms:
+        kept = torch.equal(norm.running_mean, originals[name].running_mean)
+        assert kept == any(name == p or name.startswith(p + ".") for p in frozen), name
+    # everything frozen: nothing to re-estimate, the features are the network's own
+    all_frozen = frozen_modules(bundle.units, [0] * 6)
+    assert target_statistics(model, digits16.train, bundle.transform, 64, all_frozen) is model
+
+
+def test_a_warm_linear_probe_validates_as_its_fit_did(digits16):
+    """With lr 0 nothing moves, so the first validation of a frozen network is the fitted head's
+    own validation accuracy: the head was fitted on the features that network computes."""
+    cfg = CFG.replace(optim=CFG.optim.replace(lr=0.0, head_init="warm"))
+    bundle = _bundle(digits16, cfg)
+    metrics = run_finetune(bundle, digits16, create_strategy("linear"), cfg)
+    assert abs(metrics["epochs"][0]["val_accuracy"] - metrics["head_val_accuracy"]) <= 1 / len(digits16.val)
+
+
+def test_a_warm_evaluation_fits_each_mask_its_own_head(digits16):
+    """A frozen plan's fitness at lr 0 is its fitted head's validation accuracy (the head matches
+    what the plan computes); a mask that trains every unit gets a head of its own."""
+    bundle = _bundle(digits16)
+    still = CFG.replace(optim=CFG.optim.replace(lr=0.0, head_init="warm"))
+    fitness = MaskFitness(bundle, digits16.for_search(), still)
+    frozen_plan = fitness([0] * len(bundle.units)).fitness
+    head = fitness.warm_heads[(0,) * len(bundle.units)]
+    assert abs(frozen_plan - head.val_accuracy) <= 1 / len(digits16.val)
+    fitness([1] * len(bundle.units))
+    assert set(fitness.warm_heads) == {(0,) * len(bundle.units), (1,) * len(bundle.units)}

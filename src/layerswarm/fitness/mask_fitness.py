@@ -21,7 +21,7 @@ from ..training import TrainConfig, fit
 from ..training.linear_head import LinearHead, fit_linear_head
 from ..training.optim import plan_param_groups
 from ..training.trainer import TrainState
-from ..units import apply_mask, validate_lr_multipliers
+from ..units import apply_mask, frozen_modules, validate_lr_multipliers
 from .evaluation import Evaluation, curve_score, middle_epoch
 from .noise import repeats_se
 
@@ -93,7 +93,8 @@ class MaskFitness:
         self.repeats, self.seed_offset = repeats, seed_offset
         plain = repeats == 1 and seed_offset == 0  # only a plain evaluation is paused and continued
         self.pause_bytes = pause_mb * 2**20 if self.cfg.truncatable and plain else 0
-        self.warm_head: LinearHead | None = None  # head_init "warm": fitted at the first evaluation
+        # head_init "warm": the head fitted for each mask's frozen units, fitted at its first evaluation
+        self.warm_heads: dict[tuple[int, ...], LinearHead] = {}
         # plan -> (weights, training state) of a paused low-budget run; least recently used first
         self.paused: OrderedDict[tuple[float, ...], tuple[dict, TrainState]] = OrderedDict()
 
@@ -137,9 +138,10 @@ class MaskFitness:
         units = self.bundle.units
         plan = validate_lr_multipliers(plan, len(units), source="the plan")
         model = self.bundle.reset(self.bundle.seed + REPEAT_SEED_STRIDE * repeat if repeat else None)
+        mask = [int(m > 0) for m in plan]
         if cfg.optim.head_init == "warm":
-            self._warm_head(model).load_into(model)
-        frozen = apply_mask(model, units, [int(m > 0) for m in plan])
+            self._warm_head(model, mask).load_into(model)
+        frozen = apply_mask(model, units, mask)
         key = tuple(plan)
         state = self._resume(model, key, cfg.epochs)
         done = state.epoch
@@ -171,19 +173,22 @@ class MaskFitness:
         fitness = history.final_val_accuracy if scored is None else scored[0]  # an early-stopped run: its last value
         return Evaluation(fitness=fitness, epochs=history.epochs, epochs_trained=len(history.epochs) - done, info=info)
 
-    def _warm_head(self, model) -> LinearHead:
-        """The head fitted on the frozen features, once per fitness function: every evaluation
-        starts from it (it depends on the pretrained backbone and the data only)."""
-        if self.warm_head is None:
-            self.warm_head = fit_linear_head(
+    def _warm_head(self, model, mask: list[int]) -> LinearHead:
+        """The head fitted on the pretrained features as ``mask``'s fine-tune computes them (its
+        frozen units' BatchNorm layers on the source's statistics, the others on the target's),
+        once per mask: the plans of one mask at other rates start from the same head."""
+        key = tuple(mask)
+        if key not in self.warm_heads:
+            self.warm_heads[key] = fit_linear_head(
                 model,
                 self.bundle.info.head,
                 self.data.train,
                 self.data.val,
                 self.bundle.transform,
                 self.cfg.evaluation.eval_batch_size,
+                frozen=frozen_modules(self.bundle.units, mask),
             )
-        return self.warm_head
+        return self.warm_heads[key]
 
     def _resume(self, model, mask: tuple[float, ...], epochs: int) -> TrainState:
         """The paused state of ``mask`` (weights loaded into ``model``) if it has fewer than

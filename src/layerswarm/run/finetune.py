@@ -48,7 +48,8 @@ def run_finetune(
     wall_start = time.perf_counter()  # includes the strategy's set-up (a search, a Fisher pass)
     model = bundle.reset(seed)
     head_info = {}
-    if cfg.optim.head_init == "warm":  # fitted on the frozen features of the training images, never the test split
+    warm = cfg.optim.head_init == "warm"  # fitted on the training images' features, never the test split
+    if warm:  # before the plan: a strategy that measures gradients (auto-rgn) measures them from this head
         head = fit_linear_head(
             model, bundle.info.head, data.train, data.val, bundle.transform, cfg.evaluation.eval_batch_size
         )
@@ -57,6 +58,18 @@ def run_finetune(
     ctx = StrategyContext(bundle, data.for_search(), cfg, seed=seed, out_dir=str(out_dir) if out_dir else None)
     plan = strategy.plan(ctx)
     model = plan.model if plan.model is not None else model
+    if warm and plan.frozen:  # frozen units keep the source's BatchNorm statistics: fit on what they compute
+        head = fit_linear_head(
+            model,
+            bundle.info.head,
+            data.train,
+            data.val,
+            bundle.transform,
+            cfg.evaluation.eval_batch_size,
+            frozen=plan.frozen,
+        )
+        head.load_into(model)
+        head_info = head.info()
     start = time.perf_counter()
     transform = bundle.transform_for(cfg)
     saved = Checkpoint(checkpoint, cfg, plan.frozen) if checkpoint is not None else None

@@ -5,9 +5,14 @@ Out-of-Distribution" (ICLR 2022): a randomly initialised head sends large, arbit
 into the pretrained layers during the first steps of fine-tuning and distorts their features;
 fitting the head first on the frozen features (linear probing, LP) and only then fine-tuning
 (FT) avoids it. This module does the LP step the way the paper does: the head's input is
-computed once for every training image (no augmentation, the backbone in eval mode with its
-BatchNorm statistics re-estimated on the target images, the ones fine-tuning normalises with),
-and a multinomial logistic regression is fitted on it to convergence, its L2 strength chosen
+computed once for every training image (no augmentation, the backbone in eval mode), normalised
+as the fine-tune will normalise it: the BatchNorm layers of units that train use batch
+statistics of the target images, so theirs are re-estimated on them; those of frozen units keep
+the source's statistics (they stay in eval mode, bit-identical). A head fitted on the other
+statistics fits features the fine-tune never computes (on digits at 32 px, fitted for a
+network whose every layer is re-estimated and loaded into a frozen one: 63 % validation
+accuracy at fitting, 19 % in the network; fitted on what the frozen network computes: 86 %).
+Then a multinomial logistic regression is fitted on it to convergence, its L2 strength chosen
 by validation accuracy. It is cheap (one forward pass over the training and validation images,
 then seconds of L-BFGS on a small matrix), deterministic, and never sees the test split.
 """
@@ -15,6 +20,7 @@ then seconds of L-BFGS on a small matrix), deterministic, and never sees the tes
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -66,20 +72,30 @@ def last_linear(model: nn.Module, head: list[str]) -> str:
     return linears[-1]
 
 
-def target_statistics(model: nn.Module, data: ImageSet, transform: BatchTransform, batch_size: int) -> nn.Module:
-    """A copy of ``model`` whose BatchNorm layers hold the statistics of ``data`` instead of the
-    source task's. Fine-tuning normalises with batch statistics of the target images, so a head
-    fitted on features normalised with the source's (ImageNet's) statistics fits features the
-    fine-tune never sees: on digits at 32 px such a head is at chance after the first step."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
+def _trained_norms(model: nn.Module, frozen: Sequence[str]) -> list[nn.Module]:
+    """The BatchNorm layers of ``model`` outside the ``frozen`` module paths."""
+    return [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        and not any(name == path or name.startswith(path + ".") for path in frozen)
+    ]
+
+
+def target_statistics(
+    model: nn.Module, data: ImageSet, transform: BatchTransform, batch_size: int, frozen: Sequence[str] = ()
+) -> nn.Module:
+    """A copy of ``model`` whose BatchNorm layers outside ``frozen`` hold the statistics of
+    ``data`` instead of the source task's: the statistics the fine-tune normalises with, since its
+    trained units' BatchNorm layers run on batch statistics of the target images (a head fitted on
+    the source's would fit features full fine-tuning never computes: on digits at 32 px it is at
+    chance after the first step), while its frozen ones keep the source's."""
+    if not _trained_norms(model, frozen):
         return model
     copy_ = copy.deepcopy(model)
     device = next(copy_.parameters()).device
     reestimate_bn(
-        copy_,
-        [m for m in copy_.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)],
-        (x for x, _ in eval_batches(data, transform, batch_size, device)),
+        copy_, _trained_norms(copy_, frozen), (x for x, _ in eval_batches(data, transform, batch_size, device))
     )
     return copy_
 
@@ -141,15 +157,17 @@ def fit_linear_head(
     transform: BatchTransform,
     batch_size: int = 256,
     l2_grid: tuple[float, ...] = L2_GRID,
+    frozen: Sequence[str] = (),
 ) -> LinearHead:
-    """Fit the head's last linear layer on ``model``'s frozen features of ``train``; the L2
-    strength with the best ``val`` accuracy wins (the stronger one on a tie). ``model`` is left
-    unchanged: load the result with :meth:`LinearHead.load_into`."""
+    """Fit the head's last linear layer on ``model``'s features of ``train`` as a fine-tune that
+    keeps the modules at ``frozen`` in eval mode computes them (no path frozen: full
+    fine-tuning's); the L2 strength with the best ``val`` accuracy wins (the stronger one on a
+    tie). ``model`` is left unchanged: load the result with :meth:`LinearHead.load_into`."""
     linear = last_linear(model, head)
     layer = model.get_submodule(linear)
     if layer.bias is None:  # the centring of the features folds into the bias
         raise LayerswarmError(f"the head's linear layer {linear} has no bias: a fitted head needs one")
-    target = target_statistics(model, train, transform, batch_size)
+    target = target_statistics(model, train, transform, batch_size, frozen)
     x_train, y_train = head_inputs(target, linear, train, transform, batch_size)
     x_val, y_val = head_inputs(target, linear, val, transform, batch_size)
     # Raw features, as scikit-learn's logistic regression takes them: standardising would divide the
