@@ -15,34 +15,41 @@ def curve(plateau: float, rate: float, epochs: int = 30) -> list[float]:
     return [plateau - (plateau - 0.1) * math.exp(-rate * t) for t in range(1, epochs + 1)]
 
 
+def write_run(folder: Path, name: str, val: list[float], mask: list[int], rates: list[float] | None = None) -> None:
+    """A stored 30-epoch run as the study writes it, tested at its last validation value."""
+    record = {
+        "mask_name": name,
+        "mask": mask,
+        "epochs": 30,
+        "schedule": "step",
+        "seed": 0,
+        "data": "digits",
+        "val_by_epoch": val,
+        "test_accuracy": val[-1],
+        "test_images": 400,
+        "seconds": 1.0,
+    }
+    if rates:
+        record["lr_multipliers"] = rates
+    (folder / f"{name}__step30.json").write_text(json.dumps(record))
+
+
+def table(folder: Path) -> str:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fitness_fidelity.py"), "--table", str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def test_the_curve_fit_ranks_slow_climbers_where_they_end(tmp_path):
     # Three masks whose curves cross: the one that saturates fastest ends lowest, as the masks
     # that freeze most do (docs/concepts/fitness.md). The accuracy after 5 epochs ranks them
     # backwards; the exponential fit to those 5 epochs, read at 30, ranks them as they end.
     for name, plateau, rate in [("fast", 0.80, 1.0), ("middle", 0.90, 0.3), ("slow", 0.97, 0.12)]:
-        v = curve(plateau, rate)
-        (tmp_path / f"{name}__step30.json").write_text(
-            json.dumps(
-                {
-                    "mask_name": name,
-                    "mask": [1],
-                    "epochs": 30,
-                    "schedule": "step",
-                    "seed": 0,
-                    "data": "digits",
-                    "val_by_epoch": v,
-                    "test_accuracy": v[-1],
-                    "test_images": 400,
-                    "seconds": 1.0,
-                }
-            )
-        )
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "fitness_fidelity.py"), "--table", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+        write_run(tmp_path, name, curve(plateau, rate), [1])
+    out = table(tmp_path)
     rows = {
         line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:4]
         for line in out.splitlines()
@@ -87,28 +94,8 @@ def test_the_table_ranks_masks_and_plans_each_on_their_own(tmp_path):
     runs = [("m1", 0.80, 0.30, None), ("m2", 0.90, 0.30, None), ("m3", 0.97, 0.30, None)]
     runs += [("p1", 0.80, 1.0, [3.0, 0.3]), ("p2", 0.90, 0.3, [1.0, 0.3]), ("p3", 0.97, 0.12, [0.3, 1.0])]
     for name, plateau, rate, rates in runs:
-        v = curve(plateau, rate)
-        record = {
-            "mask_name": name,
-            "mask": [1, 1],
-            "epochs": 30,
-            "schedule": "step",
-            "seed": 0,
-            "data": "digits",
-            "val_by_epoch": v,
-            "test_accuracy": v[-1],
-            "test_images": 400,
-            "seconds": 1.0,
-        }
-        if rates:
-            record["lr_multipliers"] = rates
-        (tmp_path / f"{name}__step30.json").write_text(json.dumps(record))
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "fitness_fidelity.py"), "--table", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+        write_run(tmp_path, name, curve(plateau, rate), [1, 1], rates)
+    out = table(tmp_path)
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in out.splitlines() if " | " in line}
     assert rows["truncated, 5 epochs (val), masks only"][0] == "1.00"
     assert rows["truncated, 5 epochs (val), plans only"][0] == "-1.00"
